@@ -1,0 +1,54 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// metrics writes the status in Prometheus text format (0.0.4).
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	st := s.src.Status()
+	var b strings.Builder
+	m := func(name, typ, help string, v any, labels ...string) {
+		if !strings.Contains(b.String(), "# TYPE "+name+" ") {
+			fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+		}
+		l := ""
+		if len(labels) > 0 {
+			l = "{" + strings.Join(labels, ",") + "}"
+		}
+		fmt.Fprintf(&b, "%s%s %v\n", name, l, v)
+	}
+	b2i := func(v bool) int {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	m("vpnfwd_tunnel_up", "gauge", "1 when the WireGuard tunnel is up.", b2i(st.Tunnel.State == "up"))
+	if !st.Tunnel.LastHandshake.IsZero() {
+		m("vpnfwd_tunnel_last_handshake_seconds", "gauge", "Unix time of the last WireGuard handshake.", st.Tunnel.LastHandshake.Unix())
+	}
+	m("vpnfwd_tunnel_rx_bytes_total", "counter", "Bytes received through the tunnel.", st.Tunnel.RxBytes)
+	m("vpnfwd_tunnel_tx_bytes_total", "counter", "Bytes sent through the tunnel.", st.Tunnel.TxBytes)
+	m("vpnfwd_port_held", "gauge", "1 while a forwarded port is held.", b2i(st.Port.Port != 0))
+	m("vpnfwd_forwarded_port", "gauge", "The forwarded port (0 when none).", st.Port.Port)
+	if !st.Port.Expires.IsZero() {
+		m("vpnfwd_port_expiry_seconds", "gauge", "Unix time the port lease expires.", st.Port.Expires.Unix())
+	}
+	m("vpnfwd_forward_tcp_open", "gauge", "Open bridged TCP connections.", st.Forward.TCPOpen)
+	m("vpnfwd_forward_tcp_total", "counter", "Bridged TCP connections.", st.Forward.TCPTotal)
+	m("vpnfwd_forward_tcp_refused_total", "counter", "Incoming connections refused because the local service was down.", st.Forward.TCPRefused)
+	m("vpnfwd_forward_udp_flows", "gauge", "Active bridged UDP peers.", st.Forward.UDPFlows)
+	m("vpnfwd_forward_udp_packets_total", "counter", "UDP packets bridged from the tunnel.", st.Forward.UDPPackets)
+	m("vpnfwd_forward_bytes_total", "counter", "Bytes bridged.", st.Forward.BytesIn, `direction="in"`)
+	m("vpnfwd_forward_bytes_total", "counter", "Bytes bridged.", st.Forward.BytesOut, `direction="out"`)
+	for _, p := range st.Publish {
+		c := fmt.Sprintf("consumer=%q", p.Consumer)
+		m("vpnfwd_publish_ok", "gauge", "1 when the consumer's last publish succeeded.", b2i(p.OK), c)
+		m("vpnfwd_publish_failures_total", "counter", "Failed publishes per consumer.", p.Failures, c)
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	w.Write([]byte(b.String()))
+}

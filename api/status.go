@@ -1,0 +1,71 @@
+// Package api is vpnfwd's control API: status, the forwarded port (also in
+// gluetun's shape, so existing port-sync sidecars work), server-sent events,
+// Prometheus metrics and a health check. It knows nothing of gVisor: it
+// reads a Source and relays events from a Broker.
+package api
+
+import (
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/publish"
+)
+
+// Status is the answer of GET /v1/status (and `vpnfwd status --json`).
+type Status struct {
+	State   string           `json:"state"` // starting, connecting, up, down, stopping
+	Version string           `json:"version"`
+	Since   time.Time        `json:"since"`
+	Tunnel  TunnelStatus     `json:"tunnel"`
+	Port    PortStatus       `json:"port"`
+	Forward ForwardStatus    `json:"forward"`
+	Proxy   ProxyStatus      `json:"proxy"`
+	Publish []publish.Result `json:"publish"`
+}
+
+// TunnelStatus describes the WireGuard tunnel.
+type TunnelStatus struct {
+	State         string    `json:"state"`
+	Endpoint      string    `json:"endpoint"`
+	Addresses     []string  `json:"addresses"`
+	LastHandshake time.Time `json:"last_handshake,omitzero"`
+	RxBytes       uint64    `json:"rx_bytes"`
+	TxBytes       uint64    `json:"tx_bytes"`
+}
+
+// PortStatus describes the forwarded port.
+type PortStatus struct {
+	Provider    string    `json:"provider"`
+	PublicIP    string    `json:"public_ip,omitempty"`
+	Port        int       `json:"port,omitempty"`
+	Ports       []int     `json:"ports"`
+	ListenPorts []int     `json:"listen_ports"`
+	Protocols   []string  `json:"protocols"`
+	Expires     time.Time `json:"expires,omitzero"`
+	LastRenewal time.Time `json:"last_renewal,omitzero"`
+	Error       string    `json:"error,omitempty"`
+}
+
+// ForwardStatus describes the bridge to the local service.
+type ForwardStatus struct {
+	Target     string   `json:"target"`
+	Protocols  []string `json:"protocols"`
+	TCPOpen    int64    `json:"tcp_open"`
+	TCPTotal   int64    `json:"tcp_total"`
+	TCPRefused int64    `json:"tcp_refused"`
+	UDPFlows   int64    `json:"udp_flows"`
+	UDPPackets int64    `json:"udp_packets"`
+	BytesIn    uint64   `json:"bytes_in"`
+	BytesOut   uint64   `json:"bytes_out"`
+}
+
+// ProxyStatus lists the outbound proxies' addresses ("" when off).
+type ProxyStatus struct {
+	SOCKS5 string `json:"socks5"`
+	HTTP   string `json:"http"`
+}
+
+// Healthy is true when the tunnel is up and a port is held.
+func (s Status) Healthy() bool { return s.Tunnel.State == "up" && s.Port.Port != 0 }
+
+// Source gives the current status.
+type Source interface{ Status() Status }

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// apiClient talks to a running vpnfwd's control API.
+type apiClient struct {
+	addr  string
+	token string
+	http  *http.Client
+}
+
+// apiFlags adds --api and --api-token-file, defaulting to the VPNFWD_API
+// and VPNFWD_API_TOKEN_FILE environment variables, then the default.
+func apiFlags(fs *flag.FlagSet, env *cliEnv) (*string, *string) {
+	def, ok := env.lookupEnv("VPNFWD_API")
+	if !ok || def == "" {
+		def = "127.0.0.1:9070"
+	}
+	tok, _ := env.lookupEnv("VPNFWD_API_TOKEN_FILE")
+	return fs.String("api", def, "control API `ADDR` of the running vpnfwd, or unix:PATH"),
+		fs.String("api-token-file", tok, "`FILE` holding the API token")
+}
+
+func newAPIClient(addr, tokenFile string) (*apiClient, error) {
+	token, err := readToken(tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{Proxy: nil}
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}
+		addr = "vpnfwd"
+	}
+	return &apiClient{addr: addr, token: token, http: &http.Client{Transport: tr, Timeout: 5 * time.Second}}, nil
+}
+
+// get fetches path and decodes JSON into v; it returns the status code.
+func (c *apiClient) get(ctx context.Context, path string, v any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+c.addr+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("no vpnfwd answering on %s (is 'vpnfwd up' running? --api ADDR picks another): %w", c.addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		return resp.StatusCode, fmt.Errorf("the API at %s wants a token: --api-token-file FILE", c.addr)
+	}
+	if v != nil && (resp.StatusCode < 500 || resp.StatusCode == http.StatusServiceUnavailable) {
+		if err := json.Unmarshal(b, v); err != nil {
+			return resp.StatusCode, fmt.Errorf("reading answer from %s: %w", c.addr, err)
+		}
+	}
+	return resp.StatusCode, nil
+}

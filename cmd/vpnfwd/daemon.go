@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/api"
+	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/forward"
+	"github.com/vpnfwd/vpnfwd/netstack"
+	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/publish"
+	"github.com/vpnfwd/vpnfwd/wg"
+)
+
+// daemon is one running vpnfwd: tunnel, provider, bridge, proxies, API and
+// publishers, wired together. start builds it; wait runs it until ctx ends
+// and shuts it down (releasing the lease) within a few seconds.
+type daemon struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	stack  *netstack.Stack
+	dev    *wg.Device
+	bridge *forward.Bridge
+	disp   *publish.Dispatcher
+	broker *api.Broker
+	prov   provider.Provider
+	since  time.Time
+	watch  wg.WatchOptions
+
+	socksL, httpL, apiL net.Listener
+
+	mu       sync.Mutex
+	state    string
+	tunnel   wg.State
+	lease    provider.Lease
+	provErr  string
+	leaseSub []chan provider.Lease
+
+	targetHost string
+	targetPort uint16
+}
+
+type daemonOptions struct {
+	Log   *slog.Logger
+	Watch wg.WatchOptions
+	// Resolve overrides endpoint resolution (tests).
+	Resolve wg.Resolver
+}
+
+func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*daemon, error) {
+	log := o.Log
+	d := &daemon{cfg: cfg, log: log, since: time.Now(), state: "starting", tunnel: wg.StateConnecting, broker: api.NewBroker(), watch: o.Watch}
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	info, ok := lookupProvider(cfg.Provider.Name)
+	if !ok {
+		return nil, fmt.Errorf("unknown provider %q; 'vpnfwd providers' lists them", cfg.Provider.Name)
+	}
+	var err error
+	d.targetHost, d.targetPort, err = config.ParseHostPort(cfg.Forward.Target)
+	if err != nil {
+		return nil, fmt.Errorf("--forward: %w", err)
+	}
+	w := cfg.WireGuard
+	d.stack, err = netstack.New(netstack.Config{Addresses: w.Addresses(), DNS: w.DNSServers(), MTU: w.MTU})
+	if err != nil {
+		return nil, err
+	}
+	d.prov, err = info.New(provider.Env{
+		Dialer:     d.stack,
+		Log:        log.With("component", "provider", "provider", info.Name),
+		Tunnel:     w.Addresses(),
+		DNS:        w.DNSServers(),
+		Config:     cfg.Provider,
+		TargetPort: d.targetPort,
+	})
+	if err != nil {
+		d.stack.Close()
+		return nil, fmt.Errorf("provider %s: %w", info.Name, err)
+	}
+	if err := d.listen(); err != nil {
+		d.closeAll()
+		return nil, err
+	}
+	d.bridge = forward.NewBridge(d.stack, forward.BridgeConfig{
+		TargetHost:  d.targetHost,
+		TCP:         hasProto(cfg.Forward.Protocols, "tcp"),
+		UDP:         hasProto(cfg.Forward.Protocols, "udp"),
+		UDPIdle:     time.Duration(cfg.Forward.UDPIdle),
+		MaxUDPFlows: cfg.Forward.MaxUDPFlows,
+		Log:         log.With("component", "forward"),
+	})
+	d.stack.SetTCPHandler(func(r *netstack.TCPRequest) { d.bridge.HandleTCP(r) })
+	consumers, err := buildConsumers(cfg.Publish)
+	if err != nil {
+		d.closeAll()
+		return nil, err
+	}
+	d.disp = publish.NewDispatcher(log.With("component", "publish"), func(r publish.Result) { d.broker.Publish("publish", r) }, consumers...)
+	d.dev, err = wg.New(ctx, d.stack.TUN(), w, wg.Options{Logger: log.With("component", "wireguard"), Resolve: o.Resolve})
+	if err != nil {
+		d.closeAll()
+		return nil, err
+	}
+	d.setState("connecting")
+	log.Info("tunnel starting", "endpoint", d.dev.Endpoint().String(), "address", prefixes(w.Address), "provider", info.Name)
+	return d, nil
+}
+
+func hasProto(ps []string, p string) bool {
+	for _, x := range ps {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
+
+func prefixes(ps []config.Prefix) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.String())
+	}
+	return strings.Join(s, ",")
+}
+
+// listen opens the local sockets before anything is started, so a busy
+// port fails fast with a hint.
+func (d *daemon) listen() error {
+	open := func(name, flag, addr string) (net.Listener, error) {
+		if addr == "" {
+			return nil, nil
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s on %s: %w (choose another with --%s ADDR, or --%s \"\" to turn it off)", name, addr, err, flag, flag)
+		}
+		return l, nil
+	}
+	var err error
+	if d.socksL, err = open("SOCKS5 proxy", "socks5", d.cfg.Proxy.SOCKS5); err != nil {
+		return err
+	}
+	if d.httpL, err = open("HTTP proxy", "http-proxy", d.cfg.Proxy.HTTP); err != nil {
+		return err
+	}
+	if d.cfg.API.Listen != "" {
+		if d.apiL, err = api.Listen(d.cfg.API.Listen); err != nil {
+			return fmt.Errorf("%w (choose another with --api ADDR)", err)
+		}
+	}
+	return nil
+}
+
+func buildConsumers(ps []config.Publish) ([]publish.Consumer, error) {
+	var out []publish.Consumer
+	for _, p := range ps {
+		switch p.Type {
+		case "file":
+			out = append(out, publish.File{Path: p.Path})
+		case "exec":
+			if !p.Shell {
+				if _, err := publish.SplitWords(p.Command); err != nil {
+					return nil, fmt.Errorf("--on-port: %w", err)
+				}
+			}
+			out = append(out, publish.Exec{Command: p.Command, Shell: p.Shell, Timeout: time.Duration(p.Timeout)})
+		default:
+			return nil, fmt.Errorf("publish type %q is not supported yet", p.Type)
+		}
+	}
+	return out, nil
+}
+
+func (d *daemon) closeAll() {
+	for _, l := range []net.Listener{d.socksL, d.httpL, d.apiL} {
+		if l != nil {
+			l.Close()
+		}
+	}
+	if d.bridge != nil {
+		d.bridge.Close()
+	}
+	if d.dev != nil {
+		d.dev.Close() // closes the stack too
+	}
+	if d.stack != nil {
+		d.stack.Close()
+	}
+	if d.apiL != nil && strings.HasPrefix(d.cfg.API.Listen, "unix:") {
+		os.Remove(strings.TrimPrefix(d.cfg.API.Listen, "unix:"))
+	}
+}
+
+func (d *daemon) setState(s string) {
+	d.mu.Lock()
+	changed := d.state != s
+	d.state = s
+	d.mu.Unlock()
+	if changed {
+		d.broker.Publish("state", map[string]string{"state": s})
+	}
+}
+
+// run serves until ctx ends, then shuts down.
+func (d *daemon) run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	goFunc := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
+	pubCtx, pubCancel := context.WithCancel(context.Background())
+	goFunc(func() { d.disp.Run(pubCtx) })
+	srvCtx, srvCancel := context.WithCancel(context.Background())
+	if d.socksL != nil {
+		s := &forward.SOCKS5{Tunnel: d.stack, Log: d.log.With("component", "socks5")}
+		goFunc(func() { s.Serve(d.socksL) })
+		d.log.Info("SOCKS5 proxy listening", "addr", d.socksL.Addr().String())
+	}
+	if d.httpL != nil {
+		h := forward.NewHTTPProxy(d.stack, d.log.With("component", "http-proxy"))
+		goFunc(func() { api.Serve(srvCtx, d.httpL, h) })
+		d.log.Info("HTTP proxy listening", "addr", d.httpL.Addr().String())
+	}
+	if d.apiL != nil {
+		token, err := readToken(d.cfg.API.TokenFile)
+		if err != nil {
+			srvCancel()
+			pubCancel()
+			wg.Wait()
+			d.closeAll()
+			return err
+		}
+		h := api.NewServer(d, d.broker, token, d.log.With("component", "api"))
+		goFunc(func() { api.Serve(srvCtx, d.apiL, h) })
+		d.log.Info("control API listening", "addr", d.apiL.Addr().String())
+	}
+	provCtx, provCancel := context.WithCancel(context.Background())
+	provDone := make(chan error, 1)
+	go func() { provDone <- d.prov.Run(provCtx, d.onLease) }()
+	watchCtx, watchCancel := context.WithCancel(context.Background())
+	goFunc(func() { d.watchTunnel(watchCtx) })
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-provDone:
+		runErr = err
+		provDone <- err
+	}
+	d.log.Info("stopping")
+	d.setState("stopping")
+	provCancel()
+	select {
+	case <-provDone:
+	case <-time.After(3 * time.Second):
+		d.log.Warn("provider did not stop in time")
+	}
+	d.disp.Send(publish.Event{Reason: "lost"})
+	d.disp.Flush(2 * time.Second)
+	watchCancel()
+	srvCancel()
+	pubCancel()
+	d.closeAll()
+	wg.Wait()
+	d.log.Info("stopped")
+	return runErr
+}
+
+func readToken(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading API token: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("API token file %s is empty", path)
+	}
+	return t, nil
+}
+
+var errStopped = errors.New("stopped")
+
+// apiHandler is for tests that want the API without a listener.
+func (d *daemon) apiHandler() http.Handler { return api.NewServer(d, d.broker, "", d.log) }

@@ -1,0 +1,114 @@
+// Command vpnfwd gives a service behind a commercial VPN a forwarded port
+// that stays open, over embedded userspace WireGuard: no root, no kernel
+// module, no /dev/net/tun. See 'vpnfwd help'.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+var version = "0.1.0-dev"
+
+// command is one subcommand.
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, env *cliEnv, args []string) error
+}
+
+// cliEnv is the process's world, replaceable in tests.
+type cliEnv struct {
+	stdout, stderr io.Writer
+	lookupEnv      func(string) (string, bool)
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"up", "bring the tunnel up, get a forwarded port and keep it", runUp},
+		{"status", "show a running instance's state (--json for JSON)", runStatus},
+		{"port", "print the forwarded port of a running instance", runPort},
+		{"providers", "list the port-forwarding providers and what each needs", runProviders},
+		{"demo", "run the whole flow against an in-process VPN provider", runDemo},
+		{"version", "print the version", runVersion},
+	}
+}
+
+// exitError carries a specific exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env := &cliEnv{stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv}
+	os.Exit(run(ctx, env, os.Args[1:]))
+}
+
+func run(ctx context.Context, env *cliEnv, args []string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(env.stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, env, args[1:])
+		if err == nil {
+			return 0
+		}
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.err != nil && ee.err.Error() != "" {
+				fmt.Fprintf(env.stderr, "vpnfwd %s: %v\n", c.name, ee.err)
+			}
+			return ee.code
+		}
+		fmt.Fprintf(env.stderr, "vpnfwd %s: %v\n", c.name, err)
+		return 1
+	}
+	fmt.Fprintf(env.stderr, "vpnfwd: unknown command %q\n\n", args[0])
+	usage(env.stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "vpnfwd %s: a forwarded port through your VPN, kept open, over userspace WireGuard.\n\nUsage: vpnfwd COMMAND [flags]\n\n", version)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\n'vpnfwd COMMAND -h' shows a command's flags. Every flag of 'up' is also a VPNFWD_* environment variable.\n")
+}
+
+func newFlagSet(env *cliEnv, name, args string) *flag.FlagSet {
+	fs := flag.NewFlagSet("vpnfwd "+name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.stderr, "Usage: vpnfwd %s %s\n\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func runVersion(ctx context.Context, env *cliEnv, args []string) error {
+	fmt.Fprintf(env.stdout, "vpnfwd %s\n", version)
+	return nil
+}

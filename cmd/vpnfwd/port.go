@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// runPort prints the forwarded port and nothing else; exit 1 when none is
+// held.
+func runPort(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "port", "[--api ADDR]")
+	addr, tok := apiFlags(fs, env)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := newAPIClient(*addr, *tok)
+	if err != nil {
+		return err
+	}
+	var ans struct {
+		Port  int    `json:"port"`
+		Error string `json:"error"`
+	}
+	code, err := c.get(ctx, "/v1/port", &ans)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK || ans.Port == 0 {
+		msg := ans.Error
+		if msg == "" {
+			msg = fmt.Sprintf("no port (HTTP %d)", code)
+		}
+		return &exitError{1, errors.New(msg)}
+	}
+	fmt.Fprintln(env.stdout, ans.Port)
+	return nil
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/provider/natpmp"
+	"github.com/vpnfwd/vpnfwd/provider/protonvpn"
+	"github.com/vpnfwd/vpnfwd/provider/static"
+)
+
+// providers is every provider vpnfwd knows.
+var providers = []provider.Info{protonvpn.Info, natpmp.Info, static.Info}
+
+func lookupProvider(name string) (provider.Info, bool) {
+	for _, p := range providers {
+		if p.Name == strings.ToLower(name) {
+			return p, true
+		}
+	}
+	return provider.Info{}, false
+}
+
+func providerNames() string {
+	var n []string
+	for _, p := range providers {
+		n = append(n, p.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+func runProviders(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "providers", "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	for _, p := range providers {
+		fmt.Fprintf(tw, "%s\t%s\n", p.Name, p.Summary)
+		fmt.Fprintf(tw, "\tneeds:\t%s\n", p.Needs)
+		fmt.Fprintf(tw, "\tport:\t%s\n", p.Port)
+		fmt.Fprintf(tw, "\trenewal:\t%s\n", p.Renewal)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/vpnfwd/vpnfwd/config"
+)
+
+func runUp(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "up", "[--config FILE] [--wg-config FILE] [--provider NAME] [--forward HOST[:PORT]] ...")
+	flags := config.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &exitError{2, fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	cfg, err := loadUpConfig(flags, env)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(env.stderr, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	d, err := startDaemon(ctx, cfg, daemonOptions{Log: log})
+	if err != nil {
+		return err
+	}
+	return d.run(ctx)
+}
+
+func loadUpConfig(flags *config.Flags, env *cliEnv) (*config.Config, error) {
+	cfg, err := flags.Load(env.lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Provider.Name == "" {
+		return nil, fmt.Errorf("no provider: give --provider NAME (one of %s; 'vpnfwd providers' says what each needs)", providerNames())
+	}
+	if _, ok := lookupProvider(cfg.Provider.Name); !ok {
+		return nil, fmt.Errorf("unknown provider %q (one of %s)", cfg.Provider.Name, providerNames())
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.LoadTunnel(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}

@@ -1,0 +1,255 @@
+// Package config is vpnfwd's configuration model: the TOML file, VPNFWD_*
+// environment variables and command-line flags (flag > env > file >
+// default), wg-quick import, defaults and validation. Errors name the file
+// and line where one is known. Secrets are typed so they print redacted.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	StateDir   string     `toml:"state_dir"`
+	LogLevel   string     `toml:"log_level"`
+	WireGuard  WireGuard  `toml:"wireguard"`
+	Provider   Provider   `toml:"provider"`
+	Forward    Forward    `toml:"forward"`
+	Proxy      Proxy      `toml:"proxy"`
+	API        API        `toml:"api"`
+	KillSwitch KillSwitch `toml:"killswitch"`
+	Publish    []Publish  `toml:"publish"`
+
+	// Warnings collected while loading (ignored wg-quick keys, unknown
+	// TOML keys). The caller logs them.
+	Warnings []string `toml:"-"`
+	// File is the TOML file the config came from, if any.
+	File string `toml:"-"`
+}
+
+// Provider selects and configures the port-forwarding provider. Keys that
+// only some providers use live here too.
+type Provider struct {
+	Name     string   `toml:"name"`
+	Gateway  string   `toml:"gateway"`
+	Port     int      `toml:"port"`
+	Ports    []int    `toml:"ports"`
+	Lifetime Duration `toml:"lifetime"`
+}
+
+// Forward says where forwarded traffic goes.
+type Forward struct {
+	// Target is HOST or HOST:PORT; without a port, the forwarded port.
+	Target    string   `toml:"target"`
+	Protocols []string `toml:"protocols"`
+	// UDPIdle closes a UDP flow after this long without packets.
+	UDPIdle Duration `toml:"udp_idle_timeout"`
+	// MaxUDPFlows bounds the UDP peer table.
+	MaxUDPFlows int `toml:"max_udp_flows"`
+}
+
+// Proxy configures the outbound proxies; "" turns one off.
+type Proxy struct {
+	SOCKS5 string `toml:"socks5"`
+	HTTP   string `toml:"http"`
+}
+
+// API configures the control API.
+type API struct {
+	Listen    string `toml:"listen"`
+	TokenFile string `toml:"token_file"`
+}
+
+// KillSwitch configures the nftables kill switch.
+type KillSwitch struct {
+	Enabled  bool     `toml:"enabled"`
+	AllowLAN []string `toml:"allow_lan"`
+	Lockdown bool     `toml:"lockdown"`
+}
+
+// Publish is one consumer of the forwarded port.
+type Publish struct {
+	Type         string   `toml:"type"` // file | exec | qbittorrent | transmission | deluge
+	Path         string   `toml:"path"`
+	Command      string   `toml:"command"`
+	Shell        bool     `toml:"shell"`
+	Timeout      Duration `toml:"timeout"`
+	URL          string   `toml:"url"`
+	Username     string   `toml:"username"`
+	PasswordFile string   `toml:"password_file"`
+}
+
+// Duration is a time.Duration written as "30s" or a number of seconds.
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := parseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	if v, err := time.ParseDuration(s); err == nil {
+		return v, nil
+	}
+	var n int
+	if _, err := fmt.Sscan(s, &n); err == nil && fmt.Sprint(n) == s {
+		return time.Duration(n) * time.Second, nil
+	}
+	return 0, fmt.Errorf("%q is not a duration (e.g. 30s, 5m)", s)
+}
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Defaults returns the configuration used where nothing else is said.
+func Defaults() Config {
+	return Config{
+		LogLevel: "info",
+		Forward: Forward{
+			Target:      "127.0.0.1",
+			Protocols:   []string{"tcp", "udp"},
+			UDPIdle:     Duration(2 * time.Minute),
+			MaxUDPFlows: 4096,
+		},
+		Proxy: Proxy{SOCKS5: "127.0.0.1:1080", HTTP: "127.0.0.1:8118"},
+		API:   API{Listen: "127.0.0.1:9070"},
+	}
+}
+
+// LoadFile decodes a TOML file over cfg. Unknown keys are warnings.
+func LoadFile(cfg *Config, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	md, err := toml.Decode(string(b), cfg)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return &LineError{File: path, Line: pe.Position.Line, Err: errors.New(pe.Message)}
+		}
+		return &LineError{File: path, Err: err}
+	}
+	for _, k := range md.Undecoded() {
+		cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: unknown key %q (ignored)", path, k.String()))
+	}
+	cfg.File = path
+	return nil
+}
+
+// LoadTunnel fills WireGuard from the wg-quick file it names, if any, and
+// validates it. A relative path is taken from the TOML file's directory.
+func (c *Config) LoadTunnel() error {
+	w := &c.WireGuard
+	if w.Config == "" {
+		if !w.HasInline() {
+			return errors.New("no WireGuard configuration: give --wg-config FILE (the wg-quick file from your provider) or a [wireguard] section")
+		}
+		if err := w.Validate(); err != nil {
+			return fmt.Errorf("%s: [wireguard]: %w", c.nameOr("config"), err)
+		}
+		return nil
+	}
+	if w.HasInline() {
+		return fmt.Errorf("%s: [wireguard] has both config = %q and inline keys; use one", c.nameOr("config"), w.Config)
+	}
+	path := w.Config
+	if c.File != "" && !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(c.File), path)
+	}
+	loaded, warns, err := LoadWGQuick(path)
+	c.Warnings = append(c.Warnings, warns...)
+	if err != nil {
+		return err
+	}
+	loaded.Config = w.Config
+	if w.MTU != 0 {
+		loaded.MTU = w.MTU
+	}
+	*w = loaded
+	return nil
+}
+
+func (c *Config) nameOr(s string) string {
+	if c.File != "" {
+		return c.File
+	}
+	return s
+}
+
+// Validate checks everything but the tunnel (see LoadTunnel).
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if _, _, err := ParseHostPort(c.Forward.Target); err != nil {
+		add("forward.target: %v", err)
+	}
+	if len(c.Forward.Protocols) == 0 {
+		add("forward.protocols: empty (want tcp, udp or both)")
+	}
+	for _, p := range c.Forward.Protocols {
+		if p != "tcp" && p != "udp" {
+			add("forward.protocols: %q (want tcp or udp)", p)
+		}
+	}
+	for _, a := range []struct{ name, v string }{{"proxy.socks5", c.Proxy.SOCKS5}, {"proxy.http", c.Proxy.HTTP}} {
+		if a.v == "" {
+			continue
+		}
+		if _, err := netip.ParseAddrPort(a.v); err != nil {
+			add("%s: %q is not IP:PORT", a.name, a.v)
+		}
+	}
+	if err := c.validateAPI(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, p := range append(c.Provider.Ports, c.Provider.Port) {
+		if p < 0 || p > 65535 {
+			add("provider.port: %d is not a port", p)
+		}
+	}
+	for i, p := range c.Publish {
+		switch p.Type {
+		case "file":
+			if p.Path == "" {
+				add("publish %d (file): no path", i+1)
+			}
+		case "exec":
+			if strings.TrimSpace(p.Command) == "" {
+				add("publish %d (exec): no command", i+1)
+			}
+		case "":
+			add("publish %d: no type (file or exec)", i+1)
+		default:
+			add("publish %d: unknown type %q (file or exec)", i+1, p.Type)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s: %w", c.nameOr("configuration"), errors.Join(errs...))
+	}
+	return nil
+}
+
+func (c *Config) validateAPI() error {
+	l := c.API.Listen
+	if l == "" || strings.HasPrefix(l, "unix:") {
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(l)
+	if err != nil {
+		return fmt.Errorf("api.listen: %q is not IP:PORT or unix:PATH", l)
+	}
+	if !ap.Addr().IsLoopback() && c.API.TokenFile == "" {
+		return fmt.Errorf("api.listen: %s is reachable from other hosts; set api.token_file (--api-token-file) so requests need a token", l)
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// WireGuard is the tunnel's configuration, from a wg-quick file or inline
+// TOML.
+type WireGuard struct {
+	// Config is the path of a wg-quick file; its contents fill the fields
+	// below (inline TOML fields are then not allowed).
+	Config     string     `toml:"config"`
+	PrivateKey PrivateKey `toml:"private_key"`
+	Address    []Prefix   `toml:"address"`
+	DNS        []Addr     `toml:"dns"`
+	MTU        int        `toml:"mtu"`
+	ListenPort int        `toml:"listen_port"`
+	Peers      []Peer     `toml:"peer"`
+}
+
+// Peer is one [Peer] section.
+type Peer struct {
+	PublicKey           Key        `toml:"public_key"`
+	PresharedKey        PrivateKey `toml:"preshared_key"`
+	Endpoint            Endpoint   `toml:"endpoint"`
+	AllowedIPs          []Prefix   `toml:"allowed_ips"`
+	PersistentKeepalive int        `toml:"persistent_keepalive"`
+}
+
+// Validate checks that the tunnel can be brought up.
+func (w *WireGuard) Validate() error {
+	var errs []error
+	if w.PrivateKey.IsZero() {
+		errs = append(errs, errors.New("no PrivateKey in [Interface]"))
+	}
+	if len(w.Address) == 0 {
+		errs = append(errs, errors.New("no Address in [Interface]"))
+	}
+	if len(w.Peers) == 0 {
+		errs = append(errs, errors.New("no [Peer] section"))
+	}
+	for i, p := range w.Peers {
+		if p.PublicKey.IsZero() {
+			errs = append(errs, fmt.Errorf("peer %d: no PublicKey", i+1))
+		}
+		if p.Endpoint == "" {
+			errs = append(errs, fmt.Errorf("peer %d: no Endpoint (vpnfwd dials out to the VPN server)", i+1))
+		}
+		if len(p.AllowedIPs) == 0 {
+			errs = append(errs, fmt.Errorf("peer %d: no AllowedIPs", i+1))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Addresses returns the tunnel addresses as netip prefixes.
+func (w *WireGuard) Addresses() []netip.Prefix {
+	out := make([]netip.Prefix, len(w.Address))
+	for i, a := range w.Address {
+		out[i] = netip.Prefix(a)
+	}
+	return out
+}
+
+// DNSServers returns the DNS servers as netip addresses.
+func (w *WireGuard) DNSServers() []netip.Addr {
+	out := make([]netip.Addr, len(w.DNS))
+	for i, a := range w.DNS {
+		out[i] = netip.Addr(a)
+	}
+	return out
+}
+
+// HasInline reports whether any tunnel field was set inline.
+func (w *WireGuard) HasInline() bool {
+	return !w.PrivateKey.IsZero() || len(w.Address) > 0 || len(w.Peers) > 0 || len(w.DNS) > 0
+}

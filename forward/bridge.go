@@ -1,0 +1,173 @@
+// Package forward moves traffic between the tunnel and the host: the
+// inbound bridge takes connections that arrive on the forwarded port inside
+// the tunnel to the local service (TCP and UDP), and the outbound proxies
+// (SOCKS5, HTTP) let local apps reach the internet through the tunnel and
+// never around it.
+package forward
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Route is one forwarded port: connections arriving at Listen inside the
+// tunnel go to the target host on Target.
+type Route struct {
+	Listen uint16
+	Target uint16
+}
+
+// TCPRequest is an incoming tunnel connection whose handshake is still
+// pending (netstack.TCPRequest).
+type TCPRequest interface {
+	LocalAddr() netip.AddrPort
+	RemoteAddr() netip.AddrPort
+	Accept() (net.Conn, error)
+	Reject()
+}
+
+// PacketListener binds UDP sockets inside the tunnel.
+type PacketListener interface {
+	ListenUDP(netip.AddrPort) (net.PacketConn, error)
+}
+
+// BridgeConfig configures a Bridge.
+type BridgeConfig struct {
+	TargetHost  string // the local service's host, e.g. 127.0.0.1
+	TCP, UDP    bool
+	UDPIdle     time.Duration // default 2 min
+	MaxUDPFlows int           // default 4096
+	DialTimeout time.Duration // default 5 s
+	Log         *slog.Logger
+}
+
+// Stats are the bridge's counters.
+type Stats struct {
+	TCPOpen    int64  `json:"tcp_open"`
+	TCPTotal   int64  `json:"tcp_total"`
+	TCPRefused int64  `json:"tcp_refused"`
+	UDPFlows   int64  `json:"udp_flows"`
+	UDPPackets int64  `json:"udp_packets"`
+	BytesIn    uint64 `json:"bytes_in"`  // from the tunnel to the service
+	BytesOut   uint64 `json:"bytes_out"` // from the service to the tunnel
+}
+
+// Bridge forwards the current routes. SetRoutes moves it when the port
+// changes; Close stops everything and waits for its goroutines.
+type Bridge struct {
+	cfg BridgeConfig
+	in  PacketListener
+	log *slog.Logger
+
+	mu     sync.Mutex
+	routes map[uint16]uint16 // listen port -> target port
+	udp    map[uint16]*udpListener
+	closed bool
+	wg     sync.WaitGroup
+
+	tcpOpen, tcpTotal, tcpRefused, udpFlows, udpPackets atomic.Int64
+	bytesIn, bytesOut                                   atomic.Uint64
+}
+
+// NewBridge makes a bridge with no routes.
+func NewBridge(in PacketListener, cfg BridgeConfig) *Bridge {
+	if cfg.UDPIdle == 0 {
+		cfg.UDPIdle = 2 * time.Minute
+	}
+	if cfg.MaxUDPFlows == 0 {
+		cfg.MaxUDPFlows = 4096
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Bridge{cfg: cfg, in: in, log: cfg.Log, routes: map[uint16]uint16{}, udp: map[uint16]*udpListener{}}
+}
+
+// SetRoutes replaces the forwarded ports: listeners for ports no longer
+// forwarded close, new ones open.
+func (b *Bridge) SetRoutes(routes []Route) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return net.ErrClosed
+	}
+	next := map[uint16]uint16{}
+	for _, r := range routes {
+		if r.Listen == 0 {
+			continue
+		}
+		t := r.Target
+		if t == 0 {
+			t = r.Listen
+		}
+		next[r.Listen] = t
+	}
+	for port, l := range b.udp {
+		if t, ok := next[port]; !ok || t != b.routes[port] {
+			l.close()
+			delete(b.udp, port)
+		}
+	}
+	b.routes = next
+	var firstErr error
+	if b.cfg.UDP {
+		for port, target := range next {
+			if _, ok := b.udp[port]; ok {
+				continue
+			}
+			l, err := b.listenUDP(port, target)
+			if err != nil {
+				firstErr = err
+				continue
+			}
+			b.udp[port] = l
+		}
+	}
+	return firstErr
+}
+
+func (b *Bridge) target(port uint16) string {
+	return net.JoinHostPort(b.cfg.TargetHost, strconv.Itoa(int(port)))
+}
+
+func (b *Bridge) route(listen uint16) (uint16, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, ok := b.routes[listen]
+	return t, ok && b.cfg.TCP && !b.closed
+}
+
+// Stats returns the counters.
+func (b *Bridge) Stats() Stats {
+	return Stats{
+		TCPOpen: b.tcpOpen.Load(), TCPTotal: b.tcpTotal.Load(), TCPRefused: b.tcpRefused.Load(),
+		UDPFlows: b.udpFlows.Load(), UDPPackets: b.udpPackets.Load(),
+		BytesIn: b.bytesIn.Load(), BytesOut: b.bytesOut.Load(),
+	}
+}
+
+// Close stops the listeners and flows and waits for them.
+func (b *Bridge) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	for port, l := range b.udp {
+		l.close()
+		delete(b.udp, port)
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+	return nil
+}
+
+func (b *Bridge) String() string {
+	return fmt.Sprintf("bridge to %s", b.cfg.TargetHost)
+}

@@ -1,0 +1,81 @@
+package forward
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"time"
+)
+
+// HTTPProxy is an HTTP proxy (CONNECT and plain requests) that reaches
+// everything through the tunnel.
+type HTTPProxy struct {
+	Tunnel Tunnel
+	Log    *slog.Logger
+	rp     *httputil.ReverseProxy
+}
+
+// NewHTTPProxy makes the proxy handler.
+func NewHTTPProxy(t Tunnel, log *slog.Logger) *HTTPProxy {
+	tr := &http.Transport{
+		Proxy:               nil, // never another proxy, never direct
+		DialContext:         t.DialContext,
+		ForceAttemptHTTP2:   false,
+		MaxIdleConns:        64,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 15 * time.Second,
+	}
+	p := &HTTPProxy{Tunnel: t, Log: log}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL = pr.In.URL
+			pr.Out.Host = pr.In.Host
+			pr.Out.Header.Del("Proxy-Authorization")
+			pr.Out.Header.Del("Proxy-Connection")
+		},
+		Transport: tr,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			http.Error(w, "vpnfwd proxy: "+err.Error(), http.StatusBadGateway)
+		},
+	}
+	return p
+}
+
+// ServeHTTP implements http.Handler.
+func (p *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		p.connect(w, r)
+		return
+	}
+	if r.URL.Host == "" || (r.URL.Scheme != "http" && r.URL.Scheme != "") {
+		http.Error(w, "vpnfwd proxy: want an absolute http:// URL or CONNECT", http.StatusBadRequest)
+		return
+	}
+	p.rp.ServeHTTP(w, r)
+}
+
+func (p *HTTPProxy) connect(w http.ResponseWriter, r *http.Request) {
+	up, err := p.Tunnel.DialContext(r.Context(), "tcp", r.Host)
+	if err != nil {
+		http.Error(w, "vpnfwd proxy: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		up.Close()
+		http.Error(w, "hijacking not supported", http.StatusInternalServerError)
+		return
+	}
+	c, rw, err := hj.Hijack()
+	if err != nil {
+		up.Close()
+		return
+	}
+	rw.WriteString("HTTP/1.1 200 Connection established\r\n\r\n")
+	rw.Flush()
+	if n := rw.Reader.Buffered(); n > 0 {
+		b, _ := rw.Reader.Peek(n)
+		up.Write(b)
+	}
+	splice(c, up, nil, nil)
+}

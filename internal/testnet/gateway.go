@@ -1,0 +1,214 @@
+package testnet
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/provider/natpmp"
+)
+
+// Gateway is a NAT-PMP server on the tunnel gateway. Each mapping opens the
+// public port on the loopback address standing in for the server's public
+// IP and forwards it into the tunnel to the client.
+type Gateway struct {
+	s      *Server
+	proton bool
+	life   uint32
+	public netip.Addr
+	pc     net.PacketConn
+	mu     sync.Mutex
+	start  time.Time
+	maps   map[mapKey]*mapping
+	// Requests counts requests by opcode, for tests.
+	Requests map[uint8]int
+}
+
+type mapKey struct {
+	op       uint8
+	client   netip.Addr
+	internal uint16
+}
+
+type mapping struct {
+	external uint16
+	expires  time.Time
+	fwd      *publicPort
+}
+
+func startGateway(s *Server, proton bool, life uint32, public netip.Addr) (*Gateway, error) {
+	pc, err := s.Stack.ListenUDP(netip.AddrPortFrom(GatewayAddr, natpmp.Port))
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{s: s, proton: proton, life: life, public: public, pc: pc, start: time.Now(),
+		maps: map[mapKey]*mapping{}, Requests: map[uint8]int{}}
+	s.goFunc(g.serve)
+	s.goFunc(g.expire)
+	return g, nil
+}
+
+func (g *Gateway) close() {
+	g.pc.Close()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for k, m := range g.maps {
+		m.fwd.shut()
+		delete(g.maps, k)
+	}
+}
+
+// Restart simulates a gateway reboot: mappings are lost and the epoch
+// starts again from 0.
+func (g *Gateway) Restart() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for k, m := range g.maps {
+		m.fwd.shut()
+		delete(g.maps, k)
+	}
+	g.start = time.Now()
+}
+
+// Mapped returns the external port of the client's TCP mapping, 0 if none.
+func (g *Gateway) Mapped(client netip.Addr) uint16 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for k, m := range g.maps {
+		if k.client == client && k.op == natpmp.OpMapTCP {
+			return m.external
+		}
+	}
+	return 0
+}
+
+func (g *Gateway) epoch() uint32 { return uint32(time.Since(g.start) / time.Second) }
+
+func (g *Gateway) serve() {
+	buf := make([]byte, 1100)
+	for {
+		n, from, err := g.pc.ReadFrom(buf)
+		if err != nil {
+			return // closed: gonet reports it as more than net.ErrClosed
+		}
+		src := addrOf(from)
+		if out := g.handle(buf[:n], src.Addr()); out != nil {
+			g.pc.WriteTo(out, from)
+		}
+	}
+}
+
+func addrOf(a net.Addr) netip.AddrPort {
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+func (g *Gateway) handle(b []byte, client netip.Addr) []byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	op, req, err := natpmp.ParseRequest(b)
+	g.Requests[op]++
+	var re natpmp.ResultError
+	if errors.As(err, &re) {
+		if re.Code == natpmp.ResultUnsupportedVersion {
+			return []byte{0, 128 + op, 0, natpmp.ResultUnsupportedVersion, 0, 0, 0, 0}
+		}
+		return natpmp.MapReply{Op: op, Epoch: g.epoch()}.Marshal(re.Code)
+	}
+	if err != nil {
+		return nil
+	}
+	if op == natpmp.OpExternal {
+		return natpmp.ExternalReply{Epoch: g.epoch(), Addr: PublicIP}.Marshal(0)
+	}
+	reply := natpmp.MapReply{Op: op, Epoch: g.epoch(), Internal: req.Internal}
+	if req.Lifetime == 0 {
+		g.remove(op, client, req.Internal)
+		return reply.Marshal(0)
+	}
+	internal := req.Internal
+	key := mapKey{op, client, internal}
+	m := g.maps[key]
+	if m == nil && g.proton {
+		// Proton convention: internal 0; public and internal port equal.
+		for k, mm := range g.maps {
+			if k.op == op && k.client == client {
+				m, key = mm, k
+			}
+		}
+	}
+	if m == nil {
+		ext := g.pick(op, req.External)
+		if ext == 0 {
+			return reply.Marshal(natpmp.ResultOutOfResources)
+		}
+		if g.proton {
+			internal = ext
+			key = mapKey{op, client, internal}
+		}
+		fwd, err := g.s.openPublic(op, netip.AddrPortFrom(g.public, ext), netip.AddrPortFrom(client, internal))
+		if err != nil {
+			return reply.Marshal(natpmp.ResultNetworkFailure)
+		}
+		m = &mapping{external: ext, fwd: fwd}
+		g.maps[key] = m
+	}
+	life := min(req.Lifetime, g.life)
+	m.expires = time.Now().Add(time.Duration(life) * time.Second)
+	reply.Internal, reply.External, reply.Lifetime = key.internal, m.external, life
+	return reply.Marshal(0)
+}
+
+// pick chooses an external port: the suggested one if free, else random.
+func (g *Gateway) pick(op uint8, suggested uint16) uint16 {
+	used := func(p uint16) bool {
+		for k, m := range g.maps {
+			if k.op == op && m.external == p {
+				return true
+			}
+		}
+		return false
+	}
+	if suggested >= 1024 && !used(suggested) && g.s.publicFree(op, netip.AddrPortFrom(g.public, suggested)) {
+		return suggested
+	}
+	for range 100 {
+		p := uint16(30000 + rand.IntN(30000))
+		if !used(p) && g.s.publicFree(op, netip.AddrPortFrom(g.public, p)) {
+			return p
+		}
+	}
+	return 0
+}
+
+func (g *Gateway) remove(op uint8, client netip.Addr, internal uint16) {
+	for k, m := range g.maps {
+		if k.op == op && k.client == client && (internal == 0 || k.internal == internal) {
+			m.fwd.shut()
+			delete(g.maps, k)
+		}
+	}
+}
+
+func (g *Gateway) expire() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		g.mu.Lock()
+		for k, m := range g.maps {
+			if time.Now().After(m.expires) {
+				m.fwd.shut()
+				delete(g.maps, k)
+			}
+		}
+		g.mu.Unlock()
+	}
+}

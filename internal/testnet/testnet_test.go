@@ -1,0 +1,85 @@
+package testnet_test
+
+import (
+	"context"
+	"io"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/internal/testnet"
+	"github.com/vpnfwd/vpnfwd/netstack"
+	"github.com/vpnfwd/vpnfwd/wg"
+)
+
+// connect brings up a client tunnel to srv.
+func connect(t *testing.T, srv *testnet.Server) *netstack.Stack {
+	t.Helper()
+	cfg, err := srv.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := netstack.New(netstack.Config{Addresses: cfg.Addresses(), DNS: cfg.DNSServers()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := wg.New(context.Background(), st.TUN(), cfg, wg.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() })
+	return st
+}
+
+func TestTunnelReachesInternet(t *testing.T) {
+	srv, err := testnet.Start(testnet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	st := connect(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	u, err := st.DialContext(ctx, "udp", "198.51.100.1:7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.SetDeadline(time.Now().Add(5 * time.Second))
+	u.Write([]byte("ping"))
+	buf := make([]byte, 64)
+	n, err := u.Read(buf)
+	if err != nil || string(buf[:n]) != "ping" {
+		t.Fatalf("UDP echo: %q, %v", buf[:n], err)
+	}
+
+	c, err := st.DialContext(ctx, "tcp", testnet.WhatsMyIPName+":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
+	b, _ := io.ReadAll(c)
+	if want := testnet.PublicIP.String(); !contains(string(b), want) {
+		t.Fatalf("whatsmyip said %q, want %s", b, want)
+	}
+
+	g, err := st.DialContext(ctx, "udp", netip.AddrPortFrom(testnet.GatewayAddr, 5351).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.SetDeadline(time.Now().Add(5 * time.Second))
+	g.Write([]byte{0, 0})
+	n, err = g.Read(buf[:])
+	if err != nil || n != 12 {
+		t.Fatalf("NAT-PMP external address: %d bytes, %v", n, err)
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,165 @@
+// Package netstack owns the gVisor TCP/IP stack that sits on the inside of the
+// WireGuard tunnel. It implements tun.Device for wireguard-go, and offers Go
+// sockets (Dial, Listen) and a TCP handler that sees each incoming SYN before
+// the handshake completes. gVisor's tcpip.Error values are turned into Go
+// errors here and never leak out of the package.
+package netstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"golang.zx2c4.com/wireguard/tun"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+)
+
+const nicID = 1
+
+// Config describes the stack's side of the tunnel.
+type Config struct {
+	// Addresses are the tunnel addresses (the wg-quick Address lines).
+	Addresses []netip.Prefix
+	// DNS servers used by Resolve and by Dial for host names.
+	DNS []netip.Addr
+	// MTU of the tunnel; 1420 when zero.
+	MTU int
+	// Promiscuous makes the stack accept packets for any destination
+	// address and send from any source address. A VPN server (the test
+	// network) needs it; a client does not.
+	Promiscuous bool
+}
+
+// Stack is a gVisor network stack wired to wireguard-go as its TUN device.
+// Close releases it; Close is safe to call twice.
+type Stack struct {
+	cfg    Config
+	stack  *stack.Stack
+	ep     *channel.Endpoint
+	events chan tun.Event
+	notify chan struct{}
+	closed chan struct{}
+	once   sync.Once
+
+	mu         sync.RWMutex
+	tcpHandler func(*TCPRequest)
+}
+
+// New builds a stack with the given addresses and routes everything through
+// the tunnel.
+func New(cfg Config) (*Stack, error) {
+	if cfg.MTU == 0 {
+		cfg.MTU = 1420
+	}
+	s := &Stack{
+		cfg: cfg,
+		stack: stack.New(stack.Options{
+			NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
+			TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
+			// A promiscuous NIC would count every source address as its
+			// own and drop the packet as a martian if HandleLocal were on.
+			HandleLocal: !cfg.Promiscuous,
+		}),
+		ep:     channel.New(4096, uint32(cfg.MTU), ""),
+		events: make(chan tun.Event, 4),
+		notify: make(chan struct{}, 1),
+		closed: make(chan struct{}),
+	}
+	if err := s.tune(); err != nil {
+		return nil, err
+	}
+	s.ep.AddNotify(s)
+	if err := s.stack.CreateNIC(nicID, s.ep); err != nil {
+		return nil, fmt.Errorf("creating NIC: %s", err)
+	}
+	var has4, has6 bool
+	for _, p := range cfg.Addresses {
+		proto := ipv4.ProtocolNumber
+		if p.Addr().Is6() {
+			proto = ipv6.ProtocolNumber
+			has6 = true
+		} else {
+			has4 = true
+		}
+		pa := tcpip.ProtocolAddress{
+			Protocol: proto,
+			AddressWithPrefix: tcpip.AddressWithPrefix{
+				Address:   tcpip.AddrFromSlice(p.Addr().AsSlice()),
+				PrefixLen: p.Bits(),
+			},
+		}
+		if err := s.stack.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
+			return nil, fmt.Errorf("adding address %s: %s", p, err)
+		}
+	}
+	if has4 || cfg.Promiscuous {
+		s.stack.AddRoute(tcpip.Route{Destination: header.IPv4EmptySubnet, NIC: nicID})
+	}
+	if has6 || cfg.Promiscuous {
+		s.stack.AddRoute(tcpip.Route{Destination: header.IPv6EmptySubnet, NIC: nicID})
+	}
+	if cfg.Promiscuous {
+		s.stack.SetPromiscuousMode(nicID, true)
+		s.stack.SetSpoofing(nicID, true)
+	}
+	fwd := tcp.NewForwarder(s.stack, 0, 4096, s.handleTCP)
+	s.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
+	s.events <- tun.EventUp
+	return s, nil
+}
+
+// tune sets TCP options for bulk throughput over a tunnel.
+func (s *Stack) tune() error {
+	sack := tcpip.TCPSACKEnabled(true)
+	mod := tcpip.TCPModerateReceiveBufferOption(true)
+	cc := tcpip.CongestionControlOption("cubic")
+	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 8 << 20}
+	snd := tcpip.TCPSendBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 6 << 20}
+	for _, o := range []tcpip.SettableTransportProtocolOption{&sack, &mod, &cc, &rcv, &snd} {
+		if err := s.stack.SetTransportProtocolOption(tcp.ProtocolNumber, o); err != nil {
+			return fmt.Errorf("tuning TCP (%T): %s", o, err)
+		}
+	}
+	return nil
+}
+
+// Addresses returns the stack's tunnel addresses.
+func (s *Stack) Addresses() []netip.Prefix { return s.cfg.Addresses }
+
+// DNS returns the DNS servers the stack resolves names with.
+func (s *Stack) DNS() []netip.Addr { return s.cfg.DNS }
+
+// Close tears the stack down. Open sockets fail afterwards.
+func (s *Stack) Close() error {
+	s.once.Do(func() {
+		close(s.closed)
+		s.stack.Close()
+		s.ep.Close()
+		s.stack.Wait()
+		close(s.events)
+	})
+	return nil
+}
+
+var errClosed = errors.New("netstack closed")
+
+func (s *Stack) done(ctx context.Context) error {
+	select {
+	case <-s.closed:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	default:
+		return nil
+	}
+}

@@ -1,0 +1,251 @@
+package natpmp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/provider"
+)
+
+// Conventions are the provider-specific twists on plain NAT-PMP.
+type Conventions struct {
+	Name string
+	// ZeroInternal asks with internal port 0 and requires the reply's
+	// internal and external ports to match (ProtonVPN).
+	ZeroInternal bool
+	// DefaultLifetime is asked for when the user gives none.
+	DefaultLifetime time.Duration
+	// Refused explains an ICMP refusal from gateway to the user.
+	Refused func(gateway netip.AddrPort) string
+}
+
+// Generic is plain RFC 6886 against any gateway.
+var Generic = Conventions{
+	Name:            "natpmp",
+	DefaultLifetime: 2 * time.Minute,
+	Refused: func(gw netip.AddrPort) string {
+		return fmt.Sprintf("NAT-PMP refused on %s: nothing answers NAT-PMP there; check --gateway (default: the WireGuard config's first DNS server) and that the VPN server offers port forwarding", gw)
+	},
+}
+
+// Info describes the generic NAT-PMP provider.
+var Info = provider.Info{
+	Name:    "natpmp",
+	Summary: "any WireGuard server whose gateway speaks NAT-PMP (RFC 6886)",
+	Needs:   "a wg-quick file; --gateway IP (default: the config's first DNS server)",
+	Port:    "chosen by the gateway; vpnfwd suggests the previous one",
+	Renewal: "at half the granted lifetime (asks for 2 min)",
+	New:     func(env provider.Env) (provider.Provider, error) { return New(env, Generic) },
+}
+
+// Provider keeps a TCP and a UDP mapping for one port alive.
+type Provider struct {
+	env     provider.Env
+	conv    Conventions
+	gateway netip.Addr
+	life    time.Duration
+	// Client is exposed so tests can shorten its retry schedule.
+	Client *Client
+}
+
+// New builds a NAT-PMP provider with the given conventions.
+func New(env provider.Env, conv Conventions) (*Provider, error) {
+	gw, err := gatewayOf(env)
+	if err != nil {
+		return nil, err
+	}
+	life := time.Duration(env.Config.Lifetime)
+	if life == 0 {
+		life = conv.DefaultLifetime
+	}
+	if life < 2*time.Second {
+		return nil, fmt.Errorf("provider.lifetime %s is too short (at least 2s)", life)
+	}
+	p := &Provider{env: env, conv: conv, gateway: gw, life: life}
+	p.Client = NewClient(env.Dialer, gw, env.Log)
+	return p, nil
+}
+
+func gatewayOf(env provider.Env) (netip.Addr, error) {
+	if env.Config.Gateway != "" {
+		a, err := netip.ParseAddr(env.Config.Gateway)
+		if err != nil || !a.Is4() {
+			return netip.Addr{}, fmt.Errorf("provider.gateway %q is not an IPv4 address", env.Config.Gateway)
+		}
+		return a, nil
+	}
+	for _, d := range env.DNS {
+		if d.Is4() {
+			return d, nil
+		}
+	}
+	return netip.Addr{}, errors.New("no NAT-PMP gateway: give --gateway IP (the VPN server's tunnel address), or a DNS line in the WireGuard config")
+}
+
+// Run implements provider.Provider.
+func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
+	defer p.Client.Close()
+	var held provider.Lease
+	backoff := time.Second
+	gw := netip.AddrPortFrom(p.gateway, Port)
+	for {
+		lease, err := p.mapAll(ctx, held)
+		if ctx.Err() != nil {
+			p.release(held)
+			return nil
+		}
+		wait := p.life / 2
+		if err != nil {
+			p.env.Log.Error("port mapping", "gateway", gw.String(), "err", p.explain(err))
+			if held.Held() && time.Now().After(held.Expires) {
+				held = provider.Lease{Provider: p.conv.Name}
+				report(held)
+			}
+			wait, backoff = backoff, min(backoff*2, 30*time.Second)
+		} else {
+			backoff = time.Second
+			held = lease
+			report(lease)
+			if p.Client.Restarted() {
+				p.env.Log.Warn("NAT-PMP gateway restarted (epoch went back): mappings re-made", "gateway", gw.String())
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			p.release(held)
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// explain turns a mapping error into what the user should do.
+func (p *Provider) explain(err error) error {
+	gw := netip.AddrPortFrom(p.gateway, Port)
+	var re ResultError
+	switch {
+	case errors.Is(err, ErrRefused):
+		return errors.New(p.conv.Refused(gw))
+	case errors.Is(err, ErrNoAnswer):
+		return fmt.Errorf("%w: is the tunnel up (handshake), and is %s the VPN server's gateway?", err, p.gateway)
+	case errors.As(err, &re) && re.Code == ResultNotAuthorized:
+		return fmt.Errorf("%w: the gateway does not allow port forwarding for this key or server", err)
+	}
+	return err
+}
+
+// suggest is the public port to ask for: the one held, else the last one.
+func (p *Provider) suggest(held provider.Lease) uint16 {
+	if held.Held() {
+		return held.Ports[0].Public
+	}
+	if len(p.env.LastPorts) > 0 {
+		return p.env.LastPorts[0]
+	}
+	return 0
+}
+
+// internal is the internal port a generic request names.
+func (p *Provider) internal(held provider.Lease) uint16 {
+	switch {
+	case held.Held():
+		return held.Ports[0].Local
+	case p.env.TargetPort != 0:
+		return p.env.TargetPort
+	case len(p.env.LastPorts) > 0:
+		return p.env.LastPorts[0]
+	}
+	return uint16(20000 + rand.IntN(40000))
+}
+
+// mapAll maps TCP then UDP for the same port and builds the lease.
+func (p *Provider) mapAll(ctx context.Context, held provider.Lease) (provider.Lease, error) {
+	lease := provider.Lease{Provider: p.conv.Name, Protocols: []string{"tcp", "udp"}}
+	if ext, err := p.Client.External(ctx); err == nil {
+		lease.PublicIP = ext.Addr
+	} else if errors.Is(err, ErrRefused) || errors.Is(err, ErrNoAnswer) || ctx.Err() != nil {
+		return lease, err
+	}
+	internal, suggest := p.internal(held), p.suggest(held)
+	if p.conv.ZeroInternal {
+		internal = 0
+	} else if suggest == 0 {
+		suggest = internal
+	}
+	life := uint32(p.life / time.Second)
+	var tcp, udp MapReply
+	for try := 1; ; try++ {
+		var err error
+		tcp, err = p.mapOne(ctx, MapRequest{Op: OpMapTCP, Internal: internal, External: suggest, Lifetime: life})
+		if err != nil {
+			return lease, err
+		}
+		udp, err = p.mapOne(ctx, MapRequest{Op: OpMapUDP, Internal: internal, External: tcp.External, Lifetime: life})
+		if err != nil {
+			return lease, err
+		}
+		if udp.External == tcp.External {
+			break
+		}
+		if try == 3 {
+			return lease, fmt.Errorf("gateway keeps giving different ports for TCP (%d) and UDP (%d)", tcp.External, udp.External)
+		}
+		p.env.Log.Warn("gateway gave different TCP and UDP ports, asking again", "tcp", tcp.External, "udp", udp.External)
+		suggest = tcp.External
+	}
+	local := tcp.Internal
+	if local == 0 {
+		local = tcp.External
+	}
+	lease.Ports = []provider.Port{{Public: tcp.External, Local: local}}
+	now := time.Now()
+	lease.Renewed = now
+	lease.Expires = now.Add(time.Duration(min(tcp.Lifetime, udp.Lifetime)) * time.Second)
+	if tcp.Lifetime < life {
+		p.life = time.Duration(max(tcp.Lifetime, 2)) * time.Second
+	}
+	return lease, nil
+}
+
+func (p *Provider) mapOne(ctx context.Context, req MapRequest) (MapReply, error) {
+	r, err := p.Client.Map(ctx, req)
+	if err != nil {
+		return r, fmt.Errorf("mapping %s port: %w", ProtoName(req.Op), err)
+	}
+	if r.External == 0 {
+		return r, fmt.Errorf("mapping %s port: gateway answered port 0", ProtoName(req.Op))
+	}
+	if p.conv.ZeroInternal && r.Internal != 0 && r.Internal != r.External {
+		return r, fmt.Errorf("mapping %s port: gateway mapped public %d to %d; %s needs them equal", ProtoName(req.Op), r.External, r.Internal, p.conv.Name)
+	}
+	return r, nil
+}
+
+// release deletes the mappings, briefly: shutdown must not hang.
+func (p *Provider) release(held provider.Lease) {
+	if !held.Held() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	internal := held.Ports[0].Local
+	if p.conv.ZeroInternal {
+		internal = 0
+	}
+	c := NewClient(p.env.Dialer, p.gateway, p.env.Log)
+	c.Attempts = 3
+	defer c.Close()
+	for _, op := range []uint8{OpMapTCP, OpMapUDP} {
+		if _, err := c.Map(ctx, MapRequest{Op: op, Internal: internal}); err != nil {
+			p.env.Log.Warn("releasing port mapping", "proto", ProtoName(op), "err", err)
+			return
+		}
+	}
+	p.env.Log.Info("port mapping released", "port", held.Ports[0].Public)
+}

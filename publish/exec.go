@@ -1,0 +1,124 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Exec runs a command on every new port. {{port}} in the command becomes
+// the first port, {{ports}} all of them comma-separated. The command is
+// split into words (quotes group) and run directly; Shell runs it with
+// /bin/sh -c instead. It never runs when the port is lost.
+type Exec struct {
+	Command string
+	Shell   bool
+	Timeout time.Duration // default 30 s
+}
+
+// Name implements Consumer.
+func (e Exec) Name() string { return "exec" }
+
+// Publish implements Consumer.
+func (e Exec) Publish(ctx context.Context, ev Event) error {
+	if len(ev.Ports) == 0 {
+		return nil
+	}
+	ports := make([]string, len(ev.Ports))
+	for i, p := range ev.Ports {
+		ports[i] = strconv.Itoa(int(p))
+	}
+	expand := strings.NewReplacer("{{port}}", ports[0], "{{ports}}", strings.Join(ports, ","))
+	var argv []string
+	if e.Shell {
+		argv = []string{"/bin/sh", "-c", expand.Replace(e.Command)}
+	} else {
+		words, err := SplitWords(e.Command)
+		if err != nil {
+			return err
+		}
+		for _, w := range words {
+			argv = append(argv, expand.Replace(w))
+		}
+	}
+	if len(argv) == 0 {
+		return errors.New("empty command")
+	}
+	timeout := e.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(cmd.Environ(), "VPNFWD_PORT="+ports[0], "VPNFWD_PORTS="+strings.Join(ports, ","), "VPNFWD_REASON="+ev.Reason)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("hook %q timed out after %s", argv[0], timeout)
+	}
+	if err != nil {
+		msg := strings.TrimSpace(out.String())
+		if len(msg) > 200 {
+			msg = msg[:200] + "..."
+		}
+		if msg != "" {
+			return fmt.Errorf("hook %q: %w: %s", argv[0], err, msg)
+		}
+		return fmt.Errorf("hook %q: %w", argv[0], err)
+	}
+	return nil
+}
+
+// SplitWords splits a command line on blanks; single and double quotes
+// group words and a backslash escapes the next character. No other shell
+// syntax is interpreted.
+func SplitWords(s string) ([]string, error) {
+	var (
+		words []string
+		cur   strings.Builder
+		in    bool
+		quote rune
+		esc   bool
+	)
+	for _, r := range s {
+		switch {
+		case esc:
+			cur.WriteRune(r)
+			esc, in = false, true
+		case r == '\\' && quote != '\'':
+			esc = true
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			} else {
+				cur.WriteRune(r)
+			}
+		case r == '"' || r == '\'':
+			quote, in = r, true
+		case r == ' ' || r == '\t' || r == '\n':
+			if in {
+				words = append(words, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteRune(r)
+			in = true
+		}
+	}
+	if quote != 0 || esc {
+		return nil, fmt.Errorf("command %q: unterminated quote or escape", s)
+	}
+	if in {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}

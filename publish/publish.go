@@ -1,0 +1,165 @@
+// Package publish tells consumers about the forwarded port: a file, a hook
+// command, and (later) torrent clients. Every consumer hears every change
+// once and in order, on its own goroutine, so a slow one holds up no other.
+// Port 0 is never published.
+package publish
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Event is a change of the forwarded ports. No Ports means the port was
+// lost; consumers must not write or push a port then.
+type Event struct {
+	Ports []uint16
+	// Reason is "port" for a new port, "lost", or "reconnect" when the
+	// tunnel came back with the same port (consumers re-apply it).
+	Reason string
+}
+
+// Consumer is one place the port goes.
+type Consumer interface {
+	Name() string
+	Publish(ctx context.Context, ev Event) error
+}
+
+// Result is a consumer's last outcome, for status and metrics.
+type Result struct {
+	Consumer string    `json:"consumer"`
+	Ports    []uint16  `json:"ports"`
+	OK       bool      `json:"ok"`
+	Error    string    `json:"error,omitempty"`
+	At       time.Time `json:"at"`
+	Count    int64     `json:"count"`
+	Failures int64     `json:"failures"`
+}
+
+// Dispatcher fans events out to consumers. Run it with Run; Send never
+// blocks.
+type Dispatcher struct {
+	log       *slog.Logger
+	consumers []*queue
+	onResult  func(Result)
+}
+
+type queue struct {
+	c      Consumer
+	mu     sync.Mutex
+	events []Event
+	wake   chan struct{}
+	res    Result
+	busy   bool // an event is being handled
+}
+
+// NewDispatcher makes a dispatcher; onResult (may be nil) hears each
+// outcome.
+func NewDispatcher(log *slog.Logger, onResult func(Result), cs ...Consumer) *Dispatcher {
+	d := &Dispatcher{log: log, onResult: onResult}
+	for _, c := range cs {
+		d.consumers = append(d.consumers, &queue{c: c, wake: make(chan struct{}, 1), res: Result{Consumer: c.Name()}})
+	}
+	return d
+}
+
+// Send queues ev for every consumer. Ports equal to 0 are dropped.
+func (d *Dispatcher) Send(ev Event) {
+	ev.Ports = slices.DeleteFunc(slices.Clone(ev.Ports), func(p uint16) bool { return p == 0 })
+	if len(ev.Ports) == 0 && ev.Reason != "lost" {
+		return
+	}
+	for _, q := range d.consumers {
+		q.mu.Lock()
+		q.events = append(q.events, ev)
+		q.mu.Unlock()
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Results returns every consumer's last outcome.
+func (d *Dispatcher) Results() []Result {
+	out := make([]Result, 0, len(d.consumers))
+	for _, q := range d.consumers {
+		q.mu.Lock()
+		out = append(out, q.res)
+		q.mu.Unlock()
+	}
+	return out
+}
+
+// Run delivers events until ctx ends.
+func (d *Dispatcher) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, q := range d.consumers {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.serve(ctx, q) }()
+	}
+	wg.Wait()
+}
+
+func (d *Dispatcher) serve(ctx context.Context, q *queue) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-q.wake:
+		}
+		for {
+			q.mu.Lock()
+			if len(q.events) == 0 {
+				q.mu.Unlock()
+				break
+			}
+			ev := q.events[0]
+			q.events = q.events[1:]
+			q.busy = true
+			q.mu.Unlock()
+			err := q.c.Publish(ctx, ev)
+			if ctx.Err() != nil {
+				return
+			}
+			q.mu.Lock()
+			q.busy = false
+			q.res.Ports, q.res.At, q.res.OK = ev.Ports, time.Now(), err == nil
+			q.res.Count++
+			q.res.Error = ""
+			if err != nil {
+				q.res.Failures++
+				q.res.Error = err.Error()
+			}
+			res := q.res
+			q.mu.Unlock()
+			if err != nil {
+				d.log.Error("publishing port", "consumer", q.c.Name(), "ports", ev.Ports, "err", err)
+			} else if len(ev.Ports) > 0 {
+				d.log.Info("published", "consumer", q.c.Name(), "ports", ev.Ports)
+			}
+			if d.onResult != nil {
+				d.onResult(res)
+			}
+		}
+	}
+}
+
+// Flush waits until every queued event has been handled, or timeout.
+func (d *Dispatcher) Flush(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		busy := false
+		for _, q := range d.consumers {
+			q.mu.Lock()
+			busy = busy || len(q.events) > 0 || q.busy
+			q.mu.Unlock()
+		}
+		if !busy {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
