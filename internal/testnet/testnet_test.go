@@ -9,26 +9,16 @@ import (
 
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"github.com/vpnfwd/vpnfwd/netstack"
-	"github.com/vpnfwd/vpnfwd/wg"
 )
 
-// connect brings up a client tunnel to srv.
 func connect(t *testing.T, srv *testnet.Server) *netstack.Stack {
 	t.Helper()
-	cfg, err := srv.NewClient()
+	c, err := srv.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := netstack.New(netstack.Config{Addresses: cfg.Addresses(), DNS: cfg.DNSServers()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev, err := wg.New(context.Background(), st.TUN(), cfg, wg.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dev.Close() })
-	return st
+	t.Cleanup(func() { c.Close() })
+	return c.Stack
 }
 
 func TestTunnelReachesInternet(t *testing.T) {

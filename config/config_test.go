@@ -1,0 +1,204 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func fmtV(v any) string { return fmt.Sprintf("%v %+v %#v", v, v, v) }
+
+func writeFile(t *testing.T, dir, name, text string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func load(t *testing.T, args []string, env map[string]string) (*Config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	f := RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return f.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+}
+
+func TestPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := writeFile(t, dir, "vpnfwd.toml", `
+[provider]
+name = "natpmp"
+gateway = "10.2.0.1"
+[forward]
+target = "127.0.0.1:1000"
+[proxy]
+socks5 = "127.0.0.1:1081"
+`)
+	cfg, err := load(t, []string{"--config", cfgFile, "--forward", "127.0.0.1:3000"},
+		map[string]string{"VPNFWD_FORWARD": "127.0.0.1:2000", "VPNFWD_GATEWAY": "10.9.0.1", "VPNFWD_HTTP_PROXY": ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Forward.Target != "127.0.0.1:3000" {
+		t.Errorf("flag should beat env and file: %s", cfg.Forward.Target)
+	}
+	if cfg.Provider.Gateway != "10.9.0.1" {
+		t.Errorf("env should beat file: %s", cfg.Provider.Gateway)
+	}
+	if cfg.Proxy.SOCKS5 != "127.0.0.1:1081" || cfg.Provider.Name != "natpmp" {
+		t.Errorf("file should beat default: %+v", cfg)
+	}
+	if cfg.Proxy.HTTP != "" {
+		t.Errorf("VPNFWD_HTTP_PROXY= should turn the HTTP proxy off, got %q", cfg.Proxy.HTTP)
+	}
+	if cfg.API.Listen != "127.0.0.1:9070" {
+		t.Errorf("default API %s", cfg.API.Listen)
+	}
+}
+
+func TestEveryFlagHasEnv(t *testing.T) {
+	seen := map[string]bool{}
+	for _, o := range Options {
+		e := EnvName(o.Flag)
+		if seen[e] || !strings.HasPrefix(e, "VPNFWD_") || o.Key == "" {
+			t.Errorf("option %s: env %s key %q", o.Flag, e, o.Key)
+		}
+		seen[e] = true
+	}
+}
+
+func TestTOMLErrorsNameTheLine(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct{ name, text, want string }{
+		{"bad key", "[wireguard]\nprivate_key = \"abc\"\n", "vpnfwd.toml:2"},
+		{"syntax", "[provider\nname = 1\n", "vpnfwd.toml:2"},
+		{"bad cidr", "[wireguard]\naddress = [\"10.0.0.1/99\"]\n", "vpnfwd.toml:2"},
+		{"bad duration", "[forward]\nudp_idle_timeout = \"soon\"\n", "vpnfwd.toml:2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeFile(t, dir, "vpnfwd.toml", tt.text)
+			_, err := load(t, []string{"--config", p}, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestInlineTunnelAndValidation(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "vpnfwd.toml", `
+log_level = "debug"
+bogus = 1
+[wireguard]
+private_key = "`+testPriv+`"
+address = ["10.2.0.2/32"]
+dns = ["10.2.0.1"]
+[[wireguard.peer]]
+public_key = "`+testPub+`"
+endpoint = "vpn.example.com:51820"
+allowed_ips = ["0.0.0.0/0"]
+persistent_keepalive = 25
+[forward]
+udp_idle_timeout = "30s"
+[[publish]]
+type = "file"
+path = "/tmp/port"
+`)
+	cfg, err := load(t, []string{"--config", p}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.LoadTunnel(); err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(cfg.Forward.UDPIdle) != 30*time.Second || len(cfg.WireGuard.Peers) != 1 {
+		t.Errorf("%+v", cfg.Forward)
+	}
+	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "bogus") {
+		t.Errorf("warnings %v", cfg.Warnings)
+	}
+}
+
+func TestWGConfigRelativeToFile(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "wg0.conf", protonConf)
+	p := writeFile(t, dir, "vpnfwd.toml", "[wireguard]\nconfig = \"wg0.conf\"\n")
+	cfg, err := load(t, []string{"--config", p}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.LoadTunnel(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.WireGuard.Address[0].String() != "10.2.0.2/32" {
+		t.Errorf("%+v", cfg.WireGuard)
+	}
+}
+
+func TestValidateErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--protocols", "tcp,sctp"}, `forward.protocols: "sctp"`},
+		{[]string{"--api", "0.0.0.0:9070"}, "set api.token_file"},
+		{[]string{"--api", "nonsense"}, "is not IP:PORT or unix:PATH"},
+		{[]string{"--socks5", "localhost"}, "proxy.socks5"},
+		{[]string{"--forward", "127.0.0.1:99999"}, "port must be 0-65535"},
+	}
+	for _, tt := range tests {
+		cfg, err := load(t, tt.args, nil)
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: error %v, want %q", tt.args, err, tt.want)
+		}
+	}
+	if _, err := load(t, []string{"--port", "0"}, nil); err == nil {
+		t.Error("--port 0 accepted")
+	}
+	cfg, _ := load(t, []string{"--api", "unix:/run/x.sock"}, nil)
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("unix socket API: %v", err)
+	}
+}
+
+func TestNoTunnel(t *testing.T) {
+	cfg := Defaults()
+	err := cfg.LoadTunnel()
+	if err == nil || !strings.Contains(err.Error(), "--wg-config") {
+		t.Fatalf("error %v", err)
+	}
+	cfg.WireGuard.Config = "/nonexistent/wg0.conf"
+	if err := cfg.LoadTunnel(); err == nil || !strings.Contains(err.Error(), "/nonexistent/wg0.conf") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestParseHostPort(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1": "127.0.0.1:0", "127.0.0.1:8080": "127.0.0.1:8080", ":9": "127.0.0.1:9",
+		"[::1]:5": "::1:5", "::1": "::1:0", "svc": "svc:0",
+	} {
+		h, p, err := ParseHostPort(in)
+		if got := fmt.Sprintf("%s:%d", h, p); err != nil || got != want {
+			t.Errorf("%q: %s %v, want %s", in, got, err, want)
+		}
+	}
+}

@@ -1,0 +1,216 @@
+package natpmp_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/internal/testnet"
+	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/provider/natpmp"
+	"github.com/vpnfwd/vpnfwd/provider/protonvpn"
+)
+
+// setup starts a test server with the given NAT-PMP mode and a client.
+func setup(t *testing.T, mode string, life uint32) (*testnet.Server, *testnet.Client) {
+	t.Helper()
+	srv, err := testnet.Start(testnet.Options{NATPMP: mode, Lifetime: life})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	c, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return srv, c
+}
+
+// leases collects what a provider reports.
+type leases struct {
+	mu  sync.Mutex
+	all []provider.Lease
+	ch  chan provider.Lease
+}
+
+func newLeases() *leases { return &leases{ch: make(chan provider.Lease, 100)} }
+
+func (l *leases) report(x provider.Lease) {
+	l.mu.Lock()
+	l.all = append(l.all, x)
+	l.mu.Unlock()
+	l.ch <- x
+}
+
+func (l *leases) next(t *testing.T, within time.Duration) provider.Lease {
+	t.Helper()
+	select {
+	case x := <-l.ch:
+		return x
+	case <-time.After(within):
+		t.Fatalf("no lease within %s", within)
+	}
+	return provider.Lease{}
+}
+
+type logBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *logBuf) Write(p []byte) (int, error) { w.mu.Lock(); defer w.mu.Unlock(); return w.b.Write(p) }
+func (w *logBuf) String() string             { w.mu.Lock(); defer w.mu.Unlock(); return w.b.String() }
+
+func env(c *testnet.Client, log *logBuf, cfg config.Provider) provider.Env {
+	l := slog.New(slog.DiscardHandler)
+	if log != nil {
+		l = slog.New(slog.NewTextHandler(log, nil))
+	}
+	return provider.Env{Dialer: c.Stack, Log: l, DNS: c.Config.DNSServers(), Config: cfg}
+}
+
+func clientAddr(c *testnet.Client) netip.Addr { return c.Config.Addresses()[0].Addr() }
+
+func run(t *testing.T, p provider.Provider, l *leases) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx, l.report); close(done) }()
+	return func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("provider did not stop within 5 s")
+		}
+	}
+}
+
+func TestGenericMapsTCPAndUDPOnSamePort(t *testing.T) {
+	srv, c := setup(t, "generic", 0)
+	e := env(c, nil, config.Provider{})
+	e.TargetPort = 45678
+	p, err := natpmp.Info.New(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLeases()
+	stop := run(t, p, l)
+	lease := l.next(t, 5*time.Second)
+	if len(lease.Ports) != 1 || lease.Ports[0].Local != 45678 || lease.Ports[0].Public == 0 {
+		t.Fatalf("lease %+v", lease)
+	}
+	if lease.PublicIP != testnet.PublicIP {
+		t.Errorf("public IP %s", lease.PublicIP)
+	}
+	if got := srv.Gateway.Mapped(clientAddr(c)); got != lease.Ports[0].Public {
+		t.Errorf("gateway maps %d, lease says %d", got, lease.Ports[0].Public)
+	}
+	if srv.Gateway.Requests[natpmp.OpMapTCP] < 1 || srv.Gateway.Requests[natpmp.OpMapUDP] < 1 {
+		t.Errorf("requests %v", srv.Gateway.Requests)
+	}
+	stop()
+	if got := srv.Gateway.Mapped(clientAddr(c)); got != 0 {
+		t.Errorf("mapping for %d still there after shutdown", got)
+	}
+}
+
+func TestProtonConventions(t *testing.T) {
+	srv, c := setup(t, "proton", 0)
+	p, err := protonvpn.Info.New(env(c, nil, config.Provider{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLeases()
+	stop := run(t, p, l)
+	defer stop()
+	lease := l.next(t, 5*time.Second)
+	port := lease.Ports[0]
+	if port.Public != port.Local || port.Public < 1024 {
+		t.Fatalf("Proton lease %+v: want the same port inside and out", lease)
+	}
+	if time.Until(lease.Expires) > 61*time.Second {
+		t.Errorf("lease expires in %s, Proton grants 60 s", time.Until(lease.Expires))
+	}
+	if srv.Gateway.Mapped(clientAddr(c)) != port.Public {
+		t.Errorf("gateway does not hold %d", port.Public)
+	}
+}
+
+func TestRenewKeepsPortAndSurvivesGatewayRestart(t *testing.T) {
+	srv, c := setup(t, "generic", 2) // 2 s leases: renew every second
+	log := &logBuf{}
+	p, err := natpmp.Info.New(env(c, log, config.Provider{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLeases()
+	stop := run(t, p, l)
+	defer stop()
+	first := l.next(t, 5*time.Second)
+	second := l.next(t, 3*time.Second)
+	if !second.SamePorts(first) || !second.Renewed.After(first.Renewed) {
+		t.Fatalf("renewal changed the lease: %+v then %+v", first, second)
+	}
+	srv.Gateway.Age(100 * time.Second)
+	l.next(t, 3*time.Second) // a reply with the aged epoch
+	srv.Gateway.Restart()
+	third := l.next(t, 3*time.Second)
+	if !third.SamePorts(first) {
+		t.Errorf("after a gateway restart the old port should be asked for again: %+v vs %+v", third, first)
+	}
+	if !strings.Contains(log.String(), "gateway restarted") {
+		t.Errorf("restart not noticed; log:\n%s", log)
+	}
+}
+
+func TestRefusedFailsFastWithHint(t *testing.T) {
+	_, c := setup(t, "off", 0)
+	cl := natpmp.NewClient(c.Stack, testnet.GatewayAddr, nil)
+	defer cl.Close()
+	start := time.Now()
+	_, err := cl.External(context.Background())
+	if !errors.Is(err, natpmp.ErrRefused) {
+		t.Fatalf("error %v, want ErrRefused", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("refusal took %s: should fail fast, not retry", d)
+	}
+
+	log := &logBuf{}
+	p, _ := protonvpn.Info.New(env(c, log, config.Provider{}))
+	l := newLeases()
+	stop := run(t, p, l)
+	time.Sleep(500 * time.Millisecond)
+	stop()
+	if !strings.Contains(log.String(), "generated without NAT-PMP") {
+		t.Errorf("Proton user not told what to do; log:\n%s", log)
+	}
+}
+
+func TestNoAnswerRetriesThenGivesUp(t *testing.T) {
+	_, c := setup(t, "generic", 0)
+	// The what's-my-IP host has no NAT-PMP port: refused or silent.
+	cl := natpmp.NewClient(c.Stack, testnet.InternetHost, nil)
+	cl.FirstTimeout, cl.Attempts = 10*time.Millisecond, 3
+	defer cl.Close()
+	_, err := cl.Map(context.Background(), natpmp.MapRequest{Op: natpmp.OpMapTCP, Internal: 1, External: 1, Lifetime: 60})
+	if !errors.Is(err, natpmp.ErrNoAnswer) && !errors.Is(err, natpmp.ErrRefused) {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestGatewayDefaultsToDNS(t *testing.T) {
+	if _, err := natpmp.Info.New(provider.Env{}); err == nil || !strings.Contains(err.Error(), "--gateway") {
+		t.Fatalf("error %v", err)
+	}
+	if _, err := natpmp.Info.New(provider.Env{Config: config.Provider{Gateway: "nope"}}); err == nil {
+		t.Fatal("bad gateway accepted")
+	}
+}
