@@ -24,7 +24,7 @@ import (
 func runDemo(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "demo", "[--verbose]")
 	verbose := fs.Bool("verbose", false, "also show vpnfwd's own log")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	start := time.Now()

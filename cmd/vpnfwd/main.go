@@ -75,6 +75,10 @@ func run(ctx context.Context, env *cliEnv, args []string) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		var pe *parseError
+		if errors.As(err, &pe) {
+			return 2 // the flag package has already said what is wrong
+		}
 		var ee *exitError
 		if errors.As(err, &ee) {
 			if ee.err != nil && ee.err.Error() != "" {
@@ -96,6 +100,18 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\n'vpnfwd COMMAND -h' shows a command's flags. Every flag of 'up' is also a VPNFWD_* environment variable.\n")
+}
+
+// parseError is a command-line error the flag package already printed.
+type parseError struct{ error }
+
+// parseFlags parses args, marking errors as usage errors (exit 2).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return &parseError{err}
+	}
+	return err
 }
 
 func newFlagSet(env *cliEnv, name, args string) *flag.FlagSet {

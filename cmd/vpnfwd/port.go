@@ -12,7 +12,7 @@ import (
 func runPort(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "port", "[--api ADDR]")
 	addr, tok := apiFlags(fs, env)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	c, err := newAPIClient(*addr, *tok)

@@ -34,7 +34,7 @@ func providerNames() string {
 
 func runProviders(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "providers", "")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)

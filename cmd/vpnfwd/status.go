@@ -16,7 +16,7 @@ func runStatus(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "status", "[--api ADDR] [--json]")
 	addr, tok := apiFlags(fs, env)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	c, err := newAPIClient(*addr, *tok)

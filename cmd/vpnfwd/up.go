@@ -10,7 +10,7 @@ import (
 func runUp(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "up", "[--config FILE] [--wg-config FILE] [--provider NAME] [--forward HOST[:PORT]] ...")
 	flags := config.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

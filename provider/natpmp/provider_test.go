@@ -66,7 +66,7 @@ type logBuf struct {
 }
 
 func (w *logBuf) Write(p []byte) (int, error) { w.mu.Lock(); defer w.mu.Unlock(); return w.b.Write(p) }
-func (w *logBuf) String() string             { w.mu.Lock(); defer w.mu.Unlock(); return w.b.String() }
+func (w *logBuf) String() string              { w.mu.Lock(); defer w.mu.Unlock(); return w.b.String() }
 
 func env(c *testnet.Client, log *logBuf, cfg config.Provider) provider.Env {
 	l := slog.New(slog.DiscardHandler)

@@ -1,0 +1,388 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/api"
+	"github.com/vpnfwd/vpnfwd/internal/testnet"
+	"golang.org/x/net/proxy"
+)
+
+// syncBuf is a goroutine-safe log sink.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func testEnv(env map[string]string) (*cliEnv, *syncBuf, *syncBuf) {
+	out, errb := &syncBuf{}, &syncBuf{}
+	return &cliEnv{stdout: out, stderr: errb, lookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}, out, errb
+}
+
+// vpnfwd runs a short command to completion.
+func vpnfwd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	env, out, errb := testEnv(nil)
+	code := run(context.Background(), env, args)
+	return code, out.String(), errb.String()
+}
+
+// echoService answers TCP lines and UDP datagrams with "echo: ...".
+func echoService(t *testing.T) (string, uint16) {
+	t.Helper()
+	svc, err := startDemoService()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.close)
+	ap := netip.MustParseAddrPort(svc.addr)
+	return svc.addr, ap.Port()
+}
+
+// instance is a `vpnfwd up` running in the test process.
+type instance struct {
+	api    string
+	cancel context.CancelFunc
+	done   chan int
+	log    *syncBuf
+	once   sync.Once
+	took   time.Duration
+}
+
+func startUp(t *testing.T, srv *testnet.Server, extra ...string) *instance {
+	t.Helper()
+	dir := t.TempDir()
+	client, err := srv.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "client.conf")
+	os.WriteFile(conf, []byte(testnet.WGQuick(client)+"PostUp = echo pwned > "+filepath.Join(dir, "pwned")+"\n"), 0o600)
+	sock := "unix:" + filepath.Join(dir, "api.sock")
+	args := append([]string{"up", "--wg-config", conf, "--api", sock, "--socks5", "127.0.0.1:0", "--http-proxy", "127.0.0.1:0"}, extra...)
+	env, _, errb := testEnv(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{api: sock, cancel: cancel, done: make(chan int, 1), log: errb}
+	go func() { in.done <- run(ctx, env, args) }()
+	t.Cleanup(func() { in.stop(t) })
+	t.Cleanup(func() {
+		if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
+			t.Error("PostUp from the wg-quick file was executed")
+		}
+	})
+	return in
+}
+
+// stop cancels the instance (as SIGINT does) and says how long it took.
+func (in *instance) stop(t *testing.T) time.Duration {
+	in.once.Do(func() {
+		start := time.Now()
+		in.cancel()
+		select {
+		case <-in.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("vpnfwd did not stop; log:\n%s", in.log)
+		}
+		in.took = time.Since(start)
+	})
+	return in.took
+}
+
+func (in *instance) status(t *testing.T) api.Status {
+	t.Helper()
+	code, out, errs := vpnfwd(t, "status", "--json", "--api", in.api)
+	if code != 0 {
+		t.Fatalf("status: %d %s", code, errs)
+	}
+	var st api.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// waitPort polls `vpnfwd port` until it prints a port.
+func (in *instance) waitPort(t *testing.T) uint16 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		code, out, _ := vpnfwd(t, "port", "--api", in.api)
+		if code == 0 {
+			n, err := strconv.Atoi(strings.TrimSpace(out))
+			if err != nil || n <= 0 {
+				t.Fatalf("vpnfwd port printed %q", out)
+			}
+			return uint16(n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no port within 10 s; log:\n%s", in.log)
+	return 0
+}
+
+func publicAddr(port uint16) string {
+	return net.JoinHostPort(testnet.PublicBind.String(), strconv.Itoa(int(port)))
+}
+
+func TestUpNATPMPEndToEnd(t *testing.T) {
+	srv, err := testnet.Start(testnet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	svcAddr, svcPort := echoService(t)
+	portFile := filepath.Join(t.TempDir(), "forwarded_port")
+	hookOut := filepath.Join(t.TempDir(), "hook")
+	in := startUp(t, srv, "--provider", "natpmp", "--gateway", "10.2.0.1", "--forward", svcAddr,
+		"--port-file", portFile, "--on-port", "sh -c 'echo {{port}} >> "+hookOut+"'")
+	start := time.Now()
+	port := in.waitPort(t)
+	t.Logf("port %d after %s", port, time.Since(start))
+
+	// TCP and UDP from the "internet" reach the local service.
+	reply, err := demoTCP(publicAddr(port), "hi")
+	if err != nil || reply != "service got: hi" {
+		t.Fatalf("TCP through the forwarded port: %q %v", reply, err)
+	}
+	reply, err = demoUDP(publicAddr(port), "hu")
+	if err != nil || reply != "service got: hu" {
+		t.Fatalf("UDP through the forwarded port: %q %v", reply, err)
+	}
+
+	st := in.status(t)
+	if st.Port.Port != int(port) || st.Tunnel.State != "up" || st.Port.PublicIP != testnet.PublicIP.String() {
+		t.Errorf("status %+v", st)
+	}
+	if st.Port.ListenPorts[0] != int(svcPort) {
+		t.Errorf("generic NAT-PMP should ask for the service's port %d as internal port: %v", svcPort, st.Port.ListenPorts)
+	}
+	if st.Forward.TCPTotal < 1 || st.Forward.UDPPackets < 1 {
+		t.Errorf("forward counters %+v", st.Forward)
+	}
+
+	// The SOCKS5 proxy reaches the internet through the tunnel.
+	ip, err := demoSOCKS(st.Proxy.SOCKS5, "http://"+testnet.WhatsMyIPName+"/")
+	if err != nil || ip != testnet.PublicIP.String() {
+		t.Errorf("whatsmyip through SOCKS5: %q %v", ip, err)
+	}
+
+	waitFile(t, portFile, fmt.Sprintf("%d\n", port))
+	waitFile(t, hookOut, fmt.Sprintf("%d\n", port))
+
+	if d := in.stop(t); d > 5*time.Second {
+		t.Errorf("stopping took %s", d)
+	}
+	if b, _ := os.ReadFile(portFile); len(b) != 0 {
+		t.Errorf("port file not emptied on exit: %q", b)
+	}
+	if srv.Gateway.Mapped(testnet.ClientAddr) != 0 {
+		t.Error("mapping not released on exit")
+	}
+	for _, stage := range []string{"handshake complete", "port forwarded", "listening", "published"} {
+		if !strings.Contains(in.log.String(), stage) {
+			t.Errorf("log lacks stage %q:\n%s", stage, in.log)
+		}
+	}
+	if !strings.Contains(in.log.String(), "PostUp is a wg-quick command") {
+		t.Errorf("no warning about PostUp:\n%s", in.log)
+	}
+}
+
+func waitFile(t *testing.T, path, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if string(b) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s holds %q, want %q", path, b, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestUpRefusesWhenServiceDown(t *testing.T) {
+	srv, _ := testnet.Start(testnet.Options{NATPMP: "proton"})
+	defer srv.Close()
+	in := startUp(t, srv, "--provider", "protonvpn", "--forward", "127.0.0.1:1") // nothing listens on port 1
+	port := in.waitPort(t)
+	c, err := net.Dial("tcp", publicAddr(port))
+	if err == nil {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		n, rerr := c.Read(make([]byte, 1))
+		c.Close()
+		if n != 0 || rerr == nil {
+			t.Fatalf("read %d bytes from a dead service", n)
+		}
+	}
+	if st := in.status(t); st.Forward.TCPRefused < 1 || st.Forward.TCPTotal != 0 {
+		t.Errorf("refusal not counted: %+v", st.Forward)
+	}
+}
+
+func TestUpStaticHTTPProxyAndMetrics(t *testing.T) {
+	srv, _ := testnet.Start(testnet.Options{NATPMP: "off"})
+	defer srv.Close()
+	in := startUp(t, srv, "--provider", "static", "--port", "40001,40002")
+	port := in.waitPort(t)
+	st := in.status(t)
+	if port != 40001 || len(st.Port.Ports) != 2 {
+		t.Fatalf("static ports: %d %v", port, st.Port.Ports)
+	}
+	// HTTP proxy, plain request.
+	c, err := net.Dial("tcp", st.Proxy.HTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET http://%s/ HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", testnet.WhatsMyIPName, testnet.WhatsMyIPName)
+	b, _ := io.ReadAll(c)
+	if !strings.Contains(string(b), testnet.PublicIP.String()) {
+		t.Errorf("HTTP proxy answer: %s", b)
+	}
+	// HTTP proxy, CONNECT to the echo service.
+	c, _ = net.Dial("tcp", st.Proxy.HTTP)
+	fmt.Fprintf(c, "CONNECT %s:7 HTTP/1.1\r\nHost: %s:7\r\n\r\n", testnet.EchoName, testnet.EchoName)
+	br := bufio.NewReader(c)
+	line, _ := br.ReadString('\n')
+	if !strings.Contains(line, "200") {
+		t.Fatalf("CONNECT: %q", line)
+	}
+	br.ReadString('\n')
+	fmt.Fprintf(c, "round trip\n")
+	got, _ := br.ReadString('\n')
+	if got != "round trip\n" {
+		t.Errorf("CONNECT echo %q", got)
+	}
+	c.Close()
+
+	// SOCKS5 UDP ASSOCIATE through the tunnel.
+	if err := socksUDPEcho(st.Proxy.SOCKS5); err != nil {
+		t.Errorf("SOCKS5 UDP: %v", err)
+	}
+	// SOCKS5 to a name the tunnel's DNS does not know.
+	if _, err := demoSOCKS(st.Proxy.SOCKS5, "http://nonexistent.test/"); err == nil {
+		t.Error("unknown name resolved")
+	}
+}
+
+// socksUDPEcho does a SOCKS5 UDP ASSOCIATE and an echo through it.
+func socksUDPEcho(socks string) error {
+	c, err := net.Dial("tcp", socks)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte{5, 1, 0})
+	b := make([]byte, 2)
+	io.ReadFull(c, b)
+	c.Write([]byte{5, 3, 0, 1, 0, 0, 0, 0, 0, 0})
+	rep := make([]byte, 10)
+	if _, err := io.ReadFull(c, rep); err != nil || rep[1] != 0 {
+		return fmt.Errorf("associate reply % x %v", rep, err)
+	}
+	relay := netip.AddrPortFrom(netip.AddrFrom4([4]byte(rep[4:8])), uint16(rep[8])<<8|uint16(rep[9]))
+	u, err := net.Dial("udp", relay.String())
+	if err != nil {
+		return err
+	}
+	defer u.Close()
+	name := testnet.EchoName
+	msg := append([]byte{0, 0, 0, 3, byte(len(name))}, name...)
+	msg = append(msg, 0, 7)
+	msg = append(msg, "udp hello"...)
+	u.Write(msg)
+	u.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 512)
+	n, err := u.Read(buf)
+	if err != nil {
+		return err
+	}
+	if !bytes.HasSuffix(buf[:n], []byte("udp hello")) || buf[3] != 1 || !bytes.Equal(buf[4:8], testnet.InternetHost.AsSlice()) {
+		return fmt.Errorf("reply % x", buf[:n])
+	}
+	return nil
+}
+
+func TestDemo(t *testing.T) {
+	code, out, errs := vpnfwd(t, "demo")
+	if code != 0 || !strings.Contains(out, "demo OK") {
+		t.Fatalf("demo exit %d\n%s\n%s", code, out, errs)
+	}
+	_ = proxy.Direct
+}
+
+func TestCLIErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.conf")
+	os.WriteFile(bad, []byte("[Interface]\nPrivateKey = abc\n"), 0o600)
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"up"}, 1, "no provider"},
+		{[]string{"up", "--provider", "mullvad"}, 1, `unknown provider "mullvad"`},
+		{[]string{"up", "--provider", "natpmp"}, 1, "--wg-config FILE"},
+		{[]string{"up", "--provider", "natpmp", "--wg-config", bad}, 1, "bad.conf:2: PrivateKey: not a WireGuard key"},
+		{[]string{"up", "--provider", "natpmp", "--wg-config", filepath.Join(dir, "missing.conf")}, 1, "missing.conf: no such file"},
+		{[]string{"up", "--bogus"}, 2, "flag provided but not defined"},
+		{[]string{"wat"}, 2, `unknown command "wat"`},
+		{[]string{"port", "--api", "unix:" + filepath.Join(dir, "none.sock")}, 1, "is 'vpnfwd up' running?"},
+		{[]string{"status", "--api", "127.0.0.1:1"}, 1, "no vpnfwd answering"},
+	}
+	for _, tt := range tests {
+		code, _, errs := vpnfwd(t, tt.args...)
+		if code != tt.code || !strings.Contains(errs, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tt.args, code, errs, tt.code, tt.want)
+		}
+		if strings.Contains(errs, "panic") {
+			t.Errorf("%v panicked", tt.args)
+		}
+	}
+	if code, out, _ := vpnfwd(t, "version"); code != 0 || !strings.HasPrefix(out, "vpnfwd ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	if code, out, _ := vpnfwd(t, "providers"); code != 0 || !strings.Contains(out, "protonvpn") {
+		t.Errorf("providers: %d %q", code, out)
+	}
+}
+
+func TestUpDeadProviderIsClearNotHung(t *testing.T) {
+	srv, _ := testnet.Start(testnet.Options{NATPMP: "off"})
+	defer srv.Close()
+	in := startUp(t, srv, "--provider", "protonvpn")
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(in.log.String(), "generated without NAT-PMP") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no hint in log:\n%s", in.log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	code, _, errs := vpnfwd(t, "port", "--api", in.api)
+	if code != 1 || !strings.Contains(errs, "no forwarded port") {
+		t.Errorf("port with no lease: %d %q", code, errs)
+	}
+	if d := in.stop(t); d > 5*time.Second {
+		t.Errorf("stop took %s", d)
+	}
+}
