@@ -1,0 +1,138 @@
+package rootnet
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/config"
+)
+
+// Addresses of the standard test topology:
+//
+//	inet (100.64.7.2) --pub-- vpn (100.64.7.1; wg0 10.2.0.1/24) --under-- cli (100.65.7.2)
+const (
+	InetAddr   = "100.64.7.2"
+	PublicAddr = "100.64.7.1" // the VPN server's "public" address
+	UnderVPN   = "100.65.7.1" // the server's address on the client's underlay
+	UnderCli   = "100.65.7.2"
+	GatewayIP  = "10.2.0.1"
+	ClientIP   = "10.2.0.2"
+	WGPort     = 51820
+	// ReportedIP is what miniupnpd answers as its external address. It is
+	// never a packet destination: miniupnpd refuses reserved addresses.
+	ReportedIP = "11.22.33.44"
+)
+
+// VPN is a WireGuard server (Debian's wireguard-go, kernel TUN) with
+// masquerading to the inet namespace, optionally with miniupnpd answering
+// NAT-PMP on the tunnel gateway.
+type VPN struct {
+	Net               *Net
+	Inet, Server, Cli string
+	ClientConf        string // path of the client's wg-quick file
+	ServerPub         config.Key
+	Dir               string
+}
+
+// NewVPN builds the topology. natpmp starts miniupnpd (NAT-PMP only).
+func NewVPN(t testing.TB, n *Net, natpmp bool) *VPN {
+	t.Helper()
+	v := &VPN{Net: n, Dir: t.TempDir()}
+	v.Inet, v.Server, v.Cli = n.NS("inet"), n.NS("vpn"), n.NS("cli")
+	n.Link(v.Server, "pub", PublicAddr+"/24", v.Inet, "eth0", InetAddr+"/24")
+	n.Link(v.Server, "under", UnderVPN+"/24", v.Cli, "eth0", UnderCli+"/24")
+	n.Must(v.Inet, "ip", "route", "add", "default", "via", PublicAddr)
+	n.Must(v.Server, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+
+	sk, _ := config.NewPrivateKey()
+	ck, _ := config.NewPrivateKey()
+	v.ServerPub = sk.Public()
+	wgIf := "wg" + n.prefix
+	n.Start(v.Server, "env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", wgIf)
+	waitFor(t, func() bool { _, err := n.Exec(v.Server, "ip", "link", "show", wgIf); return err == nil })
+	keyFile := filepath.Join(v.Dir, "server.key")
+	os.WriteFile(keyFile, []byte(sk.Base64()+"\n"), 0o600)
+	n.Must(v.Server, "wg", "set", wgIf, "private-key", keyFile, "listen-port", fmt.Sprint(WGPort),
+		"peer", ck.Public().String(), "allowed-ips", ClientIP+"/32")
+	n.Must(v.Server, "ip", "addr", "add", GatewayIP+"/24", "dev", wgIf)
+	n.Must(v.Server, "ip", "link", "set", wgIf, "up")
+
+	rules := `
+table inet filter {
+	chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }
+	chain miniupnpd { }
+	chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }
+	chain postrouting {
+		type nat hook postrouting priority 100; policy accept;
+		jump postrouting_miniupnpd
+		oifname "pub" ip saddr 10.2.0.0/24 masquerade
+	}
+	chain prerouting_miniupnpd { }
+	chain postrouting_miniupnpd { }
+}
+`
+	if _, err := n.ExecInput(v.Server, rules, "nft", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	if natpmp {
+		conf := filepath.Join(v.Dir, "miniupnpd.conf")
+		os.WriteFile(conf, []byte(strings.Join([]string{
+			"ext_ifname=pub",
+			"ext_ip=" + ReportedIP,
+			"listening_ip=" + wgIf,
+			"enable_natpmp=yes",
+			"enable_upnp=no",
+			"secure_mode=yes",
+			"min_lifetime=10",
+			"max_lifetime=3600",
+			"allow 1024-65535 10.2.0.0/24 1024-65535",
+			"deny 0-65535 0.0.0.0/0 0-65535",
+		}, "\n")+"\n"), 0o644)
+		n.Start(v.Server, "miniupnpd", "-d", "-f", conf, "-P", filepath.Join(v.Dir, "miniupnpd.pid"))
+		waitFor(t, func() bool {
+			out, _ := n.Exec(v.Server, "ss", "-lun")
+			return strings.Contains(out, GatewayIP+":5351")
+		})
+	}
+	v.ClientConf = filepath.Join(v.Dir, "client.conf")
+	os.WriteFile(v.ClientConf, []byte(fmt.Sprintf(`# provider header
+[Interface]
+PrivateKey = %s
+Address = %s/32
+DNS = %s
+
+[Peer]
+PublicKey = %s
+AllowedIPs = 0.0.0.0/0
+Endpoint = %s:%d
+PersistentKeepalive = 25
+`, ck.Base64(), ClientIP, GatewayIP, sk.Public(), UnderVPN, WGPort)), 0o600)
+	return v
+}
+
+func waitFor(t testing.TB, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the test network")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// BuildVPNFWD compiles the vpnfwd command into dir.
+func BuildVPNFWD(t testing.TB, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "vpnfwd")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/vpnfwd/vpnfwd/cmd/vpnfwd").CombinedOutput()
+	if err != nil {
+		t.Fatalf("building vpnfwd: %v\n%s", err, out)
+	}
+	return bin
+}
