@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -260,11 +258,11 @@ func (d *daemon) run(ctx context.Context) error {
 	provCancel()
 	select {
 	case <-provDone:
-	case <-time.After(3 * time.Second):
+	case <-time.After(2500 * time.Millisecond): // its release is capped at 2 s
 		d.log.Warn("provider did not stop in time")
 	}
 	d.disp.Send(publish.Event{Reason: "lost"})
-	d.disp.Flush(2 * time.Second)
+	d.disp.Flush(time.Second)
 	watchCancel()
 	srvCancel()
 	pubCancel()
@@ -288,8 +286,3 @@ func readToken(path string) (string, error) {
 	}
 	return t, nil
 }
-
-var errStopped = errors.New("stopped")
-
-// apiHandler is for tests that want the API without a listener.
-func (d *daemon) apiHandler() http.Handler { return api.NewServer(d, d.broker, "", d.log) }

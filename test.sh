@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# vpnfwd's test command (the README's, and what .ci/run calls):
+#   gofmt and go vet, all tests with the race detector, then each fuzz
+#   target briefly. Tests that need root (network namespaces with Debian's
+#   wireguard-go and miniupnpd) skip themselves unless run as root.
+# FUZZTIME=0 skips fuzzing; FUZZTIME=1m fuzzes longer.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+go vet ./...
+go test -race -count=1 -timeout 15m ./...
+
+fuzztime=${FUZZTIME:-10s}
+if [ "$fuzztime" != 0 ]; then
+	grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do
+		pkg=./$(dirname "${file#./}")
+		for fn in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
+			echo "fuzz $pkg $fn ($fuzztime)"
+			go test "$pkg" -run '^$' -fuzz "^$fn\$" -fuzztime "$fuzztime" >/dev/null
+		done
+	done
+	echo "fuzzing: no failures"
+fi
