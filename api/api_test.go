@@ -1,0 +1,122 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type fakeSource struct {
+	mu sync.Mutex
+	st Status
+}
+
+func (f *fakeSource) Status() Status { f.mu.Lock(); defer f.mu.Unlock(); return f.st }
+
+func get(t *testing.T, h http.Handler, path string, hdr ...string) (int, string) {
+	t.Helper()
+	r := httptest.NewRequest("GET", path, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Set(hdr[i], hdr[i+1])
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w.Code, w.Body.String()
+}
+
+func TestRoutes(t *testing.T) {
+	src := &fakeSource{st: Status{State: "connecting", Tunnel: TunnelStatus{State: "connecting"}}}
+	h := NewServer(src, NewBroker(), "", nil)
+	for _, p := range []string{"/v1/port", "/v1/portforward", "/v1/openvpn/portforwarded", "/healthz"} {
+		code, body := get(t, h, p)
+		if code != 503 || strings.Contains(body, `"port": 0`) || strings.Contains(body, `"port":0`) {
+			t.Errorf("%s without a port: %d %s", p, code, body)
+		}
+	}
+	src.st = Status{State: "up", Tunnel: TunnelStatus{State: "up"}, Port: PortStatus{Port: 51413, Ports: []int{51413}}}
+	if code, body := get(t, h, "/v1/port"); code != 200 || !strings.Contains(body, `"port": 51413`) || !strings.Contains(body, `"ports": [`) {
+		t.Errorf("/v1/port: %d %s", code, body)
+	}
+	if code, body := get(t, h, "/v1/portforward"); code != 200 || strings.ReplaceAll(strings.Join(strings.Fields(body), ""), " ", "") != `{"port":51413}` {
+		t.Errorf("gluetun shape: %d %s", code, body)
+	}
+	if code, _ := get(t, h, "/healthz"); code != 200 {
+		t.Errorf("healthz %d", code)
+	}
+	code, body := get(t, h, "/metrics")
+	for _, want := range []string{"vpnfwd_forwarded_port 51413", "vpnfwd_tunnel_up 1", "# TYPE vpnfwd_forward_bytes_total counter", `vpnfwd_forward_bytes_total{direction="in"} 0`} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+	if strings.Count(body, "# TYPE vpnfwd_forward_bytes_total") != 1 {
+		t.Errorf("TYPE line repeated")
+	}
+}
+
+func TestToken(t *testing.T) {
+	h := NewServer(&fakeSource{}, NewBroker(), "s3cret", nil)
+	if code, _ := get(t, h, "/v1/status"); code != 401 {
+		t.Errorf("no token: %d", code)
+	}
+	if code, _ := get(t, h, "/v1/status", "Authorization", "Bearer wrong"); code != 401 {
+		t.Errorf("wrong token: %d", code)
+	}
+	if code, _ := get(t, h, "/v1/status", "Authorization", "Bearer s3cret"); code != 200 {
+		t.Errorf("right token: %d", code)
+	}
+	if code, _ := get(t, h, "/v1/portforward", "X-API-Key", "s3cret"); code != 503 {
+		t.Errorf("gluetun header: %d", code)
+	}
+	if code, _ := get(t, h, "/healthz"); code != 503 {
+		t.Errorf("healthz should not need a token: %d", code)
+	}
+}
+
+func TestEvents(t *testing.T) {
+	src := &fakeSource{st: Status{State: "up"}}
+	b := NewBroker()
+	srv := httptest.NewServer(NewServer(src, b, "", nil))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("content type %s", ct)
+	}
+	r := bufio.NewReader(resp.Body)
+	readEvent := func() string {
+		var lines []string
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l == "\n" {
+				return strings.Join(lines, "")
+			}
+			lines = append(lines, l)
+		}
+	}
+	if ev := readEvent(); !strings.HasPrefix(ev, "event: state\ndata: {\"state\":\"up\"}") {
+		t.Errorf("first event %q", ev)
+	}
+	// The subscriber is registered once the first event is out.
+	b.Publish("port", map[string]int{"port": 7})
+	if ev := readEvent(); ev != "event: port\ndata: {\"port\":7}\n" {
+		t.Errorf("port event %q", ev)
+	}
+	cancel()
+	io.Copy(io.Discard, resp.Body)
+}
