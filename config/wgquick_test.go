@@ -161,3 +161,11 @@ func FuzzParseWGQuick(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseWGQuick(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		if _, _, err := ParseWGQuick("proton.conf", strings.NewReader(protonConf)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -9,10 +9,16 @@ import (
 	"sync/atomic"
 )
 
-// bufSize bounds memory per bridged connection: one buffer each way.
-const bufSize = 32 << 10
+// Copy buffers: an idle connection waits in Read holding only a small
+// buffer; one that fills it moves to a large pooled buffer for bulk, and
+// gives it back as soon as a read comes back small. Memory per idle
+// connection stays at 2 x smallBuf.
+const (
+	smallBuf = 2 << 10
+	largeBuf = 64 << 10
+)
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+var largePool = sync.Pool{New: func() any { b := make([]byte, largeBuf); return &b }}
 
 // HandleTCP decides on an incoming tunnel connection: it dials the local
 // service first and completes the tunnel handshake only if that worked, so
@@ -61,10 +67,8 @@ func splice(a, b net.Conn, in, out *atomic.Uint64) {
 }
 
 func pipe(dst, src net.Conn, n *atomic.Uint64) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	_, err := io.CopyBuffer(countWriter{dst, n}, src, *bp)
-	if cw, ok := dst.(closeWriter); ok && (err == nil || errors.Is(err, io.EOF)) {
+	err := copyAdaptive(dst, src, n)
+	if cw, ok := dst.(closeWriter); ok && err == nil {
 		cw.CloseWrite()
 		return
 	}
@@ -73,15 +77,40 @@ func pipe(dst, src net.Conn, n *atomic.Uint64) {
 	src.Close()
 }
 
-type countWriter struct {
-	w net.Conn
-	n *atomic.Uint64
-}
-
-func (c countWriter) Write(p []byte) (int, error) {
-	k, err := c.w.Write(p)
-	if c.n != nil {
-		c.n.Add(uint64(k))
+// copyAdaptive copies src to dst until EOF (nil error) or an error.
+func copyAdaptive(dst, src net.Conn, count *atomic.Uint64) error {
+	small := make([]byte, smallBuf)
+	buf := small
+	var large *[]byte
+	defer func() {
+		if large != nil {
+			largePool.Put(large)
+		}
+	}()
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			w, werr := dst.Write(buf[:n])
+			if count != nil {
+				count.Add(uint64(w))
+			}
+			if werr != nil {
+				return werr
+			}
+		}
+		if rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				return nil
+			}
+			return rerr
+		}
+		switch {
+		case n == len(buf) && large == nil:
+			large = largePool.Get().(*[]byte)
+			buf = *large
+		case n < smallBuf && large != nil:
+			largePool.Put(large)
+			large, buf = nil, small
+		}
 	}
-	return k, err
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -49,7 +50,15 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 
+// defaultMemoryLimit is the soft Go memory limit when GOMEMLIMIT is unset:
+// after bulk transfers the garbage collector hands buffers back instead of
+// keeping the high-water mark (measured in bench/whole-path.sh).
+const defaultMemoryLimit = 128 << 20
+
 func main() {
+	if _, ok := os.LookupEnv("GOMEMLIMIT"); !ok {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	env := &cliEnv{stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv}

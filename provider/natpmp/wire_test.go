@@ -77,3 +77,12 @@ func FuzzParseReplies(f *testing.F) {
 		ParseRequest(b)
 	})
 }
+
+func BenchmarkParseMapReply(b *testing.B) {
+	msg := MapReply{Op: OpMapTCP, Epoch: 1, Internal: 2, External: 3, Lifetime: 60}.Marshal(0)
+	for i := 0; i < b.N; i++ {
+		if _, err := ParseMapReply(msg, OpMapTCP); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Whole-path benchmark (root): builds the namespace testbed (Debian's
+# wireguard-go as the VPN server), then measures vpnfwd's forwarded-port
+# throughput next to Debian's kernel-TUN wireguard-go client in the same
+# run, and vpnfwd's memory with 1,000 TCP + 1,000 UDP peers.
+#   VPNFWD_BENCH_SECONDS=10 bench/whole-path.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VPNFWD_BENCH=1 exec go test ./internal/rootnet -run '^TestWholePath$' -count=1 -v -timeout 10m

@@ -1,0 +1,115 @@
+package rootnet
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The test binary doubles as helper programs run inside namespaces:
+// VPNFWD_HELPER=echo ADDR serves TCP and UDP echo; VPNFWD_HELPER=load
+// opens many TCP connections and UDP peers to ADDR and holds them until its
+// standard input closes.
+func TestMain(m *testing.M) {
+	switch os.Getenv("VPNFWD_HELPER") {
+	case "echo":
+		echoHelper(os.Getenv("VPNFWD_ADDR"))
+		return
+	case "load":
+		n, _ := strconv.Atoi(os.Getenv("VPNFWD_N"))
+		loadHelper(os.Getenv("VPNFWD_ADDR"), n)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func echoHelper(addr string) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+	fmt.Println("ready")
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() { io.Copy(c, c); c.Close() }()
+	}
+}
+
+// loadHelper prints "ok N M" once N TCP connections and M UDP peers have
+// each had one echo, then waits for stdin to close.
+func loadHelper(addr string, n int) {
+	var mu sync.Mutex
+	var conns []net.Conn
+	var tcpOK, udpOK int
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 100)
+	for i := 0; i < n; i++ {
+		wg.Add(2)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			c.Write([]byte("x"))
+			if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+				c.Close()
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			tcpOK++
+			mu.Unlock()
+		}()
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("udp", addr)
+			if err != nil {
+				return
+			}
+			for try := 0; try < 5; try++ {
+				c.Write([]byte("u"))
+				c.SetReadDeadline(time.Now().Add(time.Second))
+				if _, err := c.Read(make([]byte, 8)); err == nil {
+					mu.Lock()
+					conns = append(conns, c)
+					udpOK++
+					mu.Unlock()
+					return
+				}
+			}
+			c.Close()
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("ok %d %d\n", tcpOK, udpOK)
+	bufio.NewReader(os.Stdin).ReadString('\n')
+}
