@@ -139,7 +139,9 @@ type fakeReq struct {
 	rejected chan struct{}
 }
 
-func (r *fakeReq) LocalAddr() netip.AddrPort  { return netip.AddrPortFrom(netip.MustParseAddr("10.2.0.2"), r.port) }
+func (r *fakeReq) LocalAddr() netip.AddrPort {
+	return netip.AddrPortFrom(netip.MustParseAddr("10.2.0.2"), r.port)
+}
 func (r *fakeReq) RemoteAddr() netip.AddrPort { return netip.MustParseAddrPort("198.18.0.1:40000") }
 func (r *fakeReq) Reject()                    { close(r.rejected) }
 func (r *fakeReq) Accept() (net.Conn, error) {

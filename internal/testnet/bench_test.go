@@ -69,4 +69,3 @@ func BenchmarkTunnelTCP(b *testing.B) {
 type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
-
