@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,6 +55,9 @@ type Forward struct {
 	UDPIdle Duration `toml:"udp_idle_timeout"`
 	// MaxUDPFlows bounds the UDP peer table.
 	MaxUDPFlows int `toml:"max_udp_flows"`
+	// PerPeerSource gives each remote peer its own loopback source
+	// address toward the service, so per-IP connection limits still work.
+	PerPeerSource bool `toml:"per_peer_source"`
 }
 
 // Proxy configures the outbound proxies; "" turns one off.
@@ -77,15 +81,34 @@ type KillSwitch struct {
 
 // Publish is one consumer of the forwarded port.
 type Publish struct {
-	Type         string   `toml:"type"` // file | exec | qbittorrent | transmission | deluge
-	Path         string   `toml:"path"`
-	Command      string   `toml:"command"`
-	Shell        bool     `toml:"shell"`
-	Timeout      Duration `toml:"timeout"`
-	URL          string   `toml:"url"`
-	Username     string   `toml:"username"`
-	PasswordFile string   `toml:"password_file"`
+	Type    string   `toml:"type"` // file | exec | qbittorrent | transmission | deluge
+	Path    string   `toml:"path"`
+	Command string   `toml:"command"`
+	Shell   bool     `toml:"shell"`
+	Timeout Duration `toml:"timeout"`
+
+	// Torrent clients.
+	URL           string   `toml:"url"`
+	Username      string   `toml:"username"`
+	Password      Secret   `toml:"password"`
+	PasswordFile  string   `toml:"password_file"`
+	APIKey        Secret   `toml:"api_key"` // qBittorrent 5.2+
+	APIKeyFile    string   `toml:"api_key_file"`
+	CheckInterval Duration `toml:"check_interval"` // default 60 s
+	// qBittorrent extras for a bridged setup (opt-in).
+	MultiConnections bool `toml:"multi_connections"`
+	UseProxy         bool `toml:"use_proxy"` // point its proxy at vpnfwd's SOCKS5
 }
+
+// Secret is a string that prints as [redacted].
+type Secret string
+
+func (s Secret) String() string               { return "[redacted]" }
+func (s Secret) GoString() string             { return "[redacted]" }
+func (s Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *Secret) UnmarshalText(b []byte) error { *s = Secret(b); return nil }
 
 // Duration is a time.Duration written as "30s" or a number of seconds.
 type Duration time.Duration
@@ -205,8 +228,11 @@ func (c *Config) Validate() error {
 		if a.v == "" {
 			continue
 		}
-		if _, err := netip.ParseAddrPort(a.v); err != nil {
+		ap, err := netip.ParseAddrPort(a.v)
+		if err != nil {
 			add("%s: %q is not IP:PORT", a.name, a.v)
+		} else if !ap.Addr().IsLoopback() {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s = %s: the proxy has no authentication and is open to other hosts; keep it on 127.0.0.1 unless that is what you want", a.name, a.v))
 		}
 	}
 	if err := c.validateAPI(); err != nil {
@@ -227,10 +253,22 @@ func (c *Config) Validate() error {
 			if strings.TrimSpace(p.Command) == "" {
 				add("publish %d (exec): no command", i+1)
 			}
+		case "qbittorrent", "transmission", "deluge":
+			if p.URL == "" {
+				add("publish %d (%s): no url (e.g. http://127.0.0.1:8080)", i+1, p.Type)
+			} else if u, err := url.Parse(p.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				add("publish %d (%s): url %q: want http://HOST:PORT", i+1, p.Type, p.URL)
+			}
+			if p.UseProxy && c.Proxy.SOCKS5 == "" {
+				add("publish %d (%s): use_proxy needs vpnfwd's SOCKS5 proxy, which is off", i+1, p.Type)
+			}
+		case "rtorrent":
+			add("publish %d: rTorrent only applies network.port_range when it opens its listening socket (at start), so vpnfwd cannot change its port while it runs; "+
+				"use --on-port to restart rTorrent with the new port, or a static port", i+1)
 		case "":
-			add("publish %d: no type (file or exec)", i+1)
+			add("publish %d: no type (file, exec, qbittorrent, transmission or deluge)", i+1)
 		default:
-			add("publish %d: unknown type %q (file or exec)", i+1, p.Type)
+			add("publish %d: unknown type %q (file, exec, qbittorrent, transmission or deluge)", i+1, p.Type)
 		}
 	}
 	if len(errs) > 0 {

@@ -69,8 +69,53 @@ var Options = []Option{
 		c.Publish = append(c.Publish, Publish{Type: "exec", Command: v})
 		return nil
 	}},
+	{Flag: "qbittorrent", Key: "[[publish]] type=\"qbittorrent\" url", Usage: "keep qBittorrent's Web UI at `URL` on the forwarded port", Set: setClient("qbittorrent", func(p *Publish, v string) { p.URL = v })},
+	{Flag: "qbittorrent-user", Key: "username", Usage: "qBittorrent Web UI `USER`", Set: setClient("qbittorrent", func(p *Publish, v string) { p.Username = v })},
+	{Flag: "qbittorrent-password", Key: "password", Usage: "qBittorrent `PASSWORD` (prefer the _FILE form or the environment)", Set: setClient("qbittorrent", func(p *Publish, v string) { p.Password = Secret(v) })},
+	{Flag: "qbittorrent-password-file", Key: "password_file", Usage: "`FILE` holding the qBittorrent password", Set: setClient("qbittorrent", func(p *Publish, v string) { p.PasswordFile = v })},
+	{Flag: "qbittorrent-api-key-file", Key: "api_key_file", Usage: "`FILE` holding a qBittorrent 5.2+ API key", Set: setClient("qbittorrent", func(p *Publish, v string) { p.APIKeyFile = v })},
+	{Flag: "qbittorrent-multi-connections", Key: "multi_connections", Bool: true, Usage: "let qBittorrent accept several peers from one address (bridged peers share 127.0.0.1)", Set: setClientBool("qbittorrent", func(p *Publish, b bool) { p.MultiConnections = b })},
+	{Flag: "qbittorrent-proxy", Key: "use_proxy", Bool: true, Usage: "point qBittorrent's proxy at vpnfwd's SOCKS5 (peers, trackers, DHT through the tunnel)", Set: setClientBool("qbittorrent", func(p *Publish, b bool) { p.UseProxy = b })},
+	{Flag: "transmission", Key: "[[publish]] type=\"transmission\" url", Usage: "keep Transmission's RPC at `URL` on the forwarded port", Set: setClient("transmission", func(p *Publish, v string) { p.URL = v })},
+	{Flag: "transmission-user", Key: "username", Usage: "Transmission RPC `USER`", Set: setClient("transmission", func(p *Publish, v string) { p.Username = v })},
+	{Flag: "transmission-password", Key: "password", Usage: "Transmission RPC `PASSWORD`", Set: setClient("transmission", func(p *Publish, v string) { p.Password = Secret(v) })},
+	{Flag: "transmission-password-file", Key: "password_file", Usage: "`FILE` holding the Transmission password", Set: setClient("transmission", func(p *Publish, v string) { p.PasswordFile = v })},
+	{Flag: "deluge", Key: "[[publish]] type=\"deluge\" url", Usage: "keep Deluge (deluge-web at `URL`) on the forwarded port", Set: setClient("deluge", func(p *Publish, v string) { p.URL = v })},
+	{Flag: "deluge-password", Key: "password", Usage: "deluge-web `PASSWORD`", Set: setClient("deluge", func(p *Publish, v string) { p.Password = Secret(v) })},
+	{Flag: "deluge-password-file", Key: "password_file", Usage: "`FILE` holding the deluge-web password", Set: setClient("deluge", func(p *Publish, v string) { p.PasswordFile = v })},
+	{Flag: "per-peer-source", Key: "forward.per_peer_source", Bool: true, Usage: "give each remote peer its own loopback source address (127.x.y.z) toward the local service", Set: func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.Forward.PerPeerSource = b
+		return err
+	}},
 	{Flag: "state-dir", Key: "state_dir", Usage: "`DIR` for leases and the last port", Set: func(c *Config, v string) error { c.StateDir = v; return nil }},
 	{Flag: "log-level", Key: "log_level", Usage: "debug, info, warn or error", Set: func(c *Config, v string) error { c.LogLevel = v; return nil }},
+}
+
+// clientEntry returns the [[publish]] entry of that type, adding one.
+func clientEntry(c *Config, typ string) *Publish {
+	for i := range c.Publish {
+		if c.Publish[i].Type == typ {
+			return &c.Publish[i]
+		}
+	}
+	c.Publish = append(c.Publish, Publish{Type: typ})
+	return &c.Publish[len(c.Publish)-1]
+}
+
+func setClient(typ string, f func(*Publish, string)) func(*Config, string) error {
+	return func(c *Config, v string) error { f(clientEntry(c, typ), v); return nil }
+}
+
+func setClientBool(typ string, f func(*Publish, bool)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q: want true or false", v)
+		}
+		f(clientEntry(c, typ), b)
+		return nil
+	}
 }
 
 // Flags binds Options to a FlagSet.
@@ -82,9 +127,15 @@ type Flags struct {
 
 type boolString struct{ s *string }
 
-func (b boolString) String() string     { return "" }
-func (b boolString) Set(v string) error { *b.s = v; return nil }
-func (b boolString) IsBoolFlag() bool   { return true }
+func (b boolString) String() string { return "" }
+func (b boolString) Set(v string) error {
+	if v == "" {
+		v = "true"
+	}
+	*b.s = v
+	return nil
+}
+func (b boolString) IsBoolFlag() bool { return true }
 
 // RegisterFlags adds --config and every Option to fs.
 func RegisterFlags(fs *flag.FlagSet) *Flags {

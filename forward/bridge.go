@@ -7,6 +7,7 @@ package forward
 
 import (
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -44,7 +45,11 @@ type BridgeConfig struct {
 	UDPIdle     time.Duration // default 2 min
 	MaxUDPFlows int           // default 4096
 	DialTimeout time.Duration // default 5 s
-	Log         *slog.Logger
+	// PerPeer gives each remote peer its own loopback source address
+	// toward the service (see PeerSource), for services that limit
+	// connections per address. Needs a loopback TargetHost.
+	PerPeer bool
+	Log     *slog.Logger
 }
 
 // Stats are the bridge's counters.
@@ -170,4 +175,30 @@ func (b *Bridge) Close() error {
 
 func (b *Bridge) String() string {
 	return fmt.Sprintf("bridge to %s", b.cfg.TargetHost)
+}
+
+// PeerSource is the loopback address a remote peer's traffic comes from
+// when PerPeer is on: 127.x.y.z, stable for the peer's IP, never
+// 127.0.0.x (127.0.0.1 stays the host's own).
+func PeerSource(peer netip.Addr) netip.Addr {
+	h := fnv.New32a()
+	h.Write(peer.AsSlice())
+	v := h.Sum32()
+	x, y, z := byte(v>>16), byte(v>>8), byte(v)
+	if x == 0 {
+		x = 1
+	}
+	if z == 0 || z == 255 {
+		z = 1
+	}
+	return netip.AddrFrom4([4]byte{127, x, y, z})
+}
+
+// localAddr is the source for a peer's connection to the service (nil:
+// let the kernel choose).
+func (b *Bridge) localAddr(peer netip.Addr) netip.Addr {
+	if !b.cfg.PerPeer {
+		return netip.Addr{}
+	}
+	return PeerSource(peer)
 }

@@ -224,3 +224,30 @@ func TestTCPHalfClose(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+func TestPerPeerSource(t *testing.T) {
+	a, b := netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("198.18.0.2")
+	if PeerSource(a) != PeerSource(a) || PeerSource(a) == PeerSource(b) || !PeerSource(a).IsLoopback() {
+		t.Fatalf("%s %s", PeerSource(a), PeerSource(b))
+	}
+	// TCP: the service sees the peer's own loopback address.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer l.Close()
+	seen := make(chan string, 1)
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			seen <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+			c.Close()
+		}
+	}()
+	br := NewBridge(&memNet{}, BridgeConfig{TargetHost: "127.0.0.1", TCP: true, UDP: true, PerPeer: true})
+	defer br.Close()
+	br.SetRoutes([]Route{{Listen: 5000, Target: uint16(l.Addr().(*net.TCPAddr).Port)}})
+	r := newReq(5000)
+	go br.HandleTCP(r)
+	(<-r.accepted).Close()
+	if got, want := <-seen, PeerSource(r.RemoteAddr().Addr()).String(); got != want {
+		t.Errorf("service saw %s, want %s", got, want)
+	}
+}

@@ -33,6 +33,9 @@ func (b *Bridge) HandleTCP(req TCPRequest) {
 	defer b.wg.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.DialTimeout)
 	var d net.Dialer
+	if src := b.localAddr(req.RemoteAddr().Addr()); src.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+	}
 	local, err := d.DialContext(ctx, "tcp", b.target(target))
 	cancel()
 	if err != nil {

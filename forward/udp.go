@@ -112,7 +112,11 @@ func (l *udpListener) flow(peer netip.AddrPort) (*udpFlow, error) {
 		l.flows[oldest].conn.Close()
 		delete(l.flows, oldest)
 	}
-	conn, err := net.DialUDP("udp", nil, l.target)
+	var laddr *net.UDPAddr
+	if src := l.b.localAddr(peer.Addr()); src.IsValid() {
+		laddr = &net.UDPAddr{IP: src.AsSlice()}
+	}
+	conn, err := net.DialUDP("udp", laddr, l.target)
 	if err != nil {
 		return nil, err
 	}

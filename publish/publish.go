@@ -6,6 +6,7 @@ package publish
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -75,10 +76,7 @@ func (d *Dispatcher) Send(ev Event) {
 		q.mu.Lock()
 		q.events = append(q.events, ev)
 		q.mu.Unlock()
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
+		q.poke()
 	}
 }
 
@@ -93,6 +91,31 @@ func (d *Dispatcher) Results() []Result {
 	return out
 }
 
+// Checker is a consumer that also wants the current port re-checked
+// periodically (a torrent client that may have restarted with a stale
+// setting). It gets an Event with Reason "check".
+type Checker interface {
+	Consumer
+	CheckEvery() time.Duration
+}
+
+// RetryAfter is an error that tells the dispatcher how long to wait before
+// trying again (a login that failed: retrying soon would get the address
+// banned).
+type RetryAfter struct {
+	Err   error
+	Delay time.Duration
+}
+
+func (e *RetryAfter) Error() string { return e.Err.Error() }
+func (e *RetryAfter) Unwrap() error { return e.Err }
+
+// Backoff bounds the retries of a failed publish: 1 s doubling to 1 min.
+var (
+	firstRetry = time.Second
+	maxRetry   = time.Minute
+)
+
 // Run delivers events until ctx ends.
 func (d *Dispatcher) Run(ctx context.Context) {
 	var wg sync.WaitGroup
@@ -103,47 +126,121 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	wg.Wait()
 }
 
+// serve delivers q's events in order. A failed event is retried with
+// backoff until it succeeds or a newer event replaces it; a Checker gets
+// the last good port again every CheckEvery.
 func (d *Dispatcher) serve(ctx context.Context, q *queue) {
+	var (
+		last    *Event // last event handed over (for checks)
+		retry   *Event // failed event waiting for another try
+		backoff = firstRetry
+		timer   = time.NewTimer(time.Hour)
+	)
+	timer.Stop()
+	every := time.Duration(0)
+	if c, ok := q.c.(Checker); ok {
+		every = c.CheckEvery()
+	}
+	arm := func(dt time.Duration) {
+		timer.Stop()
+		if dt > 0 {
+			timer.Reset(dt)
+		}
+	}
 	for {
+		var ev Event
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return
 		case <-q.wake:
-		}
-		for {
 			q.mu.Lock()
 			if len(q.events) == 0 {
 				q.mu.Unlock()
-				break
+				continue
 			}
-			ev := q.events[0]
+			ev = q.events[0]
 			q.events = q.events[1:]
 			q.busy = true
+			if len(q.events) > 0 {
+				q.poke()
+			}
 			q.mu.Unlock()
-			err := q.c.Publish(ctx, ev)
-			if ctx.Err() != nil {
-				return
+			retry, backoff = nil, firstRetry
+		case <-timer.C:
+			switch {
+			case retry != nil:
+				ev = *retry
+			case last != nil && len(last.Ports) > 0:
+				ev = Event{Ports: last.Ports, Reason: "check"}
+			default:
+				continue
 			}
 			q.mu.Lock()
-			q.busy = false
-			q.res.Ports, q.res.At, q.res.OK = ev.Ports, time.Now(), err == nil
-			q.res.Count++
-			q.res.Error = ""
-			if err != nil {
-				q.res.Failures++
-				q.res.Error = err.Error()
-			}
-			res := q.res
+			q.busy = true
 			q.mu.Unlock()
-			if err != nil {
-				d.log.Error("publishing port", "consumer", q.c.Name(), "ports", ev.Ports, "err", err)
-			} else if len(ev.Ports) > 0 {
-				d.log.Info("published", "consumer", q.c.Name(), "ports", ev.Ports)
-			}
-			if d.onResult != nil {
-				d.onResult(res)
-			}
 		}
+		err := q.c.Publish(ctx, ev)
+		if ctx.Err() != nil {
+			return
+		}
+		d.record(q, ev, err)
+		if err != nil {
+			delay := backoff
+			var ra *RetryAfter
+			if errors.As(err, &ra) {
+				delay = ra.Delay
+			} else {
+				backoff = min(backoff*2, maxRetry)
+			}
+			retry = &ev
+			d.log.Warn("publishing port failed, will retry", "consumer", q.c.Name(), "ports", ev.Ports, "in", delay.String(), "err", err)
+			arm(delay)
+			continue
+		}
+		retry, backoff = nil, firstRetry
+		if ev.Reason != "check" {
+			e := ev
+			last = &e
+		}
+		arm(every)
+	}
+}
+
+// poke wakes the consumer's goroutine (q.mu held or not).
+func (q *queue) poke() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Dispatcher) record(q *queue, ev Event, err error) {
+	q.mu.Lock()
+	q.busy = false
+	if ev.Reason == "check" && err == nil && q.res.OK {
+		q.res.At = time.Now()
+		res := q.res
+		q.mu.Unlock()
+		if d.onResult != nil {
+			d.onResult(res)
+		}
+		return
+	}
+	q.res.Ports, q.res.At, q.res.OK = ev.Ports, time.Now(), err == nil
+	q.res.Count++
+	q.res.Error = ""
+	if err != nil {
+		q.res.Failures++
+		q.res.Error = err.Error()
+	}
+	res := q.res
+	q.mu.Unlock()
+	if err == nil && len(ev.Ports) > 0 {
+		d.log.Info("published", "consumer", q.c.Name(), "ports", ev.Ports, "reason", ev.Reason)
+	}
+	if d.onResult != nil {
+		d.onResult(res)
 	}
 }
 

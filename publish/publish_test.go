@@ -141,3 +141,5 @@ func TestSplitWords(t *testing.T) {
 		}
 	}
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -96,10 +96,11 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 		UDP:         hasProto(cfg.Forward.Protocols, "udp"),
 		UDPIdle:     time.Duration(cfg.Forward.UDPIdle),
 		MaxUDPFlows: cfg.Forward.MaxUDPFlows,
+		PerPeer:     cfg.Forward.PerPeerSource,
 		Log:         log.With("component", "forward"),
 	})
 	d.stack.SetTCPHandler(func(r *netstack.TCPRequest) { d.bridge.HandleTCP(r) })
-	consumers, err := buildConsumers(cfg.Publish)
+	consumers, err := buildConsumers(cfg, log.With("component", "publish"))
 	if err != nil {
 		d.closeAll()
 		return nil, err
@@ -160,9 +161,13 @@ func (d *daemon) listen() error {
 	return nil
 }
 
-func buildConsumers(ps []config.Publish) ([]publish.Consumer, error) {
+func buildConsumers(cfg *config.Config, log *slog.Logger) ([]publish.Consumer, error) {
 	var out []publish.Consumer
-	for _, p := range ps {
+	for _, p := range cfg.Publish {
+		cc := publish.ClientConfig{
+			URL: p.URL, Username: p.Username, Password: string(p.Password), PasswordFile: p.PasswordFile,
+			APIKey: string(p.APIKey), APIKeyFile: p.APIKeyFile, CheckEvery: time.Duration(p.CheckInterval), Log: log,
+		}
 		switch p.Type {
 		case "file":
 			out = append(out, publish.File{Path: p.Path})
@@ -173,8 +178,18 @@ func buildConsumers(ps []config.Publish) ([]publish.Consumer, error) {
 				}
 			}
 			out = append(out, publish.Exec{Command: p.Command, Shell: p.Shell, Timeout: time.Duration(p.Timeout)})
+		case "qbittorrent":
+			opts := publish.QBittorrentOptions{MultiConnections: p.MultiConnections}
+			if p.UseProxy {
+				opts.SOCKS5 = cfg.Proxy.SOCKS5
+			}
+			out = append(out, publish.NewQBittorrent(cc, opts))
+		case "transmission":
+			out = append(out, publish.NewTransmission(cc))
+		case "deluge":
+			out = append(out, publish.NewDeluge(cc))
 		default:
-			return nil, fmt.Errorf("publish type %q is not supported yet", p.Type)
+			return nil, fmt.Errorf("publish type %q is not supported", p.Type)
 		}
 	}
 	return out, nil

@@ -1,0 +1,73 @@
+package rootnet
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestQBittorrentFollowsThePort: qbittorrent-nox in the client namespace,
+// vpnfwd keeping it on the forwarded port; an internet host connects to it
+// through the VPN server's public address, before and after the port
+// changes (a restarted vpnfwd gets a new port from miniupnpd).
+func TestQBittorrentFollowsThePort(t *testing.T) {
+	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "socat", "qbittorrent-nox")
+	v := NewVPN(t, n, true)
+	bin := BuildVPNFWD(t, t.TempDir())
+
+	profile := t.TempDir()
+	conf := filepath.Join(profile, "qBittorrent", "config", "qBittorrent.conf")
+	os.MkdirAll(filepath.Dir(conf), 0o755)
+	os.WriteFile(conf, []byte("[LegalNotice]\nAccepted=true\n[Preferences]\nConnection\\PortRangeMin=6881\nWebUI\\Port=8080\n"), 0o644)
+	n.Start(v.Cli, "qbittorrent-nox", "--profile="+profile)
+	waitFor(t, func() bool {
+		_, err := n.Exec(v.Cli, "socat", "-T1", "/dev/null", "TCP:127.0.0.1:8080")
+		return err == nil
+	})
+
+	var last int
+	for round := 1; round <= 2; round++ {
+		up := n.Start(v.Cli, bin, "up", "--wg-config", v.ClientConf, "--provider", "natpmp",
+			"--qbittorrent", "http://127.0.0.1:8080", "--qbittorrent-user", "admin", "--qbittorrent-password", "adminadmin")
+		var st struct {
+			Port    struct{ Port int }
+			Publish []struct {
+				Consumer string
+				OK       bool
+				Ports    []int
+				Error    string
+			}
+		}
+		waitFor(t, func() bool {
+			out, err := n.Exec(v.Cli, bin, "status", "--json")
+			if err != nil || json.Unmarshal([]byte(out), &st) != nil {
+				return false
+			}
+			return st.Port.Port != 0 && len(st.Publish) == 1 && st.Publish[0].OK && st.Publish[0].Ports[0] == st.Port.Port
+		})
+		port := st.Port.Port
+		if round == 2 && port == last {
+			t.Logf("miniupnpd gave the same port %d again; the change is not exercised", port)
+		}
+		last = port
+		// qBittorrent listens on the port: an internet host's TCP
+		// connection is accepted (a dead service would be refused).
+		out, err := n.ExecInput(v.Inet, "\x13BitTorrent protocol", "socat", "-T2", "-", fmt.Sprintf("TCP:%s:%d", PublicAddr, port))
+		if err != nil {
+			t.Fatalf("round %d: connecting to qBittorrent through %s:%d: %v %s\n%s", round, PublicAddr, port, err, out, up.Out)
+		}
+		jar := filepath.Join(profile, "cookies")
+		prefs := n.Must(v.Cli, "sh", "-c", "curl -s -c "+jar+" -d username=admin -d password=adminadmin http://127.0.0.1:8080/api/v2/auth/login >/dev/null && curl -s -b "+jar+" http://127.0.0.1:8080/api/v2/app/preferences")
+		if !strings.Contains(prefs, fmt.Sprintf(`"listen_port":%d`, port)) {
+			t.Errorf("qBittorrent's listen_port is not %d", port)
+		}
+		if _, err := up.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
