@@ -76,7 +76,12 @@ type API struct {
 type KillSwitch struct {
 	Enabled  bool     `toml:"enabled"`
 	AllowLAN []string `toml:"allow_lan"`
-	Lockdown bool     `toml:"lockdown"`
+	// Lockdown keeps the rules after vpnfwd exits.
+	Lockdown bool `toml:"lockdown"`
+	// OnlyUID / OnlyCgroup confine only that user's or cgroup's traffic
+	// instead of the whole network namespace.
+	OnlyUID    *int   `toml:"only_uid"`
+	OnlyCgroup string `toml:"only_cgroup"`
 }
 
 // Publish is one consumer of the forwarded port.
@@ -234,6 +239,17 @@ func (c *Config) Validate() error {
 		} else if !ap.Addr().IsLoopback() {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("%s = %s: the proxy has no authentication and is open to other hosts; keep it on 127.0.0.1 unless that is what you want", a.name, a.v))
 		}
+	}
+	for _, l := range c.KillSwitch.AllowLAN {
+		if _, err := ParsePrefix(l); err != nil {
+			add("killswitch.allow_lan: %v", err)
+		}
+	}
+	if u := c.KillSwitch.OnlyUID; u != nil && (*u < 0 || *u > 1<<31) {
+		add("killswitch.only_uid: %d is not a user id", *u)
+	}
+	if c.KillSwitch.OnlyUID != nil && c.KillSwitch.OnlyCgroup != "" {
+		add("killswitch: only_uid and only_cgroup together: pick one")
 	}
 	if err := c.validateAPI(); err != nil {
 		errs = append(errs, err)

@@ -88,6 +88,26 @@ var Options = []Option{
 		c.Forward.PerPeerSource = b
 		return err
 	}},
+	{Flag: "killswitch", Key: "killswitch.enabled", Bool: true, Usage: "nftables rules so nothing but vpnfwd's WireGuard socket leaves (needs CAP_NET_ADMIN)", Set: func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.KillSwitch.Enabled = b
+		return err
+	}},
+	{Flag: "allow-lan", Key: "killswitch.allow_lan", Usage: "`CIDR`[,CIDR...] the kill switch lets through (your LAN)", Set: func(c *Config, v string) error { c.KillSwitch.AllowLAN = splitList(v); return nil }},
+	{Flag: "lockdown", Key: "killswitch.lockdown", Bool: true, Usage: "keep the kill switch rules after vpnfwd exits", Set: func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.KillSwitch.Lockdown = b
+		return err
+	}},
+	{Flag: "only-uid", Key: "killswitch.only_uid", Usage: "confine only this `UID`'s traffic (default: the whole namespace)", Set: func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a user id", v)
+		}
+		c.KillSwitch.OnlyUID = &n
+		return nil
+	}},
+	{Flag: "only-cgroup", Key: "killswitch.only_cgroup", Usage: "confine only this cgroup v2 `PATH` (below /sys/fs/cgroup)", Set: func(c *Config, v string) error { c.KillSwitch.OnlyCgroup = v; return nil }},
 	{Flag: "state-dir", Key: "state_dir", Usage: "`DIR` for leases and the last port", Set: func(c *Config, v string) error { c.StateDir = v; return nil }},
 	{Flag: "log-level", Key: "log_level", Usage: "debug, info, warn or error", Set: func(c *Config, v string) error { c.LogLevel = v; return nil }},
 }

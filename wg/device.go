@@ -35,17 +35,22 @@ type Options struct {
 	FwMark uint32
 	// Resolve resolves endpoint host names; default: the system resolver.
 	Resolve Resolver
+	// OnEndpoint, if set, hears the first peer's resolved endpoint before
+	// the first packet goes to it, and again before the device moves to a
+	// new one; an error stops New (the kill switch must be in place first).
+	OnEndpoint func(netip.AddrPort) error
 }
 
 // Device is a running wireguard-go device. Close is safe to call twice.
 type Device struct {
-	dev    *device.Device
-	cfg    config.WireGuard
-	log    *slog.Logger
-	res    Resolver
-	once   sync.Once
-	mu     sync.Mutex
-	remote map[config.Key]netip.AddrPort // resolved endpoint per peer
+	dev        *device.Device
+	cfg        config.WireGuard
+	log        *slog.Logger
+	res        Resolver
+	onEndpoint func(netip.AddrPort) error
+	once       sync.Once
+	mu         sync.Mutex
+	remote     map[config.Key]netip.AddrPort // resolved endpoint per peer
 }
 
 // New configures a device over t and brings it up. The endpoint host names
@@ -62,7 +67,7 @@ func New(ctx context.Context, t tun.Device, cfg config.WireGuard, opts Options) 
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		}
 	}
-	d := &Device{cfg: cfg, log: opts.Logger, res: opts.Resolve, remote: map[config.Key]netip.AddrPort{}}
+	d := &Device{cfg: cfg, log: opts.Logger, res: opts.Resolve, onEndpoint: opts.OnEndpoint, remote: map[config.Key]netip.AddrPort{}}
 	wglog := &device.Logger{
 		Verbosef: func(format string, args ...any) { d.log.Debug(fmt.Sprintf(format, args...)) },
 		Errorf:   func(format string, args ...any) { d.log.Warn(fmt.Sprintf(format, args...)) },
@@ -77,7 +82,7 @@ func New(ctx context.Context, t tun.Device, cfg config.WireGuard, opts Options) 
 		fmt.Fprintf(&b, "fwmark=%d\n", opts.FwMark)
 	}
 	b.WriteString("replace_peers=true\n")
-	for _, p := range cfg.Peers {
+	for i, p := range cfg.Peers {
 		fmt.Fprintf(&b, "public_key=%s\n", p.PublicKey.Hex())
 		if !p.PresharedKey.IsZero() {
 			fmt.Fprintf(&b, "preshared_key=%s\n", p.PresharedKey.Hex())
@@ -89,6 +94,12 @@ func New(ctx context.Context, t tun.Device, cfg config.WireGuard, opts Options) 
 				return nil, err
 			}
 			d.remote[p.PublicKey] = ap
+			if i == 0 && d.onEndpoint != nil {
+				if err := d.onEndpoint(ap); err != nil {
+					d.dev.Close()
+					return nil, err
+				}
+			}
 			fmt.Fprintf(&b, "endpoint=%s\n", ap)
 		}
 		if p.PersistentKeepalive > 0 {

@@ -89,7 +89,7 @@ func (d *Device) Watch(ctx context.Context, o WatchOptions, onState func(State, 
 // reresolve looks the peers' endpoint names up again and moves the device to
 // any new address.
 func (d *Device) reresolve(ctx context.Context) {
-	for _, p := range d.cfg.Peers {
+	for i, p := range d.cfg.Peers {
 		host, _ := p.Endpoint.HostPort()
 		if host == "" {
 			continue
@@ -107,6 +107,15 @@ func (d *Device) reresolve(ctx context.Context) {
 			continue
 		}
 		d.log.Info("endpoint moved", "endpoint", string(p.Endpoint), "from", old.String(), "to", ap.String())
+		if i == 0 && d.onEndpoint != nil {
+			if err := d.onEndpoint(ap); err != nil {
+				d.log.Error("endpoint moved but the kill switch could not follow; staying on the old one", "err", err)
+				d.mu.Lock()
+				d.remote[p.PublicKey] = old
+				d.mu.Unlock()
+				continue
+			}
+		}
 		uapi := fmt.Sprintf("public_key=%s\nupdate_only=true\nendpoint=%s\n", p.PublicKey.Hex(), ap)
 		if err := d.dev.IpcSet(uapi); err != nil {
 			d.log.Warn("updating endpoint", "err", err)

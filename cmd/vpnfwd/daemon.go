@@ -13,6 +13,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/api"
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/forward"
+	"github.com/vpnfwd/vpnfwd/killswitch"
 	"github.com/vpnfwd/vpnfwd/netstack"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/publish"
@@ -45,6 +46,8 @@ type daemon struct {
 
 	targetHost string
 	targetPort uint16
+
+	ks *killswitch.KillSwitch
 }
 
 type daemonOptions struct {
@@ -106,7 +109,14 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 		return nil, err
 	}
 	d.disp = publish.NewDispatcher(log.With("component", "publish"), func(r publish.Result) { d.broker.Publish("publish", r) }, consumers...)
-	d.dev, err = wg.New(ctx, d.stack.TUN(), w, wg.Options{Logger: log.With("component", "wireguard"), Resolve: o.Resolve})
+	wopts := wg.Options{Logger: log.With("component", "wireguard"), Resolve: o.Resolve}
+	if cfg.KillSwitch.Enabled {
+		if err := d.startKillSwitch(&wopts); err != nil {
+			d.closeAll()
+			return nil, err
+		}
+	}
+	d.dev, err = wg.New(ctx, d.stack.TUN(), w, wopts)
 	if err != nil {
 		d.closeAll()
 		return nil, err
@@ -210,6 +220,7 @@ func (d *daemon) closeAll() {
 	if d.stack != nil {
 		d.stack.Close()
 	}
+	d.stopKillSwitch()
 	if d.apiL != nil && strings.HasPrefix(d.cfg.API.Listen, "unix:") {
 		os.Remove(strings.TrimPrefix(d.cfg.API.Listen, "unix:"))
 	}

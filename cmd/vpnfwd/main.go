@@ -37,6 +37,7 @@ func init() {
 		{"status", "show a running instance's state (--json for JSON)", runStatus},
 		{"port", "print the forwarded port of a running instance", runPort},
 		{"providers", "list the port-forwarding providers and what each needs", runProviders},
+		{"killswitch", "show ('status') or remove ('off') the kill switch rules", runKillSwitch},
 		{"demo", "run the whole flow against an in-process VPN provider", runDemo},
 		{"version", "print the version", runVersion},
 	}
@@ -90,7 +91,7 @@ func run(ctx context.Context, env *cliEnv, args []string) int {
 		}
 		var ee *exitError
 		if errors.As(err, &ee) {
-			if ee.err != nil && ee.err.Error() != "" {
+			if ee.err != nil {
 				fmt.Fprintf(env.stderr, "vpnfwd %s: %v\n", c.name, ee.err)
 			}
 			return ee.code

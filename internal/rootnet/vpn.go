@@ -47,6 +47,9 @@ func NewVPN(t testing.TB, n *Net, natpmp bool) *VPN {
 	n.Link(v.Server, "pub", PublicAddr+"/24", v.Inet, "eth0", InetAddr+"/24")
 	n.Link(v.Server, "under", UnderVPN+"/24", v.Cli, "eth0", UnderCli+"/24")
 	n.Must(v.Inet, "ip", "route", "add", "default", "via", PublicAddr)
+	// Like a real host, the client has a default route (outside the
+	// tunnel): a leak would get out.
+	n.Must(v.Cli, "ip", "route", "add", "default", "via", UnderVPN)
 	n.Must(v.Server, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 
 	sk, _ := config.NewPrivateKey()

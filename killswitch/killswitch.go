@@ -1,0 +1,168 @@
+// Package killswitch keeps everything but vpnfwd's own WireGuard socket
+// from leaving the host or network namespace, with nftables rules in a
+// table of their own, over netlink (no nft binary). Rules go in atomically
+// before the first packet, the endpoint rule is swapped atomically when the
+// endpoint moves, and the rules stay if vpnfwd dies: only Remove (or
+// `vpnfwd killswitch off`) takes them out. It needs CAP_NET_ADMIN.
+package killswitch
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/google/nftables"
+)
+
+// DefaultTable is the nftables table (family inet) vpnfwd owns.
+const DefaultTable = "vpnfwd"
+
+// DefaultMark is the SO_MARK vpnfwd puts on its own sockets.
+const DefaultMark = 0x7670 // "vp"
+
+// Config describes the rules.
+type Config struct {
+	Table string
+	Mark  uint32
+	// Endpoint may be left unset and given later with SetEndpoint: until
+	// then nothing but vpnfwd's own marked DNS lookups leaves.
+	Endpoint netip.AddrPort
+	AllowLAN []netip.Prefix
+	// OnlyUID confines only this user's traffic (a desktop where only the
+	// torrent client must be kept in); nil confines the whole namespace.
+	OnlyUID *uint32
+	// OnlyCgroup confines only this cgroup v2 path (e.g.
+	// "system.slice/qbittorrent.service").
+	OnlyCgroup string
+	// AllowMarkedTCP lets vpnfwd's own marked sockets reach these TCP ports
+	// before the tunnel exists (a provider's login API).
+	AllowMarkedTCP []uint16
+
+	cgroupID    uint64
+	cgroupLevel uint32
+}
+
+func (c *Config) defaults() error {
+	if c.Table == "" {
+		c.Table = DefaultTable
+	}
+	if c.Mark == 0 {
+		c.Mark = DefaultMark
+	}
+	if c.OnlyCgroup != "" {
+		rel := strings.Trim(c.OnlyCgroup, "/")
+		fi, err := os.Stat(filepath.Join("/sys/fs/cgroup", rel))
+		if err != nil {
+			return fmt.Errorf("kill switch: only_cgroup %q: %w (want a cgroup v2 path below /sys/fs/cgroup)", c.OnlyCgroup, err)
+		}
+		c.cgroupID = fi.Sys().(*syscall.Stat_t).Ino
+		c.cgroupLevel = uint32(strings.Count(rel, "/") + 1)
+	}
+	return nil
+}
+
+// KillSwitch is installed rules.
+type KillSwitch struct {
+	cfg   Config
+	table *nftables.Table
+}
+
+func conn() (*nftables.Conn, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, fmt.Errorf("kill switch: netlink: %w", err)
+	}
+	return c, nil
+}
+
+func explain(err error) error {
+	if errors.Is(err, syscall.EPERM) {
+		return fmt.Errorf("kill switch needs CAP_NET_ADMIN (run as root, or give the container/binary NET_ADMIN): %w", err)
+	}
+	return fmt.Errorf("kill switch: %w", err)
+}
+
+// Apply installs the rules in one atomic batch, replacing an earlier
+// vpnfwd table (one left by a crash or --lockdown). If it fails, nothing
+// changed.
+func Apply(cfg Config) (*KillSwitch, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	c, err := conn()
+	if err != nil {
+		return nil, err
+	}
+	t := &nftables.Table{Name: cfg.Table, Family: nftables.TableFamilyINet}
+	if old, err := c.ListTableOfFamily(cfg.Table, nftables.TableFamilyINet); err == nil && old != nil {
+		c.DelTable(old)
+	}
+	c.AddTable(t)
+	out := c.AddChain(baseChain(t, chainOutput, nftables.ChainHookOutput))
+	ep := c.AddChain(&nftables.Chain{Name: chainEndpoint, Table: t})
+	add := func(ch *nftables.Chain, rs []rule) {
+		for _, r := range rs {
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: r.exprs, UserData: comment(r.comment)})
+		}
+	}
+	if cfg.Endpoint.IsValid() {
+		add(ep, []rule{endpointRule(cfg.Mark, cfg.Endpoint)})
+	}
+	add(out, outputRules(cfg))
+	if cfg.OnlyUID == nil && cfg.OnlyCgroup == "" {
+		add(c.AddChain(baseChain(t, chainInput, nftables.ChainHookInput)), inputRules(cfg))
+		add(c.AddChain(baseChain(t, chainForward, nftables.ChainHookForward)), forwardRules(cfg))
+	}
+	if err := c.Flush(); err != nil {
+		return nil, explain(err)
+	}
+	return &KillSwitch{cfg: cfg, table: t}, nil
+}
+
+// Mark is the SO_MARK the rules let through to the endpoint.
+func (k *KillSwitch) Mark() uint32 { return k.cfg.Mark }
+
+// SetEndpoint swaps the endpoint rule in one atomic batch: there is no
+// moment when the old and new endpoint are both closed or both open.
+func (k *KillSwitch) SetEndpoint(ep netip.AddrPort) error {
+	c, err := conn()
+	if err != nil {
+		return err
+	}
+	ch := &nftables.Chain{Name: chainEndpoint, Table: k.table}
+	c.FlushChain(ch)
+	r := endpointRule(k.cfg.Mark, ep)
+	c.AddRule(&nftables.Rule{Table: k.table, Chain: ch, Exprs: r.exprs, UserData: comment(r.comment)})
+	if err := c.Flush(); err != nil {
+		return explain(err)
+	}
+	k.cfg.Endpoint = ep
+	return nil
+}
+
+// Remove deletes the rules.
+func (k *KillSwitch) Remove() error { return Remove(k.cfg.Table) }
+
+// Remove deletes vpnfwd's table; no table is not an error.
+func Remove(table string) error {
+	if table == "" {
+		table = DefaultTable
+	}
+	c, err := conn()
+	if err != nil {
+		return err
+	}
+	t, err := c.ListTableOfFamily(table, nftables.TableFamilyINet)
+	if err != nil || t == nil {
+		return nil
+	}
+	c.DelTable(t)
+	if err := c.Flush(); err != nil {
+		return explain(err)
+	}
+	return nil
+}

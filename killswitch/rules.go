@@ -1,0 +1,193 @@
+package killswitch
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+)
+
+// Chain names inside the table.
+const (
+	chainOutput   = "output"
+	chainInput    = "input"
+	chainForward  = "forward"
+	chainEndpoint = "endpoint" // swapped atomically when the endpoint moves
+)
+
+// rule is one rule before it is bound to a table and chain.
+type rule struct {
+	exprs   []expr.Any
+	comment string
+}
+
+func comment(s string) []byte { return userdata.AppendString(nil, userdata.TypeComment, s) }
+
+// Expression helpers. Register 1 holds what is loaded, then compared.
+
+func meta(k expr.MetaKey) expr.Any { return &expr.Meta{Key: k, Register: 1} }
+
+func eq(b []byte) expr.Any  { return &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: b} }
+func neq(b []byte) expr.Any { return &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: b} }
+
+func ifname(s string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, s)
+	return b
+}
+
+func u32(v uint32) []byte  { b := make([]byte, 4); binary.NativeEndian.PutUint32(b, v); return b }
+func be16(v uint16) []byte { b := make([]byte, 2); binary.BigEndian.PutUint16(b, v); return b }
+
+var (
+	accept = &expr.Verdict{Kind: expr.VerdictAccept}
+	count  = &expr.Counter{}
+)
+
+func nfproto(a netip.Addr) []expr.Any {
+	p := byte(unix.NFPROTO_IPV4)
+	if a.Is6() {
+		p = unix.NFPROTO_IPV6
+	}
+	return []expr.Any{meta(expr.MetaKeyNFPROTO), eq([]byte{p})}
+}
+
+// addr matches the source (src true) or destination against a prefix.
+func addr(p netip.Prefix, src bool) []expr.Any {
+	a := p.Addr()
+	off, n := uint32(16), uint32(4) // IPv4 daddr
+	if src {
+		off = 12
+	}
+	if a.Is6() {
+		off, n = 24, 16
+		if src {
+			off = 8
+		}
+	}
+	out := append(nfproto(a), &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n})
+	if p.Bits() < a.BitLen() {
+		mask := netip.PrefixFrom(a, p.Bits()).Masked()
+		m := make([]byte, n)
+		for i := 0; i < p.Bits(); i++ {
+			m[i/8] |= 0x80 >> (i % 8)
+		}
+		out = append(out, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: n, Mask: m, Xor: make([]byte, n)})
+		return append(out, eq(mask.Addr().AsSlice()))
+	}
+	return append(out, eq(a.AsSlice()))
+}
+
+func l4(proto byte) []expr.Any { return []expr.Any{meta(expr.MetaKeyL4PROTO), eq([]byte{proto})} }
+
+// port loads the source or destination port.
+func port(dst bool) expr.Any {
+	off := uint32(0)
+	if dst {
+		off = 2
+	}
+	return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: 2}
+}
+
+func ports(sport, dport uint16) []expr.Any {
+	var out []expr.Any
+	if sport != 0 {
+		out = append(out, port(false), eq(be16(sport)))
+	}
+	if dport != 0 {
+		out = append(out, port(true), eq(be16(dport)))
+	}
+	return out
+}
+
+func icmp6Types(types ...byte) []rule {
+	var out []rule
+	for _, t := range types {
+		out = append(out, rule{exprs: cat(l4(unix.IPPROTO_ICMPV6),
+			[]expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1}, eq([]byte{t}), accept}),
+			comment: "IPv6 neighbour discovery (keeps the link)"})
+	}
+	return out
+}
+
+func cat(parts ...[]expr.Any) []expr.Any {
+	var out []expr.Any
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// endpointRule lets vpnfwd's own marked WireGuard socket reach the
+// endpoint, and nothing else.
+func endpointRule(mark uint32, ep netip.AddrPort) rule {
+	return rule{
+		exprs: cat([]expr.Any{meta(expr.MetaKeyMARK), eq(u32(mark))},
+			addr(netip.PrefixFrom(ep.Addr(), ep.Addr().BitLen()), false),
+			l4(unix.IPPROTO_UDP), ports(0, ep.Port()), []expr.Any{count, accept}),
+		comment: "vpnfwd wireguard endpoint " + ep.String(),
+	}
+}
+
+// outputRules is the output chain: loopback, the scope exemption, the
+// endpoint chain, vpnfwd's own DNS lookups, the LAN, DHCP and NDP; the
+// policy drops the rest.
+func outputRules(c Config) []rule {
+	rs := []rule{{exprs: []expr.Any{meta(expr.MetaKeyOIFNAME), eq(ifname("lo")), accept}, comment: "loopback"}}
+	if c.OnlyUID != nil {
+		rs = append(rs, rule{exprs: []expr.Any{meta(expr.MetaKeySKUID), neq(u32(*c.OnlyUID)), accept}, comment: "only_uid: other users are not confined"})
+	}
+	if c.cgroupID != 0 {
+		b := make([]byte, 8)
+		binary.NativeEndian.PutUint64(b, c.cgroupID)
+		rs = append(rs, rule{exprs: []expr.Any{&expr.Socket{Key: expr.SocketKeyCgroupv2, Level: c.cgroupLevel, Register: 1}, neq(b), accept},
+			comment: "only_cgroup: other cgroups are not confined"})
+	}
+	rs = append(rs, rule{exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chainEndpoint}}, comment: "the WireGuard endpoint"})
+	for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+		rs = append(rs, rule{exprs: cat([]expr.Any{meta(expr.MetaKeyMARK), eq(u32(c.Mark))}, l4(proto), ports(0, 53), []expr.Any{count, accept}),
+			comment: "vpnfwd's own lookups of the endpoint name (marked sockets only)"})
+	}
+	for _, p := range c.AllowMarkedTCP {
+		rs = append(rs, rule{exprs: cat([]expr.Any{meta(expr.MetaKeyMARK), eq(u32(c.Mark))}, l4(unix.IPPROTO_TCP), ports(0, p), []expr.Any{count, accept}),
+			comment: "vpnfwd's own provider login before the tunnel (marked sockets only)"})
+	}
+	for _, lan := range c.AllowLAN {
+		rs = append(rs, rule{exprs: append(addr(lan, false), accept), comment: "allow_lan " + lan.String()})
+	}
+	rs = append(rs, rule{exprs: cat(nfproto(netip.IPv4Unspecified()), l4(unix.IPPROTO_UDP), ports(68, 67), []expr.Any{accept}), comment: "DHCP (keeps the link)"})
+	rs = append(rs, icmp6Types(133, 135, 136)...)
+	return append(rs, rule{exprs: []expr.Any{count}, comment: "dropped by the kill switch"})
+}
+
+func inputRules(c Config) []rule {
+	rs := []rule{
+		{exprs: []expr.Any{meta(expr.MetaKeyIIFNAME), eq(ifname("lo")), accept}, comment: "loopback"},
+		{exprs: []expr.Any{
+			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: u32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: u32(0)},
+			neq(u32(0)), accept}, comment: "replies"},
+	}
+	for _, lan := range c.AllowLAN {
+		rs = append(rs, rule{exprs: append(addr(lan, true), accept), comment: "allow_lan " + lan.String()})
+	}
+	rs = append(rs, rule{exprs: cat(nfproto(netip.IPv4Unspecified()), l4(unix.IPPROTO_UDP), ports(67, 68), []expr.Any{accept}), comment: "DHCP (keeps the link)"})
+	return append(rs, icmp6Types(134, 135, 136)...)
+}
+
+func forwardRules(c Config) []rule {
+	var rs []rule
+	for _, lan := range c.AllowLAN {
+		rs = append(rs, rule{exprs: append(addr(lan, false), accept), comment: "allow_lan " + lan.String()})
+		rs = append(rs, rule{exprs: append(addr(lan, true), accept), comment: "allow_lan " + lan.String()})
+	}
+	return rs
+}
+
+func baseChain(t *nftables.Table, name string, hook *nftables.ChainHook) *nftables.Chain {
+	drop := nftables.ChainPolicyDrop
+	return &nftables.Chain{Name: name, Table: t, Hooknum: hook, Priority: nftables.ChainPriorityFilter, Type: nftables.ChainTypeFilter, Policy: &drop}
+}
