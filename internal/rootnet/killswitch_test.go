@@ -87,7 +87,10 @@ func TestKillSwitchNothingLeaks(t *testing.T) {
 
 	cap := startCapture(t, n, v.Server, "under")
 	up := n.Start(v.Cli, bin, "up", "--wg-config", v.ClientConf, "--provider", "natpmp", "--killswitch")
-	waitFor(t, func() bool { out, _ := n.Exec(v.Cli, bin, "port"); return strings.TrimSpace(out) != "" && !strings.Contains(out, "no") })
+	waitFor(t, func() bool {
+		out, _ := n.Exec(v.Cli, bin, "port")
+		return strings.TrimSpace(out) != "" && !strings.Contains(out, "no")
+	})
 	st := n.Must(v.Cli, bin, "killswitch", "status")
 	if !strings.Contains(st, "kill switch: on") || !strings.Contains(st, fmt.Sprintf("%s:%d", UnderVPN, WGPort)) {
 		t.Fatalf("killswitch status:\n%s", st)
