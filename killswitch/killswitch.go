@@ -166,3 +166,26 @@ func Remove(table string) error {
 	}
 	return nil
 }
+
+// Attach returns a handle on an installed table (another process's, for
+// leak-check).
+func Attach(table string) *KillSwitch {
+	if table == "" {
+		table = DefaultTable
+	}
+	return &KillSwitch{cfg: Config{Table: table, Mark: DefaultMark}, table: &nftables.Table{Name: table, Family: nftables.TableFamilyINet}}
+}
+
+// CloseEndpoint empties the endpoint chain: nothing at all leaves (a
+// simulated outage). SetEndpoint opens it again.
+func (k *KillSwitch) CloseEndpoint() error {
+	c, err := conn()
+	if err != nil {
+		return err
+	}
+	c.FlushChain(&nftables.Chain{Name: chainEndpoint, Table: k.table})
+	if err := c.Flush(); err != nil {
+		return explain(err)
+	}
+	return nil
+}

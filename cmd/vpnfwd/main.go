@@ -38,6 +38,7 @@ func init() {
 		{"port", "print the forwarded port of a running instance", runPort},
 		{"providers", "list the port-forwarding providers and what each needs", runProviders},
 		{"killswitch", "show ('status') or remove ('off') the kill switch rules", runKillSwitch},
+		{"leak-check", "prove nothing leaks: exit IP, DNS, IPv6, kill switch, port (exit 0 ok, 1 leak, 2 could not check)", runLeakCheck},
 		{"demo", "run the whole flow against an in-process VPN provider", runDemo},
 		{"version", "print the version", runVersion},
 	}

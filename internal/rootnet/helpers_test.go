@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +22,9 @@ func TestMain(m *testing.M) {
 	switch os.Getenv("VPNFWD_HELPER") {
 	case "echo":
 		echoHelper(os.Getenv("VPNFWD_ADDR"))
+		return
+	case "portcheck":
+		portCheckHelper(os.Getenv("VPNFWD_ADDR"), os.Getenv("VPNFWD_TARGET"))
 		return
 	case "load":
 		n, _ := strconv.Atoi(os.Getenv("VPNFWD_N"))
@@ -112,4 +117,21 @@ func loadHelper(addr string, n int) {
 	wg.Wait()
 	fmt.Printf("ok %d %d\n", tcpOK, udpOK)
 	bufio.NewReader(os.Stdin).ReadString('\n')
+}
+
+// portCheckHelper serves GET /PORT: "1" if TARGET:PORT accepts a TCP
+// connection, else "0" (like Transmission's port checker).
+func portCheckHelper(addr, target string) {
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		port := strings.Trim(r.URL.Path, "/")
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(target, port), 2*time.Second)
+		if err != nil {
+			fmt.Fprint(w, "0")
+			return
+		}
+		c.Close()
+		fmt.Fprint(w, "1")
+	})
+	fmt.Println("ready")
+	http.ListenAndServe(addr, nil)
 }

@@ -76,7 +76,12 @@ func nsArgs(ns string, args []string) []string {
 // Exec runs a command in ns to completion (10 s at most) and returns its
 // combined output.
 func (n *Net) Exec(ns string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	return n.ExecTimeout(ns, 10*time.Second, args...)
+}
+
+// ExecTimeout is Exec with a time limit of its own.
+func (n *Net) ExecTimeout(ns string, limit time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	a := nsArgs(ns, args)
 	out, err := exec.CommandContext(ctx, a[0], a[1:]...).CombinedOutput()

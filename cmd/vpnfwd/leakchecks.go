@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+	"golang.org/x/net/proxy"
+)
+
+// Result of one leak check.
+type checkResult struct {
+	Check  string  `json:"check"`
+	Result string  `json:"result"` // pass | leak | fail | error | skip
+	Detail string  `json:"detail"`
+	Secs   float64 `json:"seconds"`
+}
+
+func result(kind, c, f string, a ...any) checkResult {
+	return checkResult{Check: c, Result: kind, Detail: fmt.Sprintf(f, a...)}
+}
+
+func pass(c, f string, a ...any) checkResult   { return result("pass", c, f, a...) }
+func leak(c, f string, a ...any) checkResult   { return result("leak", c, f, a...) }
+func errRes(c, f string, a ...any) checkResult { return result("error", c, f, a...) }
+func skip(c, f string, a ...any) checkResult   { return result("skip", c, f, a...) }
+
+// blocked reports whether a direct attempt was stopped on this host (the
+// kill switch drops it: EPERM), rather than answered or refused by a peer.
+func blocked(err error) bool {
+	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) ||
+		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH) || isTimeoutErr(err)
+}
+
+func isTimeoutErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded)
+}
+
+// tunnelClient fetches through vpnfwd's SOCKS5 proxy (names resolved in
+// the tunnel).
+func tunnelClient(socks string) (*http.Client, error) {
+	d, err := proxy.SOCKS5("tcp", socks, nil, &net.Dialer{Timeout: 10 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{Proxy: nil, DialContext: d.(proxy.ContextDialer).DialContext}}, nil
+}
+
+// directClient goes around the tunnel, the way an app that ignores the
+// proxy would.
+func directClient() *http.Client {
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil, DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}}
+}
+
+func fetch(ctx context.Context, c *http.Client, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("HTTP %d from %s", resp.StatusCode, url)
+	}
+	return strings.TrimSpace(string(b)), err
+}
+
+// checkExitIP compares the address the internet sees through the tunnel
+// with a direct attempt.
+func checkExitIP(ctx context.Context, socks, ipURL string) (checkResult, string) {
+	const name = "exit-ip"
+	if socks == "" {
+		return errRes(name, "vpnfwd's SOCKS5 proxy is off: nothing to reach the tunnel through"), ""
+	}
+	tc, err := tunnelClient(socks)
+	if err != nil {
+		return errRes(name, "%v", err), ""
+	}
+	through, err := fetch(ctx, tc, ipURL)
+	if err != nil {
+		return errRes(name, "through the tunnel, %s: %v", ipURL, err), ""
+	}
+	direct, err := fetch(ctx, directClient(), ipURL)
+	switch {
+	case err != nil && blocked(err):
+		return pass(name, "tunnel exits as %s; the direct attempt was blocked (%v)", through, shortErr(err)), through
+	case err != nil:
+		return errRes(name, "tunnel exits as %s; the direct attempt failed in a way that proves nothing: %v", through, err), through
+	case direct == through:
+		return leak(name, "direct traffic and the tunnel both exit as %s: the VPN is not hiding this host", through), through
+	}
+	return leak(name, "tunnel exits as %s, but a direct request got out as %s: apps that ignore the proxy leak (turn on --killswitch)", through, direct), through
+}
+
+func shortErr(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		return s[i+2:]
+	}
+	return s
+}
+
+// systemDNS lists the host's resolvers from /etc/resolv.conf.
+func systemDNS() []string {
+	b, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "nameserver" {
+			out = append(out, net.JoinHostPort(f[1], "53"))
+		}
+	}
+	return out
+}
+
+// checkDNS sends a query straight to each resolver outside the tunnel: any
+// answer, even a refusal, means DNS leaves the host.
+func checkDNS(ctx context.Context, servers []string) checkResult {
+	const name = "dns"
+	if len(servers) == 0 {
+		return skip(name, "no resolver in /etc/resolv.conf and no --dns-server")
+	}
+	q := dnsQuery("example.com.")
+	var ok []string
+	for _, s := range servers {
+		c, err := net.DialTimeout("udp", s, 2*time.Second)
+		if err != nil {
+			return errRes(name, "%s: %v", s, err)
+		}
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		_, err = c.Write(q)
+		if err == nil {
+			_, err = c.Read(make([]byte, 512))
+		}
+		c.Close()
+		switch {
+		case err == nil:
+			return leak(name, "the resolver %s answered a query sent outside the tunnel", s)
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return leak(name, "a query to %s left the host (it was refused there)", s)
+		case blocked(err):
+			ok = append(ok, fmt.Sprintf("%s (%s)", s, shortErr(err)))
+		default:
+			return errRes(name, "%s: %v", s, err)
+		}
+	}
+	return pass(name, "no answer outside the tunnel from %s; the tunnel resolves names", strings.Join(ok, ", "))
+}
+
+func dnsQuery(name string) []byte {
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: 0x7670, RecursionDesired: true})
+	b.StartQuestions()
+	b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName(name), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET})
+	out, _ := b.Finish()
+	return out
+}
+
+// checkIPv6 tries a direct IPv6 connection.
+func checkIPv6(ctx context.Context, target string) checkResult {
+	const name = "ipv6"
+	c, err := (&net.Dialer{Timeout: 3 * time.Second}).DialContext(ctx, "tcp6", target)
+	if err == nil {
+		c.Close()
+		return leak(name, "a direct IPv6 connection to %s got through", target)
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return leak(name, "a direct IPv6 connection to %s left the host (refused there)", target)
+	}
+	if blocked(err) || errors.Is(err, syscall.EADDRNOTAVAIL) || strings.Contains(err.Error(), "no suitable address") {
+		return pass(name, "no IPv6 path outside the tunnel (%s)", shortErr(err))
+	}
+	return errRes(name, "%s: %v", target, err)
+}
+
+// checkPort asks an outside checker, through the tunnel, whether the
+// forwarded port is open.
+func checkPort(ctx context.Context, socks, tmpl string, port int) checkResult {
+	const name = "port"
+	if tmpl == "" {
+		return skip(name, "no --port-check-url")
+	}
+	if port == 0 {
+		return errRes(name, "vpnfwd holds no forwarded port")
+	}
+	tc, err := tunnelClient(socks)
+	if err != nil {
+		return errRes(name, "%v", err)
+	}
+	url := strings.ReplaceAll(tmpl, "{port}", fmt.Sprint(port))
+	body, err := fetch(ctx, tc, url)
+	if err != nil {
+		return errRes(name, "%s: %v", url, err)
+	}
+	switch strings.ToLower(body) {
+	case "1", "true", "open", "yes":
+		return pass(name, "port %d is reachable from outside (%s)", port, url)
+	case "0", "false", "closed", "no":
+		return checkResult{Check: name, Result: "fail", Detail: fmt.Sprintf("port %d is NOT reachable from outside (%s): the provider stopped forwarding, or the service is down", port, url)}
+	}
+	return errRes(name, "%s answered %q (want 1/0, true/false, open/closed)", url, body)
+}
