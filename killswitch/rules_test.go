@@ -1,0 +1,71 @@
+package killswitch
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/google/nftables/expr"
+)
+
+func comments(rs []rule) string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, r.comment)
+	}
+	return strings.Join(s, "\n")
+}
+
+func TestOutputRules(t *testing.T) {
+	c := Config{Mark: DefaultMark, AllowLAN: []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24"), netip.MustParsePrefix("fd00::/8")}}
+	got := comments(outputRules(c))
+	for _, want := range []string{"loopback", "the WireGuard endpoint", "vpnfwd's own lookups", "allow_lan 192.168.1.0/24", "allow_lan fd00::/8", "DHCP", "neighbour discovery", "dropped by the kill switch"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output rules lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "only_uid") {
+		t.Error("namespace scope should not exempt anyone")
+	}
+	uid := uint32(1000)
+	c.OnlyUID = &uid
+	if got := comments(outputRules(c)); !strings.Contains(got, "only_uid") {
+		t.Errorf("only_uid not applied:\n%s", got)
+	}
+}
+
+func TestEndpointRuleMatchesMarkAddressPort(t *testing.T) {
+	r := endpointRule(0x7670, netip.MustParseAddrPort("203.0.113.9:51820"))
+	var sawMark, sawAddr, sawPort bool
+	for _, e := range r.exprs {
+		if c, ok := e.(*expr.Cmp); ok {
+			switch string(c.Data) {
+			case string(u32(0x7670)):
+				sawMark = true
+			case string([]byte{203, 0, 113, 9}):
+				sawAddr = true
+			case string(be16(51820)):
+				sawPort = true
+			}
+		}
+	}
+	if !sawMark || !sawAddr || !sawPort {
+		t.Errorf("endpoint rule must match mark, address and port: %v %v %v", sawMark, sawAddr, sawPort)
+	}
+}
+
+func TestPrefixMask(t *testing.T) {
+	es := addr(netip.MustParsePrefix("10.1.0.0/16"), false)
+	var bw *expr.Bitwise
+	for _, e := range es {
+		if b, ok := e.(*expr.Bitwise); ok {
+			bw = b
+		}
+	}
+	if bw == nil || string(bw.Mask) != string([]byte{255, 255, 0, 0}) {
+		t.Fatalf("mask %+v", bw)
+	}
+	if last := es[len(es)-1].(*expr.Cmp); string(last.Data) != string([]byte{10, 1, 0, 0}) {
+		t.Errorf("compare %v", last.Data)
+	}
+}
