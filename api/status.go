@@ -12,14 +12,22 @@ import (
 
 // Status is the answer of GET /v1/status (and `vpnfwd status --json`).
 type Status struct {
-	State   string           `json:"state"` // starting, connecting, up, down, stopping
-	Version string           `json:"version"`
-	Since   time.Time        `json:"since"`
-	Tunnel  TunnelStatus     `json:"tunnel"`
-	Port    PortStatus       `json:"port"`
-	Forward ForwardStatus    `json:"forward"`
-	Proxy   ProxyStatus      `json:"proxy"`
-	Publish []publish.Result `json:"publish"`
+	State      string           `json:"state"` // starting, connecting, up, down, stopping
+	Version    string           `json:"version"`
+	Since      time.Time        `json:"since"`
+	Tunnel     TunnelStatus     `json:"tunnel"`
+	Port       PortStatus       `json:"port"`
+	Forward    ForwardStatus    `json:"forward"`
+	Proxy      ProxyStatus      `json:"proxy"`
+	KillSwitch KillSwitchStatus `json:"killswitch"`
+	Publish    []publish.Result `json:"publish"`
+}
+
+// KillSwitchStatus says whether vpnfwd runs with its kill switch.
+type KillSwitchStatus struct {
+	Enabled  bool   `json:"enabled"`
+	Lockdown bool   `json:"lockdown"`
+	Scope    string `json:"scope,omitempty"`
 }
 
 // TunnelStatus describes the WireGuard tunnel.

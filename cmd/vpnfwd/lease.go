@@ -163,6 +163,15 @@ func (d *daemon) Status() api.Status {
 	if d.httpL != nil {
 		s.Proxy.HTTP = d.httpL.Addr().String()
 	}
+	if k := d.cfg.KillSwitch; k.Enabled {
+		s.KillSwitch = api.KillSwitchStatus{Enabled: true, Lockdown: k.Lockdown, Scope: "namespace"}
+		switch {
+		case k.OnlyUID != nil:
+			s.KillSwitch.Scope = "uid " + strconv.Itoa(*k.OnlyUID)
+		case k.OnlyCgroup != "":
+			s.KillSwitch.Scope = "cgroup " + k.OnlyCgroup
+		}
+	}
 	s.Publish = d.disp.Results()
 	return s
 }

@@ -66,6 +66,11 @@ func printStatus(w io.Writer, st api.Status) {
 	row("forward", "to %s %s: %d TCP open (%d total, %d refused), %d UDP peers, in %d B, out %d B",
 		f.Target, strings.Join(f.Protocols, "+"), f.TCPOpen, f.TCPTotal, f.TCPRefused, f.UDPFlows, f.BytesIn, f.BytesOut)
 	row("proxy", "socks5 %s, http %s", orOff(st.Proxy.SOCKS5), orOff(st.Proxy.HTTP))
+	if st.KillSwitch.Enabled {
+		row("killswitch", "on (%s)%s", st.KillSwitch.Scope, map[bool]string{true: ", lockdown"}[st.KillSwitch.Lockdown])
+	} else {
+		row("killswitch", "off")
+	}
 	for _, p := range st.Publish {
 		res := "ok"
 		if !p.OK {

@@ -1,0 +1,61 @@
+package rootnet
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestKillSwitchScopeAndExit: --only-uid confines one user and leaves the
+// others alone; a clean exit removes the rules; --lockdown keeps them.
+func TestKillSwitchScopeAndExit(t *testing.T) {
+	n := New(t, "wireguard-go", "wg", "nft", "socat", "curl", "setpriv")
+	v := NewVPN(t, n, false)
+	bin := BuildVPNFWD(t, t.TempDir())
+	n.Start(v.Inet, "socat", "TCP-LISTEN:8080,fork,reuseaddr", `SYSTEM:echo HTTP/1.0 200 OK; echo; echo $SOCAT_PEERADDR`)
+	direct := func(uid string) bool {
+		args := []string{"curl", "-s", "-m", "2", "http://" + InetAddr + ":8080/"}
+		if uid != "" {
+			args = append([]string{"setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups"}, args...)
+		}
+		out, err := n.Exec(v.Cli, args...)
+		return err == nil && strings.Contains(out, UnderCli)
+	}
+	start := func(extra ...string) *Proc {
+		p := n.Start(v.Cli, append([]string{bin, "up", "--wg-config", v.ClientConf, "--provider", "static", "--port", "4000", "--killswitch"}, extra...)...)
+		waitFor(t, func() bool { _, err := n.Exec(v.Cli, bin, "port"); return err == nil })
+		return p
+	}
+	status := func() string { return n.Must(v.Cli, bin, "killswitch", "status") }
+
+	up := start("--only-uid", "4242")
+	if direct("4242") {
+		t.Error("user 4242 got out directly with --only-uid 4242")
+	}
+	if !direct("") {
+		t.Error("root was confined although only user 4242 should be")
+	}
+	if !strings.Contains(status(), "scope uid") {
+		t.Errorf("status: %s", status())
+	}
+	if _, err := up.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(status(), "kill switch: off") {
+		t.Errorf("rules left after a clean exit:\n%s", status())
+	}
+
+	up = start("--lockdown")
+	if direct("") {
+		t.Error("got out directly with the kill switch on")
+	}
+	up.Signal(syscall.SIGTERM, 5*time.Second)
+	if !strings.Contains(status(), "kill switch: on") || direct("") {
+		t.Errorf("--lockdown: rules should stay after exit:\n%s", status())
+	}
+	n.Must(v.Cli, bin, "killswitch", "off")
+	if !direct("") {
+		t.Error("still blocked after 'vpnfwd killswitch off'")
+	}
+}
