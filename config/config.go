@@ -44,6 +44,45 @@ type Provider struct {
 	Port     int      `toml:"port"`
 	Ports    []int    `toml:"ports"`
 	Lifetime Duration `toml:"lifetime"`
+
+	// Accounts (PIA).
+	Username     string `toml:"username"`
+	Password     Secret `toml:"password"`
+	PasswordFile string `toml:"password_file"`
+	// PIA.
+	Region            string `toml:"region"`
+	CAFile            string `toml:"ca_file"`
+	ServerListKeyFile string `toml:"serverlist_key_file"`
+	TokenURL          string `toml:"token_url"`
+	ServerListURL     string `toml:"serverlist_url"`
+	DIPToken          Secret `toml:"dip_token"`
+	DIPURL            string `toml:"dip_url"`
+	// AzireVPN.
+	APIToken     Secret `toml:"api_token"`
+	APITokenFile string `toml:"api_token_file"`
+	// APIURL overrides a provider's API address (PrivateVPN, AzireVPN).
+	APIURL string `toml:"api_url"`
+}
+
+// Secret reads the password, from PasswordFile when set.
+func (p Provider) Secret() (string, error) {
+	return readSecret(string(p.Password), p.PasswordFile)
+}
+
+// Token reads the API token, from APITokenFile when set.
+func (p Provider) Token() (string, error) {
+	return readSecret(string(p.APIToken), p.APITokenFile)
+}
+
+func readSecret(inline, file string) (string, error) {
+	if file == "" {
+		return inline, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("reading secret: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 // Forward says where forwarded traffic goes.

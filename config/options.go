@@ -54,6 +54,17 @@ var Options = []Option{
 		}
 		return nil
 	}},
+	{Flag: "username", Key: "provider.username", Usage: "provider account `USER` (PIA)", Set: func(c *Config, v string) error { c.Provider.Username = v; return nil }},
+	{Flag: "password", Key: "provider.password", Usage: "provider account `PASSWORD` (prefer --password-file or the environment)", Set: func(c *Config, v string) error { c.Provider.Password = Secret(v); return nil }},
+	{Flag: "password-file", Key: "provider.password_file", Usage: "`FILE` holding the provider account password", Set: func(c *Config, v string) error { c.Provider.PasswordFile = v; return nil }},
+	{Flag: "region", Key: "provider.region", Usage: "PIA region `ID` (default: the lowest-latency one that forwards ports)", Set: func(c *Config, v string) error { c.Provider.Region = v; return nil }},
+	{Flag: "ca-file", Key: "provider.ca_file", Usage: "PIA's CA certificate `FILE` (ca.rsa.4096.crt)", Set: func(c *Config, v string) error { c.Provider.CAFile = v; return nil }},
+	{Flag: "serverlist-key-file", Key: "provider.serverlist_key_file", Usage: "PIA's server-list signing key `FILE` (PEM)", Set: func(c *Config, v string) error { c.Provider.ServerListKeyFile = v; return nil }},
+	{Flag: "token-url", Key: "provider.token_url", Usage: "PIA token API `URL`", Set: func(c *Config, v string) error { c.Provider.TokenURL = v; return nil }},
+	{Flag: "serverlist-url", Key: "provider.serverlist_url", Usage: "PIA server list `URL`", Set: func(c *Config, v string) error { c.Provider.ServerListURL = v; return nil }},
+	{Flag: "dip-token", Key: "provider.dip_token", Usage: "PIA dedicated IP `TOKEN`", Set: func(c *Config, v string) error { c.Provider.DIPToken = Secret(v); return nil }},
+	{Flag: "api-token-file-provider", Key: "provider.api_token_file", Usage: "`FILE` holding the provider API token (AzireVPN)", Set: func(c *Config, v string) error { c.Provider.APITokenFile = v; return nil }},
+	{Flag: "provider-api-url", Key: "provider.api_url", Usage: "override the provider API `URL` (PrivateVPN, AzireVPN)", Set: func(c *Config, v string) error { c.Provider.APIURL = v; return nil }},
 	{Flag: "lifetime", Key: "provider.lifetime", Usage: "NAT-PMP mapping `DURATION` to ask for", Set: func(c *Config, v string) error { return c.Provider.Lifetime.UnmarshalText([]byte(v)) }},
 	{Flag: "forward", Key: "forward.target", Usage: "local service `HOST[:PORT]` (no port: same as forwarded)", Set: func(c *Config, v string) error { c.Forward.Target = v; return nil }},
 	{Flag: "protocols", Key: "forward.protocols", Usage: "`LIST` of protocols to bridge: tcp,udp", Set: func(c *Config, v string) error { c.Forward.Protocols = splitList(v); return nil }},

@@ -6,6 +6,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -58,13 +59,47 @@ type Dialer interface {
 
 // Env is what a provider gets to work with.
 type Env struct {
-	Dialer     Dialer
+	// Dialer connects through the tunnel.
+	Dialer Dialer
+	// Direct connects outside the tunnel, for what must happen before it
+	// exists (PIA's login and key registration); its sockets carry the
+	// kill switch's mark.
+	Direct     Dialer
 	Log        *slog.Logger
-	Tunnel     []netip.Prefix // tunnel addresses
+	Tunnel     []netip.Prefix // tunnel addresses (set once the tunnel exists)
 	DNS        []netip.Addr   // the tunnel's DNS servers
 	Config     config.Provider
 	TargetPort uint16 // the local service's port, 0 if "same as forwarded"
 	LastPorts  []uint16
+	// State remembers tokens and payloads across restarts.
+	State Store
+	// PrivateKey, when set, is the WireGuard key to use instead of a fresh
+	// one (providers that register keys).
+	PrivateKey config.PrivateKey
+}
+
+// Store keeps small JSON values across restarts (state.Dir).
+type Store interface {
+	Load(name string, v any) error
+	Save(name string, v any) error
+	Delete(name string)
+}
+
+// NoState remembers nothing.
+type NoState struct{}
+
+func (NoState) Load(string, any) error { return errors.New("no state directory") }
+func (NoState) Save(string, any) error { return nil }
+func (NoState) Delete(string)          {}
+
+// TunnelMaker is a provider that makes the WireGuard configuration itself
+// (PIA registers a fresh key with the chosen server). The daemon calls
+// MakeTunnel before the tunnel exists, then SetTunnel and Run once it is
+// up.
+type TunnelMaker interface {
+	MakeTunnel(ctx context.Context) (config.WireGuard, error)
+	// SetTunnel tells the provider the tunnel's addresses and DNS.
+	SetTunnel(addrs []netip.Prefix, dns []netip.Addr)
 }
 
 // Provider obtains and keeps a forwarded port.

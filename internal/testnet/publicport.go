@@ -56,6 +56,7 @@ func (s *Server) openPublic(op uint8, public, client netip.AddrPort) (*publicPor
 		}
 		p.close = func() { cancel(); l.Close() }
 		s.goFunc(func() { s.publicTCP(ctx, l, client) })
+		s.goFunc(func() { <-ctx.Done(); l.Close() }) // the server's Close ends it too
 		return p, nil
 	}
 	pc, err := net.ListenPacket("udp", public.String())
@@ -65,6 +66,7 @@ func (s *Server) openPublic(op uint8, public, client netip.AddrPort) (*publicPor
 	}
 	p.close = func() { cancel(); pc.Close() }
 	s.goFunc(func() { s.publicUDP(ctx, pc, client) })
+	s.goFunc(func() { <-ctx.Done(); pc.Close() })
 	return p, nil
 }
 

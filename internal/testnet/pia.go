@@ -1,0 +1,279 @@
+package testnet
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/provider/natpmp"
+)
+
+// FakePIA is a PIA-like provider in one process: token, server list
+// (signed), dedicated IP, addKey over TLS with its own CA (the key really
+// becomes a peer of the test WireGuard server), and inside the tunnel
+// getSignature and bindPort with expiry and busy ports. Binding a port
+// opens it on the server's public side.
+type FakePIA struct {
+	Server     *Server
+	CA         *CA
+	SigningKey *rsa.PrivateKey
+	// APIURL serves /api/client/v2/token, /api/client/v2/dedicated_ip and
+	// /vpninfo/servers/v6 (TLS, certificate for 127.0.0.1 from CA).
+	APIURL string
+	// WGIP:1337 is the key API; CN is the server's certificate name.
+	WGIP, CN                     string
+	Username, Password, DIPToken string
+	// PayloadTTL is how long issued payloads last (default 60 days).
+	PayloadTTL time.Duration
+
+	mu      sync.Mutex
+	tokens  map[string]bool
+	busy    map[uint16]bool
+	bound   map[uint16]bool
+	issued  int
+	Binds   int
+	Logins  int
+	nextIP  byte
+	servers []*http.Server
+}
+
+// StartPIA starts a fake PIA. wgIP is a loopback address for the key API
+// (each test its own, e.g. 127.88.0.1).
+func StartPIA(wgIP string) (*FakePIA, error) {
+	srv, err := Start(Options{NATPMP: "off"})
+	if err != nil {
+		return nil, err
+	}
+	f := &FakePIA{Server: srv, WGIP: wgIP, CN: "fake401", Username: "p1234567", Password: "hunter2", DIPToken: "DIPabc",
+		PayloadTTL: 60 * 24 * time.Hour, tokens: map[string]bool{}, busy: map[uint16]bool{}, bound: map[uint16]bool{}, nextIP: 10}
+	if f.CA, err = NewCA("Fake Private Internet Access"); err != nil {
+		return nil, err
+	}
+	if f.SigningKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+		return nil, err
+	}
+	apiCert, _ := f.CA.Issue("127.0.0.1")
+	wgCert, _ := f.CA.Issue(f.CN)
+	api, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{apiCert}})
+	if err != nil {
+		return nil, err
+	}
+	f.APIURL = "https://" + api.Addr().String()
+	f.serve(api, f.apiMux())
+	keyAPI, err := tls.Listen("tcp", net.JoinHostPort(wgIP, "1337"), &tls.Config{Certificates: []tls.Certificate{wgCert}})
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	f.serve(keyAPI, f.keyMux())
+	pf, err := srv.Stack.ListenTCP(netip.AddrPortFrom(GatewayAddr, 19999))
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	f.serve(tls.NewListener(pf, &tls.Config{Certificates: []tls.Certificate{wgCert}}), f.pfMux())
+	return f, nil
+}
+
+func (f *FakePIA) serve(l net.Listener, h http.Handler) {
+	s := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
+	f.servers = append(f.servers, s)
+	go s.Serve(l)
+}
+
+// Close stops everything.
+func (f *FakePIA) Close() {
+	for _, s := range f.servers {
+		s.Close()
+	}
+	f.Server.Close()
+}
+
+// CAPEM is the fake "ca.rsa.4096.crt".
+func (f *FakePIA) CAPEM() []byte { return f.CA.PEM }
+
+// SigningKeyPEM is the server-list signing key (public, PEM).
+func (f *FakePIA) SigningKeyPEM() []byte {
+	der, _ := x509.MarshalPKIXPublicKey(&f.SigningKey.PublicKey)
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+// SetBusy makes bindPort refuse port with 409.
+func (f *FakePIA) SetBusy(port uint16) { f.mu.Lock(); f.busy[port] = true; f.mu.Unlock() }
+
+// Issued counts the signatures given out.
+func (f *FakePIA) Issued() int { f.mu.Lock(); defer f.mu.Unlock(); return f.issued }
+
+func jsonReply(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func (f *FakePIA) apiMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("POST /api/client/v2/token", func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.Logins++
+		if r.PostForm.Get("username") != f.Username || r.PostForm.Get("password") != f.Password {
+			jsonReply(w, 401, map[string]string{"message": "Unauthorized"})
+			return
+		}
+		tok := fmt.Sprintf("tok%d", len(f.tokens)+1)
+		f.tokens[tok] = true
+		jsonReply(w, 200, map[string]string{"token": tok})
+	})
+	m.HandleFunc("POST /api/client/v2/dedicated_ip", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ Tokens []string }
+		json.NewDecoder(r.Body).Decode(&req)
+		tok := r.Header.Get("Authorization")
+		f.mu.Lock()
+		ok := len(tok) > 6 && f.tokens[tok[6:]]
+		f.mu.Unlock()
+		if !ok || len(req.Tokens) != 1 || req.Tokens[0] != f.DIPToken {
+			jsonReply(w, 200, []map[string]string{{"status": "invalid"}})
+			return
+		}
+		jsonReply(w, 200, []map[string]string{{"status": "active", "ip": f.WGIP, "cn": f.CN, "id": "de_berlin", "dip_expire": "1900000000"}})
+	})
+	m.HandleFunc("GET /vpninfo/servers/v6", func(w http.ResponseWriter, r *http.Request) {
+		doc := map[string]any{
+			"groups": map[string]any{"wg": []map[string]any{{"name": "wireguard", "ports": []int{1337}}}},
+			"regions": []map[string]any{
+				{"id": "de_berlin", "name": "DE Berlin", "country": "DE", "port_forward": true, "offline": false,
+					"servers": map[string]any{"wg": []map[string]string{{"ip": f.WGIP, "cn": f.CN}}}},
+				{"id": "us_east", "name": "US East", "country": "US", "port_forward": false, "offline": false,
+					"servers": map[string]any{"wg": []map[string]string{{"ip": "127.0.0.9", "cn": "useast1"}}}},
+			},
+		}
+		body, _ := json.Marshal(doc)
+		sum := sha256.Sum256(body)
+		sig, _ := rsa.SignPKCS1v15(rand.Reader, f.SigningKey, crypto.SHA256, sum[:])
+		w.Write(body)
+		w.Write([]byte("\n\n" + base64.StdEncoding.EncodeToString(sig) + "\n"))
+	})
+	return m
+}
+
+func (f *FakePIA) keyMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /addKey", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		f.mu.Lock()
+		okTok := f.tokens[q.Get("pt")]
+		ip := netip.AddrFrom4([4]byte{10, 2, 0, f.nextIP})
+		f.nextIP++
+		f.mu.Unlock()
+		pub, err := config.ParseKey(q.Get("pubkey"))
+		if !okTok || err != nil {
+			jsonReply(w, 200, map[string]string{"status": "ERROR", "message": "Login failed! (bad token or key)"})
+			return
+		}
+		if err := f.Server.Device.AddPeer(pub, netip.PrefixFrom(ip, 32)); err != nil {
+			jsonReply(w, 500, map[string]string{"status": "ERROR", "message": err.Error()})
+			return
+		}
+		jsonReply(w, 200, map[string]any{"status": "OK", "server_key": f.Server.Key.Public().String(), "server_port": f.Server.Endpoint.Port(),
+			"server_ip": f.Server.Endpoint.Addr().String(), "server_vip": GatewayAddr.String(), "peer_ip": ip.String(),
+			"peer_pubkey": pub.String(), "dns_servers": []string{GatewayAddr.String()}})
+	})
+	return m
+}
+
+type fakePayload struct {
+	Token   string `json:"token"`
+	Port    int    `json:"port"`
+	Expires string `json:"expires_at"`
+}
+
+func (f *FakePIA) pfMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /getSignature", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if !f.tokens[r.URL.Query().Get("token")] {
+			jsonReply(w, 200, map[string]string{"status": "ERROR", "message": "bad token"})
+			return
+		}
+		f.issued++
+		port := 40000 + f.issued
+		p, _ := json.Marshal(fakePayload{Token: r.URL.Query().Get("token"), Port: port, Expires: time.Now().Add(f.PayloadTTL).UTC().Format(time.RFC3339Nano)})
+		payload := base64.StdEncoding.EncodeToString(p)
+		jsonReply(w, 200, map[string]string{"status": "OK", "payload": payload, "signature": f.sign(payload)})
+	})
+	m.HandleFunc("GET /bindPort", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		payload, sig := q.Get("payload"), q.Get("signature")
+		if sig != f.sign(payload) {
+			jsonReply(w, 200, map[string]string{"status": "ERROR", "message": "bad signature"})
+			return
+		}
+		raw, _ := base64.StdEncoding.DecodeString(payload)
+		var p fakePayload
+		json.Unmarshal(raw, &p)
+		exp, _ := time.Parse(time.RFC3339Nano, p.Expires)
+		port := uint16(p.Port)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.Binds++
+		switch {
+		case time.Now().After(exp):
+			jsonReply(w, 200, map[string]string{"status": "ERROR", "message": "payload expired"})
+			return
+		case f.busy[port]:
+			jsonReply(w, 409, map[string]string{"status": "ERROR", "message": "port is busy"})
+			return
+		}
+		client := remoteIP(r)
+		if !f.bound[port] && client.IsValid() {
+			if err := f.Server.Forward(port, client); err != nil {
+				jsonReply(w, 500, map[string]string{"status": "ERROR", "message": err.Error()})
+				return
+			}
+			f.bound[port] = true
+		}
+		jsonReply(w, 200, map[string]string{"status": "OK", "message": "port scheduled for add"})
+	})
+	return m
+}
+
+func remoteIP(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr()
+}
+
+func (f *FakePIA) sign(payload string) string {
+	sum := sha256.Sum256([]byte("fake-pia-sig:" + payload))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// Forward opens port on the server's public side (TCP and UDP) to the
+// client's same port, as a provider's port forwarding does.
+func (s *Server) Forward(port uint16, client netip.Addr) error {
+	for _, op := range []uint8{natpmp.OpMapTCP, natpmp.OpMapUDP} {
+		if _, err := s.openPublic(op, netip.AddrPortFrom(PublicBind, port), netip.AddrPortFrom(client, port)); err != nil {
+			return fmt.Errorf("opening public port %d: %w", port, err)
+		}
+	}
+	return nil
+}

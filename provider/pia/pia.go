@@ -1,0 +1,269 @@
+// Package pia is Private Internet Access over WireGuard, end to end: a
+// token from the account's username and password, the server list
+// (signature checked when the user gives PIA's key), a region (chosen, or
+// the lowest-latency one that forwards ports), a fresh WireGuard key
+// registered with addKey, then inside the tunnel getSignature and bindPort
+// every 15 minutes. The payload is kept in the state directory and reused
+// across restarts while it has more than 7 days left, so the port stays
+// the same. PIA's CA and signing key are read from files the user gives;
+// vpnfwd embeds no copies.
+package pia
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/provider"
+)
+
+// Defaults of the PIA API.
+const (
+	DefaultTokenURL      = "https://www.privateinternetaccess.com/api/client/v2/token"
+	DefaultServerListURL = "https://serverlist.piaservers.net/vpninfo/servers/v6"
+	DefaultDIPURL        = "https://www.privateinternetaccess.com/api/client/v2/dedicated_ip"
+	pfPort               = 19999
+)
+
+// Timing; variables so tests can shorten them.
+var (
+	RebindEvery  = 15 * time.Minute
+	ReuseFor     = 7 * 24 * time.Hour // reuse a payload while it has this much left
+	TokenMaxAge  = 20 * time.Hour     // PIA tokens last about 24 h
+	TestRootCAs  *x509.CertPool       // tests: trust this instead of the system store
+	stateToken   = "pia-token"
+	statePayload = "pia-portforward"
+)
+
+// Info describes the provider.
+var Info = provider.Info{
+	Name:    "pia",
+	Summary: "Private Internet Access over WireGuard: login, region, key, port, all done by vpnfwd",
+	Needs:   "username and password (or password_file); ca_file = PIA's ca.rsa.4096.crt; optional region, serverlist_key_file, dip_token. No wg-quick file.",
+	Port:    "random, chosen by PIA; kept across restarts for about 2 months (state dir)",
+	Renewal: "bindPort every 15 min; a new signature when the payload nears expiry or the port is busy",
+	New:     func(env provider.Env) (provider.Provider, error) { return New(env) },
+}
+
+// Provider is the PIA provider; it is a provider.TunnelMaker.
+type Provider struct {
+	env provider.Env
+	cfg config.Provider
+	ca  *x509.CertPool
+	key *rsa.PublicKey
+	mu  sync.Mutex
+	cn  string // the WireGuard server's certificate name
+	vip string // its address inside the tunnel
+	tok string
+}
+
+type savedToken struct {
+	Token    string    `json:"token"`
+	Obtained time.Time `json:"obtained"`
+}
+
+// New checks the configuration; nothing is sent yet.
+func New(env provider.Env) (*Provider, error) {
+	c := env.Config
+	if c.TokenURL == "" {
+		c.TokenURL = DefaultTokenURL
+	}
+	if c.ServerListURL == "" {
+		c.ServerListURL = DefaultServerListURL
+	}
+	if c.DIPURL == "" {
+		c.DIPURL = DefaultDIPURL
+	}
+	if c.Username == "" {
+		return nil, errors.New("PIA needs your account: --username p1234567 and --password-file FILE (or provider.username / provider.password_file)")
+	}
+	ca, err := loadCA(c.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	p := &Provider{env: env, cfg: c, ca: ca}
+	if c.ServerListKeyFile != "" {
+		if p.key, err = LoadSigningKey(c.ServerListKeyFile); err != nil {
+			return nil, err
+		}
+	}
+	if env.Direct == nil {
+		p.env.Direct = &net.Dialer{}
+	}
+	if env.State == nil {
+		p.env.State = provider.NoState{}
+	}
+	if env.Log == nil {
+		p.env.Log = slog.New(slog.DiscardHandler)
+	}
+	return p, nil
+}
+
+// token returns a cached token younger than TokenMaxAge, else logs in
+// again (through d: outside the tunnel at start, inside it later).
+func (p *Provider) token(ctx context.Context, d provider.Dialer) (string, error) {
+	var saved savedToken
+	if p.env.State != nil && p.env.State.Load(stateToken, &saved) == nil && time.Since(saved.Obtained) < TokenMaxAge && saved.Token != "" {
+		return saved.Token, nil
+	}
+	pass, err := p.cfg.Secret()
+	if err != nil {
+		return "", err
+	}
+	tok, err := fetchToken(ctx, httpClient(d, TestRootCAs, ""), p.cfg.TokenURL, p.cfg.Username, pass)
+	if err != nil {
+		return "", err
+	}
+	if p.env.State != nil {
+		if err := p.env.State.Save(stateToken, savedToken{tok, time.Now()}); err != nil {
+			p.env.Log.Warn("saving the PIA token", "err", err)
+		}
+	}
+	return tok, nil
+}
+
+// ServerList fetches and checks the server list.
+func (p *Provider) ServerList(ctx context.Context) (*ServerList, error) {
+	c := httpClient(p.env.Direct, TestRootCAs, "")
+	req, err := http.NewRequestWithContext(ctx, "GET", p.cfg.ServerListURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("PIA server list from %s: %w", p.cfg.ServerListURL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("PIA server list from %s: HTTP %d", p.cfg.ServerListURL, resp.StatusCode)
+	}
+	if p.key == nil {
+		p.env.Log.Warn("PIA server list not verified: give serverlist_key_file (--serverlist-key-file) to check its signature; " + keyHint)
+	}
+	return ParseServerList(body, p.key)
+}
+
+// MakeTunnel implements provider.TunnelMaker: it logs in, picks the
+// server, registers a WireGuard key and returns the tunnel to bring up.
+func (p *Provider) MakeTunnel(ctx context.Context) (config.WireGuard, error) {
+	p.env.Log.Info("PIA: logging in and registering a WireGuard key, outside the tunnel (it does not exist yet)")
+	tok, err := p.token(ctx, p.env.Direct)
+	if err != nil {
+		return config.WireGuard{}, err
+	}
+	var ip, cn, regionName string
+	wgPort := 1337
+	if dip := string(p.cfg.DIPToken); dip != "" {
+		d, err := fetchDIP(ctx, httpClient(p.env.Direct, TestRootCAs, ""), p.cfg.DIPURL, tok, dip)
+		if err != nil {
+			return config.WireGuard{}, err
+		}
+		ip, cn, regionName = d.IP, d.CN, "dedicated IP ("+d.ID+")"
+	} else {
+		list, err := p.ServerList(ctx)
+		if err != nil {
+			return config.WireGuard{}, err
+		}
+		wgPort = list.WGPort()
+		var r Region
+		if p.cfg.Region != "" {
+			if r, err = list.Pick(p.cfg.Region); err != nil {
+				return config.WireGuard{}, err
+			}
+		} else {
+			lat := list.Measure(ctx, p.env.Direct)
+			if len(lat) == 0 {
+				return config.WireGuard{}, errors.New("no PIA region that forwards ports answered (is the network up?)")
+			}
+			r = lat[0].Region
+			p.env.Log.Info("PIA: lowest-latency region that forwards ports", "region", r.ID, "rtt", lat[0].RTT.Round(time.Millisecond).String(), "measured", len(lat))
+		}
+		ip, cn, regionName = r.WG()[0].IP, r.WG()[0].CN, r.ID+" ("+r.Name+")"
+	}
+	key := p.env.PrivateKey
+	if key.IsZero() {
+		if key, err = config.NewPrivateKey(); err != nil {
+			return config.WireGuard{}, err
+		}
+	}
+	who := fmt.Sprintf("PIA server %s (%s)", cn, ip)
+	c := httpClient(p.env.Direct, p.ca, cn)
+	u := fmt.Sprintf("https://%s/addKey?pt=%s&pubkey=%s", net.JoinHostPort(ip, strconv.Itoa(wgPort)), url.QueryEscape(tok), url.QueryEscape(key.Public().String()))
+	var r addKeyReply
+	if _, err := getJSON(ctx, c, "GET", u, nil, nil, &r); err != nil {
+		return config.WireGuard{}, explainTLS(err, who+" addKey", cn, p.cfg.CAFile)
+	}
+	if r.Status != "OK" {
+		if strings.Contains(strings.ToLower(r.Message), "token") {
+			p.env.State.Delete(stateToken)
+		}
+		return config.WireGuard{}, fmt.Errorf("%s addKey: status %q: %s", who, r.Status, r.Message)
+	}
+	w, err := tunnelFrom(r, key)
+	if err != nil {
+		return config.WireGuard{}, fmt.Errorf("%s addKey: %w", who, err)
+	}
+	p.mu.Lock()
+	p.cn, p.vip, p.tok = cn, r.ServerVIP, tok
+	p.mu.Unlock()
+	p.env.Log.Info("PIA: key registered", "region", regionName, "server", cn, "endpoint", string(w.Peers[0].Endpoint), "address", r.PeerIP)
+	return w, nil
+}
+
+// tunnelFrom builds the WireGuard configuration from addKey's answer.
+func tunnelFrom(r addKeyReply, key config.PrivateKey) (config.WireGuard, error) {
+	pub, err := config.ParseKey(r.ServerKey)
+	if err != nil {
+		return config.WireGuard{}, fmt.Errorf("server_key: %w", err)
+	}
+	peerIP, err := config.ParsePrefix(r.PeerIP)
+	if err != nil {
+		return config.WireGuard{}, fmt.Errorf("peer_ip: %w", err)
+	}
+	if netip.Prefix(peerIP).Addr().Is4() {
+		peerIP = config.Prefix(netip.PrefixFrom(netip.Prefix(peerIP).Addr(), 32))
+	}
+	ep, err := config.ParseEndpoint(net.JoinHostPort(r.ServerIP, strconv.Itoa(r.ServerPort)))
+	if err != nil {
+		return config.WireGuard{}, err
+	}
+	if _, err := netip.ParseAddr(r.ServerVIP); err != nil {
+		return config.WireGuard{}, fmt.Errorf("server_vip %q", r.ServerVIP)
+	}
+	w := config.WireGuard{PrivateKey: key, Address: []config.Prefix{peerIP}}
+	for _, d := range r.DNSServers {
+		var a config.Addr
+		if a.UnmarshalText([]byte(d)) == nil {
+			w.DNS = append(w.DNS, a)
+		}
+	}
+	all, _ := config.ParsePrefix("0.0.0.0/0")
+	w.Peers = []config.Peer{{PublicKey: pub, Endpoint: ep, AllowedIPs: []config.Prefix{all}, PersistentKeepalive: 25}}
+	return w, nil
+}
+
+// SetTunnel implements provider.TunnelMaker.
+func (p *Provider) SetTunnel(addrs []netip.Prefix, dns []netip.Addr) {
+	p.env.Tunnel, p.env.DNS = addrs, dns
+}
+
+// SetDialer sets the dialer through the tunnel (the daemon creates the
+// tunnel after MakeTunnel).
+func (p *Provider) SetDialer(d provider.Dialer) { p.env.Dialer = d }

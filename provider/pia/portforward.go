@@ -1,0 +1,196 @@
+package pia
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/provider"
+)
+
+// Run implements provider.Provider: inside the tunnel it gets (or reuses)
+// a signed payload and binds it every RebindEvery.
+func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
+	p.mu.Lock()
+	cn, vip := p.cn, p.vip
+	p.mu.Unlock()
+	if vip == "" {
+		return errors.New("PIA: Run before MakeTunnel")
+	}
+	var (
+		sig       *signature
+		fresh     time.Time // when sig was obtained in this run
+		lastBound time.Time
+		held      provider.Lease
+		backoff   = time.Second
+	)
+	if s, ok := p.savedPayload(); ok {
+		sig = &s
+		p.env.Log.Info("PIA: reusing the saved port-forwarding payload", "port", s.Port, "expires", s.Expires.Format(time.RFC3339))
+	}
+	for {
+		// A payload is replaced when it nears expiry: one brought from an
+		// earlier run once it has less than ReuseFor left, one got in this
+		// run after a day (PIA's last two months), any a bind before its end.
+		if sig == nil || time.Until(sig.Expires) < RebindEvery*2 ||
+			(time.Until(sig.Expires) < ReuseFor && (fresh.IsZero() || time.Since(fresh) > 24*time.Hour)) {
+			s, err := p.getSignature(ctx, cn, vip)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				p.env.Log.Error("PIA getSignature", "err", err)
+				if !wait(ctx, backoff) {
+					return nil
+				}
+				backoff = min(backoff*2, time.Minute)
+				continue
+			}
+			sig, fresh = &s, time.Now()
+			p.savePayload(s)
+			p.env.Log.Info("PIA: new port-forwarding payload", "port", s.Port, "expires", s.Expires.Format(time.RFC3339))
+		}
+		err := p.bindPort(ctx, cn, vip, *sig)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errPortBusy) || errors.Is(err, errExpired):
+			p.env.Log.Warn("PIA: payload not usable, asking for a new one", "port", sig.Port, "why", err)
+			p.env.State.Delete(statePayload)
+			sig, fresh = nil, time.Time{}
+			continue
+		case err != nil:
+			p.env.Log.Error("PIA bindPort", "port", sig.Port, "err", err)
+			if held.Held() && time.Since(lastBound) > RebindEvery+5*time.Minute {
+				held = provider.Lease{Provider: "pia"}
+				report(held)
+			}
+			if !wait(ctx, backoff) {
+				return nil
+			}
+			backoff = min(backoff*2, time.Minute)
+			continue
+		}
+		backoff = time.Second
+		lastBound = time.Now()
+		held = provider.Lease{Provider: "pia", Protocols: []string{"tcp", "udp"}, Ports: []provider.Port{{Public: sig.Port, Local: sig.Port}},
+			Expires: lastBound.Add(RebindEvery + 5*time.Minute), Renewed: lastBound}
+		report(held)
+		if !wait(ctx, RebindEvery) {
+			return nil
+		}
+	}
+}
+
+func wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (p *Provider) savedPayload() (signature, bool) {
+	var s signature
+	if p.env.State == nil || p.env.State.Load(statePayload, &s) != nil {
+		return s, false
+	}
+	port, exp, err := decodePayload(s.Payload)
+	if err != nil || port != s.Port || s.Signature == "" {
+		p.env.Log.Warn("PIA: saved payload unusable, ignoring it", "err", err)
+		return s, false
+	}
+	s.Expires = exp
+	if time.Until(exp) < ReuseFor {
+		return s, false
+	}
+	return s, true
+}
+
+func (p *Provider) savePayload(s signature) {
+	if p.env.State == nil {
+		return
+	}
+	if err := p.env.State.Save(statePayload, s); err != nil {
+		p.env.Log.Warn("saving the PIA payload", "err", err)
+	}
+}
+
+func (p *Provider) pfURL(vip, path string, q url.Values) string {
+	return fmt.Sprintf("https://%s/%s?%s", net.JoinHostPort(vip, strconv.Itoa(pfPort)), path, q.Encode())
+}
+
+func (p *Provider) getSignature(ctx context.Context, cn, vip string) (signature, error) {
+	tok, err := p.token(ctx, p.env.Dialer) // a renewal goes through the tunnel
+	if err != nil {
+		return signature{}, err
+	}
+	c := httpClient(p.env.Dialer, p.ca, cn)
+	b, code, err := get(ctx, c, p.pfURL(vip, "getSignature", url.Values{"token": {tok}}))
+	if err != nil {
+		return signature{}, explainTLS(err, "PIA getSignature at "+cn, cn, p.cfg.CAFile)
+	}
+	if code != http.StatusOK {
+		return signature{}, fmt.Errorf("PIA getSignature: HTTP %d: %s", code, firstLine(b))
+	}
+	return parseSignature(b)
+}
+
+// bindPort replays payload and signature byte for byte.
+func (p *Provider) bindPort(ctx context.Context, cn, vip string, s signature) error {
+	c := httpClient(p.env.Dialer, p.ca, cn)
+	b, code, err := get(ctx, c, p.pfURL(vip, "bindPort", url.Values{"payload": {s.Payload}, "signature": {s.Signature}}))
+	if err != nil {
+		return explainTLS(err, "PIA bindPort at "+cn, cn, p.cfg.CAFile)
+	}
+	var r struct {
+		Status  string `json:"status"`
+		Message string `json:"message"`
+	}
+	json.Unmarshal(b, &r)
+	msg := strings.ToLower(r.Message)
+	switch {
+	case code == http.StatusConflict || strings.Contains(msg, "busy") || strings.Contains(msg, "in use"):
+		return fmt.Errorf("%w (port %d): %s", errPortBusy, s.Port, r.Message)
+	case strings.Contains(msg, "expire"):
+		return fmt.Errorf("%w: %s", errExpired, r.Message)
+	case code != http.StatusOK:
+		return fmt.Errorf("HTTP %d: %s", code, firstLine(b))
+	case r.Status != "OK":
+		return fmt.Errorf("status %q: %s", r.Status, r.Message)
+	}
+	return nil
+}
+
+func get(ctx context.Context, c *http.Client, u string) ([]byte, int, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return b, resp.StatusCode, err
+}
+
+func firstLine(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s[:min(len(s), 200)]
+}
