@@ -119,5 +119,11 @@ type Info struct {
 	Needs   string
 	Port    string // "random", "fixed", ...
 	Renewal string
-	New     func(Env) (Provider, error)
+	// MakesTunnel: the provider builds the WireGuard configuration itself
+	// (no wg-quick file needed).
+	MakesTunnel bool
+	// LoginPorts are TCP ports its login reaches outside the tunnel before
+	// it exists; the kill switch lets vpnfwd's own sockets to them out.
+	LoginPorts []uint16
+	New        func(Env) (Provider, error)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/netstack"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/publish"
+	"github.com/vpnfwd/vpnfwd/state"
 	"github.com/vpnfwd/vpnfwd/wg"
 )
 
@@ -47,7 +49,8 @@ type daemon struct {
 	targetHost string
 	targetPort uint16
 
-	ks *killswitch.KillSwitch
+	ks    *killswitch.KillSwitch
+	store state.Dir
 }
 
 type daemonOptions struct {
@@ -72,24 +75,50 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 	if err != nil {
 		return nil, fmt.Errorf("--forward: %w", err)
 	}
+	d.store = state.Dir{Path: cfg.StateDir, Warn: log.With("component", "state").Warn}
+	if err := d.listen(); err != nil {
+		d.closeAll()
+		return nil, err
+	}
+	// The kill switch goes in before anything is sent, a provider's login
+	// included.
+	wopts := wg.Options{Logger: log.With("component", "wireguard"), Resolve: o.Resolve}
+	direct := provider.Dialer(&net.Dialer{})
+	if cfg.KillSwitch.Enabled {
+		if err := d.startKillSwitch(&wopts, info.LoginPorts); err != nil {
+			d.closeAll()
+			return nil, err
+		}
+		direct = killswitch.MarkedDialer(d.ks.Mark())
+	}
+	d.prov, err = info.New(provider.Env{
+		Dialer:     tunnelDialer{d},
+		Direct:     direct,
+		Log:        log.With("component", "provider", "provider", info.Name),
+		Tunnel:     cfg.WireGuard.Addresses(),
+		DNS:        cfg.WireGuard.DNSServers(),
+		Config:     cfg.Provider,
+		TargetPort: d.targetPort,
+		LastPorts:  d.lastPorts(info.Name),
+		State:      d.store,
+		PrivateKey: cfg.WireGuard.PrivateKey,
+	})
+	if err != nil {
+		d.closeAll()
+		return nil, fmt.Errorf("provider %s: %w", info.Name, err)
+	}
+	if tm, ok := d.prov.(provider.TunnelMaker); ok {
+		w, err := tm.MakeTunnel(ctx)
+		if err != nil {
+			d.closeAll()
+			return nil, fmt.Errorf("provider %s: %w", info.Name, err)
+		}
+		cfg.WireGuard = w
+		tm.SetTunnel(w.Addresses(), w.DNSServers())
+	}
 	w := cfg.WireGuard
 	d.stack, err = netstack.New(netstack.Config{Addresses: w.Addresses(), DNS: w.DNSServers(), MTU: w.MTU})
 	if err != nil {
-		return nil, err
-	}
-	d.prov, err = info.New(provider.Env{
-		Dialer:     d.stack,
-		Log:        log.With("component", "provider", "provider", info.Name),
-		Tunnel:     w.Addresses(),
-		DNS:        w.DNSServers(),
-		Config:     cfg.Provider,
-		TargetPort: d.targetPort,
-	})
-	if err != nil {
-		d.stack.Close()
-		return nil, fmt.Errorf("provider %s: %w", info.Name, err)
-	}
-	if err := d.listen(); err != nil {
 		d.closeAll()
 		return nil, err
 	}
@@ -109,13 +138,6 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 		return nil, err
 	}
 	d.disp = publish.NewDispatcher(log.With("component", "publish"), func(r publish.Result) { d.broker.Publish("publish", r) }, consumers...)
-	wopts := wg.Options{Logger: log.With("component", "wireguard"), Resolve: o.Resolve}
-	if cfg.KillSwitch.Enabled {
-		if err := d.startKillSwitch(&wopts); err != nil {
-			d.closeAll()
-			return nil, err
-		}
-	}
 	d.dev, err = wg.New(ctx, d.stack.TUN(), w, wopts)
 	if err != nil {
 		d.closeAll()
@@ -124,6 +146,33 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 	d.setState("connecting")
 	log.Info("tunnel starting", "endpoint", d.dev.Endpoint().String(), "address", prefixes(w.Address), "provider", info.Name)
 	return d, nil
+}
+
+// tunnelDialer dials through the daemon's stack once it exists.
+type tunnelDialer struct{ d *daemon }
+
+func (t tunnelDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if t.d.stack == nil {
+		return nil, errors.New("the tunnel is not up yet")
+	}
+	return t.d.stack.DialContext(ctx, network, addr)
+}
+
+// savedLease is what the state directory keeps of the last port.
+type savedLease struct {
+	Provider string    `json:"provider"`
+	Ports    []uint16  `json:"ports"`
+	At       time.Time `json:"at"`
+}
+
+// lastPorts is the port held last time with the same provider, which
+// NAT-PMP asks for again.
+func (d *daemon) lastPorts(prov string) []uint16 {
+	var l savedLease
+	if d.store.Load("lease", &l) != nil || l.Provider != prov {
+		return nil
+	}
+	return l.Ports
 }
 
 func hasProto(ps []string, p string) bool {

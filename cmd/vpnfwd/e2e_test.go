@@ -76,7 +76,8 @@ func startUp(t *testing.T, srv *testnet.Server, extra ...string) *instance {
 	conf := filepath.Join(dir, "client.conf")
 	os.WriteFile(conf, []byte(testnet.WGQuick(client)+"PostUp = echo pwned > "+filepath.Join(dir, "pwned")+"\n"), 0o600)
 	sock := "unix:" + filepath.Join(dir, "api.sock")
-	args := append([]string{"up", "--wg-config", conf, "--api", sock, "--socks5", "127.0.0.1:0", "--http-proxy", "127.0.0.1:0"}, extra...)
+	args := append([]string{"up", "--wg-config", conf, "--api", sock, "--socks5", "127.0.0.1:0", "--http-proxy", "127.0.0.1:0",
+		"--state-dir", filepath.Join(dir, "state")}, extra...)
 	env, _, errb := testEnv(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{api: sock, cancel: cancel, done: make(chan int, 1), log: errb}
@@ -91,6 +92,23 @@ func startUp(t *testing.T, srv *testnet.Server, extra ...string) *instance {
 }
 
 // stop cancels the instance (as SIGINT does) and says how long it took.
+// startRaw runs `vpnfwd ARGS` (which must include --api unix:PATH).
+func startRaw(t *testing.T, args []string) *instance {
+	t.Helper()
+	var sock string
+	for i, a := range args {
+		if a == "--api" {
+			sock = args[i+1]
+		}
+	}
+	env, _, errb := testEnv(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{api: sock, cancel: cancel, done: make(chan int, 1), log: errb}
+	go func() { in.done <- run(ctx, env, args) }()
+	t.Cleanup(func() { in.stop(t) })
+	return in
+}
+
 func (in *instance) stop(t *testing.T) time.Duration {
 	in.once.Do(func() {
 		start := time.Now()

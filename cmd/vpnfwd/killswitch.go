@@ -16,9 +16,9 @@ import (
 // first with no endpoint open, so only vpnfwd's own (marked) lookups of the
 // endpoint name can leave; the device then reports each endpoint through
 // OnEndpoint before using it, and its socket carries the mark.
-func (d *daemon) startKillSwitch(wopts *wg.Options) error {
+func (d *daemon) startKillSwitch(wopts *wg.Options, loginPorts []uint16) error {
 	k := d.cfg.KillSwitch
-	kc := killswitch.Config{Mark: killswitch.DefaultMark, OnlyCgroup: k.OnlyCgroup}
+	kc := killswitch.Config{Mark: killswitch.DefaultMark, OnlyCgroup: k.OnlyCgroup, AllowMarkedTCP: loginPorts}
 	for _, l := range k.AllowLAN {
 		p, _ := config.ParsePrefix(l)
 		kc.AllowLAN = append(kc.AllowLAN, netip.Prefix(p))

@@ -16,6 +16,15 @@ import (
 // onLease is the provider's report: it moves the bridge, tells the
 // consumers and the API subscribers.
 func (d *daemon) onLease(l provider.Lease) {
+	// A lease may arrive before the handshake poll notices the tunnel.
+	if st, err := d.dev.Stats(); err == nil && !st.LastHandshake.IsZero() {
+		d.mu.Lock()
+		connecting := d.tunnel == wg.StateConnecting
+		d.mu.Unlock()
+		if connecting {
+			d.setTunnel(wg.StateUp)
+		}
+	}
 	d.mu.Lock()
 	prev := d.lease
 	d.lease = l
@@ -66,6 +75,9 @@ func (d *daemon) onLease(l provider.Lease) {
 	}
 	d.disp.Send(publish.Event{Ports: l.PublicPorts(), Reason: "port"})
 	d.broker.Publish("port", d.Status().Port)
+	if err := d.store.Save("lease", savedLease{Provider: l.Provider, Ports: l.PublicPorts(), At: time.Now()}); err != nil {
+		d.log.Warn("saving the port in the state directory", "err", err)
+	}
 }
 
 // watchTunnel reports the first handshake quickly, then follows the

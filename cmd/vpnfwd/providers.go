@@ -7,13 +7,18 @@ import (
 	"text/tabwriter"
 
 	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/provider/azirevpn"
 	"github.com/vpnfwd/vpnfwd/provider/natpmp"
+	"github.com/vpnfwd/vpnfwd/provider/perfectprivacy"
+	"github.com/vpnfwd/vpnfwd/provider/pia"
+	"github.com/vpnfwd/vpnfwd/provider/privatevpn"
 	"github.com/vpnfwd/vpnfwd/provider/protonvpn"
 	"github.com/vpnfwd/vpnfwd/provider/static"
 )
 
 // providers is every provider vpnfwd knows.
-var providers = []provider.Info{protonvpn.Info, natpmp.Info, static.Info}
+var providers = []provider.Info{protonvpn.Info, pia.Info, natpmp.Info, privatevpn.Info, perfectprivacy.Info, azirevpn.Info,
+	static.AirVPN, static.Windscribe, static.TorGuard, static.Info}
 
 func lookupProvider(name string) (provider.Info, bool) {
 	for _, p := range providers {

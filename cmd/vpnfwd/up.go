@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/state"
 )
 
 func runUp(ctx context.Context, env *cliEnv, args []string) error {
@@ -39,11 +40,21 @@ func loadUpConfig(flags *config.Flags, env *cliEnv) (*config.Config, error) {
 	if cfg.Provider.Name == "" {
 		return nil, fmt.Errorf("no provider: give --provider NAME (one of %s; 'vpnfwd providers' says what each needs)", providerNames())
 	}
-	if _, ok := lookupProvider(cfg.Provider.Name); !ok {
+	info, ok := lookupProvider(cfg.Provider.Name)
+	if !ok {
 		return nil, fmt.Errorf("unknown provider %q (one of %s)", cfg.Provider.Name, providerNames())
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = state.DefaultPath()
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if info.MakesTunnel {
+		if cfg.WireGuard.Config != "" || len(cfg.WireGuard.Peers) > 0 {
+			return nil, fmt.Errorf("provider %s makes its own WireGuard tunnel: drop --wg-config / [wireguard] peers (a private_key alone is used)", info.Name)
+		}
+		return cfg, nil
 	}
 	if err := cfg.LoadTunnel(); err != nil {
 		return nil, err

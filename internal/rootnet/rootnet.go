@@ -39,6 +39,9 @@ func New(t testing.TB, tools ...string) *Net {
 		}
 	}
 	n := &Net{t: t, prefix: fmt.Sprintf("vf%d", os.Getpid()%100000)}
+	// vpnfwd started by the test keeps its state in the test's own
+	// directory, never the machine's /var/lib/vpnfwd.
+	t.Setenv("VPNFWD_STATE_DIR", t.TempDir())
 	t.Cleanup(n.close)
 	return n
 }

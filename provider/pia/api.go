@@ -14,8 +14,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/vpnfwd/vpnfwd/provider"
 )
 
 // Where PIA publishes the files vpnfwd needs but must not embed.
@@ -38,16 +36,6 @@ func loadCA(path string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("PIA CA certificate %s holds no PEM certificate; %s", path, caHint)
 	}
 	return pool, nil
-}
-
-// httpClient dials with d; with pool and serverName it trusts only PIA's
-// CA and checks the server's cn instead of its IP address; without, it
-// uses the system trust store (so SSL_CERT_FILE works).
-func httpClient(d provider.Dialer, pool *x509.CertPool, serverName string) *http.Client {
-	tc := &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS12}
-	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
-		Proxy: nil, DialContext: d.DialContext, TLSClientConfig: tc, TLSHandshakeTimeout: 10 * time.Second,
-	}}
 }
 
 // explainTLS turns certificate errors into what to check.

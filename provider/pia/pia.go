@@ -43,19 +43,20 @@ var (
 	RebindEvery  = 15 * time.Minute
 	ReuseFor     = 7 * 24 * time.Hour // reuse a payload while it has this much left
 	TokenMaxAge  = 20 * time.Hour     // PIA tokens last about 24 h
-	TestRootCAs  *x509.CertPool       // tests: trust this instead of the system store
 	stateToken   = "pia-token"
 	statePayload = "pia-portforward"
 )
 
 // Info describes the provider.
 var Info = provider.Info{
-	Name:    "pia",
-	Summary: "Private Internet Access over WireGuard: login, region, key, port, all done by vpnfwd",
-	Needs:   "username and password (or password_file); ca_file = PIA's ca.rsa.4096.crt; optional region, serverlist_key_file, dip_token. No wg-quick file.",
-	Port:    "random, chosen by PIA; kept across restarts for about 2 months (state dir)",
-	Renewal: "bindPort every 15 min; a new signature when the payload nears expiry or the port is busy",
-	New:     func(env provider.Env) (provider.Provider, error) { return New(env) },
+	Name:        "pia",
+	Summary:     "Private Internet Access over WireGuard: login, region, key, port, all done by vpnfwd",
+	Needs:       "username and password (or password_file); ca_file = PIA's ca.rsa.4096.crt; optional region, serverlist_key_file, dip_token. No wg-quick file.",
+	Port:        "random, chosen by PIA; kept across restarts for about 2 months (state dir)",
+	Renewal:     "bindPort every 15 min; a new signature when the payload nears expiry or the port is busy",
+	MakesTunnel: true,
+	LoginPorts:  []uint16{443, 1337},
+	New:         func(env provider.Env) (provider.Provider, error) { return New(env) },
 }
 
 // Provider is the PIA provider; it is a provider.TunnelMaker.
@@ -123,7 +124,7 @@ func (p *Provider) token(ctx context.Context, d provider.Dialer) (string, error)
 	if err != nil {
 		return "", err
 	}
-	tok, err := fetchToken(ctx, httpClient(d, TestRootCAs, ""), p.cfg.TokenURL, p.cfg.Username, pass)
+	tok, err := fetchToken(ctx, provider.HTTPClient(d, nil, ""), p.cfg.TokenURL, p.cfg.Username, pass)
 	if err != nil {
 		return "", err
 	}
@@ -137,7 +138,7 @@ func (p *Provider) token(ctx context.Context, d provider.Dialer) (string, error)
 
 // ServerList fetches and checks the server list.
 func (p *Provider) ServerList(ctx context.Context) (*ServerList, error) {
-	c := httpClient(p.env.Direct, TestRootCAs, "")
+	c := provider.HTTPClient(p.env.Direct, nil, "")
 	req, err := http.NewRequestWithContext(ctx, "GET", p.cfg.ServerListURL, nil)
 	if err != nil {
 		return nil, err
@@ -171,7 +172,7 @@ func (p *Provider) MakeTunnel(ctx context.Context) (config.WireGuard, error) {
 	var ip, cn, regionName string
 	wgPort := 1337
 	if dip := string(p.cfg.DIPToken); dip != "" {
-		d, err := fetchDIP(ctx, httpClient(p.env.Direct, TestRootCAs, ""), p.cfg.DIPURL, tok, dip)
+		d, err := fetchDIP(ctx, provider.HTTPClient(p.env.Direct, nil, ""), p.cfg.DIPURL, tok, dip)
 		if err != nil {
 			return config.WireGuard{}, err
 		}
@@ -204,7 +205,7 @@ func (p *Provider) MakeTunnel(ctx context.Context) (config.WireGuard, error) {
 		}
 	}
 	who := fmt.Sprintf("PIA server %s (%s)", cn, ip)
-	c := httpClient(p.env.Direct, p.ca, cn)
+	c := provider.HTTPClient(p.env.Direct, p.ca, cn)
 	u := fmt.Sprintf("https://%s/addKey?pt=%s&pubkey=%s", net.JoinHostPort(ip, strconv.Itoa(wgPort)), url.QueryEscape(tok), url.QueryEscape(key.Public().String()))
 	var r addKeyReply
 	if _, err := getJSON(ctx, c, "GET", u, nil, nil, &r); err != nil {

@@ -37,7 +37,7 @@ func fake(t *testing.T) (*pia.Provider, *testnet.FakePIA, config.Provider, strin
 		t.Fatal(err)
 	}
 	t.Cleanup(f.Close)
-	pia.TestRootCAs = f.CA.Pool
+	provider.TestRoots = f.CA.Pool
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.rsa.4096.crt")
 	os.WriteFile(ca, f.CAPEM(), 0o644)

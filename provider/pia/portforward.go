@@ -136,7 +136,7 @@ func (p *Provider) getSignature(ctx context.Context, cn, vip string) (signature,
 	if err != nil {
 		return signature{}, err
 	}
-	c := httpClient(p.env.Dialer, p.ca, cn)
+	c := provider.HTTPClient(p.env.Dialer, p.ca, cn)
 	b, code, err := get(ctx, c, p.pfURL(vip, "getSignature", url.Values{"token": {tok}}))
 	if err != nil {
 		return signature{}, explainTLS(err, "PIA getSignature at "+cn, cn, p.cfg.CAFile)
@@ -149,7 +149,7 @@ func (p *Provider) getSignature(ctx context.Context, cn, vip string) (signature,
 
 // bindPort replays payload and signature byte for byte.
 func (p *Provider) bindPort(ctx context.Context, cn, vip string, s signature) error {
-	c := httpClient(p.env.Dialer, p.ca, cn)
+	c := provider.HTTPClient(p.env.Dialer, p.ca, cn)
 	b, code, err := get(ctx, c, p.pfURL(vip, "bindPort", url.Values{"payload": {s.Payload}, "signature": {s.Signature}}))
 	if err != nil {
 		return explainTLS(err, "PIA bindPort at "+cn, cn, p.cfg.CAFile)

@@ -1,0 +1,37 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// TunnelIPv4 is the first IPv4 tunnel address.
+func (e Env) TunnelIPv4() (netip.Addr, error) {
+	for _, p := range e.Tunnel {
+		if p.Addr().Is4() {
+			return p.Addr(), nil
+		}
+	}
+	return netip.Addr{}, errors.New("the tunnel has no IPv4 address")
+}
+
+// Wait waits d or until ctx ends; it reports whether d passed.
+func Wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Hold reports l and keeps it until ctx ends (providers with no renewal).
+func Hold(ctx context.Context, l Lease, report func(Lease)) error {
+	report(l)
+	<-ctx.Done()
+	return nil
+}
