@@ -12,7 +12,7 @@ import (
 )
 
 func TestUpPIA(t *testing.T) {
-	f, err := testnet.StartPIA("127.88.2.1")
+	f, err := testnet.StartPIA(fmt.Sprintf("127.89.%d.1", os.Getpid()%250))
 	if err != nil {
 		t.Fatal(err)
 	}

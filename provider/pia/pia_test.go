@@ -2,6 +2,7 @@ package pia_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -30,7 +31,8 @@ func fake(t *testing.T) (*pia.Provider, *testnet.FakePIA, config.Provider, strin
 	t.Helper()
 	loopbackN.Lock()
 	loopbackN.n++
-	ip := "127.88.0." + itoa(loopbackN.n)
+	// Each test process its own /24, so concurrent runs never share a fake.
+	ip := fmt.Sprintf("127.88.%d.%d", os.Getpid()%250, loopbackN.n)
 	loopbackN.Unlock()
 	f, err := testnet.StartPIA(ip)
 	if err != nil {
@@ -199,7 +201,7 @@ func TestPIAErrors(t *testing.T) {
 		t.Errorf("wrong CA: %v", err)
 	}
 	otherKey := filepath.Join(t.TempDir(), "k.pem")
-	g, _ := testnet.StartPIA("127.88.1.250")
+	g, _ := testnet.StartPIA(fmt.Sprintf("127.88.%d.250", os.Getpid()%250))
 	defer g.Close()
 	os.WriteFile(otherKey, g.SigningKeyPEM(), 0o644)
 	bad = cfg
@@ -251,5 +253,27 @@ func TestRealServerListSample(t *testing.T) {
 	}
 	if _, err := pia.ParseServerList(b, &testKey().PublicKey); err == nil {
 		t.Error("an unsigned list was accepted with a key given")
+	}
+}
+
+// A payload that runs out within the session is replaced before it does,
+// and the new port is reported.
+func TestPIAShortPayloadReplacedInSession(t *testing.T) {
+	_, f, cfg, dir := fake(t)
+	f.PayloadTTL = time.Minute + 6*time.Second
+	r, _ := start(t, cfg, dir)
+	first := next(t, r).Ports[0].Public
+	var second uint16
+	deadline := time.After(20 * time.Second)
+	for second == 0 || second == first {
+		select {
+		case l := <-r.lease:
+			second = l.Ports[0].Public
+		case <-deadline:
+			t.Fatalf("payload not replaced before it ran out (still %d)", first)
+		}
+	}
+	if f.Issued() != 2 {
+		t.Errorf("%d signatures", f.Issued())
 	}
 }

@@ -40,7 +40,7 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 		// A payload is replaced when it nears expiry: one brought from an
 		// earlier run once it has less than ReuseFor left, one got in this
 		// run after a day (PIA's last two months), any a bind before its end.
-		if sig == nil || time.Until(sig.Expires) < RebindEvery*2 ||
+		if sig == nil || time.Until(sig.Expires) < time.Minute ||
 			(time.Until(sig.Expires) < ReuseFor && (fresh.IsZero() || time.Since(fresh) > 24*time.Hour)) {
 			s, err := p.getSignature(ctx, cn, vip)
 			if err != nil {
@@ -48,7 +48,7 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 					return nil
 				}
 				p.env.Log.Error("PIA getSignature", "err", err)
-				if !wait(ctx, backoff) {
+				if !provider.Wait(ctx, backoff) {
 					return nil
 				}
 				backoff = min(backoff*2, time.Minute)
@@ -73,7 +73,7 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 				held = provider.Lease{Provider: "pia"}
 				report(held)
 			}
-			if !wait(ctx, backoff) {
+			if !provider.Wait(ctx, backoff) {
 				return nil
 			}
 			backoff = min(backoff*2, time.Minute)
@@ -84,20 +84,14 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 		held = provider.Lease{Provider: "pia", Protocols: []string{"tcp", "udp"}, Ports: []provider.Port{{Public: sig.Port, Local: sig.Port}},
 			Expires: lastBound.Add(RebindEvery + 5*time.Minute), Renewed: lastBound}
 		report(held)
-		if !wait(ctx, RebindEvery) {
+		// Rebind every RebindEvery, or just before the payload runs out.
+		next := RebindEvery
+		if left := time.Until(sig.Expires) - time.Minute; left < next {
+			next = max(left, 5*time.Second)
+		}
+		if !provider.Wait(ctx, next) {
 			return nil
 		}
-	}
-}
-
-func wait(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
