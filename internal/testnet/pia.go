@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -29,7 +30,17 @@ import (
 // getSignature and bindPort with expiry and busy ports. Binding a port
 // opens it on the server's public side.
 type FakePIA struct {
-	Server     *Server
+	// Server is the in-process WireGuard server (StartPIA); a namespace
+	// test leaves it nil and sets the hooks below instead.
+	Server *Server
+	// AddPeer makes the key a peer with that tunnel address; Forward opens
+	// the port on the server's public side to the client.
+	AddPeer func(pub config.Key, ip netip.Addr) error
+	Forward func(port uint16, client netip.Addr) error
+	// ServerKey, Endpoint and VIP are what addKey answers.
+	ServerKey  config.Key
+	Endpoint   netip.AddrPort
+	VIP        netip.Addr
 	CA         *CA
 	SigningKey *rsa.PrivateKey
 	// APIURL serves /api/client/v2/token, /api/client/v2/dedicated_ip and
@@ -46,47 +57,83 @@ type FakePIA struct {
 	busy    map[uint16]bool
 	bound   map[uint16]bool
 	issued  int
+	base    int // issued ports are base+1, base+2, ... (random, so concurrent tests do not collide)
 	Binds   int
 	Logins  int
 	nextIP  byte
 	servers []*http.Server
 }
 
-// StartPIA starts a fake PIA. wgIP is a loopback address for the key API
-// (each test its own, e.g. 127.88.0.1).
-func StartPIA(wgIP string) (*FakePIA, error) {
-	srv, err := Start(Options{NATPMP: "off"})
-	if err != nil {
-		return nil, err
-	}
-	f := &FakePIA{Server: srv, WGIP: wgIP, CN: "fake401", Username: "p1234567", Password: "hunter2", DIPToken: "DIPabc",
-		PayloadTTL: 60 * 24 * time.Hour, tokens: map[string]bool{}, busy: map[uint16]bool{}, bound: map[uint16]bool{}, nextIP: 10}
+// NewFakePIA makes the fake's state, CA and signing key; Serve* attach it
+// to listeners.
+func NewFakePIA(wgIP string) (*FakePIA, error) {
+	f := &FakePIA{WGIP: wgIP, CN: "fake401", Username: "p1234567", Password: "hunter2", DIPToken: "DIPabc",
+		PayloadTTL: 60 * 24 * time.Hour, tokens: map[string]bool{}, busy: map[uint16]bool{}, bound: map[uint16]bool{}, nextIP: 10,
+		base: 20000 + mrand.IntN(30000)}
+	var err error
 	if f.CA, err = NewCA("Fake Private Internet Access"); err != nil {
 		return nil, err
 	}
 	if f.SigningKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
 		return nil, err
 	}
-	apiCert, _ := f.CA.Issue("127.0.0.1")
-	wgCert, _ := f.CA.Issue(f.CN)
-	api, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{apiCert}})
+	return f, nil
+}
+
+// ServeAPI serves the token, dedicated IP and server list API on l (TLS
+// with a certificate for names, from CA).
+func (f *FakePIA) ServeAPI(l net.Listener, names ...string) {
+	cert, _ := f.CA.Issue(names...)
+	f.serve(tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}}), f.apiMux())
+}
+
+// ServeKeyAPI serves addKey on l (the WireGuard server's :1337).
+func (f *FakePIA) ServeKeyAPI(l net.Listener) {
+	cert, _ := f.CA.Issue(f.CN)
+	f.serve(tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}}), f.keyMux())
+}
+
+// ServePortForward serves getSignature and bindPort on l (the server's
+// tunnel address, :19999).
+func (f *FakePIA) ServePortForward(l net.Listener) {
+	cert, _ := f.CA.Issue(f.CN)
+	f.serve(tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}}), f.pfMux())
+}
+
+// StartPIA starts a fake PIA around an in-process WireGuard server. wgIP
+// is a loopback address for the key API (each test its own).
+func StartPIA(wgIP string) (*FakePIA, error) {
+	f, err := NewFakePIA(wgIP)
 	if err != nil {
 		return nil, err
 	}
-	f.APIURL = "https://" + api.Addr().String()
-	f.serve(api, f.apiMux())
-	keyAPI, err := tls.Listen("tcp", net.JoinHostPort(wgIP, "1337"), &tls.Config{Certificates: []tls.Certificate{wgCert}})
+	srv, err := Start(Options{NATPMP: "off"})
+	if err != nil {
+		return nil, err
+	}
+	f.Server = srv
+	f.AddPeer = func(pub config.Key, ip netip.Addr) error { return srv.Device.AddPeer(pub, netip.PrefixFrom(ip, 32)) }
+	f.Forward = srv.Forward
+	f.ServerKey, f.Endpoint, f.VIP = srv.Key.Public(), srv.Endpoint, GatewayAddr
+	api, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	f.serve(keyAPI, f.keyMux())
+	f.APIURL = "https://" + api.Addr().String()
+	f.ServeAPI(api, "127.0.0.1")
+	keyAPI, err := net.Listen("tcp", net.JoinHostPort(wgIP, "1337"))
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	f.ServeKeyAPI(keyAPI)
 	pf, err := srv.Stack.ListenTCP(netip.AddrPortFrom(GatewayAddr, 19999))
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	f.serve(tls.NewListener(pf, &tls.Config{Certificates: []tls.Certificate{wgCert}}), f.pfMux())
+	f.ServePortForward(pf)
 	return f, nil
 }
 
@@ -101,7 +148,9 @@ func (f *FakePIA) Close() {
 	for _, s := range f.servers {
 		s.Close()
 	}
-	f.Server.Close()
+	if f.Server != nil {
+		f.Server.Close()
+	}
 }
 
 // CAPEM is the fake "ca.rsa.4096.crt".
@@ -115,6 +164,9 @@ func (f *FakePIA) SigningKeyPEM() []byte {
 
 // SetBusy makes bindPort refuse port with 409.
 func (f *FakePIA) SetBusy(port uint16) { f.mu.Lock(); f.busy[port] = true; f.mu.Unlock() }
+
+// Port is the port of the n-th signature (from 1).
+func (f *FakePIA) Port(n int) uint16 { return uint16(f.base + n) }
 
 // Issued counts the signatures given out.
 func (f *FakePIA) Issued() int { f.mu.Lock(); defer f.mu.Unlock(); return f.issued }
@@ -186,13 +238,13 @@ func (f *FakePIA) keyMux() *http.ServeMux {
 			jsonReply(w, 200, map[string]string{"status": "ERROR", "message": "Login failed! (bad token or key)"})
 			return
 		}
-		if err := f.Server.Device.AddPeer(pub, netip.PrefixFrom(ip, 32)); err != nil {
+		if err := f.AddPeer(pub, ip); err != nil {
 			jsonReply(w, 500, map[string]string{"status": "ERROR", "message": err.Error()})
 			return
 		}
-		jsonReply(w, 200, map[string]any{"status": "OK", "server_key": f.Server.Key.Public().String(), "server_port": f.Server.Endpoint.Port(),
-			"server_ip": f.Server.Endpoint.Addr().String(), "server_vip": GatewayAddr.String(), "peer_ip": ip.String(),
-			"peer_pubkey": pub.String(), "dns_servers": []string{GatewayAddr.String()}})
+		jsonReply(w, 200, map[string]any{"status": "OK", "server_key": f.ServerKey.String(), "server_port": f.Endpoint.Port(),
+			"server_ip": f.Endpoint.Addr().String(), "server_vip": f.VIP.String(), "peer_ip": ip.String(),
+			"peer_pubkey": pub.String(), "dns_servers": []string{f.VIP.String()}})
 	})
 	return m
 }
@@ -213,7 +265,7 @@ func (f *FakePIA) pfMux() *http.ServeMux {
 			return
 		}
 		f.issued++
-		port := 40000 + f.issued
+		port := f.base + f.issued
 		p, _ := json.Marshal(fakePayload{Token: r.URL.Query().Get("token"), Port: port, Expires: time.Now().Add(f.PayloadTTL).UTC().Format(time.RFC3339Nano)})
 		payload := base64.StdEncoding.EncodeToString(p)
 		jsonReply(w, 200, map[string]string{"status": "OK", "payload": payload, "signature": f.sign(payload)})
@@ -243,7 +295,7 @@ func (f *FakePIA) pfMux() *http.ServeMux {
 		}
 		client := remoteIP(r)
 		if !f.bound[port] && client.IsValid() {
-			if err := f.Server.Forward(port, client); err != nil {
+			if err := f.Forward(port, client); err != nil {
 				jsonReply(w, 500, map[string]string{"status": "ERROR", "message": err.Error()})
 				return
 			}

@@ -110,7 +110,7 @@ func TestPIAFullFlowAndSamePortAfterRestart(t *testing.T) {
 	_, f, cfg, dir := fake(t)
 	r, _ := start(t, cfg, dir)
 	l := next(t, r)
-	if len(l.Ports) != 1 || l.Ports[0].Public < 40000 {
+	if len(l.Ports) != 1 || l.Ports[0].Public != f.Port(1) {
 		t.Fatalf("lease %+v", l)
 	}
 	port := l.Ports[0].Public
@@ -147,9 +147,9 @@ func TestPIAPayloadNearExpiryIsReplaced(t *testing.T) {
 
 func TestPIABusyPortGetsNewSignature(t *testing.T) {
 	_, f, cfg, dir := fake(t)
-	f.SetBusy(40001)
+	f.SetBusy(f.Port(1))
 	r, _ := start(t, cfg, dir)
-	if l := next(t, r); l.Ports[0].Public != 40002 {
+	if l := next(t, r); l.Ports[0].Public != f.Port(2) {
 		t.Errorf("lease %+v: want the second signature's port", l)
 	}
 }

@@ -155,7 +155,7 @@ func (p *Provider) bindPort(ctx context.Context, cn, vip string, s signature) er
 	json.Unmarshal(b, &r)
 	msg := strings.ToLower(r.Message)
 	switch {
-	case code == http.StatusConflict || strings.Contains(msg, "busy") || strings.Contains(msg, "in use"):
+	case code == http.StatusConflict || (r.Status != "OK" && strings.Contains(msg, "busy")):
 		return fmt.Errorf("%w (port %d): %s", errPortBusy, s.Port, r.Message)
 	case strings.Contains(msg, "expire"):
 		return fmt.Errorf("%w: %s", errExpired, r.Message)
