@@ -122,8 +122,9 @@ type Info struct {
 	// MakesTunnel: the provider builds the WireGuard configuration itself
 	// (no wg-quick file needed).
 	MakesTunnel bool
-	// LoginPorts are TCP ports its login reaches outside the tunnel before
-	// it exists; the kill switch lets vpnfwd's own sockets to them out.
-	LoginPorts []uint16
+	// LoginPorts lists the TCP ports its login reaches outside the tunnel
+	// before it exists; the kill switch lets vpnfwd's own sockets to them
+	// out. Nil: none.
+	LoginPorts func(config.Provider) []uint16
 	New        func(Env) (Provider, error)
 }

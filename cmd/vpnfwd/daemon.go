@@ -85,7 +85,11 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 	wopts := wg.Options{Logger: log.With("component", "wireguard"), Resolve: o.Resolve}
 	direct := provider.Dialer(&net.Dialer{})
 	if cfg.KillSwitch.Enabled {
-		if err := d.startKillSwitch(&wopts, info.LoginPorts); err != nil {
+		var login []uint16
+		if info.LoginPorts != nil {
+			login = info.LoginPorts(cfg.Provider)
+		}
+		if err := d.startKillSwitch(&wopts, login); err != nil {
 			d.closeAll()
 			return nil, err
 		}

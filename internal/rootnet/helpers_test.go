@@ -1,8 +1,13 @@
 package rootnet
 
 import (
+	"net/netip"
+	"os/exec"
+
 	"bufio"
 	"fmt"
+	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"io"
 	"net"
 	"net/http"
@@ -22,6 +27,9 @@ func TestMain(m *testing.M) {
 	switch os.Getenv("VPNFWD_HELPER") {
 	case "echo":
 		echoHelper(os.Getenv("VPNFWD_ADDR"))
+		return
+	case "pia":
+		piaHelper()
 		return
 	case "portcheck":
 		portCheckHelper(os.Getenv("VPNFWD_ADDR"), os.Getenv("VPNFWD_TARGET"))
@@ -134,4 +142,59 @@ func portCheckHelper(addr, target string) {
 	})
 	fmt.Println("ready")
 	http.ListenAndServe(addr, nil)
+}
+
+// piaHelper runs the fake PIA inside the VPN server's namespace: the API
+// on VPNFWD_API (TLS for that IP), addKey on VPNFWD_WGIP:1337, and
+// getSignature/bindPort on the gateway's tunnel address. Keys become peers
+// of the kernel WireGuard interface VPNFWD_WGIF; bound ports get a DNAT.
+func piaHelper() {
+	f, err := testnet.NewFakePIA(os.Getenv("VPNFWD_WGIP"))
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	wgIf := os.Getenv("VPNFWD_WGIF")
+	f.ServerKey, _ = config.ParseKey(os.Getenv("VPNFWD_SERVERKEY"))
+	f.Endpoint = netip.MustParseAddrPort(os.Getenv("VPNFWD_ENDPOINT"))
+	f.VIP = netip.MustParseAddr(GatewayIP)
+	if ttl, err := time.ParseDuration(os.Getenv("VPNFWD_TTL")); err == nil {
+		f.PayloadTTL = ttl
+	}
+	f.AddPeer = func(pub config.Key, ip netip.Addr) error {
+		return exec.Command("wg", "set", wgIf, "peer", pub.String(), "allowed-ips", ip.String()+"/32").Run()
+	}
+	f.Forward = func(port uint16, client netip.Addr) error {
+		for _, proto := range []string{"tcp", "udp"} {
+			out, err := exec.Command("nft", "add", "rule", "inet", "filter", "prerouting", "iifname", "pub", proto, "dport", fmt.Sprint(port),
+				"dnat", "ip", "to", fmt.Sprintf("%s:%d", client, port)).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+		}
+		return nil
+	}
+	api, err := net.Listen("tcp", os.Getenv("VPNFWD_API"))
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	host, _, _ := net.SplitHostPort(os.Getenv("VPNFWD_API"))
+	f.ServeAPI(api, host)
+	key, err := net.Listen("tcp", net.JoinHostPort(os.Getenv("VPNFWD_WGIP"), "1337"))
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	f.ServeKeyAPI(key)
+	pf, err := net.Listen("tcp", net.JoinHostPort(GatewayIP, "19999"))
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	f.ServePortForward(pf)
+	os.WriteFile(os.Getenv("VPNFWD_CA_OUT"), f.CAPEM(), 0o644)
+	os.WriteFile(os.Getenv("VPNFWD_KEY_OUT"), f.SigningKeyPEM(), 0o644)
+	fmt.Printf("ready %s %s\n", f.Username, f.Password)
+	select {}
 }

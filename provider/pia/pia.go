@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,8 +56,34 @@ var Info = provider.Info{
 	Port:        "random, chosen by PIA; kept across restarts for about 2 months (state dir)",
 	Renewal:     "bindPort every 15 min; a new signature when the payload nears expiry or the port is busy",
 	MakesTunnel: true,
-	LoginPorts:  []uint16{443, 1337},
+	LoginPorts:  loginPorts,
 	New:         func(env provider.Env) (provider.Provider, error) { return New(env) },
+}
+
+// loginPorts are the ports of the token, server-list and dedicated-IP
+// URLs, and the key API's 1337.
+func loginPorts(c config.Provider) []uint16 {
+	ports := []uint16{1337}
+	for _, u := range []string{c.TokenURL, c.ServerListURL, c.DIPURL, DefaultTokenURL, DefaultServerListURL} {
+		if u == "" {
+			continue
+		}
+		pu, err := url.Parse(u)
+		if err != nil {
+			continue
+		}
+		p := pu.Port()
+		if p == "" {
+			p = map[string]string{"http": "80"}[pu.Scheme]
+			if p == "" {
+				p = "443"
+			}
+		}
+		if n, err := strconv.Atoi(p); err == nil && !slices.Contains(ports, uint16(n)) {
+			ports = append(ports, uint16(n))
+		}
+	}
+	return ports
 }
 
 // Provider is the PIA provider; it is a provider.TunnelMaker.
