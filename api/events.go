@@ -57,3 +57,12 @@ func (e Event) encode() []byte {
 	data, _ := json.Marshal(e.Data)
 	return []byte("event: " + e.Type + "\ndata: " + string(data) + "\n\n")
 }
+
+// JSON is the event's data as sent.
+func (e Event) JSON() string {
+	b, _ := json.Marshal(e.Data)
+	return string(b)
+}
+
+// SubscribeForTest returns a channel of all events (tests).
+func (b *Broker) SubscribeForTest() <-chan Event { return b.subscribe() }
