@@ -298,6 +298,17 @@ func (c *Config) Validate() error {
 			add("provider.port: %d is not a port", p)
 		}
 	}
+	errs = append(errs, c.validatePublish()...)
+	if len(errs) > 0 {
+		return fmt.Errorf("%s: %w", c.nameOr("configuration"), errors.Join(errs...))
+	}
+	return nil
+}
+
+// validatePublish checks the [[publish]] entries.
+func (c *Config) validatePublish() []error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	for i, p := range c.Publish {
 		switch p.Type {
 		case "file":
@@ -326,10 +337,7 @@ func (c *Config) Validate() error {
 			add("publish %d: unknown type %q (file, exec, qbittorrent, transmission or deluge)", i+1, p.Type)
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%s: %w", c.nameOr("configuration"), errors.Join(errs...))
-	}
-	return nil
+	return errs
 }
 
 func (c *Config) validateAPI() error {

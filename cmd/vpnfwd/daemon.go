@@ -95,10 +95,34 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 		}
 		direct = killswitch.MarkedDialer(d.ks.Mark())
 	}
+	if err := d.startProvider(ctx, info, direct); err != nil {
+		d.closeAll()
+		return nil, fmt.Errorf("provider %s: %w", info.Name, err)
+	}
+	if err := d.buildDataPath(); err != nil {
+		d.closeAll()
+		return nil, err
+	}
+	w := cfg.WireGuard
+	d.dev, err = wg.New(ctx, d.stack.TUN(), w, wopts)
+	if err != nil {
+		d.closeAll()
+		return nil, err
+	}
+	d.setState("connecting")
+	log.Info("tunnel starting", "endpoint", d.dev.Endpoint().String(), "address", prefixes(w.Address), "provider", info.Name)
+	return d, nil
+}
+
+// startProvider builds the provider and, for one that makes its own tunnel
+// (PIA), lets it log in and register the key now.
+func (d *daemon) startProvider(ctx context.Context, info provider.Info, direct provider.Dialer) error {
+	cfg := d.cfg
+	var err error
 	d.prov, err = info.New(provider.Env{
 		Dialer:     tunnelDialer{d},
 		Direct:     direct,
-		Log:        log.With("component", "provider", "provider", info.Name),
+		Log:        d.log.With("component", "provider", "provider", info.Name),
 		Tunnel:     cfg.WireGuard.Addresses(),
 		DNS:        cfg.WireGuard.DNSServers(),
 		Config:     cfg.Provider,
@@ -108,23 +132,26 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 		PrivateKey: cfg.WireGuard.PrivateKey,
 	})
 	if err != nil {
-		d.closeAll()
-		return nil, fmt.Errorf("provider %s: %w", info.Name, err)
+		return err
 	}
 	if tm, ok := d.prov.(provider.TunnelMaker); ok {
 		w, err := tm.MakeTunnel(ctx)
 		if err != nil {
-			d.closeAll()
-			return nil, fmt.Errorf("provider %s: %w", info.Name, err)
+			return err
 		}
 		cfg.WireGuard = w
 		tm.SetTunnel(w.Addresses(), w.DNSServers())
 	}
-	w := cfg.WireGuard
+	return nil
+}
+
+// buildDataPath makes the stack, the bridge on it and the publishers.
+func (d *daemon) buildDataPath() error {
+	cfg, w := d.cfg, d.cfg.WireGuard
+	var err error
 	d.stack, err = netstack.New(netstack.Config{Addresses: w.Addresses(), DNS: w.DNSServers(), MTU: w.MTU})
 	if err != nil {
-		d.closeAll()
-		return nil, err
+		return err
 	}
 	d.bridge = forward.NewBridge(d.stack, forward.BridgeConfig{
 		TargetHost:  d.targetHost,
@@ -133,23 +160,15 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 		UDPIdle:     time.Duration(cfg.Forward.UDPIdle),
 		MaxUDPFlows: cfg.Forward.MaxUDPFlows,
 		PerPeer:     cfg.Forward.PerPeerSource,
-		Log:         log.With("component", "forward"),
+		Log:         d.log.With("component", "forward"),
 	})
 	d.stack.SetTCPHandler(func(r *netstack.TCPRequest) { d.bridge.HandleTCP(r) })
-	consumers, err := buildConsumers(cfg, log.With("component", "publish"))
+	consumers, err := buildConsumers(cfg, d.log.With("component", "publish"))
 	if err != nil {
-		d.closeAll()
-		return nil, err
+		return err
 	}
-	d.disp = publish.NewDispatcher(log.With("component", "publish"), func(r publish.Result) { d.broker.Publish("publish", r) }, consumers...)
-	d.dev, err = wg.New(ctx, d.stack.TUN(), w, wopts)
-	if err != nil {
-		d.closeAll()
-		return nil, err
-	}
-	d.setState("connecting")
-	log.Info("tunnel starting", "endpoint", d.dev.Endpoint().String(), "address", prefixes(w.Address), "provider", info.Name)
-	return d, nil
+	d.disp = publish.NewDispatcher(d.log.With("component", "publish"), func(r publish.Result) { d.broker.Publish("publish", r) }, consumers...)
+	return nil
 }
 
 // tunnelDialer dials through the daemon's stack once it exists.

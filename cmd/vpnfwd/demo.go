@@ -91,7 +91,25 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) error {
 	port := lease.Ports[0].Public
 	say("tunnel up, NAT-PMP gave port %d on %s (lease %s, renewed every %s)", port, lease.PublicIP,
 		time.Until(lease.Expires).Round(time.Second), (time.Until(lease.Expires) / 2).Round(time.Second))
+	if err := demoFromOutside(say, d, port); err != nil {
+		return err
+	}
+	stop()
+	if err := <-done; err != nil {
+		return err
+	}
+	left := "none: released on exit"
+	if p := srv.Gateway.Mapped(testnet.ClientAddr); p != 0 {
+		left = fmt.Sprintf("port %d still mapped", p)
+	}
+	say("vpnfwd stopped cleanly; gateway mappings left for this client: %s", left)
+	fmt.Fprintln(env.stdout, "demo OK: real WireGuard, NAT-PMP, bridge, proxy and API code paths, no VPN account, no root.")
+	return nil
+}
 
+// demoFromOutside uses the running vpnfwd as the world would: an internet
+// peer through the forwarded port, an app through the proxy, the API.
+func demoFromOutside(say func(string, ...any), d *daemon, port uint16) error {
 	public := net.JoinHostPort(testnet.PublicBind.String(), strconv.Itoa(int(port)))
 	reply, err := demoTCP(public, "hello over TCP")
 	if err != nil {
@@ -116,17 +134,6 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("control API: %w", err)
 	}
 	say("GET %s/v1/port -> %s", apiURL, strings.TrimSpace(strings.Join(strings.Fields(body), "")))
-
-	stop()
-	if err := <-done; err != nil {
-		return err
-	}
-	left := "none: released on exit"
-	if p := srv.Gateway.Mapped(testnet.ClientAddr); p != 0 {
-		left = fmt.Sprintf("port %d still mapped", p)
-	}
-	say("vpnfwd stopped cleanly; gateway mappings left for this client: %s", left)
-	fmt.Fprintln(env.stdout, "demo OK: real WireGuard, NAT-PMP, bridge, proxy and API code paths, no VPN account, no root.")
 	return nil
 }
 
