@@ -31,6 +31,11 @@ func (s *Server) startInternet() error {
 		return err
 	}
 	s.goFunc(func() { serveEcho(echo) })
+	echo6, err := s.Stack.ListenTCP(netip.AddrPortFrom(GatewayAddr6, 7))
+	if err != nil {
+		return err
+	}
+	s.goFunc(func() { serveEcho(echo6) })
 	uecho, err := s.Stack.ListenUDP(netip.AddrPortFrom(InternetHost, 7))
 	if err != nil {
 		return err
@@ -41,6 +46,7 @@ func (s *Server) startInternet() error {
 		dns.Close()
 		srv.Close()
 		echo.Close()
+		echo6.Close()
 		uecho.Close()
 	})
 	return nil

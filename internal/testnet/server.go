@@ -24,6 +24,7 @@ var (
 	ClientAddr   = netip.MustParseAddr("10.2.0.2")     // first client's tunnel address
 	InternetHost = netip.MustParseAddr("198.51.100.1") // whatsmyip.test, echo.test
 	PublicIP     = netip.MustParseAddr("203.0.113.1")  // the VPN server's public IP as the world sees it
+	GatewayAddr6 = netip.MustParseAddr("fd00:2::1")    // the gateway's IPv6 tunnel address
 	PublicBind   = netip.MustParseAddr("127.77.0.1")   // where that public IP's ports are reachable here
 )
 
@@ -78,6 +79,7 @@ func Start(opts Options) (*Server, error) {
 		Addresses: []netip.Prefix{
 			netip.PrefixFrom(GatewayAddr, 24),
 			netip.PrefixFrom(InternetHost, 32),
+			netip.PrefixFrom(GatewayAddr6, 64),
 		},
 		Promiscuous: true,
 	})
@@ -133,17 +135,18 @@ func (s *Server) NewClient() (config.WireGuard, error) {
 	if err != nil {
 		return config.WireGuard{}, err
 	}
-	if err := s.Device.AddPeer(key.Public(), netip.PrefixFrom(addr, 32)); err != nil {
+	addr6 := netip.AddrFrom16([16]byte{0xfd, 0, 0, 2, 15: addr.As4()[3]})
+	if err := s.Device.AddPeer(key.Public(), netip.PrefixFrom(addr, 32), netip.PrefixFrom(addr6, 128)); err != nil {
 		return config.WireGuard{}, err
 	}
 	return config.WireGuard{
 		PrivateKey: key,
-		Address:    []config.Prefix{config.Prefix(netip.PrefixFrom(addr, 32))},
+		Address:    []config.Prefix{config.Prefix(netip.PrefixFrom(addr, 32)), config.Prefix(netip.PrefixFrom(addr6, 128))},
 		DNS:        []config.Addr{config.Addr(GatewayAddr)},
 		Peers: []config.Peer{{
 			PublicKey:           s.Key.Public(),
 			Endpoint:            config.Endpoint(s.Endpoint.String()),
-			AllowedIPs:          []config.Prefix{config.Prefix(netip.MustParsePrefix("0.0.0.0/0"))},
+			AllowedIPs:          []config.Prefix{config.Prefix(netip.MustParsePrefix("0.0.0.0/0")), config.Prefix(netip.MustParsePrefix("::/0"))},
 			PersistentKeepalive: 25,
 		}},
 	}, nil

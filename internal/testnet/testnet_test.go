@@ -73,3 +73,27 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// The tunnel carries IPv6 too: the client's config has both families.
+func TestTunnelIPv6(t *testing.T) {
+	srv, err := testnet.Start(testnet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	st := connect(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := st.DialContext(ctx, "tcp", "[fd00:2::1]:7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("over v6"))
+	buf := make([]byte, 16)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "over v6" {
+		t.Fatalf("%q %v", buf[:n], err)
+	}
+}
