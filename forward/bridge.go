@@ -144,11 +144,18 @@ func (b *Bridge) target(port uint16) string {
 	return net.JoinHostPort(b.cfg.TargetHost, strconv.Itoa(int(port)))
 }
 
+// route finds the target for a TCP connection to listen and, when there
+// is one, counts the connection in b.wg (under the lock, so Close never
+// misses it); the caller must call b.wg.Done.
 func (b *Bridge) route(listen uint16) (uint16, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t, ok := b.routes[listen]
-	return t, ok && b.cfg.TCP && !b.closed
+	ok = ok && b.cfg.TCP && !b.closed
+	if ok {
+		b.wg.Add(1)
+	}
+	return t, ok
 }
 
 // Stats returns the counters.

@@ -29,7 +29,6 @@ func (b *Bridge) HandleTCP(req TCPRequest) {
 		req.Reject()
 		return
 	}
-	b.wg.Add(1)
 	defer b.wg.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.DialTimeout)
 	var d net.Dialer
