@@ -3,7 +3,8 @@
 #   gofmt and go vet, all tests with the race detector, then each fuzz
 #   target briefly. Tests that need root (network namespaces with Debian's
 #   wireguard-go and miniupnpd) skip themselves unless run as root.
-# FUZZTIME=0 skips fuzzing; FUZZTIME=1m fuzzes longer.
+# FUZZTIME=0 skips fuzzing; FUZZTIME=1m fuzzes longer. STATICCHECK=0 skips
+# staticcheck (it comes from the Go module proxy, pinned).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,6 +15,9 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
+if [ "${STATICCHECK:-1}" != 0 ]; then
+	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+fi
 go test -race -count=1 -timeout 15m ./...
 
 fuzztime=${FUZZTIME:-10s}

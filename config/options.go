@@ -23,17 +23,6 @@ func EnvName(flagName string) string {
 	return "VPNFWD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-func setInt(dst *int) func(*Config, string) error {
-	return func(_ *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("%q is not a number", v)
-		}
-		*dst = n
-		return nil
-	}
-}
-
 // Options lists every setting of `vpnfwd up`.
 var Options = []Option{
 	{Flag: "wg-config", Key: "wireguard.config", Usage: "wg-quick `FILE` from your VPN provider", Set: func(c *Config, v string) error {

@@ -227,7 +227,8 @@ func TestTCPHalfClose(t *testing.T) {
 
 func TestPerPeerSource(t *testing.T) {
 	a, b := netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("198.18.0.2")
-	if PeerSource(a) != PeerSource(a) || PeerSource(a) == PeerSource(b) || !PeerSource(a).IsLoopback() {
+	first, again := PeerSource(a), PeerSource(a)
+	if first != again || first == PeerSource(b) || !first.IsLoopback() {
 		t.Fatalf("%s %s", PeerSource(a), PeerSource(b))
 	}
 	// TCP: the service sees the peer's own loopback address.

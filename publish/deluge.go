@@ -78,16 +78,8 @@ func (d *deluge) rpc(ctx context.Context, method string, params ...any) (json.Ra
 func (d *deluge) ready(ctx context.Context) error {
 	raw, err := d.rpc(ctx, "web.connected")
 	if errors.Is(err, errDelugeAuth) {
-		pw, err := d.cc.password()
-		if err != nil {
+		if err := d.login(ctx); err != nil {
 			return err
-		}
-		res, err := d.rpc(ctx, "auth.login", pw)
-		if err != nil {
-			return err
-		}
-		if string(res) != "true" {
-			return &RetryAfter{Err: fmt.Errorf("Deluge web at %s refused the password", d.cc.URL), Delay: time.Minute}
 		}
 		raw, err = d.rpc(ctx, "web.connected")
 	}
@@ -125,6 +117,21 @@ func (d *deluge) ready(ctx context.Context) error {
 		lastErr = fmt.Errorf("daemon %v did not connect", h[1:])
 	}
 	return fmt.Errorf("Deluge web at %s could not connect to a daemon: %w", d.cc.URL, lastErr)
+}
+
+func (d *deluge) login(ctx context.Context) error {
+	pw, err := d.cc.password()
+	if err != nil {
+		return err
+	}
+	res, err := d.rpc(ctx, "auth.login", pw)
+	if err != nil {
+		return err
+	}
+	if string(res) != "true" {
+		return &RetryAfter{Err: fmt.Errorf("Deluge web at %s refused the password", d.cc.URL), Delay: time.Minute}
+	}
+	return nil
 }
 
 // Current implements portClient.

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -49,8 +48,6 @@ func fake(t *testing.T) (*pia.Provider, *testnet.FakePIA, config.Provider, strin
 		TokenURL: f.APIURL + "/api/client/v2/token", ServerListURL: f.APIURL + "/vpninfo/servers/v6", DIPURL: f.APIURL + "/api/client/v2/dedicated_ip"}
 	return nil, f, cfg, filepath.Join(dir, "state")
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 type run struct {
 	lease chan provider.Lease
