@@ -38,8 +38,22 @@ func loadCA(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// redact drops query strings (PIA's token travels in them) from the URL
+// an *url.Error would print.
+func redact(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil && u.RawQuery != "" {
+			u.RawQuery = "[redacted]"
+			return &url.Error{Op: ue.Op, URL: u.String(), Err: ue.Err}
+		}
+	}
+	return err
+}
+
 // explainTLS turns certificate errors into what to check.
 func explainTLS(err error, who, cn, caFile string) error {
+	err = redact(err)
 	var ua x509.UnknownAuthorityError
 	var he x509.HostnameError
 	var ce *tls.CertificateVerificationError

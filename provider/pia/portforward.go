@@ -174,7 +174,7 @@ func get(ctx context.Context, c *http.Client, u string) ([]byte, int, error) {
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, redact(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
