@@ -84,18 +84,18 @@ var Options = []Option{
 	{Flag: "deluge-password", Key: "password", Usage: "deluge-web `PASSWORD`", Set: setClient("deluge", func(p *Publish, v string) { p.Password = Secret(v) })},
 	{Flag: "deluge-password-file", Key: "password_file", Usage: "`FILE` holding the deluge-web password", Set: setClient("deluge", func(p *Publish, v string) { p.PasswordFile = v })},
 	{Flag: "per-peer-source", Key: "forward.per_peer_source", Bool: true, Usage: "give each remote peer its own loopback source address (127.x.y.z) toward the local service", Set: func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
+		b, err := parseBool(v)
 		c.Forward.PerPeerSource = b
 		return err
 	}},
 	{Flag: "killswitch", Key: "killswitch.enabled", Bool: true, Usage: "nftables rules so nothing but vpnfwd's WireGuard socket leaves (needs CAP_NET_ADMIN)", Set: func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
+		b, err := parseBool(v)
 		c.KillSwitch.Enabled = b
 		return err
 	}},
 	{Flag: "allow-lan", Key: "killswitch.allow_lan", Usage: "`CIDR`[,CIDR...] the kill switch lets through (your LAN)", Set: func(c *Config, v string) error { c.KillSwitch.AllowLAN = splitList(v); return nil }},
 	{Flag: "lockdown", Key: "killswitch.lockdown", Bool: true, Usage: "keep the kill switch rules after vpnfwd exits", Set: func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
+		b, err := parseBool(v)
 		c.KillSwitch.Lockdown = b
 		return err
 	}},
@@ -127,11 +127,22 @@ func setClient(typ string, f func(*Publish, string)) func(*Config, string) error
 	return func(c *Config, v string) error { f(clientEntry(c, typ), v); return nil }
 }
 
+// parseBool reads true/false (and 1/0, yes/no, on/off).
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "t", "true", "yes", "on":
+		return true, nil
+	case "0", "f", "false", "no", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q: want true or false", v)
+}
+
 func setClientBool(typ string, f func(*Publish, bool)) func(*Config, string) error {
 	return func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
+		b, err := parseBool(v)
 		if err != nil {
-			return fmt.Errorf("%q: want true or false", v)
+			return err
 		}
 		f(clientEntry(c, typ), b)
 		return nil
