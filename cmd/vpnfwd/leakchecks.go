@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -188,6 +189,20 @@ func checkIPv6(ctx context.Context, target string) checkResult {
 	return errRes(name, "%s: %v", target, err)
 }
 
+// portAnswer reduces a checker's answer to a word: a bare 1/0/true/open,
+// or a JSON object with "open", "reachable" or "status".
+func portAnswer(body string) string {
+	var m map[string]any
+	if json.Unmarshal([]byte(body), &m) == nil {
+		for _, k := range []string{"open", "reachable", "status", "result"} {
+			if v, ok := m[k]; ok {
+				return strings.ToLower(fmt.Sprint(v))
+			}
+		}
+	}
+	return strings.ToLower(strings.TrimSpace(body))
+}
+
 // checkPort asks an outside checker, through the tunnel, whether the
 // forwarded port is open.
 func checkPort(ctx context.Context, socks, tmpl string, port int) checkResult {
@@ -207,7 +222,7 @@ func checkPort(ctx context.Context, socks, tmpl string, port int) checkResult {
 	if err != nil {
 		return errRes(name, "%s: %v", url, err)
 	}
-	switch strings.ToLower(body) {
+	switch portAnswer(body) {
 	case "1", "true", "open", "yes":
 		return pass(name, "port %d is reachable from outside (%s)", port, url)
 	case "0", "false", "closed", "no":

@@ -111,7 +111,10 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 			held = lease
 			report(lease)
 			if p.Client.Restarted() {
-				p.env.Log.Warn("NAT-PMP gateway restarted (epoch went back): mappings re-made", "gateway", gw.String())
+				// The restart may have come between our TCP and UDP
+				// requests: map everything again now, asking for the same port.
+				p.env.Log.Warn("NAT-PMP gateway restarted (epoch went back): mapping again", "gateway", gw.String())
+				wait = 0
 			}
 		}
 		t := time.NewTimer(wait)
