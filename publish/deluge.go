@@ -124,6 +124,9 @@ func (d *deluge) login(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if pw == "" && d.cc.PasswordFile == "" {
+		pw = "deluge" // deluge-web's documented default
+	}
 	res, err := d.rpc(ctx, "auth.login", pw)
 	if err != nil {
 		return err

@@ -217,3 +217,14 @@ func TestTransmission41SessionRotation(t *testing.T) {
 		}
 	}
 }
+
+func TestQBittorrentNoCredentialsSaysWhatToDo(t *testing.T) {
+	f, srv := newFakeQBit52(t)
+	defer srv.Close()
+	c := NewQBittorrent(ClientConfig{URL: srv.URL}, QBittorrentOptions{})
+	err := c.Publish(context.Background(), Event{Ports: []uint16{50020}, Reason: "port"})
+	var ra *RetryAfter
+	if !errors.As(err, &ra) || !strings.Contains(err.Error(), "--qbittorrent-user") || f.logins != 1 {
+		t.Errorf("%v after %d logins", err, f.logins)
+	}
+}

@@ -115,7 +115,17 @@ func (q *qbittorrent) login(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = q.call(ctx, "POST", "/api/v2/auth/login", url.Values{"username": {q.cc.Username}, "password": {pw}})
+	user, defaults := q.cc.Username, false
+	if user == "" && pw == "" && q.cc.PasswordFile == "" {
+		// No credentials given: try qBittorrent 4.x's documented default once.
+		user, pw, defaults = "admin", "adminadmin", true
+	}
+	_, err = q.call(ctx, "POST", "/api/v2/auth/login", url.Values{"username": {user}, "password": {pw}})
+	var le0 *loginError
+	if defaults && errors.As(err, &le0) && !le0.banned {
+		return &RetryAfter{Err: fmt.Errorf("qBittorrent at %s wants a login: give --qbittorrent-user and --qbittorrent-password-file (the default admin/adminadmin was refused), "+
+			"or turn on \"bypass authentication for clients on localhost\"", q.cc.URL), Delay: time.Hour}
+	}
 	var le *loginError
 	if errors.As(err, &le) {
 		q.mu.Lock()
