@@ -54,15 +54,39 @@ func (c *Config) defaults() error {
 		c.Mark = DefaultMark
 	}
 	if c.OnlyCgroup != "" {
-		rel := strings.Trim(c.OnlyCgroup, "/")
-		fi, err := os.Stat(filepath.Join("/sys/fs/cgroup", rel))
+		root, err := CgroupV2Root()
 		if err != nil {
-			return fmt.Errorf("kill switch: only_cgroup %q: %w (want a cgroup v2 path below /sys/fs/cgroup)", c.OnlyCgroup, err)
+			return err
+		}
+		rel := strings.Trim(strings.TrimPrefix(c.OnlyCgroup, root), "/")
+		fi, err := os.Stat(filepath.Join(root, rel))
+		if err != nil {
+			return fmt.Errorf("kill switch: only_cgroup %q: %w (want a cgroup v2 path below %s)", c.OnlyCgroup, err, root)
 		}
 		c.cgroupID = fi.Sys().(*syscall.Stat_t).Ino
 		c.cgroupLevel = uint32(strings.Count(rel, "/") + 1)
 	}
 	return nil
+}
+
+// CgroupV2Root is where the cgroup v2 hierarchy is mounted
+// (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems).
+func CgroupV2Root() (string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", fmt.Errorf("finding cgroup v2: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		// ... mountpoint ... - fstype source options
+		pre, post, ok := strings.Cut(line, " - ")
+		if !ok || !strings.HasPrefix(post, "cgroup2 ") {
+			continue
+		}
+		if f := strings.Fields(pre); len(f) >= 5 {
+			return f[4], nil
+		}
+	}
+	return "", errors.New("kill switch: only_cgroup needs cgroup v2, which is not mounted here")
 }
 
 // KillSwitch is installed rules.
@@ -112,8 +136,13 @@ func Apply(cfg Config) (*KillSwitch, error) {
 	if cfg.Endpoint.IsValid() {
 		add(ep, []rule{endpointRule(cfg.Mark, cfg.Endpoint)})
 	}
-	add(out, outputRules(cfg))
-	if cfg.OnlyUID == nil && cfg.OnlyCgroup == "" {
+	if cfg.scoped() {
+		add(c.AddChain(&nftables.Chain{Name: chainConfined, Table: t}), outputRules(cfg))
+		add(out, scopeRules(cfg))
+	} else {
+		add(out, outputRules(cfg))
+	}
+	if !cfg.scoped() {
 		add(c.AddChain(baseChain(t, chainInput, nftables.ChainHookInput)), inputRules(cfg))
 		add(c.AddChain(baseChain(t, chainForward, nftables.ChainHookForward)), forwardRules(cfg))
 	}

@@ -16,6 +16,7 @@ const (
 	chainInput    = "input"
 	chainForward  = "forward"
 	chainEndpoint = "endpoint" // swapped atomically when the endpoint moves
+	chainConfined = "confined" // scoped mode: the rules for the confined user or cgroup
 )
 
 // rule is one rule before it is bound to a table and chain.
@@ -132,20 +133,36 @@ func endpointRule(mark uint32, ep netip.AddrPort) rule {
 	}
 }
 
-// outputRules is the output chain: loopback, the scope exemption, the
-// endpoint chain, vpnfwd's own DNS lookups, the LAN, DHCP and NDP; the
-// policy drops the rest.
-func outputRules(c Config) []rule {
+// scoped reports whether only a user or a cgroup is confined.
+func (c Config) scoped() bool { return c.OnlyUID != nil || c.cgroupID != 0 }
+
+// scopeRules is the output chain in scoped mode: loopback, then the
+// confined user's or cgroup's traffic goes through the confined chain
+// (which ends in drop), and everything else is accepted. A positive match
+// is used because a socket-less packet, or a socket in a shallower cgroup,
+// makes the match fail rather than differ.
+func scopeRules(c Config) []rule {
 	rs := []rule{{exprs: []expr.Any{meta(expr.MetaKeyOIFNAME), eq(ifname("lo")), accept}, comment: "loopback"}}
+	jump := &expr.Verdict{Kind: expr.VerdictJump, Chain: chainConfined}
 	if c.OnlyUID != nil {
-		rs = append(rs, rule{exprs: []expr.Any{meta(expr.MetaKeySKUID), neq(u32(*c.OnlyUID)), accept}, comment: "only_uid: other users are not confined"})
+		rs = append(rs, rule{exprs: []expr.Any{meta(expr.MetaKeySKUID), eq(u32(*c.OnlyUID)), jump}, comment: "only_uid: this user is confined"})
 	}
 	if c.cgroupID != 0 {
 		b := make([]byte, 8)
 		binary.NativeEndian.PutUint64(b, c.cgroupID)
-		rs = append(rs, rule{exprs: []expr.Any{&expr.Socket{Key: expr.SocketKeyCgroupv2, Level: c.cgroupLevel, Register: 1}, neq(b), accept},
-			comment: "only_cgroup: other cgroups are not confined"})
+		rs = append(rs, rule{exprs: []expr.Any{&expr.Socket{Key: expr.SocketKeyCgroupv2, Level: c.cgroupLevel, Register: 1}, eq(b), jump},
+			comment: "only_cgroup: this cgroup is confined"})
 	}
+	// vpnfwd's own WireGuard socket, whoever runs it.
+	rs = append(rs, rule{exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chainEndpoint}}, comment: "the WireGuard endpoint"})
+	return append(rs, rule{exprs: []expr.Any{accept}, comment: "others are not confined"})
+}
+
+// outputRules are the confining rules: loopback, the endpoint chain,
+// vpnfwd's own DNS lookups and login, the LAN, DHCP and NDP; the rest is
+// dropped (by the chain's policy, or by the final drop in scoped mode).
+func outputRules(c Config) []rule {
+	rs := []rule{{exprs: []expr.Any{meta(expr.MetaKeyOIFNAME), eq(ifname("lo")), accept}, comment: "loopback"}}
 	rs = append(rs, rule{exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chainEndpoint}}, comment: "the WireGuard endpoint"})
 	for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
 		rs = append(rs, rule{exprs: cat([]expr.Any{meta(expr.MetaKeyMARK), eq(u32(c.Mark))}, l4(proto), ports(0, 53), []expr.Any{count, accept}),
@@ -160,7 +177,7 @@ func outputRules(c Config) []rule {
 	}
 	rs = append(rs, rule{exprs: cat(nfproto(netip.IPv4Unspecified()), l4(unix.IPPROTO_UDP), ports(68, 67), []expr.Any{accept}), comment: "DHCP (keeps the link)"})
 	rs = append(rs, icmp6Types(133, 135, 136)...)
-	return append(rs, rule{exprs: []expr.Any{count}, comment: "dropped by the kill switch"})
+	return append(rs, rule{exprs: []expr.Any{count, &expr.Verdict{Kind: expr.VerdictDrop}}, comment: "dropped by the kill switch"})
 }
 
 func inputRules(c Config) []rule {

@@ -24,12 +24,12 @@ func TestOutputRules(t *testing.T) {
 			t.Errorf("output rules lack %q:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, "only_uid") {
+	if strings.Contains(got, "only_uid") || strings.Contains(got, "not confined") {
 		t.Error("namespace scope should not exempt anyone")
 	}
 	uid := uint32(1000)
 	c.OnlyUID = &uid
-	if got := comments(outputRules(c)); !strings.Contains(got, "only_uid") {
+	if got := comments(scopeRules(c)); !strings.Contains(got, "only_uid: this user is confined") || !strings.Contains(got, "others are not confined") {
 		t.Errorf("only_uid not applied:\n%s", got)
 	}
 }

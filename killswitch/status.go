@@ -57,9 +57,9 @@ func Status(table string) (Info, error) {
 				info.Endpoint, _ = netip.ParseAddrPort(s)
 			}
 			switch {
-			case strings.HasPrefix(cm, "only_uid"):
+			case strings.HasPrefix(cm, "only_uid") && ch.Name == chainOutput:
 				info.Scope = "uid"
-			case strings.HasPrefix(cm, "only_cgroup"):
+			case strings.HasPrefix(cm, "only_cgroup") && ch.Name == chainOutput:
 				info.Scope = "cgroup"
 			}
 		}

@@ -1,10 +1,15 @@
 package rootnet
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vpnfwd/vpnfwd/killswitch"
 )
 
 // TestKillSwitchScopeAndExit: --only-uid confines one user and leaves the
@@ -58,4 +63,43 @@ func TestKillSwitchScopeAndExit(t *testing.T) {
 	if !direct("") {
 		t.Error("still blocked after 'vpnfwd killswitch off'")
 	}
+}
+
+// TestKillSwitchOnlyCgroup: --only-cgroup confines the processes of one
+// cgroup v2 group and leaves the rest alone.
+func TestKillSwitchOnlyCgroup(t *testing.T) {
+	n := New(t, "wireguard-go", "wg", "nft", "socat", "curl", "nsenter")
+	root, err := killswitch.CgroupV2Root()
+	if err != nil {
+		t.Skip(err)
+	}
+	group := fmt.Sprintf("vpnfwd-test-%d", os.Getpid())
+	dir := filepath.Join(root, group)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot make a cgroup here: %v", err)
+	}
+	t.Cleanup(func() { os.Remove(dir) })
+	v := NewVPN(t, n, false)
+	bin := BuildVPNFWD(t, t.TempDir())
+	n.Start(v.Inet, "socat", "TCP-LISTEN:8080,fork,reuseaddr", `SYSTEM:echo HTTP/1.0 200 OK; echo; echo $SOCAT_PEERADDR`)
+	// `ip netns exec` remounts /sys, hiding the cgroup mounts: enter only
+	// the network namespace, as a real deployment's processes are.
+	netns := "--net=/run/netns/" + v.Cli
+	direct := func(inGroup bool) bool {
+		cmd := "exec curl -s -m 2 http://" + InetAddr + ":8080/"
+		if inGroup {
+			cmd = "echo $$ > " + filepath.Join(dir, "cgroup.procs") + " && " + cmd
+		}
+		out, err := n.Exec("", "nsenter", netns, "sh", "-c", cmd)
+		return err == nil && strings.Contains(out, UnderCli)
+	}
+	up := n.Start("", "nsenter", netns, bin, "up", "--wg-config", v.ClientConf, "--provider", "static", "--port", "4000", "--killswitch", "--only-cgroup", group)
+	waitFor(t, func() bool { _, err := n.Exec(v.Cli, bin, "port"); return err == nil })
+	if direct(true) {
+		t.Error("a process in the confined cgroup got out directly")
+	}
+	if !direct(false) {
+		t.Errorf("a process outside the cgroup was confined\n%s", up.Out)
+	}
+	up.Signal(syscall.SIGTERM, 5*time.Second)
 }
