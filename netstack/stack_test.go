@@ -1,0 +1,120 @@
+package netstack
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// link pumps packets between two stacks' TUN sides, as a tunnel would.
+func link(t *testing.T, a, b *Stack) {
+	pump := func(from, to *Stack) {
+		bufs := make([][]byte, batch)
+		for i := range bufs {
+			bufs[i] = make([]byte, 2048)
+		}
+		sizes := make([]int, batch)
+		for {
+			n, err := from.TUN().Read(bufs, sizes, 0)
+			if err != nil {
+				return
+			}
+			out := make([][]byte, n)
+			for i := range out {
+				out[i] = bufs[i][:sizes[i]]
+			}
+			to.TUN().Write(out, 0)
+		}
+	}
+	go pump(a, b)
+	go pump(b, a)
+}
+
+func pair(t *testing.T) (*Stack, *Stack) {
+	a, err := New(Config{Addresses: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/32")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Config{Addresses: []netip.Prefix{netip.MustParsePrefix("10.9.0.2/32")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	link(t, a, b)
+	return a, b
+}
+
+func TestTCPHandlerAcceptsOrRefuses(t *testing.T) {
+	a, b := pair(t)
+	b.SetTCPHandler(func(r *TCPRequest) {
+		if r.LocalAddr().Port() != 80 || r.RemoteAddr().Addr() != netip.MustParseAddr("10.9.0.1") {
+			r.Reject()
+			return
+		}
+		c, err := r.Accept()
+		if err != nil {
+			return
+		}
+		io.WriteString(c, "accepted")
+		c.Close()
+		r.Reject() // a second answer is ignored
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := a.DialContext(ctx, "tcp", "10.9.0.2:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(c)
+	if string(got) != "accepted" {
+		t.Errorf("got %q", got)
+	}
+	if _, err := a.DialContext(ctx, "tcp", "10.9.0.2:81"); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("rejected connection: %v (want connection refused, from a RST)", err)
+	}
+}
+
+func TestUDPAndNoDNS(t *testing.T) {
+	a, b := pair(t)
+	pc, err := b.ListenUDP(netip.MustParseAddrPort("10.9.0.2:53"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		buf := make([]byte, 100)
+		n, from, err := pc.ReadFrom(buf)
+		if err == nil {
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	u, err := a.DialContext(ctx, "udp", "10.9.0.2:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Write([]byte("ping"))
+	u.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 10)
+	if n, err := u.Read(buf); err != nil || string(buf[:n]) != "ping" {
+		t.Fatalf("%q %v", buf[:n], err)
+	}
+	// No DNS server configured: a name cannot be resolved, and nothing
+	// falls back to the host's resolver.
+	if _, err := a.DialContext(ctx, "tcp", "example.com:80"); err == nil || !strings.Contains(err.Error(), "no DNS server") {
+		t.Errorf("dial by name without DNS: %v", err)
+	}
+}
+
+func TestClosedStack(t *testing.T) {
+	a, _ := pair(t)
+	a.Close()
+	a.Close() // safe twice
+	if _, err := a.DialContext(context.Background(), "tcp", "10.9.0.2:80"); !errors.Is(err, errClosed) {
+		t.Errorf("dial after close: %v", err)
+	}
+}
