@@ -202,3 +202,20 @@ func TestParseHostPort(t *testing.T) {
 		}
 	}
 }
+
+// The example in examples/ must stay a valid, complete configuration.
+func TestExampleConfig(t *testing.T) {
+	cfg, err := load(t, []string{"--config", "../examples/vpnfwd.toml"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings) != 0 {
+		t.Errorf("unknown keys in the example: %v", cfg.Warnings)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Provider.Name != "protonvpn" || len(cfg.Publish) != 3 || cfg.Proxy.SOCKS5 != "127.0.0.1:1080" || len(cfg.KillSwitch.AllowLAN) != 1 {
+		t.Errorf("%+v", cfg)
+	}
+}
