@@ -120,9 +120,13 @@ func (d *daemon) startProvider(ctx context.Context, info provider.Info, direct p
 	cfg := d.cfg
 	var err error
 	d.prov, err = info.New(provider.Env{
-		Dialer:     tunnelDialer{d},
-		Direct:     direct,
-		Log:        d.log.With("component", "provider", "provider", info.Name),
+		Dialer: tunnelDialer{d},
+		Direct: direct,
+		Log: slog.New(errorTap{d.log.Handler(), func(m string) {
+			d.mu.Lock()
+			d.provErr = m
+			d.mu.Unlock()
+		}}).With("component", "provider", "provider", info.Name),
 		Tunnel:     cfg.WireGuard.Addresses(),
 		DNS:        cfg.WireGuard.DNSServers(),
 		Config:     cfg.Provider,

@@ -400,6 +400,12 @@ func TestUpDeadProviderIsClearNotHung(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, "no forwarded port") {
 		t.Errorf("port with no lease: %d %q", code, errs)
 	}
+	if st := in.status(t); !strings.Contains(st.Port.Error, "generated without NAT-PMP") {
+		t.Errorf("status does not say why there is no port: %+v", st.Port)
+	}
+	if _, out, _ := vpnfwd(t, "status", "--api", in.api); !strings.Contains(out, "generated without NAT-PMP") {
+		t.Errorf("status table:\n%s", out)
+	}
 	if d := in.stop(t); d > 5*time.Second {
 		t.Errorf("stop took %s", d)
 	}

@@ -28,6 +28,9 @@ func (d *daemon) onLease(l provider.Lease) {
 	d.mu.Lock()
 	prev := d.lease
 	d.lease = l
+	if l.Held() {
+		d.provErr = ""
+	}
 	subs := d.leaseSub
 	d.mu.Unlock()
 	for _, ch := range subs {
@@ -85,6 +88,7 @@ func (d *daemon) onLease(l provider.Lease) {
 func (d *daemon) watchTunnel(ctx context.Context) {
 	start := time.Now()
 	t := time.NewTicker(20 * time.Millisecond)
+	warned := false
 	for {
 		st, err := d.dev.Stats()
 		if err == nil && !st.LastHandshake.IsZero() {
@@ -98,7 +102,8 @@ func (d *daemon) watchTunnel(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if time.Since(start) > 10*time.Second && time.Since(start) < 10*time.Second+20*time.Millisecond {
+		if !warned && time.Since(start) > 10*time.Second {
+			warned = true
 			d.log.Warn("no WireGuard handshake yet; is the endpoint reachable and the key accepted by the server?", "endpoint", d.dev.Endpoint().String())
 		}
 	}

@@ -59,6 +59,8 @@ func printStatus(w io.Writer, st api.Status) {
 		if !st.Port.Expires.IsZero() {
 			row("lease", "renewed %s, expires in %s", ago(st.Port.LastRenewal), time.Until(st.Port.Expires).Round(time.Second))
 		}
+	} else if st.Port.Error != "" {
+		row("port", "none (%s): %s", st.Port.Provider, st.Port.Error)
 	} else {
 		row("port", "none yet (%s)", st.Port.Provider)
 	}
