@@ -176,7 +176,8 @@ func (k *KillSwitch) SetEndpoint(ep netip.AddrPort) error {
 // Remove deletes the rules.
 func (k *KillSwitch) Remove() error { return Remove(k.cfg.Table) }
 
-// Remove deletes vpnfwd's table; no table is not an error.
+// Remove deletes vpnfwd's table and checks that it is gone; no table is
+// not an error.
 func Remove(table string) error {
 	if table == "" {
 		table = DefaultTable
@@ -185,13 +186,16 @@ func Remove(table string) error {
 	if err != nil {
 		return err
 	}
-	t, err := c.ListTableOfFamily(table, nftables.TableFamilyINet)
-	if err != nil || t == nil {
-		return nil
-	}
-	c.DelTable(t)
-	if err := c.Flush(); err != nil {
+	c.DelTable(&nftables.Table{Name: table, Family: nftables.TableFamilyINet})
+	if err := c.Flush(); err != nil && !errors.Is(err, syscall.ENOENT) {
 		return explain(err)
+	}
+	info, err := Status(table)
+	if err != nil {
+		return err
+	}
+	if info.Installed {
+		return fmt.Errorf("kill switch: table inet %s is still there after deleting it", table)
 	}
 	return nil
 }

@@ -20,12 +20,22 @@ func TestKillSwitchScopeAndExit(t *testing.T) {
 	bin := BuildVPNFWD(t, t.TempDir())
 	n.Start(v.Inet, "socat", "TCP-LISTEN:8080,fork,reuseaddr", `SYSTEM:echo HTTP/1.0 200 OK; echo; echo $SOCAT_PEERADDR`)
 	direct := func(uid string) bool {
-		args := []string{"curl", "-s", "-m", "2", "http://" + InetAddr + ":8080/"}
+		args := []string{"curl", "-s", "-m", "3", "http://" + InetAddr + ":8080/"}
 		if uid != "" {
 			args = append([]string{"setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups"}, args...)
 		}
 		out, err := n.Exec(v.Cli, args...)
 		return err == nil && strings.Contains(out, UnderCli)
+	}
+	// gets checks that a request does get out, allowing for a loaded
+	// machine; a request that must be blocked is tried once.
+	gets := func(uid string) bool {
+		for try := 0; try < 3; try++ {
+			if direct(uid) {
+				return true
+			}
+		}
+		return false
 	}
 	start := func(extra ...string) *Proc {
 		p := n.Start(v.Cli, append([]string{bin, "up", "--wg-config", v.ClientConf, "--provider", "static", "--port", "4000", "--killswitch"}, extra...)...)
@@ -38,7 +48,7 @@ func TestKillSwitchScopeAndExit(t *testing.T) {
 	if direct("4242") {
 		t.Error("user 4242 got out directly with --only-uid 4242")
 	}
-	if !direct("") {
+	if !gets("") {
 		t.Error("root was confined although only user 4242 should be")
 	}
 	if !strings.Contains(status(), "scope uid") {
@@ -60,8 +70,9 @@ func TestKillSwitchScopeAndExit(t *testing.T) {
 		t.Errorf("--lockdown: rules should stay after exit:\n%s", status())
 	}
 	n.Must(v.Cli, bin, "killswitch", "off")
-	if !direct("") {
-		t.Error("still blocked after 'vpnfwd killswitch off'")
+	if !gets("") {
+		rules, _ := n.Exec(v.Cli, "nft", "list", "ruleset")
+		t.Errorf("still blocked after 'vpnfwd killswitch off'; ruleset:\n%s\nvpnfwd:\n%s", rules, up.Out)
 	}
 }
 
@@ -98,7 +109,7 @@ func TestKillSwitchOnlyCgroup(t *testing.T) {
 	if direct(true) {
 		t.Error("a process in the confined cgroup got out directly")
 	}
-	if !direct(false) {
+	if !direct(false) && !direct(false) && !direct(false) {
 		t.Errorf("a process outside the cgroup was confined\n%s", up.Out)
 	}
 	up.Signal(syscall.SIGTERM, 5*time.Second)
