@@ -42,7 +42,7 @@ func TestCoreAgainstRealPeers(t *testing.T) {
 	})
 	t.Logf("port %d reachable from the internet namespace %s after start", port, time.Since(start).Round(time.Millisecond))
 
-	udp, err := n.ExecInput(v.Inet, "hello\n", "socat", "-T2", "-", "UDP:"+pub)
+	udp, err := n.ExecUntil(v.Inet, "hello\n", "udp-echo:hello", "socat", "-T2", "-", "UDP:"+pub)
 	if err != nil || !strings.Contains(udp, "udp-echo:hello") {
 		t.Errorf("UDP through %s: %q %v", pub, udp, err)
 	}

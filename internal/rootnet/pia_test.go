@@ -62,7 +62,7 @@ func TestPIAInNamespaces(t *testing.T) {
 	}
 	p1 := up()
 	port := portOf(p1)
-	out, err := n.ExecInput(v.Inet, "hi\n", "socat", "-T2", "-", fmt.Sprintf("TCP:%s:%d", PublicAddr, port))
+	out, err := n.ExecUntil(v.Inet, "hi\n", "pia-echo:hi", "socat", "-T2", "-", fmt.Sprintf("TCP:%s:%d", PublicAddr, port))
 	if err != nil || !strings.Contains(out, "pia-echo:hi") {
 		t.Fatalf("internet -> PIA port %d: %q %v\n%s", port, out, err, p1.Out)
 	}

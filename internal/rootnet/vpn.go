@@ -139,3 +139,21 @@ func BuildVPNFWD(t testing.TB, dir string) string {
 	}
 	return bin
 }
+
+// ExecUntil runs a command in ns up to three times until its output
+// contains want (for checks that something does get through, on a loaded
+// machine; UDP may also lose a datagram).
+func (n *Net) ExecUntil(ns, input, want string, args ...string) (string, error) {
+	var out string
+	var err error
+	for try := 0; try < 3; try++ {
+		out, err = n.ExecInput(ns, input, args...)
+		if err == nil && strings.Contains(out, want) {
+			return out, nil
+		}
+	}
+	if err == nil {
+		err = fmt.Errorf("no %q in %q", want, out)
+	}
+	return out, err
+}
