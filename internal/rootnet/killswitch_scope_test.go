@@ -109,7 +109,11 @@ func TestKillSwitchOnlyCgroup(t *testing.T) {
 	if direct(true) {
 		t.Error("a process in the confined cgroup got out directly")
 	}
-	if !direct(false) && !direct(false) && !direct(false) {
+	outside := false
+	for try := 0; try < 3 && !outside; try++ { // allow for a loaded machine
+		outside = direct(false)
+	}
+	if !outside {
 		t.Errorf("a process outside the cgroup was confined\n%s", up.Out)
 	}
 	up.Signal(syscall.SIGTERM, 5*time.Second)
