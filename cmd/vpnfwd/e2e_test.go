@@ -203,6 +203,13 @@ func TestUpNATPMPEndToEnd(t *testing.T) {
 
 	waitFile(t, portFile, fmt.Sprintf("%d\n", port))
 	waitFile(t, hookOut, fmt.Sprintf("%d\n", port))
+	_, table, _ := vpnfwd(t, "status", "--api", in.api)
+	t.Logf("vpnfwd status:\n%s", table)
+	for _, want := range []string{"state", "tunnel", "port", fmt.Sprint(port), "forward", "publish", "file:", "exec: ok"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("status table lacks %q", want)
+		}
+	}
 
 	if d := in.stop(t); d > 5*time.Second {
 		t.Errorf("stopping took %s", d)

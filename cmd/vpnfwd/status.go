@@ -55,7 +55,11 @@ func printStatus(w io.Writer, st api.Status) {
 		if ip == "" {
 			ip = "(public IP unknown)"
 		}
-		row("port", "%v on %s via %s", st.Port.Ports, ip, st.Port.Provider)
+		ports := make([]string, len(st.Port.Ports))
+		for i, p := range st.Port.Ports {
+			ports[i] = fmt.Sprint(p)
+		}
+		row("port", "%s on %s via %s", strings.Join(ports, ", "), ip, st.Port.Provider)
 		if !st.Port.Expires.IsZero() {
 			row("lease", "renewed %s, expires in %s", ago(st.Port.LastRenewal), time.Until(st.Port.Expires).Round(time.Second))
 		}
