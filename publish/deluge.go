@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -16,6 +17,7 @@ import (
 // (login, then connect the web UI to a daemon if it is not connected).
 func NewDeluge(cc ClientConfig) *Client {
 	cc.defaults()
+	cc.URL = strings.TrimSuffix(cc.URL, "/json") // the web UI's address, with or without its JSON path
 	d := &deluge{cc: cc, http: cc.httpClient()}
 	return &Client{name: "deluge:" + cc.URL, c: d, every: cc.CheckEvery, log: cc.Log}
 }

@@ -78,4 +78,16 @@ func TestLeakCheck(t *testing.T) {
 		t.Errorf("without the kill switch: exit %d %v\n%+v", r.Exit, m, r.Checks)
 	}
 	up.Signal(syscall.SIGTERM, 5*time.Second)
+
+	// Standalone: no vpnfwd running; leak-check starts one from the config.
+	r = check("--wg-config", v.ClientConf, "--provider", "natpmp")
+	m = results(r)
+	if r.Exit != 1 || m["exit-ip"] != "leak" || m["port"] != "error" && m["port"] != "pass" {
+		t.Errorf("standalone: exit %d %v\n%+v", r.Exit, m, r.Checks)
+	}
+	for _, c := range r.Checks {
+		if c.Check == "exit-ip" && !strings.Contains(c.Detail, "tunnel exits as "+PublicAddr) {
+			t.Errorf("standalone exit-ip: %s", c.Detail)
+		}
+	}
 }
