@@ -50,7 +50,7 @@ func TestRoutes(t *testing.T) {
 		t.Errorf("healthz %d", code)
 	}
 	code, body := get(t, h, "/metrics")
-	for _, want := range []string{"vpnfwd_forwarded_port 51413", "vpnfwd_tunnel_up 1", "# TYPE vpnfwd_forward_bytes_total counter", `vpnfwd_forward_bytes_total{direction="in"} 0`} {
+	for _, want := range []string{"vpnfwd_forwarded_port 51413", "vpnfwd_tunnel_up 1", "vpnfwd_provider_error 0", "# TYPE vpnfwd_forward_bytes_total counter", `vpnfwd_forward_bytes_total{direction="in"} 0`} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}

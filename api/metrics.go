@@ -33,6 +33,8 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	m("vpnfwd_tunnel_rx_bytes_total", "counter", "Bytes received through the tunnel.", st.Tunnel.RxBytes)
 	m("vpnfwd_tunnel_tx_bytes_total", "counter", "Bytes sent through the tunnel.", st.Tunnel.TxBytes)
 	m("vpnfwd_port_held", "gauge", "1 while a forwarded port is held.", b2i(st.Port.Port != 0))
+	m("vpnfwd_provider_error", "gauge", "1 while the provider's last attempt failed (see /v1/status port.error).", b2i(st.Port.Error != ""))
+	m("vpnfwd_killswitch_enabled", "gauge", "1 when vpnfwd runs with its kill switch.", b2i(st.KillSwitch.Enabled))
 	m("vpnfwd_forwarded_port", "gauge", "The forwarded port (0 when none).", st.Port.Port)
 	if !st.Port.Expires.IsZero() {
 		m("vpnfwd_port_expiry_seconds", "gauge", "Unix time the port lease expires.", st.Port.Expires.Unix())
