@@ -35,3 +35,11 @@ func Hold(ctx context.Context, l Lease, report func(Lease)) error {
 	<-ctx.Done()
 	return nil
 }
+
+// APIURL is the provider API address: the configured one, else def.
+func (e Env) APIURL(def string) string {
+	if e.Config.APIURL != "" {
+		return e.Config.APIURL
+	}
+	return def
+}

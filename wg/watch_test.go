@@ -84,17 +84,7 @@ func TestStallIsDownAndRecovers(t *testing.T) {
 	defer cancel()
 	go dev.Watch(ctx, wg.WatchOptions{Interval: 20 * time.Millisecond, StallAfter: 400 * time.Millisecond, ResolveEvery: 50 * time.Millisecond},
 		func(s wg.State, _ wg.Stats) { states <- s })
-	// Keep traffic going, as NAT-PMP renewals do.
-	go func() {
-		c, err := st.DialContext(ctx, "udp", "198.51.100.1:7")
-		if err != nil {
-			return
-		}
-		for ctx.Err() == nil {
-			c.Write([]byte("ping"))
-			time.Sleep(30 * time.Millisecond)
-		}
-	}()
+	go keepSending(ctx, st)
 	expect := func(want wg.State, within time.Duration) {
 		t.Helper()
 		select {
@@ -153,16 +143,7 @@ func TestReresolveMovesEndpoint(t *testing.T) {
 	states := make(chan wg.State, 16)
 	go dev.Watch(ctx, wg.WatchOptions{Interval: 20 * time.Millisecond, StallAfter: 200 * time.Millisecond, ResolveEvery: 50 * time.Millisecond},
 		func(s wg.State, _ wg.Stats) { states <- s })
-	go func() {
-		c, err := st.DialContext(ctx, "udp", "198.51.100.1:7")
-		if err != nil {
-			return
-		}
-		for ctx.Err() == nil {
-			c.Write([]byte("ping"))
-			time.Sleep(30 * time.Millisecond)
-		}
-	}()
+	go keepSending(ctx, st)
 	time.Sleep(300 * time.Millisecond)
 	addr.Store(live.addr().Addr())
 	deadline := time.After(10 * time.Second)
@@ -182,3 +163,23 @@ func TestReresolveMovesEndpoint(t *testing.T) {
 }
 
 func itoa(p uint16) string { return strconv.Itoa(int(p)) }
+
+// keepSending sends a datagram through the tunnel every 30 ms until ctx
+// ends, as NAT-PMP renewals keep traffic going.
+func keepSending(ctx context.Context, st *netstack.Stack) {
+	c, err := st.DialContext(ctx, "udp", "198.51.100.1:7")
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	t := time.NewTicker(30 * time.Millisecond)
+	defer t.Stop()
+	for {
+		c.Write([]byte("ping"))
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

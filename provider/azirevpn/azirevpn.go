@@ -128,10 +128,7 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 	if err != nil {
 		return err
 	}
-	base := p.env.Config.APIURL
-	if base == "" {
-		base = DefaultURL
-	}
+	base := p.env.APIURL(DefaultURL)
 	backoff := 2 * time.Second
 	for {
 		pd, err := p.port(ctx, base, ip.String())

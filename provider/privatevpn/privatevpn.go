@@ -66,10 +66,7 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 	if err != nil {
 		return err
 	}
-	base := p.env.Config.APIURL
-	if base == "" {
-		base = DefaultURL
-	}
+	base := p.env.APIURL(DefaultURL)
 	url := base + "?ip[]=" + ip.String() // literal brackets, as the API wants
 	backoff := 2 * time.Second
 	for {
