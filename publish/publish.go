@@ -257,6 +257,6 @@ func (d *Dispatcher) Flush(timeout time.Duration) {
 		if !busy {
 			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		<-time.After(10 * time.Millisecond) // bounded poll at shutdown
 	}
 }

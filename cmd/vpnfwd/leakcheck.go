@@ -184,7 +184,10 @@ func simulateOutage(ctx context.Context, status func(context.Context) (api.Statu
 	direct, derr := fetch(ctx, directClient(), o.ipURL)
 	dns := checkDNS(ctx, o.dnsServers)
 	if rest := o.outage - time.Since(start); rest > 0 {
-		time.Sleep(rest)
+		select {
+		case <-ctx.Done():
+		case <-time.After(rest):
+		}
 	}
 	if err := ks.SetEndpoint(info.Endpoint); err != nil {
 		return errRes(name, "restoring the endpoint rule: %v", err)
@@ -208,7 +211,10 @@ func simulateOutage(ctx context.Context, status func(context.Context) (api.Statu
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return checkResult{Check: name, Result: "fail", Detail: "nothing got out during the outage, but the tunnel or the port did not come back within 90 s"}
 		}
-		time.Sleep(500 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }
 
