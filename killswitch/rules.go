@@ -17,6 +17,8 @@ const (
 	chainForward  = "forward"
 	chainEndpoint = "endpoint" // swapped atomically when the endpoint moves
 	chainConfined = "confined" // scoped mode: the rules for the confined user or cgroup
+
+	dockerDNS = "127.0.0.11"
 )
 
 // rule is one rule before it is bound to a table and chain.
@@ -162,7 +164,14 @@ func scopeRules(c Config) []rule {
 // vpnfwd's own DNS lookups and login, the LAN, DHCP and NDP; the rest is
 // dropped (by the chain's policy, or by the final drop in scoped mode).
 func outputRules(c Config) []rule {
-	rs := []rule{{exprs: []expr.Any{meta(expr.MetaKeyOIFNAME), eq(ifname("lo")), accept}, comment: "loopback"}}
+	var rs []rule
+	// Docker's embedded resolver sits on loopback but answers from the
+	// host's namespace, outside the tunnel: block it like any other.
+	for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+		rs = append(rs, rule{exprs: cat(addr(netip.MustParsePrefix(dockerDNS+"/32"), false), l4(proto), ports(0, 53),
+			[]expr.Any{count, &expr.Verdict{Kind: expr.VerdictDrop}}), comment: "Docker's embedded DNS resolves outside the tunnel"})
+	}
+	rs = append(rs, rule{exprs: []expr.Any{meta(expr.MetaKeyOIFNAME), eq(ifname("lo")), accept}, comment: "loopback"})
 	rs = append(rs, rule{exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chainEndpoint}}, comment: "the WireGuard endpoint"})
 	for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
 		rs = append(rs, rule{exprs: cat([]expr.Any{meta(expr.MetaKeyMARK), eq(u32(c.Mark))}, l4(proto), ports(0, 53), []expr.Any{count, accept}),

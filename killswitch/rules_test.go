@@ -19,6 +19,9 @@ func comments(rs []rule) string {
 func TestOutputRules(t *testing.T) {
 	c := Config{Mark: DefaultMark, AllowLAN: []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24"), netip.MustParsePrefix("fd00::/8")}}
 	got := comments(outputRules(c))
+	if !strings.HasPrefix(got, "Docker's embedded DNS") {
+		t.Errorf("Docker's resolver must be blocked before loopback is allowed:\n%s", got)
+	}
 	for _, want := range []string{"loopback", "the WireGuard endpoint", "vpnfwd's own lookups", "allow_lan 192.168.1.0/24", "allow_lan fd00::/8", "DHCP", "neighbour discovery", "dropped by the kill switch"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output rules lack %q:\n%s", want, got)

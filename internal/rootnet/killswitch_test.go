@@ -97,6 +97,13 @@ func TestKillSwitchNothingLeaks(t *testing.T) {
 	}
 	leak := leaker(n, v.Cli)
 
+	// Docker's embedded resolver (127.0.0.11, on loopback) answers from
+	// outside the tunnel: the kill switch must block it too.
+	n.Start(v.Cli, "socat", "UDP-RECVFROM:53,bind=127.0.0.11,fork", "SYSTEM:cat")
+	if out, err := n.Exec(v.Cli, "dig", "+time=1", "+tries=1", "@127.0.0.11", "example.com"); err == nil && !strings.Contains(out, "timed out") && !strings.Contains(out, "no servers") {
+		t.Errorf("a query to Docker's resolver 127.0.0.11 got an answer:\n%s", out)
+	}
+
 	// Through the proxy everything works, via the VPN.
 	seen := n.Must(v.Cli, "curl", "-sS", "-m", "5", "-x", "socks5h://127.0.0.1:1080", "http://"+InetAddr+":8080/")
 	if !strings.Contains(seen, PublicAddr) {
@@ -147,6 +154,9 @@ func TestKillSwitchNothingLeaks(t *testing.T) {
 		if out, err = n.Exec(v.Cli, "curl", "-s", "-m", "3", "http://"+InetAddr+":8080/"); err == nil && strings.Contains(out, UnderCli) {
 			break
 		}
+	}
+	if dout, _ := n.Exec(v.Cli, "dig", "+time=1", "+tries=1", "@127.0.0.11", "example.com"); strings.Contains(dout, "timed out") {
+		t.Errorf("without the kill switch the query to 127.0.0.11 should be answered (the check above proves nothing otherwise):\n%s", dout)
 	}
 	if err != nil || !strings.Contains(out, UnderCli) {
 		t.Errorf("with the kill switch off the direct request should get out (showing %s): %q %v", UnderCli, out, err)
