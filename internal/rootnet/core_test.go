@@ -21,7 +21,7 @@ func TestCoreAgainstRealPeers(t *testing.T) {
 	const svcPort = "7777"
 	n.Start(v.Cli, "socat", "TCP-LISTEN:"+svcPort+",bind=127.0.0.1,fork,reuseaddr", "SYSTEM:'sed -u s/^/tcp-echo:/'")
 	n.Start(v.Cli, "socat", "UDP-RECVFROM:"+svcPort+",bind=127.0.0.1,fork", "SYSTEM:'sed -u s/^/udp-echo:/'")
-	n.Start(v.Inet, "socat", "TCP-LISTEN:8080,fork,reuseaddr", `SYSTEM:echo HTTP/1.0 200 OK; echo; echo $SOCAT_PEERADDR`)
+	startWhatsMyIP(t, n, v.Inet)
 
 	start := time.Now()
 	up := n.Start(v.Cli, bin, "up", "--wg-config", v.ClientConf, "--provider", "natpmp", "--gateway", GatewayIP,

@@ -31,6 +31,12 @@ func TestMain(m *testing.M) {
 	case "pia":
 		piaHelper()
 		return
+	case "whatsmyip":
+		http.ListenAndServe(os.Getenv("VPNFWD_ADDR"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			fmt.Fprintln(w, host)
+		}))
+		return
 	case "portcheck":
 		portCheckHelper(os.Getenv("VPNFWD_ADDR"), os.Getenv("VPNFWD_TARGET"))
 		return
@@ -197,4 +203,14 @@ func piaHelper() {
 	os.WriteFile(os.Getenv("VPNFWD_KEY_OUT"), f.SigningKeyPEM(), 0o644)
 	fmt.Printf("ready %s %s\n", f.Username, f.Password)
 	select {}
+}
+
+// startWhatsMyIP serves the caller's address over HTTP on :8080 in ns.
+func startWhatsMyIP(t *testing.T, n *Net, ns string) {
+	self, _ := os.Executable()
+	n.Start(ns, "env", "VPNFWD_HELPER=whatsmyip", "VPNFWD_ADDR=:8080", self)
+	waitFor(t, func() bool {
+		_, err := n.Exec(ns, "socat", "-T1", "/dev/null", "TCP:127.0.0.1:8080")
+		return err == nil
+	})
 }

@@ -18,7 +18,7 @@ func TestKillSwitchScopeAndExit(t *testing.T) {
 	n := New(t, "wireguard-go", "wg", "nft", "socat", "curl", "setpriv")
 	v := NewVPN(t, n, false)
 	bin := BuildVPNFWD(t, t.TempDir())
-	n.Start(v.Inet, "socat", "TCP-LISTEN:8080,fork,reuseaddr", `SYSTEM:echo HTTP/1.0 200 OK; echo; echo $SOCAT_PEERADDR`)
+	startWhatsMyIP(t, n, v.Inet)
 	direct := func(uid string) bool {
 		args := []string{"curl", "-s", "-m", "3", "http://" + InetAddr + ":8080/"}
 		if uid != "" {
@@ -92,7 +92,7 @@ func TestKillSwitchOnlyCgroup(t *testing.T) {
 	t.Cleanup(func() { os.Remove(dir) })
 	v := NewVPN(t, n, false)
 	bin := BuildVPNFWD(t, t.TempDir())
-	n.Start(v.Inet, "socat", "TCP-LISTEN:8080,fork,reuseaddr", `SYSTEM:echo HTTP/1.0 200 OK; echo; echo $SOCAT_PEERADDR`)
+	startWhatsMyIP(t, n, v.Inet)
 	// `ip netns exec` remounts /sys, hiding the cgroup mounts: enter only
 	// the network namespace, as a real deployment's processes are.
 	netns := "--net=/run/netns/" + v.Cli

@@ -81,7 +81,7 @@ func TestKillSwitchNothingLeaks(t *testing.T) {
 	// IPv6 on the client's link, and services the leaker would reach.
 	n.Must(v.Server, "ip", "addr", "add", "fd00:65::1/64", "dev", "under", "nodad")
 	n.Must(v.Cli, "ip", "addr", "add", "fd00:65::2/64", "dev", "eth0", "nodad")
-	n.Start(v.Inet, "socat", "TCP-LISTEN:8080,fork,reuseaddr", `SYSTEM:echo HTTP/1.0 200 OK; echo; echo $SOCAT_PEERADDR`)
+	startWhatsMyIP(t, n, v.Inet)
 	n.Start(v.Server, "socat", "TCP6-LISTEN:8080,fork,reuseaddr", `SYSTEM:echo HTTP/1.0 200 OK; echo; echo v6`)
 	n.Start(v.Server, "socat", "UDP-RECVFROM:53,fork", "SYSTEM:cat")
 

@@ -25,7 +25,7 @@ func TestLeakCheck(t *testing.T) {
 	n.Must(v.Cli, "ip", "addr", "add", "fd00:65::2/64", "dev", "eth0", "nodad")
 	n.Start(v.Server, "socat", "TCP6-LISTEN:8080,fork,reuseaddr", "SYSTEM:echo v6")
 	n.Start(v.Server, "socat", "UDP-RECVFROM:53,fork", "SYSTEM:cat") // a resolver outside the tunnel
-	n.Start(v.Inet, "socat", "TCP-LISTEN:8080,fork,reuseaddr", `SYSTEM:echo HTTP/1.0 200 OK; echo; echo $SOCAT_PEERADDR`)
+	startWhatsMyIP(t, n, v.Inet)
 	self, _ := os.Executable()
 	pc := n.Start(v.Inet, "env", "VPNFWD_HELPER=portcheck", "VPNFWD_ADDR=:9000", "VPNFWD_TARGET="+PublicAddr, self)
 	waitFor(t, func() bool { return strings.Contains(pc.Out.String(), "ready") })
