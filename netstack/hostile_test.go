@@ -1,0 +1,195 @@
+package netstack
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+)
+
+// rawTCP builds an IPv4 TCP segment as a remote peer on the far side of
+// the tunnel would send it.
+func rawTCP(src, dst netip.AddrPort, seq, ack uint32, flags header.TCPFlags) []byte {
+	b := make([]byte, header.IPv4MinimumSize+header.TCPMinimumSize)
+	ip := header.IPv4(b)
+	ip.Encode(&header.IPv4Fields{
+		TotalLength: uint16(len(b)), TTL: 64, Protocol: uint8(header.TCPProtocolNumber),
+		SrcAddr: tcpip.AddrFrom4(src.Addr().As4()), DstAddr: tcpip.AddrFrom4(dst.Addr().As4()),
+	})
+	ip.SetChecksum(^ip.CalculateChecksum())
+	t := header.TCP(b[header.IPv4MinimumSize:])
+	t.Encode(&header.TCPFields{
+		SrcPort: src.Port(), DstPort: dst.Port(), SeqNum: seq, AckNum: ack,
+		DataOffset: header.TCPMinimumSize, Flags: flags, WindowSize: 65535,
+	})
+	xsum := header.PseudoHeaderChecksum(header.TCPProtocolNumber, ip.SourceAddress(), ip.DestinationAddress(), header.TCPMinimumSize)
+	t.SetChecksum(^checksum.Checksum(t, xsum))
+	return b
+}
+
+// readSegment reads packets the stack sends into the tunnel until one is
+// a TCP segment to peer with the given flags, or the deadline passes.
+func readSegment(t *testing.T, s *Stack, peer netip.AddrPort, want header.TCPFlags) header.TCP {
+	t.Helper()
+	got := make(chan header.TCP, 1)
+	go func() {
+		bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
+		for {
+			n, err := s.TUN().Read(bufs, sizes, 0)
+			if err != nil {
+				close(got)
+				return
+			}
+			if n == 0 {
+				continue
+			}
+			ip := header.IPv4(bufs[0][:sizes[0]])
+			if !ip.IsValid(sizes[0]) || ip.TransportProtocol() != header.TCPProtocolNumber {
+				continue
+			}
+			tcp := header.TCP(ip.Payload())
+			if tcp.DestinationPort() == peer.Port() && tcp.Flags().Contains(want) {
+				got <- append(header.TCP(nil), tcp...)
+				return
+			}
+		}
+	}()
+	select {
+	case seg, ok := <-got:
+		if !ok {
+			t.Fatal("stack closed")
+		}
+		return seg
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no %s segment to %s", want, peer)
+	}
+	return nil
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func single(t *testing.T, cfg Config) *Stack {
+	t.Helper()
+	cfg.Addresses = []netip.Prefix{netip.MustParsePrefix("10.9.0.2/32")}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// A port scanner's SYN, then a RST after our SYN-ACK, used to panic the
+// process: the accept path read the request's addresses after Complete had
+// released its segment.
+func TestSYNThenRSTDoesNotCrash(t *testing.T) {
+	s := single(t, Config{})
+	accepted := make(chan error, 4)
+	s.SetTCPHandler(func(r *TCPRequest) {
+		c, err := r.Accept()
+		if err == nil {
+			c.Close()
+		}
+		accepted <- err
+	})
+	peer := netip.MustParseAddrPort("10.9.0.1:40000")
+	us := netip.MustParseAddrPort("10.9.0.2:80")
+	const isn = 1000
+	s.TUN().Write([][]byte{rawTCP(peer, us, isn, 0, header.TCPFlagSyn)}, 0)
+	readSegment(t, s, peer, header.TCPFlagSyn|header.TCPFlagAck)
+	s.TUN().Write([][]byte{rawTCP(peer, us, isn+1, 0, header.TCPFlagRst)}, 0)
+	select {
+	case err := <-accepted:
+		if err == nil {
+			t.Fatal("a reset handshake was accepted")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("accept did not return after the RST")
+	}
+	waitFor(t, "no pending handshake", func() bool { return s.Stats().PendingHandshakes == 0 })
+	if st := s.Stats(); st.FailedHandshakes != 1 {
+		t.Errorf("failed handshakes %d, want 1", st.FailedHandshakes)
+	}
+}
+
+// A panicking handler costs one connection (refused), not the process.
+func TestHandlerPanicIsContained(t *testing.T) {
+	s := single(t, Config{})
+	s.SetTCPHandler(func(r *TCPRequest) { panic("bad connection") })
+	peer := netip.MustParseAddrPort("10.9.0.1:40001")
+	s.TUN().Write([][]byte{rawTCP(peer, netip.MustParseAddrPort("10.9.0.2:80"), 5, 0, header.TCPFlagSyn)}, 0)
+	readSegment(t, s, peer, header.TCPFlagRst)
+	waitFor(t, "no pending handshake", func() bool { return s.Stats().PendingHandshakes == 0 })
+}
+
+// A SYN flood holds at most the configured number of half-open
+// handshakes, per source and overall; the rest are ignored.
+func TestSYNFloodIsBounded(t *testing.T) {
+	s := single(t, Config{MaxPendingHandshakes: 40, MaxPendingPerSource: 8})
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	s.SetTCPHandler(func(r *TCPRequest) {
+		<-release // hold every admitted handshake open
+		r.Drop()
+	})
+	us := netip.MustParseAddrPort("10.9.0.2:80")
+	var pkts [][]byte
+	for i := range 200 { // one source, many ports
+		pkts = append(pkts, rawTCP(netip.AddrPortFrom(netip.MustParseAddr("10.9.0.1"), uint16(1000+i)), us, 1, 0, header.TCPFlagSyn))
+	}
+	s.TUN().Write(pkts, 0)
+	waitFor(t, "per-source bound", func() bool { return s.Stats().PendingHandshakes == 8 })
+	pkts = pkts[:0]
+	for i := range 200 { // many sources
+		src := netip.AddrFrom4([4]byte{10, 8, byte(i / 250), byte(1 + i%250)})
+		pkts = append(pkts, rawTCP(netip.AddrPortFrom(src, 2000), us, 1, 0, header.TCPFlagSyn))
+	}
+	s.TUN().Write(pkts, 0)
+	waitFor(t, "global bound", func() bool { st := s.Stats(); return st.PendingHandshakes == 40 && st.DroppedSYN == 192+168 })
+}
+
+// FuzzInbound feeds arbitrary packets into the stack from the tunnel side,
+// with a handler that accepts everything, as the bridge would.
+func FuzzInbound(f *testing.F) {
+	peer := netip.MustParseAddrPort("10.9.0.1:40000")
+	us := netip.MustParseAddrPort("10.9.0.2:80")
+	f.Add(rawTCP(peer, us, 1, 0, header.TCPFlagSyn))
+	f.Add(rawTCP(peer, us, 2, 0, header.TCPFlagRst))
+	f.Add(rawTCP(peer, us, 2, 9, header.TCPFlagAck|header.TCPFlagFin))
+	f.Add([]byte{0x60, 0, 0, 0, 0, 8, 17, 64})
+	f.Add([]byte{0x45})
+	s, err := New(Config{Addresses: []netip.Prefix{netip.MustParsePrefix("10.9.0.2/32"), netip.MustParsePrefix("fd00::2/128")}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer s.Close()
+	s.SetTCPHandler(func(r *TCPRequest) {
+		if c, err := r.Accept(); err == nil {
+			c.Close()
+		}
+	})
+	go func() { // drain what the stack answers
+		bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
+		for {
+			if _, err := s.TUN().Read(bufs, sizes, 0); err != nil {
+				return
+			}
+		}
+	}()
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		s.TUN().Write([][]byte{pkt}, 0)
+		s.TUN().Write([][]byte{append([]byte{0x45}, pkt...), append([]byte{0x60}, pkt...)}, 0)
+	})
+}
