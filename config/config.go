@@ -92,8 +92,20 @@ type Forward struct {
 	Protocols []string `toml:"protocols"`
 	// UDPIdle closes a UDP flow after this long without packets.
 	UDPIdle Duration `toml:"udp_idle_timeout"`
-	// MaxUDPFlows bounds the UDP peer table.
-	MaxUDPFlows int `toml:"max_udp_flows"`
+	// MaxUDPFlows bounds the UDP peer table, MaxUDPFlowsPerSource the
+	// flows of one remote address.
+	MaxUDPFlows          int `toml:"max_udp_flows"`
+	MaxUDPFlowsPerSource int `toml:"max_udp_flows_per_source"`
+	// MaxConnections bounds the bridged TCP connections, overall and per
+	// remote address; over a bound the idlest connection is closed.
+	MaxConnections          int `toml:"max_connections"`
+	MaxConnectionsPerSource int `toml:"max_connections_per_source"`
+	// IdleTimeout closes a TCP connection with no traffic for this long.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxPendingHandshakes bounds incoming TCP handshakes in progress
+	// (SYN received, not yet completed), overall and per remote address.
+	MaxPendingHandshakes int `toml:"max_pending_handshakes"`
+	MaxPendingPerSource  int `toml:"max_pending_per_source"`
 	// PerPeerSource gives each remote peer its own loopback source
 	// address toward the service, so per-IP connection limits still work.
 	PerPeerSource bool `toml:"per_peer_source"`
@@ -184,8 +196,14 @@ func Defaults() Config {
 		Forward: Forward{
 			Target:      "127.0.0.1",
 			Protocols:   []string{"tcp", "udp"},
-			UDPIdle:     Duration(2 * time.Minute),
-			MaxUDPFlows: 4096,
+			UDPIdle:                 Duration(2 * time.Minute),
+			MaxUDPFlows:             2048,
+			MaxUDPFlowsPerSource:    64,
+			MaxConnections:          2048,
+			MaxConnectionsPerSource: 128,
+			IdleTimeout:             Duration(15 * time.Minute),
+			MaxPendingHandshakes:    1024,
+			MaxPendingPerSource:     64,
 		},
 		Proxy: Proxy{SOCKS5: "127.0.0.1:1080", HTTP: "127.0.0.1:8118"},
 		API:   API{Listen: "127.0.0.1:9070"},
@@ -268,6 +286,7 @@ func (c *Config) Validate() error {
 			add("forward.protocols: %q (want tcp or udp)", p)
 		}
 	}
+	c.validateLimits(add)
 	for _, a := range []struct{ name, v string }{{"proxy.socks5", c.Proxy.SOCKS5}, {"proxy.http", c.Proxy.HTTP}} {
 		if a.v == "" {
 			continue
@@ -303,6 +322,36 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%s: %w", c.nameOr("configuration"), errors.Join(errs...))
 	}
 	return nil
+}
+
+// validateLimits checks the bounds on what remote peers may hold: each
+// must be at least 1 (a zero or negative bound would refuse everyone, or
+// mean nothing).
+func (c *Config) validateLimits(add func(string, ...any)) {
+	f := c.Forward
+	for _, l := range []struct {
+		key string
+		v   int
+	}{
+		{"forward.max_udp_flows", f.MaxUDPFlows}, {"forward.max_udp_flows_per_source", f.MaxUDPFlowsPerSource},
+		{"forward.max_connections", f.MaxConnections}, {"forward.max_connections_per_source", f.MaxConnectionsPerSource},
+		{"forward.max_pending_handshakes", f.MaxPendingHandshakes}, {"forward.max_pending_per_source", f.MaxPendingPerSource},
+	} {
+		if l.v < 1 || l.v > 1<<20 {
+			add("%s: %d: want a number from 1 to %d", l.key, l.v, 1<<20)
+		}
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"forward.udp_idle_timeout", f.UDPIdle}, {"forward.idle_timeout", f.IdleTimeout}} {
+		if d.v < Duration(time.Second) {
+			add("%s: %s: want at least 1s", d.key, time.Duration(d.v))
+		}
+	}
+	if w := c.WireGuard.MTU; w != 0 && (w < 576 || w > 65535) {
+		add("wireguard.mtu: %d: want a number from 576 to 65535", w)
+	}
 }
 
 // validatePublish checks the [[publish]] entries.

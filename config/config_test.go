@@ -160,6 +160,9 @@ func TestValidateErrors(t *testing.T) {
 		{[]string{"--api", "nonsense"}, "is not IP:PORT or unix:PATH"},
 		{[]string{"--socks5", "localhost"}, "proxy.socks5"},
 		{[]string{"--forward", "127.0.0.1:99999"}, "port must be 0-65535"},
+		{[]string{"--max-udp-flows", "-1"}, "forward.max_udp_flows: -1: want a number from 1"},
+		{[]string{"--max-connections", "0"}, "forward.max_connections: 0"},
+		{[]string{"--idle-timeout", "0s"}, "forward.idle_timeout: 0s: want at least 1s"},
 	}
 	for _, tt := range tests {
 		cfg, err := load(t, tt.args, nil)
@@ -176,6 +179,24 @@ func TestValidateErrors(t *testing.T) {
 	cfg, _ := load(t, []string{"--api", "unix:/run/x.sock"}, nil)
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("unix socket API: %v", err)
+	}
+}
+
+// Numbers that used to pass validation and panic later.
+func TestTOMLOutOfRangeNumbers(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct{ text, want string }{
+		{"[wireguard]\nmtu = -5\n", "wireguard.mtu: -5"},
+		{"[forward]\nmax_udp_flows = -1\n", "forward.max_udp_flows: -1"},
+		{"[forward]\nmax_pending_per_source = 0\n", "forward.max_pending_per_source: 0"},
+	} {
+		cfg, err := load(t, []string{"--config", writeFile(t, dir, "vpnfwd.toml", tt.text)}, nil)
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: error %v, want %q", tt.text, err, tt.want)
+		}
 	}
 }
 

@@ -88,6 +88,10 @@ var Options = []Option{
 		c.Forward.PerPeerSource = b
 		return err
 	}},
+	{Flag: "max-connections", Key: "forward.max_connections", Usage: "bridged TCP connections at once (`N`); over it the idlest is closed", Set: setInt(func(c *Config) *int { return &c.Forward.MaxConnections })},
+	{Flag: "max-connections-per-source", Key: "forward.max_connections_per_source", Usage: "bridged TCP connections from one remote address (`N`)", Set: setInt(func(c *Config) *int { return &c.Forward.MaxConnectionsPerSource })},
+	{Flag: "idle-timeout", Key: "forward.idle_timeout", Usage: "close a bridged TCP connection idle this `DURATION`", Set: func(c *Config, v string) error { return c.Forward.IdleTimeout.UnmarshalText([]byte(v)) }},
+	{Flag: "max-udp-flows", Key: "forward.max_udp_flows", Usage: "UDP peers bridged at once (`N`)", Set: setInt(func(c *Config) *int { return &c.Forward.MaxUDPFlows })},
 	{Flag: "killswitch", Key: "killswitch.enabled", Bool: true, Usage: "nftables rules so nothing but vpnfwd's WireGuard socket leaves (needs CAP_NET_ADMIN)", Set: func(c *Config, v string) error {
 		b, err := parseBool(v)
 		c.KillSwitch.Enabled = b
@@ -110,6 +114,18 @@ var Options = []Option{
 	{Flag: "only-cgroup", Key: "killswitch.only_cgroup", Usage: "confine only this cgroup v2 `PATH` (below /sys/fs/cgroup)", Set: func(c *Config, v string) error { c.KillSwitch.OnlyCgroup = v; return nil }},
 	{Flag: "state-dir", Key: "state_dir", Usage: "`DIR` for leases and the last port", Set: func(c *Config, v string) error { c.StateDir = v; return nil }},
 	{Flag: "log-level", Key: "log_level", Usage: "debug, info, warn or error", Set: func(c *Config, v string) error { c.LogLevel = v; return nil }},
+}
+
+// setInt sets the int field that field returns from a decimal value.
+func setInt(field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		*field(c) = n
+		return nil
+	}
 }
 
 // clientEntry returns the [[publish]] entry of that type, adding one.

@@ -62,6 +62,10 @@ func ParseWGQuick(name string, r io.Reader) (WireGuard, []string, error) {
 	for sc.Scan() {
 		line++
 		text := sc.Text()
+		if line == 1 {
+			// Windows editors (Notepad) start UTF-8 files with a BOM.
+			text = strings.TrimPrefix(text, "\uFEFF")
+		}
 		if i := strings.IndexByte(text, '#'); i >= 0 {
 			text = text[:i]
 		}

@@ -52,6 +52,17 @@ func TestParseWGQuickProton(t *testing.T) {
 	}
 }
 
+// Files saved by Windows Notepad start with a UTF-8 byte order mark.
+func TestParseWGQuickBOM(t *testing.T) {
+	wg, _, err := ParseWGQuick("bom.conf", strings.NewReader("\uFEFF"+protonConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wg.Peers) != 1 || len(wg.Address) != 1 {
+		t.Errorf("parsed %+v", wg)
+	}
+}
+
 func TestParseWGQuickFull(t *testing.T) {
 	conf := `[Interface]
 PrivateKey=` + testPriv + `

@@ -41,6 +41,12 @@ func (w *WireGuard) Validate() error {
 	if len(w.Peers) == 0 {
 		errs = append(errs, errors.New("no [Peer] section"))
 	}
+	if w.MTU != 0 && (w.MTU < 576 || w.MTU > 65535) {
+		errs = append(errs, fmt.Errorf("mtu %d: want a number from 576 to 65535 (or none: 1420)", w.MTU))
+	}
+	if w.ListenPort < 0 || w.ListenPort > 65535 {
+		errs = append(errs, fmt.Errorf("listen_port %d is not a port", w.ListenPort))
+	}
 	for i, p := range w.Peers {
 		if p.PublicKey.IsZero() {
 			errs = append(errs, fmt.Errorf("peer %d: no PublicKey", i+1))

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,9 @@ type TCPRequest interface {
 	RemoteAddr() netip.AddrPort
 	Accept() (net.Conn, error)
 	Reject()
+	// Crowded reports that handshakes are piling up (a flood): nothing
+	// should be spent on the request before its handshake completes.
+	Crowded() bool
 }
 
 // PacketListener binds UDP sockets inside the tunnel.
@@ -43,7 +47,17 @@ type BridgeConfig struct {
 	TargetHost  string // the local service's host, e.g. 127.0.0.1
 	TCP, UDP    bool
 	UDPIdle     time.Duration // default 2 min
-	MaxUDPFlows int           // default 4096
+	MaxUDPFlows int           // UDP peers (flows) at once; default 2048
+	// MaxUDPFlowsPerSource bounds the flows of one remote address
+	// (default 64).
+	MaxUDPFlowsPerSource int
+	// MaxConns bounds the bridged TCP connections (default 2048), and
+	// MaxConnsPerSource those from one remote address (default 128). A
+	// new connection over a bound closes the one idle the longest.
+	MaxConns, MaxConnsPerSource int
+	// IdleTimeout closes a TCP connection that moved no byte either way
+	// for this long (default 15 min).
+	IdleTimeout time.Duration
 	DialTimeout time.Duration // default 5 s
 	// PerPeer gives each remote peer its own loopback source address
 	// toward the service (see PeerSource), for services that limit
@@ -57,6 +71,7 @@ type Stats struct {
 	TCPOpen    int64  `json:"tcp_open"`
 	TCPTotal   int64  `json:"tcp_total"`
 	TCPRefused int64  `json:"tcp_refused"`
+	TCPEvicted int64  `json:"tcp_evicted"` // closed to make room, or idle too long
 	UDPFlows   int64  `json:"udp_flows"`
 	UDPPackets int64  `json:"udp_packets"`
 	BytesIn    uint64 `json:"bytes_in"`  // from the tunnel to the service
@@ -75,6 +90,8 @@ type Bridge struct {
 	udp    map[uint16]*udpListener
 	closed bool
 	wg     sync.WaitGroup
+	conns  *connTable
+	stop   chan struct{} // closed by Close: the idle sweep ends
 
 	tcpOpen, tcpTotal, tcpRefused, udpFlows, udpPackets atomic.Int64
 	bytesIn, bytesOut                                   atomic.Uint64
@@ -85,8 +102,20 @@ func NewBridge(in PacketListener, cfg BridgeConfig) *Bridge {
 	if cfg.UDPIdle == 0 {
 		cfg.UDPIdle = 2 * time.Minute
 	}
-	if cfg.MaxUDPFlows == 0 {
-		cfg.MaxUDPFlows = 4096
+	if cfg.MaxUDPFlows <= 0 {
+		cfg.MaxUDPFlows = 2048
+	}
+	if cfg.MaxUDPFlowsPerSource <= 0 {
+		cfg.MaxUDPFlowsPerSource = 64
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 2048
+	}
+	if cfg.MaxConnsPerSource <= 0 {
+		cfg.MaxConnsPerSource = 128
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 15 * time.Minute
 	}
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 5 * time.Second
@@ -94,7 +123,35 @@ func NewBridge(in PacketListener, cfg BridgeConfig) *Bridge {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Bridge{cfg: cfg, in: in, log: cfg.Log, routes: map[uint16]uint16{}, udp: map[uint16]*udpListener{}}
+	b := &Bridge{cfg: cfg, in: in, log: cfg.Log, routes: map[uint16]uint16{}, udp: map[uint16]*udpListener{},
+		conns: newConnTable(cfg.MaxConns, cfg.MaxConnsPerSource), stop: make(chan struct{})}
+	b.wg.Add(1)
+	go b.sweepIdle()
+	return b
+}
+
+// sweepIdle closes TCP connections idle past IdleTimeout until Close.
+func (b *Bridge) sweepIdle() {
+	defer b.wg.Done()
+	every := max(b.cfg.IdleTimeout/4, 10*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.conns.closeIdle(b.cfg.IdleTimeout)
+		}
+	}
+}
+
+// contain recovers a panic on a goroutine serving one remote peer, so one
+// bad connection never takes the process down. Use as a deferred call.
+func (b *Bridge) contain(what string, peer netip.AddrPort) {
+	if v := recover(); v != nil {
+		b.log.Error("panic serving a remote peer; dropped it", "what", what, "peer", peer.String(), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	}
 }
 
 // SetRoutes replaces the forwarded ports: listeners for ports no longer
@@ -162,20 +219,26 @@ func (b *Bridge) route(listen uint16) (uint16, bool) {
 func (b *Bridge) Stats() Stats {
 	return Stats{
 		TCPOpen: b.tcpOpen.Load(), TCPTotal: b.tcpTotal.Load(), TCPRefused: b.tcpRefused.Load(),
-		UDPFlows: b.udpFlows.Load(), UDPPackets: b.udpPackets.Load(),
+		TCPEvicted: b.conns.evicted.Load(), UDPFlows: b.udpFlows.Load(), UDPPackets: b.udpPackets.Load(),
 		BytesIn: b.bytesIn.Load(), BytesOut: b.bytesOut.Load(),
 	}
 }
 
-// Close stops the listeners and flows and waits for them.
+// Close stops the listeners, closes every bridged connection and flow
+// (remote peers holding them open do not hold Close up), and waits for
+// their goroutines. Close is safe to call twice.
 func (b *Bridge) Close() error {
 	b.mu.Lock()
-	b.closed = true
+	if !b.closed {
+		b.closed = true
+		close(b.stop)
+	}
 	for port, l := range b.udp {
 		l.close()
 		delete(b.udp, port)
 	}
 	b.mu.Unlock()
+	b.conns.closeAll()
 	b.wg.Wait()
 	return nil
 }

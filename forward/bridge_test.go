@@ -135,6 +135,8 @@ func TestSetRoutesMovesUDPListener(t *testing.T) {
 // loopback TCP connection; the test holds the other end as the peer.
 type fakeReq struct {
 	port     uint16
+	peer     netip.AddrPort // default 198.18.0.1:40000
+	crowded  bool
 	accepted chan net.Conn
 	rejected chan struct{}
 }
@@ -142,8 +144,14 @@ type fakeReq struct {
 func (r *fakeReq) LocalAddr() netip.AddrPort {
 	return netip.AddrPortFrom(netip.MustParseAddr("10.2.0.2"), r.port)
 }
-func (r *fakeReq) RemoteAddr() netip.AddrPort { return netip.MustParseAddrPort("198.18.0.1:40000") }
-func (r *fakeReq) Reject()                    { close(r.rejected) }
+func (r *fakeReq) RemoteAddr() netip.AddrPort {
+	if r.peer.IsValid() {
+		return r.peer
+	}
+	return netip.MustParseAddrPort("198.18.0.1:40000")
+}
+func (r *fakeReq) Reject()       { close(r.rejected) }
+func (r *fakeReq) Crowded() bool { return r.crowded }
 func (r *fakeReq) Accept() (net.Conn, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -77,5 +77,5 @@ func (p *HTTPProxy) connect(w http.ResponseWriter, r *http.Request) {
 		b, _ := rw.Reader.Peek(n)
 		up.Write(b)
 	}
-	splice(c, up, nil, nil)
+	splice(c, up, nil, nil, nil)
 }

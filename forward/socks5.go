@@ -128,7 +128,7 @@ func (s *SOCKS5) connect(c net.Conn, host string, port uint16) error {
 		up.Close()
 		return err
 	}
-	splice(c, up, nil, nil)
+	splice(c, up, nil, nil, nil)
 	return nil
 }
 

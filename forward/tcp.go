@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 )
@@ -20,56 +21,99 @@ const (
 
 var largePool = sync.Pool{New: func() any { b := make([]byte, largeBuf); return &b }}
 
-// HandleTCP decides on an incoming tunnel connection: it dials the local
-// service first and completes the tunnel handshake only if that worked, so
-// a remote peer sees a refusal (RST) when the service is down.
+// HandleTCP decides on an incoming tunnel connection. Normally it dials
+// the local service first and completes the tunnel handshake only if that
+// worked, so a remote peer sees a refusal (RST) when the service is down.
+// When handshakes pile up (req.Crowded: a SYN flood, a scan) it completes
+// the handshake first and dials only for peers that really connected, so
+// a flood never becomes a flood of local connections. A panic here costs
+// this connection only.
 func (b *Bridge) HandleTCP(req TCPRequest) {
+	peer := req.RemoteAddr()
+	defer b.contain("TCP connection", peer)
 	target, ok := b.route(req.LocalAddr().Port())
 	if !ok {
 		req.Reject()
 		return
 	}
 	defer b.wg.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.DialTimeout)
-	var d net.Dialer
-	if src := b.localAddr(req.RemoteAddr().Addr()); src.IsValid() {
-		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
-	}
-	local, err := d.DialContext(ctx, "tcp", b.target(target))
-	cancel()
-	if err != nil {
-		b.tcpRefused.Add(1)
-		b.log.Debug("local service refused", "target", b.target(target), "peer", req.RemoteAddr().String(), "err", err)
-		req.Reject()
-		return
+	var local net.Conn
+	if !req.Crowded() {
+		var err error
+		if local, err = b.dialLocal(peer, target); err != nil {
+			req.Reject()
+			return
+		}
 	}
 	remote, err := req.Accept()
 	if err != nil {
-		local.Close()
+		if local != nil {
+			local.Close()
+		}
+		return
+	}
+	if local == nil {
+		if local, err = b.dialLocal(peer, target); err != nil {
+			remote.Close()
+			return
+		}
+	}
+	c := &bridged{peer: peer.Addr(), remote: remote, local: local}
+	if !b.conns.add(c) {
+		c.close()
 		return
 	}
 	b.tcpOpen.Add(1)
 	b.tcpTotal.Add(1)
 	defer b.tcpOpen.Add(-1)
-	splice(remote, local, &b.bytesIn, &b.bytesOut)
+	defer b.conns.remove(c)
+	splice(remote, local, &b.bytesIn, &b.bytesOut, c.touch)
+}
+
+// dialLocal connects to the service for peer, counting a refusal.
+func (b *Bridge) dialLocal(peer netip.AddrPort, target uint16) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	if src := b.localAddr(peer.Addr()); src.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+	}
+	local, err := d.DialContext(ctx, "tcp", b.target(target))
+	if err != nil {
+		b.tcpRefused.Add(1)
+		b.log.Debug("local service refused", "target", b.target(target), "peer", peer.String(), "err", err)
+	}
+	return local, err
 }
 
 type closeWriter interface{ CloseWrite() error }
 
 // splice copies both ways until both directions are done, passing each
-// half-close on, then closes both ends. in counts a->b bytes, out b->a.
-func splice(a, b net.Conn, in, out *atomic.Uint64) {
+// half-close on, then closes both ends. in counts a->b bytes, out b->a;
+// touch (may be nil) hears that bytes moved.
+func splice(a, b net.Conn, in, out *atomic.Uint64, touch func()) {
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); pipe(b, a, in) }()
-	go func() { defer wg.Done(); pipe(a, b, out) }()
+	// A panic in a copy ends this connection, not the process.
+	contained := func(f func()) {
+		defer wg.Done()
+		defer func() {
+			if recover() != nil {
+				a.Close()
+				b.Close()
+			}
+		}()
+		f()
+	}
+	go contained(func() { pipe(b, a, in, touch) })
+	go contained(func() { pipe(a, b, out, touch) })
 	wg.Wait()
 	a.Close()
 	b.Close()
 }
 
-func pipe(dst, src net.Conn, n *atomic.Uint64) {
-	err := copyAdaptive(dst, src, n)
+func pipe(dst, src net.Conn, n *atomic.Uint64, touch func()) {
+	err := copyAdaptive(dst, src, n, touch)
 	if cw, ok := dst.(closeWriter); ok && err == nil {
 		cw.CloseWrite()
 		return
@@ -79,8 +123,9 @@ func pipe(dst, src net.Conn, n *atomic.Uint64) {
 	src.Close()
 }
 
-// copyAdaptive copies src to dst until EOF (nil error) or an error.
-func copyAdaptive(dst, src net.Conn, count *atomic.Uint64) error {
+// copyAdaptive copies src to dst until EOF (nil error) or an error,
+// calling touch (if not nil) whenever bytes moved.
+func copyAdaptive(dst, src net.Conn, count *atomic.Uint64, touch func()) error {
 	small := make([]byte, smallBuf)
 	buf := small
 	var large *[]byte
@@ -92,6 +137,9 @@ func copyAdaptive(dst, src net.Conn, count *atomic.Uint64) error {
 	for {
 		n, rerr := src.Read(buf)
 		if n > 0 {
+			if touch != nil {
+				touch()
+			}
 			w, werr := dst.Write(buf[:n])
 			if count != nil {
 				count.Add(uint64(w))

@@ -1,23 +1,30 @@
 package forward
 
 import (
+	"container/list"
 	"errors"
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 )
 
 // udpListener bridges one forwarded UDP port: each remote peer gets its own
-// local socket, so the service's replies go back to the right peer.
+// local socket, so the service's replies go back to the right peer. The
+// flow table is bounded overall and per remote address; a new peer over a
+// bound replaces the flow idle the longest.
 type udpListener struct {
 	b      *Bridge
 	pc     net.PacketConn
 	target *net.UDPAddr
-	mu     sync.Mutex
-	flows  map[netip.AddrPort]*udpFlow
 	done   chan struct{}
 	once   sync.Once
+
+	mu       sync.Mutex
+	flows    map[netip.AddrPort]*list.Element // of *udpFlow
+	lru      *list.List                       // most recently used first
+	bySource map[netip.Addr]int
 }
 
 // replyBuf is the largest reply datagram a flow carries back; the tunnel's
@@ -25,8 +32,9 @@ type udpListener struct {
 const replyBuf = 9000
 
 type udpFlow struct {
+	peer netip.AddrPort
 	conn *net.UDPConn
-	last time.Time
+	last time.Time // guarded by the listener's mu
 }
 
 func (b *Bridge) listenUDP(port, target uint16) (*udpListener, error) {
@@ -38,7 +46,8 @@ func (b *Bridge) listenUDP(port, target uint16) (*udpListener, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &udpListener{b: b, pc: pc, target: addr, flows: map[netip.AddrPort]*udpFlow{}, done: make(chan struct{})}
+	l := &udpListener{b: b, pc: pc, target: addr, done: make(chan struct{}),
+		flows: map[netip.AddrPort]*list.Element{}, lru: list.New(), bySource: map[netip.Addr]int{}}
 	b.wg.Add(1)
 	go l.serve()
 	return l, nil
@@ -49,9 +58,8 @@ func (l *udpListener) close() {
 		close(l.done)
 		l.pc.Close()
 		l.mu.Lock()
-		for k, f := range l.flows {
-			f.conn.Close()
-			delete(l.flows, k)
+		for _, e := range l.flows {
+			l.dropLocked(e.Value.(*udpFlow))
 		}
 		l.mu.Unlock()
 	})
@@ -70,15 +78,33 @@ func (l *udpListener) serve() {
 			}
 			return
 		}
-		peer := addrPortOf(from)
+		l.deliver(addrPortOf(from), buf[:n])
+	}
+}
+
+// deliver passes one datagram from peer to the service on the peer's flow.
+// A flow whose socket died (closed under it) is replaced once.
+func (l *udpListener) deliver(peer netip.AddrPort, pkt []byte) {
+	defer l.b.contain("UDP datagram", peer)
+	for try := 0; try < 2; try++ {
 		f, err := l.flow(peer)
 		if err != nil {
 			l.b.log.Debug("UDP flow", "peer", peer.String(), "err", err)
-			continue
+			return
 		}
 		l.b.udpPackets.Add(1)
-		if k, err := f.conn.Write(buf[:n]); err == nil {
+		k, err := f.conn.Write(pkt)
+		switch {
+		case err == nil:
 			l.b.bytesIn.Add(uint64(k))
+			return
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return // the service is down; it may come back on this socket
+		case errors.Is(err, net.ErrClosed):
+			l.drop(f)
+		default:
+			l.b.log.Debug("UDP to the service", "peer", peer.String(), "err", err)
+			return
 		}
 	}
 }
@@ -92,25 +118,32 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 }
 
 // flow returns the peer's flow, opening one (and evicting the idlest when
-// the table is full).
+// a bound is reached).
 func (l *udpListener) flow(peer netip.AddrPort) (*udpFlow, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	if f, ok := l.flows[peer]; ok {
+	if e, ok := l.flows[peer]; ok {
+		f := e.Value.(*udpFlow)
 		f.last = now
+		l.lru.MoveToFront(e)
 		return f, nil
 	}
-	if len(l.flows) >= l.b.cfg.MaxUDPFlows {
-		var oldest netip.AddrPort
-		var t time.Time
-		for k, f := range l.flows {
-			if t.IsZero() || f.last.Before(t) {
-				oldest, t = k, f.last
+	select {
+	case <-l.done:
+		return nil, net.ErrClosed
+	default:
+	}
+	if l.bySource[peer.Addr()] >= l.b.cfg.MaxUDPFlowsPerSource {
+		for e := l.lru.Back(); e != nil; e = e.Prev() {
+			if f := e.Value.(*udpFlow); f.peer.Addr() == peer.Addr() {
+				l.dropLocked(f)
+				break
 			}
 		}
-		l.flows[oldest].conn.Close()
-		delete(l.flows, oldest)
+	}
+	if len(l.flows) >= l.b.cfg.MaxUDPFlows {
+		l.dropLocked(l.lru.Back().Value.(*udpFlow))
 	}
 	var laddr *net.UDPAddr
 	if src := l.b.localAddr(peer.Addr()); src.IsValid() {
@@ -120,19 +153,44 @@ func (l *udpListener) flow(peer netip.AddrPort) (*udpFlow, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &udpFlow{conn: conn, last: now}
-	l.flows[peer] = f
+	f := &udpFlow{peer: peer, conn: conn, last: now}
+	l.flows[peer] = l.lru.PushFront(f)
+	l.bySource[peer.Addr()]++
 	l.b.udpFlows.Add(1)
 	l.b.wg.Add(1)
-	go l.replies(peer, f)
+	go l.replies(f)
 	return f, nil
 }
 
-// replies carries the service's answers back to peer until the flow idles.
-func (l *udpListener) replies(peer netip.AddrPort, f *udpFlow) {
+// drop removes f from the table (if still there) and closes its socket.
+func (l *udpListener) drop(f *udpFlow) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dropLocked(f)
+}
+
+func (l *udpListener) dropLocked(f *udpFlow) {
+	f.conn.Close()
+	e, ok := l.flows[f.peer]
+	if !ok || e.Value.(*udpFlow) != f {
+		return
+	}
+	l.lru.Remove(e)
+	delete(l.flows, f.peer)
+	if l.bySource[f.peer.Addr()]--; l.bySource[f.peer.Addr()] <= 0 {
+		delete(l.bySource, f.peer.Addr())
+	}
+	l.b.udpFlows.Add(-1)
+}
+
+// replies carries the service's answers back to the peer until the flow
+// idles or is dropped. A refusal (the service restarting) does not end
+// the flow: the socket stays usable once the service is back.
+func (l *udpListener) replies(f *udpFlow) {
 	defer l.b.wg.Done()
-	defer l.b.udpFlows.Add(-1)
-	to := net.UDPAddrFromAddrPort(peer)
+	defer l.drop(f)
+	defer l.b.contain("UDP flow", f.peer)
+	to := net.UDPAddrFromAddrPort(f.peer)
 	buf := make([]byte, replyBuf)
 	idle := l.b.cfg.UDPIdle
 	for {
@@ -140,18 +198,18 @@ func (l *udpListener) replies(peer netip.AddrPort, f *udpFlow) {
 		n, err := f.conn.Read(buf)
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
 				l.mu.Lock()
-				if time.Since(f.last) < idle && l.flows[peer] == f {
-					l.mu.Unlock()
+				busy := time.Since(f.last) < idle
+				l.mu.Unlock()
+				if busy {
 					continue
 				}
-				if l.flows[peer] == f {
-					delete(l.flows, peer)
-				}
-				l.mu.Unlock()
+				return
+			case errors.Is(err, syscall.ECONNREFUSED):
+				continue
 			}
-			f.conn.Close()
 			return
 		}
 		l.mu.Lock()

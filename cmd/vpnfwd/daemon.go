@@ -153,7 +153,10 @@ func (d *daemon) startProvider(ctx context.Context, info provider.Info, direct p
 func (d *daemon) buildDataPath() error {
 	cfg, w := d.cfg, d.cfg.WireGuard
 	var err error
-	d.stack, err = netstack.New(netstack.Config{Addresses: w.Addresses(), DNS: w.DNSServers(), MTU: w.MTU})
+	f := cfg.Forward
+	d.stack, err = netstack.New(netstack.Config{Addresses: w.Addresses(), DNS: w.DNSServers(), MTU: w.MTU,
+		MaxPendingHandshakes: f.MaxPendingHandshakes, MaxPendingPerSource: f.MaxPendingPerSource,
+		Log: d.log.With("component", "netstack")})
 	if err != nil {
 		return err
 	}
@@ -162,7 +165,9 @@ func (d *daemon) buildDataPath() error {
 		TCP:         hasProto(cfg.Forward.Protocols, "tcp"),
 		UDP:         hasProto(cfg.Forward.Protocols, "udp"),
 		UDPIdle:     time.Duration(cfg.Forward.UDPIdle),
-		MaxUDPFlows: cfg.Forward.MaxUDPFlows,
+		MaxUDPFlows: f.MaxUDPFlows, MaxUDPFlowsPerSource: f.MaxUDPFlowsPerSource,
+		MaxConns: f.MaxConnections, MaxConnsPerSource: f.MaxConnectionsPerSource,
+		IdleTimeout: time.Duration(f.IdleTimeout),
 		PerPeer:     cfg.Forward.PerPeerSource,
 		Log:         d.log.With("component", "forward"),
 	})
