@@ -33,6 +33,15 @@ type Lease struct {
 	Protocols []string   `json:"protocols"`
 	Expires   time.Time  `json:"expires,omitzero"` // zero: does not expire
 	Renewed   time.Time  `json:"renewed,omitzero"`
+	// Error, when set, says the provider's last attempt failed and what
+	// to do about it; Ports is then what is still held (maybe nothing).
+	Error string `json:"error,omitempty"`
+}
+
+// Failed is the lease l, still held, reporting that an attempt failed.
+func (l Lease) Failed(err error) Lease {
+	l.Error = err.Error()
+	return l
 }
 
 // Held reports whether the lease has a port.
@@ -110,6 +119,22 @@ type Provider interface {
 	// provider allows and returns nil; it returns an error only when it
 	// cannot work at all (bad configuration).
 	Run(ctx context.Context, report func(Lease)) error
+}
+
+// Prober is a provider with a cheap request through the tunnel that its
+// gateway answers (NAT-PMP: the 2-byte external-address request). The
+// session calls Probe every few seconds as the tunnel's liveness check; an
+// error means nothing came back through the tunnel. A provider may act on
+// the answer itself (a gateway that restarted: map again at once).
+type Prober interface {
+	Probe(ctx context.Context) error
+}
+
+// Refresher is a provider that can renew at once instead of at its next
+// renewal; the session calls Refresh after the tunnel came back from an
+// outage, when the gateway may have lost the mapping. It must not block.
+type Refresher interface {
+	Refresh()
 }
 
 // Info describes a provider for `vpnfwd providers` and builds it.

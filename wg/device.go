@@ -83,13 +83,10 @@ func New(ctx context.Context, t tun.Device, cfg config.WireGuard, opts Options) 
 	}
 	b.WriteString("replace_peers=true\n")
 	for i, p := range cfg.Peers {
-		fmt.Fprintf(&b, "public_key=%s\n", p.PublicKey.Hex())
-		if !p.PresharedKey.IsZero() {
-			fmt.Fprintf(&b, "preshared_key=%s\n", p.PresharedKey.Hex())
-		}
+		var ap netip.AddrPort
 		if p.Endpoint != "" {
-			ap, err := d.resolve(ctx, p.Endpoint)
-			if err != nil {
+			var err error
+			if ap, err = d.resolve(ctx, p.Endpoint); err != nil {
 				d.dev.Close()
 				return nil, err
 			}
@@ -100,15 +97,8 @@ func New(ctx context.Context, t tun.Device, cfg config.WireGuard, opts Options) 
 					return nil, err
 				}
 			}
-			fmt.Fprintf(&b, "endpoint=%s\n", ap)
 		}
-		if p.PersistentKeepalive > 0 {
-			fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", p.PersistentKeepalive)
-		}
-		b.WriteString("replace_allowed_ips=true\n")
-		for _, a := range p.AllowedIPs {
-			fmt.Fprintf(&b, "allowed_ip=%s\n", a)
-		}
+		writePeer(&b, p, ap)
 	}
 	if err := d.dev.IpcSet(b.String()); err != nil {
 		d.dev.Close()
@@ -119,6 +109,24 @@ func New(ctx context.Context, t tun.Device, cfg config.WireGuard, opts Options) 
 		return nil, fmt.Errorf("bringing WireGuard device up: %w", err)
 	}
 	return d, nil
+}
+
+// writePeer writes a whole [Peer] in UAPI form, endpoint ap if valid.
+func writePeer(b *strings.Builder, p config.Peer, ap netip.AddrPort) {
+	fmt.Fprintf(b, "public_key=%s\n", p.PublicKey.Hex())
+	if !p.PresharedKey.IsZero() {
+		fmt.Fprintf(b, "preshared_key=%s\n", p.PresharedKey.Hex())
+	}
+	if ap.IsValid() {
+		fmt.Fprintf(b, "endpoint=%s\n", ap)
+	}
+	if p.PersistentKeepalive > 0 {
+		fmt.Fprintf(b, "persistent_keepalive_interval=%d\n", p.PersistentKeepalive)
+	}
+	b.WriteString("replace_allowed_ips=true\n")
+	for _, a := range p.AllowedIPs {
+		fmt.Fprintf(b, "allowed_ip=%s\n", a)
+	}
 }
 
 func (d *Device) resolve(ctx context.Context, ep config.Endpoint) (netip.AddrPort, error) {

@@ -130,6 +130,7 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 	}
 	base := p.env.APIURL(DefaultURL)
 	backoff := 2 * time.Second
+	held := provider.Lease{Provider: "azirevpn"}
 	for {
 		pd, err := p.port(ctx, base, ip.String())
 		wait := time.Hour
@@ -137,7 +138,10 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			p.env.Log.Error("AzireVPN port", "err", err)
+			if held.Held() && !held.Expires.IsZero() && time.Now().After(held.Expires) {
+				held = provider.Lease{Provider: "azirevpn"}
+			}
+			report(held.Failed(fmt.Errorf("AzireVPN port: %w", err)))
 			wait, backoff = backoff, min(backoff*2, 10*time.Minute)
 		} else {
 			backoff = 2 * time.Second
@@ -146,6 +150,7 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 			if pd.Expires > 0 {
 				l.Expires = time.Unix(pd.Expires, 0)
 			}
+			held = l
 			report(l)
 		}
 		if !provider.Wait(ctx, wait) {

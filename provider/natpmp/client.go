@@ -35,7 +35,9 @@ type Client struct {
 	// after each attempt (RFC: 250 ms, 9 attempts).
 	FirstTimeout time.Duration
 	Attempts     int
-	Log          *slog.Logger
+	// MaxTimeout caps the doubling (zero: no cap).
+	MaxTimeout time.Duration
+	Log        *slog.Logger
 
 	dialer Dialer
 	mu     sync.Mutex
@@ -182,6 +184,9 @@ func (c *Client) roundTrip(ctx context.Context, req []byte, op uint8) ([]byte, e
 			c.Log.Warn("no NAT-PMP answer yet, still trying", "gateway", gw.String(), "attempts", attempt)
 		}
 		timeout *= 2
+		if c.MaxTimeout > 0 && timeout > c.MaxTimeout {
+			timeout = c.MaxTimeout
+		}
 	}
 	return nil, fmt.Errorf("%s after %d attempts: %w", gw, c.Attempts, ErrNoAnswer)
 }

@@ -42,18 +42,29 @@ var Info = provider.Info{
 	New:     func(env provider.Env) (provider.Provider, error) { return New(env, Generic) },
 }
 
-// Provider keeps a TCP and a UDP mapping for one port alive.
+// Provider keeps a TCP and a UDP mapping for one port alive. It is also
+// the tunnel's liveness check (Probe), and re-maps at once when the
+// gateway restarted or the session asks (Refresh).
 type Provider struct {
 	env     provider.Env
 	conv    Conventions
 	gateway netip.Addr
 	life    time.Duration
-	// Client is exposed so tests can shorten its retry schedule.
-	Client *Client
+	client  *Client // mappings, one request at a time
+	probe   *Client // liveness: one quick try, its own socket
+	refresh chan struct{}
+}
+
+// Option adjusts a Provider (tests shorten the retry schedule).
+type Option func(*Provider)
+
+// WithRetry sets the mapping client's first timeout and attempts.
+func WithRetry(first time.Duration, attempts int) Option {
+	return func(p *Provider) { p.client.FirstTimeout, p.client.Attempts = first, attempts }
 }
 
 // New builds a NAT-PMP provider with the given conventions.
-func New(env provider.Env, conv Conventions) (*Provider, error) {
+func New(env provider.Env, conv Conventions, opts ...Option) (*Provider, error) {
 	gw, err := gatewayOf(env)
 	if err != nil {
 		return nil, err
@@ -65,9 +76,44 @@ func New(env provider.Env, conv Conventions) (*Provider, error) {
 	if life < 2*time.Second {
 		return nil, fmt.Errorf("provider.lifetime %s is too short (at least 2s)", life)
 	}
-	p := &Provider{env: env, conv: conv, gateway: gw, life: life}
-	p.Client = NewClient(env.Dialer, gw, env.Log)
+	p := &Provider{env: env, conv: conv, gateway: gw, life: life, refresh: make(chan struct{}, 1)}
+	p.client = NewClient(env.Dialer, gw, env.Log)
+	// RFC 6886 doubles the wait up to 64 s; capped at 2 s a mapping goes
+	// through within 2 s of the tunnel coming back.
+	p.client.MaxTimeout = 2 * time.Second
+	p.probe = NewClient(env.Dialer, gw, env.Log)
+	p.probe.FirstTimeout, p.probe.Attempts = time.Second, 1
+	for _, o := range opts {
+		o(p)
+	}
 	return p, nil
+}
+
+// Probe asks the gateway for its external address (2 bytes each way). An
+// ICMP refusal also proves the tunnel carries traffic, so it is no error
+// here; the mapping loop reports it. A reply whose epoch went back means
+// the gateway restarted and lost the mappings: they are made again now.
+func (p *Provider) Probe(ctx context.Context) error {
+	_, err := p.probe.External(ctx)
+	switch {
+	case errors.Is(err, ErrRefused):
+		return nil
+	case err != nil:
+		return err
+	}
+	if p.probe.Restarted() {
+		p.env.Log.Warn("NAT-PMP gateway restarted (epoch went back): mapping again", "gateway", p.gateway.String())
+		p.Refresh()
+	}
+	return nil
+}
+
+// Refresh makes the mapping loop renew now.
+func (p *Provider) Refresh() {
+	select {
+	case p.refresh <- struct{}{}:
+	default:
+	}
 }
 
 func gatewayOf(env provider.Env) (netip.Addr, error) {
@@ -88,7 +134,8 @@ func gatewayOf(env provider.Env) (netip.Addr, error) {
 
 // Run implements provider.Provider.
 func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
-	defer p.Client.Close()
+	defer p.client.Close()
+	defer p.probe.Close()
 	var held provider.Lease
 	backoff := time.Second
 	gw := netip.AddrPortFrom(p.gateway, Port)
@@ -100,17 +147,16 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 		}
 		wait := p.life / 2
 		if err != nil {
-			p.env.Log.Error("port mapping", "gateway", gw.String(), "err", p.explain(err))
 			if held.Held() && time.Now().After(held.Expires) {
 				held = provider.Lease{Provider: p.conv.Name}
-				report(held)
 			}
+			report(held.Failed(fmt.Errorf("port mapping via %s: %w", gw, p.explain(err))))
 			wait, backoff = backoff, min(backoff*2, 30*time.Second)
 		} else {
 			backoff = time.Second
 			held = lease
 			report(lease)
-			if p.Client.Restarted() {
+			if p.client.Restarted() {
 				// The restart may have come between our TCP and UDP
 				// requests: map everything again now, asking for the same port.
 				p.env.Log.Warn("NAT-PMP gateway restarted (epoch went back): mapping again", "gateway", gw.String())
@@ -124,6 +170,8 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 			p.release(held)
 			return nil
 		case <-t.C:
+		case <-p.refresh:
+			t.Stop()
 		}
 	}
 }
@@ -170,7 +218,7 @@ func (p *Provider) internal(held provider.Lease) uint16 {
 // mapAll maps TCP then UDP for the same port and builds the lease.
 func (p *Provider) mapAll(ctx context.Context, held provider.Lease) (provider.Lease, error) {
 	lease := provider.Lease{Provider: p.conv.Name, Protocols: []string{"tcp", "udp"}}
-	if ext, err := p.Client.External(ctx); err == nil {
+	if ext, err := p.client.External(ctx); err == nil {
 		lease.PublicIP = ext.Addr
 	} else if errors.Is(err, ErrRefused) || errors.Is(err, ErrNoAnswer) || ctx.Err() != nil {
 		return lease, err
@@ -217,7 +265,7 @@ func (p *Provider) mapAll(ctx context.Context, held provider.Lease) (provider.Le
 }
 
 func (p *Provider) mapOne(ctx context.Context, req MapRequest) (MapReply, error) {
-	r, err := p.Client.Map(ctx, req)
+	r, err := p.client.Map(ctx, req)
 	if err != nil {
 		return r, fmt.Errorf("mapping %s port: %w", ProtoName(req.Op), err)
 	}

@@ -183,14 +183,13 @@ func TestRefusedFailsFastWithHint(t *testing.T) {
 		t.Errorf("refusal took %s: should fail fast, not retry", d)
 	}
 
-	log := &logBuf{}
-	p, _ := protonvpn.Info.New(env(c, log, config.Provider{}))
+	p, _ := protonvpn.Info.New(env(c, nil, config.Provider{}))
 	l := newLeases()
 	stop := run(t, p, l)
-	time.Sleep(500 * time.Millisecond)
-	stop()
-	if !strings.Contains(log.String(), "generated without NAT-PMP") {
-		t.Errorf("Proton user not told what to do; log:\n%s", log)
+	defer stop()
+	// The error travels in the report, for status and events.
+	if got := l.next(t, 3*time.Second); got.Held() || !strings.Contains(got.Error, "generated without NAT-PMP") {
+		t.Errorf("Proton user not told what to do: %+v", got)
 	}
 }
 

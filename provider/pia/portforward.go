@@ -29,7 +29,7 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 		sig       *signature
 		fresh     time.Time // when sig was obtained in this run
 		lastBound time.Time
-		held      provider.Lease
+		held      = provider.Lease{Provider: "pia"}
 		backoff   = time.Second
 	)
 	if s, ok := p.savedPayload(); ok {
@@ -47,7 +47,7 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				p.env.Log.Error("PIA getSignature", "err", err)
+				report(held.Failed(fmt.Errorf("PIA getSignature: %w", err)))
 				if !provider.Wait(ctx, backoff) {
 					return nil
 				}
@@ -68,11 +68,10 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 			sig, fresh = nil, time.Time{}
 			continue
 		case err != nil:
-			p.env.Log.Error("PIA bindPort", "port", sig.Port, "err", err)
 			if held.Held() && time.Since(lastBound) > RebindEvery+5*time.Minute {
 				held = provider.Lease{Provider: "pia"}
-				report(held)
 			}
+			report(held.Failed(fmt.Errorf("PIA bindPort (port %d): %w", sig.Port, err)))
 			if !provider.Wait(ctx, backoff) {
 				return nil
 			}

@@ -78,7 +78,7 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		p.env.Log.Error("PrivateVPN port", "err", err)
+		report(provider.Lease{Provider: "privatevpn"}.Failed(fmt.Errorf("PrivateVPN port: %w", err)))
 		if errors.Is(err, ErrUnsupported) {
 			backoff = 10 * time.Minute
 		}
