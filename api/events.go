@@ -63,6 +63,3 @@ func (e Event) JSON() string {
 	b, _ := json.Marshal(e.Data)
 	return string(b)
 }
-
-// SubscribeForTest returns a channel of all events (tests).
-func (b *Broker) SubscribeForTest() <-chan Event { return b.subscribe() }

@@ -38,6 +38,13 @@ type TunnelStatus struct {
 	LastHandshake time.Time `json:"last_handshake,omitzero"`
 	RxBytes       uint64    `json:"rx_bytes"`
 	TxBytes       uint64    `json:"tx_bytes"`
+	// DownSince is when the liveness checks started failing (while down).
+	DownSince time.Time `json:"down_since,omitzero"`
+	// LastRecovery is the last recovery step taken.
+	LastRecovery  string `json:"last_recovery,omitempty"`
+	Rehandshakes  int64  `json:"rehandshakes"`   // fresh handshakes forced
+	Recoveries    int64  `json:"recoveries"`     // outages recovered from
+	ProbeFailures int64  `json:"probe_failures"` // liveness checks that failed
 }
 
 // PortStatus describes the forwarded port.
@@ -60,10 +67,17 @@ type ForwardStatus struct {
 	TCPOpen    int64    `json:"tcp_open"`
 	TCPTotal   int64    `json:"tcp_total"`
 	TCPRefused int64    `json:"tcp_refused"`
-	UDPFlows   int64    `json:"udp_flows"`
-	UDPPackets int64    `json:"udp_packets"`
-	BytesIn    uint64   `json:"bytes_in"`
-	BytesOut   uint64   `json:"bytes_out"`
+	// TCPEvicted were closed to make room for newcomers, or idle too long.
+	TCPEvicted int64 `json:"tcp_evicted"`
+	// TCPPending handshakes are in progress; SYNDropped were ignored over
+	// the pending bounds; HandshakesFailed never completed (scans, RSTs).
+	TCPPending       int64  `json:"tcp_pending"`
+	SYNDropped       uint64 `json:"syn_dropped"`
+	HandshakesFailed uint64 `json:"handshakes_failed"`
+	UDPFlows         int64  `json:"udp_flows"`
+	UDPPackets       int64  `json:"udp_packets"`
+	BytesIn          uint64 `json:"bytes_in"`
+	BytesOut         uint64 `json:"bytes_out"`
 }
 
 // ProxyStatus lists the outbound proxies' addresses ("" when off).

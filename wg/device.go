@@ -1,8 +1,9 @@
 // Package wg runs the embedded wireguard-go device: it turns a
 // config.WireGuard into UAPI settings, brings the device up over any
 // tun.Device (vpnfwd uses its own gVisor netstack), reads handshake and
-// traffic counters, and watches the tunnel: a stalled tunnel is reported
-// down, and the endpoint host name is re-resolved until it comes back.
+// traffic counters, and restarts the handshake on demand (Rehandshake),
+// resolving the endpoint's host name again. Deciding when the tunnel is
+// dead is the session's job.
 package wg
 
 import (

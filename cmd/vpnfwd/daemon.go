@@ -18,13 +18,15 @@ import (
 	"github.com/vpnfwd/vpnfwd/netstack"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/publish"
+	"github.com/vpnfwd/vpnfwd/session"
 	"github.com/vpnfwd/vpnfwd/state"
 	"github.com/vpnfwd/vpnfwd/wg"
 )
 
 // daemon is one running vpnfwd: tunnel, provider, bridge, proxies, API and
-// publishers, wired together. start builds it; wait runs it until ctx ends
-// and shuts it down (releasing the lease) within a few seconds.
+// publishers, wired together around a session.Session, which owns the
+// tunnel's health and the lease. startDaemon builds it; run runs it until
+// ctx ends and shuts it down (releasing the lease) within a few seconds.
 type daemon struct {
 	cfg    *config.Config
 	log    *slog.Logger
@@ -34,17 +36,11 @@ type daemon struct {
 	disp   *publish.Dispatcher
 	broker *api.Broker
 	prov   provider.Provider
+	sess   *session.Session
 	since  time.Time
-	watch  wg.WatchOptions
 
 	socksL, httpL, apiL net.Listener
-
-	mu       sync.Mutex
-	state    string
-	tunnel   wg.State
-	lease    provider.Lease
-	provErr  string
-	leaseSub []chan provider.Lease
+	apiToken            string
 
 	targetHost string
 	targetPort uint16
@@ -53,16 +49,21 @@ type daemon struct {
 	store state.Dir
 }
 
+// daemonOptions are the seams tests and the demo use.
 type daemonOptions struct {
-	Log   *slog.Logger
-	Watch wg.WatchOptions
-	// Resolve overrides endpoint resolution (tests).
+	Log *slog.Logger
+	// Resolve overrides endpoint resolution.
 	Resolve wg.Resolver
+	// Session tunes liveness checks and recovery; its Sinks hear every
+	// event after the daemon's own.
+	Session session.Options
+	// Consumers are extra publishers beside the configured ones.
+	Consumers []publish.Consumer
 }
 
 func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*daemon, error) {
 	log := o.Log
-	d := &daemon{cfg: cfg, log: log, since: time.Now(), state: "starting", tunnel: wg.StateConnecting, broker: api.NewBroker(), watch: o.Watch}
+	d := &daemon{cfg: cfg, log: log, since: time.Now(), broker: api.NewBroker()}
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
@@ -76,6 +77,11 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 		return nil, fmt.Errorf("--forward: %w", err)
 	}
 	d.store = state.Dir{Path: cfg.StateDir, Warn: log.With("component", "state").Warn}
+	// The token is read before anything starts: a bad token file fails
+	// here, not after the tunnel is up.
+	if d.apiToken, err = readToken(cfg.API.TokenFile); err != nil {
+		return nil, err
+	}
 	if err := d.listen(); err != nil {
 		d.closeAll()
 		return nil, err
@@ -99,7 +105,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 		d.closeAll()
 		return nil, fmt.Errorf("provider %s: %w", info.Name, err)
 	}
-	if err := d.buildDataPath(); err != nil {
+	if err := d.buildDataPath(o.Consumers); err != nil {
 		d.closeAll()
 		return nil, err
 	}
@@ -109,7 +115,10 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 		d.closeAll()
 		return nil, err
 	}
-	d.setState("connecting")
+	so := o.Session
+	so.Log = log.With("component", "session")
+	so.Sinks = append([]session.Sink{d.onEvent}, so.Sinks...)
+	d.sess = session.New(d.dev, d.prov, so)
 	log.Info("tunnel starting", "endpoint", d.dev.Endpoint().String(), "address", prefixes(w.Address), "provider", info.Name)
 	return d, nil
 }
@@ -120,13 +129,9 @@ func (d *daemon) startProvider(ctx context.Context, info provider.Info, direct p
 	cfg := d.cfg
 	var err error
 	d.prov, err = info.New(provider.Env{
-		Dialer: tunnelDialer{d},
-		Direct: direct,
-		Log: slog.New(errorTap{d.log.Handler(), func(m string) {
-			d.mu.Lock()
-			d.provErr = m
-			d.mu.Unlock()
-		}}).With("component", "provider", "provider", info.Name),
+		Dialer:     tunnelDialer{d},
+		Direct:     direct,
+		Log:        d.log.With("component", "provider", "provider", info.Name),
 		Tunnel:     cfg.WireGuard.Addresses(),
 		DNS:        cfg.WireGuard.DNSServers(),
 		Config:     cfg.Provider,
@@ -150,7 +155,7 @@ func (d *daemon) startProvider(ctx context.Context, info provider.Info, direct p
 }
 
 // buildDataPath makes the stack, the bridge on it and the publishers.
-func (d *daemon) buildDataPath() error {
+func (d *daemon) buildDataPath(extra []publish.Consumer) error {
 	cfg, w := d.cfg, d.cfg.WireGuard
 	var err error
 	f := cfg.Forward
@@ -176,6 +181,7 @@ func (d *daemon) buildDataPath() error {
 	if err != nil {
 		return err
 	}
+	consumers = append(consumers, extra...)
 	d.disp = publish.NewDispatcher(d.log.With("component", "publish"), func(r publish.Result) { d.broker.Publish("publish", r) }, consumers...)
 	return nil
 }
@@ -307,17 +313,9 @@ func (d *daemon) closeAll() {
 	}
 }
 
-func (d *daemon) setState(s string) {
-	d.mu.Lock()
-	changed := d.state != s
-	d.state = s
-	d.mu.Unlock()
-	if changed {
-		d.broker.Publish("state", map[string]string{"state": s})
-	}
-}
-
-// run serves until ctx ends, then shuts down.
+// run serves until ctx ends, then shuts down: the session releases the
+// lease, consumers hear that the port is gone, and everything closes
+// within a few seconds, whatever remote peers still hold.
 func (d *daemon) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	goFunc := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
@@ -335,42 +333,13 @@ func (d *daemon) run(ctx context.Context) error {
 		d.log.Info("HTTP proxy listening", "addr", d.httpL.Addr().String())
 	}
 	if d.apiL != nil {
-		token, err := readToken(d.cfg.API.TokenFile)
-		if err != nil {
-			srvCancel()
-			pubCancel()
-			wg.Wait()
-			d.closeAll()
-			return err
-		}
-		h := api.NewServer(d, d.broker, token, d.log.With("component", "api"))
+		h := api.NewServer(d, d.broker, d.apiToken, d.log.With("component", "api"))
 		goFunc(func() { api.Serve(srvCtx, d.apiL, h) })
 		d.log.Info("control API listening", "addr", d.apiL.Addr().String())
 	}
-	provCtx, provCancel := context.WithCancel(context.Background())
-	provDone := make(chan error, 1)
-	go func() { provDone <- d.prov.Run(provCtx, d.onLease) }()
-	watchCtx, watchCancel := context.WithCancel(context.Background())
-	goFunc(func() { d.watchTunnel(watchCtx) })
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-provDone:
-		runErr = err
-		provDone <- err
-	}
+	runErr := d.sess.Run(ctx)
 	d.log.Info("stopping")
-	d.setState("stopping")
-	provCancel()
-	select {
-	case <-provDone:
-	case <-time.After(2500 * time.Millisecond): // its release is capped at 2 s
-		d.log.Warn("provider did not stop in time")
-	}
-	d.disp.Send(publish.Event{Reason: "lost"})
 	d.disp.Flush(time.Second)
-	watchCancel()
 	srvCancel()
 	pubCancel()
 	d.closeAll()

@@ -16,6 +16,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/session"
 	"golang.org/x/net/proxy"
 )
 
@@ -70,11 +71,11 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) error {
 
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
-	d, err := startDaemon(dctx, &cfg, daemonOptions{Log: log.With("component", "vpnfwd")})
+	sink, leases := portSink()
+	d, err := startDaemon(dctx, &cfg, daemonOptions{Log: log.With("component", "vpnfwd"), Session: session.Options{Sinks: []session.Sink{sink}}})
 	if err != nil {
 		return err
 	}
-	leases := d.subscribeLease()
 	done := make(chan error, 1)
 	go func() { done <- d.run(dctx) }()
 

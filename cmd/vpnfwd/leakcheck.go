@@ -13,6 +13,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/api"
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/killswitch"
+	"github.com/vpnfwd/vpnfwd/session"
 )
 
 type leakOpts struct {
@@ -108,14 +109,14 @@ func standalone(ctx context.Context, env *cliEnv, file, wgConf, prov string) (fu
 		return nil, nil, err
 	}
 	log, _ := newLogger(io.Discard, "error")
-	d, err := startDaemon(ctx, cfg, daemonOptions{Log: log})
+	sink, leases := portSink()
+	d, err := startDaemon(ctx, cfg, daemonOptions{Log: log, Session: session.Options{Sinks: []session.Sink{sink}}})
 	if err != nil {
 		return nil, nil, err
 	}
 	dctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { d.run(dctx); close(done) }()
-	leases := d.subscribeLease()
 	select {
 	case <-leases:
 	case <-time.After(30 * time.Second):

@@ -14,7 +14,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"github.com/vpnfwd/vpnfwd/publish"
-	"github.com/vpnfwd/vpnfwd/wg"
+	"github.com/vpnfwd/vpnfwd/session"
 )
 
 // lossyRelay carries WireGuard UDP between vpnfwd and the server and can
@@ -81,8 +81,64 @@ func (r *recorder) reasons() string {
 	return strings.Join(s, ",")
 }
 
-// A stalled tunnel shows as down in status and events, comes back by
-// itself, and consumers re-apply the same port ("reconnect").
+// wait waits until the consumer heard an event with that reason.
+func (r *recorder) wait(t *testing.T, reason string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(r.reasons(), reason) {
+		if time.Now().After(deadline) {
+			t.Fatalf("consumers heard %q, want %q", r.reasons(), reason)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// stateLog is a session sink that remembers the states in order.
+type stateLog struct {
+	mu     sync.Mutex
+	states []string
+	wake   chan struct{}
+}
+
+func newStateLog() *stateLog { return &stateLog{wake: make(chan struct{}, 1)} }
+
+func (s *stateLog) sink(ev session.Event) {
+	if ev.Kind != session.KindState {
+		return
+	}
+	s.mu.Lock()
+	s.states = append(s.states, string(ev.State))
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// wait waits until state has been seen n times in all.
+func (s *stateLog) wait(t *testing.T, state string, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		s.mu.Lock()
+		seen := strings.Count(strings.Join(s.states, ",")+",", state+",")
+		all := strings.Join(s.states, ",")
+		s.mu.Unlock()
+		if seen >= n {
+			return
+		}
+		select {
+		case <-s.wake:
+		case <-deadline:
+			t.Fatalf("state %q not seen %d times within %s (states %s)", state, n, within, all)
+		}
+	}
+}
+
+// A dead tunnel shows as down in status and events within seconds, is
+// made to handshake again until it answers, comes back within a second or
+// two of the outage's end, and consumers re-apply the same port
+// ("reconnect") — never an older port after a newer one.
 func TestStallDownRecoverReapply(t *testing.T) {
 	srv, err := testnet.Start(testnet.Options{NATPMP: "generic", Lifetime: 2})
 	if err != nil {
@@ -97,48 +153,37 @@ func TestStallDownRecoverReapply(t *testing.T) {
 	cfg.Provider.Name = "natpmp"
 	cfg.Proxy = config.Proxy{}
 	cfg.API.Listen = ""
+	states := newStateLog()
+	rec := &recorder{}
 	d, err := startDaemon(context.Background(), &cfg, daemonOptions{Log: slog.New(slog.DiscardHandler),
-		Watch: wg.WatchOptions{Interval: 20 * time.Millisecond, StallAfter: 700 * time.Millisecond, ResolveEvery: time.Hour}})
+		Consumers: []publish.Consumer{rec},
+		Session: session.Options{ProbeEvery: 200 * time.Millisecond, ProbeTimeout: 150 * time.Millisecond,
+			RehandshakeEvery: 200 * time.Millisecond, Sinks: []session.Sink{states.sink}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
-	d.disp = publish.NewDispatcher(slog.New(slog.DiscardHandler), nil, rec)
-	events := d.broker.SubscribeForTest()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	waitState := func(want string, within time.Duration) {
-		t.Helper()
-		deadline := time.After(within)
-		for {
-			select {
-			case ev := <-events:
-				if ev.Type == "state" && strings.Contains(ev.JSON(), `"`+want+`"`) {
-					if got := d.Status().State; got != want {
-						t.Errorf("event says %s, status says %s", want, got)
-					}
-					return
-				}
-			case <-deadline:
-				t.Fatalf("no %q state event within %s (status %s)", want, within, d.Status().State)
-			}
-		}
-	}
-	waitState("up", 5*time.Second)
+	states.wait(t, "up", 1, 5*time.Second)
+	rec.wait(t, "port")
 	relay.drop.Store(true)
-	waitState("down", 5*time.Second)
-	relay.drop.Store(false)
-	waitState("up", 10*time.Second)
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(rec.reasons(), "reconnect") {
-		if time.Now().After(deadline) {
-			t.Fatalf("consumers heard %q, want a reconnect after the tunnel came back", rec.reasons())
-		}
-		time.Sleep(20 * time.Millisecond)
+	states.wait(t, "down", 1, 5*time.Second)
+	if got := d.Status(); got.State != "down" || got.Tunnel.DownSince.IsZero() {
+		t.Errorf("status while down: state %s, down since %v", got.State, got.Tunnel.DownSince)
 	}
+	relay.drop.Store(false)
+	back := time.Now()
+	states.wait(t, "up", 2, 10*time.Second)
+	if took := time.Since(back); took > 3*time.Second {
+		t.Errorf("tunnel back %s after the outage ended, want within 3 s", took)
+	}
+	if st := d.Status(); st.Tunnel.Rehandshakes == 0 || st.Tunnel.Recoveries != 1 {
+		t.Errorf("status counts %d forced handshakes, %d recoveries", st.Tunnel.Rehandshakes, st.Tunnel.Recoveries)
+	}
+	rec.wait(t, "reconnect")
 	if !strings.HasPrefix(rec.reasons(), "port") {
 		t.Errorf("first event %q", rec.reasons())
 	}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/forward"
+	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/publish"
+	"github.com/vpnfwd/vpnfwd/session"
+)
+
+// onEvent is the daemon's sink: it runs on the session's goroutine, in
+// event order, and only queues work (the bridge moves at once; the
+// publishers and the API stream are queued).
+func (d *daemon) onEvent(ev session.Event) {
+	switch ev.Kind {
+	case session.KindPort:
+		d.moveBridge(ev.Lease)
+		d.disp.Send(publish.Event{Ports: ev.Lease.PublicPorts(), Reason: "port"})
+		d.broker.Publish("port", d.portStatus(ev.Lease))
+		if err := d.store.Save("lease", savedLease{Provider: ev.Lease.Provider, Ports: ev.Lease.PublicPorts(), At: time.Now()}); err != nil {
+			d.log.Warn("saving the port in the state directory", "err", err)
+		}
+	case session.KindLost:
+		d.bridge.SetRoutes(nil)
+		d.disp.Send(publish.Event{Reason: "lost"})
+		d.broker.Publish("port", d.portStatus(ev.Lease))
+	case session.KindReconnect:
+		d.disp.Send(publish.Event{Ports: ev.Lease.PublicPorts(), Reason: "reconnect"})
+	case session.KindState:
+		d.broker.Publish("state", map[string]string{"state": string(ev.State), "detail": ev.Detail})
+	case session.KindError, session.KindRecovery:
+		d.broker.Publish(string(ev.Kind), map[string]any{"detail": ev.Detail, "state": ev.State, "at": ev.At})
+	}
+}
+
+// moveBridge points the bridge at the lease's ports.
+func (d *daemon) moveBridge(l provider.Lease) {
+	var routes []forward.Route
+	for _, p := range l.Ports {
+		t := d.targetPort
+		if t == 0 {
+			t = p.Public
+		}
+		routes = append(routes, forward.Route{Listen: p.Local, Target: t})
+	}
+	if err := d.bridge.SetRoutes(routes); err != nil {
+		d.log.Error("listening on the forwarded port", "err", err)
+	}
+	for _, r := range routes {
+		d.log.Info("listening", "tunnel_port", r.Listen,
+			"target", net.JoinHostPort(d.targetHost, strconv.Itoa(int(r.Target))), "protocols", d.cfg.Forward.Protocols)
+	}
+}
+
+// portSink is a sink that passes each new port's lease to the channel
+// without ever blocking the session (the demo and leak-check wait on it).
+func portSink() (session.Sink, <-chan provider.Lease) {
+	ch := make(chan provider.Lease, 1)
+	return func(ev session.Event) {
+		if ev.Kind != session.KindPort {
+			return
+		}
+		select {
+		case ch <- ev.Lease:
+		default:
+		}
+	}, ch
+}

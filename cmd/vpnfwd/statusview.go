@@ -1,0 +1,75 @@
+package main
+
+import (
+	"net"
+	"strconv"
+
+	"github.com/vpnfwd/vpnfwd/api"
+	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/session"
+)
+
+// Status implements api.Source from the session's snapshot and the
+// bridge's and publishers' counters: no call into the WireGuard device.
+func (d *daemon) Status() api.Status {
+	snap := d.sess.Snapshot()
+	s := api.Status{State: string(snap.State), Version: version, Since: d.since}
+	s.Tunnel = api.TunnelStatus{
+		State: string(snap.State), Endpoint: snap.Endpoint.String(),
+		LastHandshake: snap.Tunnel.LastHandshake, RxBytes: snap.Tunnel.RxBytes, TxBytes: snap.Tunnel.TxBytes,
+		DownSince: snap.DownSince, LastRecovery: snap.LastRecovery,
+		Rehandshakes: snap.Rehandshakes, Recoveries: snap.Recoveries, ProbeFailures: snap.ProbeFailures,
+	}
+	if snap.State == session.StateStopping {
+		s.Tunnel.State = "down"
+	}
+	for _, a := range d.cfg.WireGuard.Address {
+		s.Tunnel.Addresses = append(s.Tunnel.Addresses, a.String())
+	}
+	s.Port = d.portStatus(snap.Lease)
+	bs := d.bridge.Stats()
+	ns := d.stack.Stats()
+	s.Forward = api.ForwardStatus{
+		Target: d.targetHost, Protocols: d.cfg.Forward.Protocols,
+		TCPOpen: bs.TCPOpen, TCPTotal: bs.TCPTotal, TCPRefused: bs.TCPRefused, TCPEvicted: bs.TCPEvicted,
+		TCPPending: int64(ns.PendingHandshakes), SYNDropped: ns.DroppedSYN, HandshakesFailed: ns.FailedHandshakes,
+		UDPFlows: bs.UDPFlows, UDPPackets: bs.UDPPackets, BytesIn: bs.BytesIn, BytesOut: bs.BytesOut,
+	}
+	if d.targetPort != 0 {
+		s.Forward.Target = net.JoinHostPort(d.targetHost, strconv.Itoa(int(d.targetPort)))
+	}
+	if d.socksL != nil {
+		s.Proxy.SOCKS5 = d.socksL.Addr().String()
+	}
+	if d.httpL != nil {
+		s.Proxy.HTTP = d.httpL.Addr().String()
+	}
+	if k := d.cfg.KillSwitch; k.Enabled {
+		s.KillSwitch = api.KillSwitchStatus{Enabled: true, Lockdown: k.Lockdown, Scope: "namespace"}
+		switch {
+		case k.OnlyUID != nil:
+			s.KillSwitch.Scope = "uid " + strconv.Itoa(*k.OnlyUID)
+		case k.OnlyCgroup != "":
+			s.KillSwitch.Scope = "cgroup " + k.OnlyCgroup
+		}
+	}
+	s.Publish = d.disp.Results()
+	return s
+}
+
+// portStatus describes a lease for status and the event stream.
+func (d *daemon) portStatus(l provider.Lease) api.PortStatus {
+	p := api.PortStatus{Provider: d.cfg.Provider.Name, Ports: []int{}, ListenPorts: []int{},
+		Protocols: l.Protocols, Expires: l.Expires, LastRenewal: l.Renewed, Error: l.Error}
+	if l.PublicIP.IsValid() {
+		p.PublicIP = l.PublicIP.String()
+	}
+	for _, port := range l.Ports {
+		p.Ports = append(p.Ports, int(port.Public))
+		p.ListenPorts = append(p.ListenPorts, int(port.Local))
+	}
+	if len(p.Ports) > 0 {
+		p.Port = p.Ports[0]
+	}
+	return p
+}

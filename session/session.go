@@ -1,0 +1,443 @@
+// Package session supervises one vpnfwd run. A single goroutine (Run) owns
+// the tunnel's health, the liveness checks, the lease and the ordered
+// stream of typed events; everything else talks to it by message or reads
+// its Snapshot. Recovery lives here: a dead tunnel gets a fresh handshake
+// (endpoint re-resolved) within seconds, and when it comes back the
+// provider renews at once and consumers re-apply the port.
+//
+// Sinks hear every event once, in order, on the session's goroutine, so
+// no consumer can ever see an older port after a newer one.
+package session
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/wg"
+)
+
+// State is the session's state as status and events show it.
+type State string
+
+const (
+	StateConnecting State = "connecting" // no handshake yet
+	StateUp         State = "up"
+	StateDown       State = "down" // liveness checks fail; recovering
+	StateStopping   State = "stopping"
+)
+
+// Kind says what an Event is about.
+type Kind string
+
+const (
+	KindState     Kind = "state"     // the state changed
+	KindPort      Kind = "port"      // a new port (or ports) is held
+	KindLost      Kind = "lost"      // the port was lost (or released at exit)
+	KindReconnect Kind = "reconnect" // the tunnel came back with the same port: re-apply it
+	KindError     Kind = "error"     // the provider's last attempt failed (Detail), or recovered ("")
+	KindRecovery  Kind = "recovery"  // a recovery step (Detail): new handshake forced, tunnel back
+)
+
+// Event is one change, numbered in the order it happened.
+type Event struct {
+	Seq    uint64         `json:"seq"`
+	Kind   Kind           `json:"kind"`
+	At     time.Time      `json:"at"`
+	State  State          `json:"state"`
+	Lease  provider.Lease `json:"lease"`
+	Detail string         `json:"detail,omitempty"`
+}
+
+// Sink hears every event, in order, on the session's goroutine. It must
+// not block (queue the work, as publish.Dispatcher.Send does).
+type Sink func(Event)
+
+// Tunnel is the WireGuard device as the session drives it (*wg.Device).
+type Tunnel interface {
+	Stats() (wg.Stats, error)
+	Endpoint() netip.AddrPort
+	// Rehandshake re-resolves the endpoint and drops the session keys so
+	// the next packet starts a fresh handshake.
+	Rehandshake(ctx context.Context) error
+}
+
+// Options tune a Session; zero values pick the defaults.
+type Options struct {
+	Log *slog.Logger
+	// Probe is the liveness check through the tunnel: nil error means
+	// something came back. Default: the provider's own (provider.Prober);
+	// with none, the tunnel's counters alone (passive, slower).
+	Probe func(ctx context.Context) error
+	// ProbeEvery is the check interval while up (2 s); while down or
+	// connecting it is halved.
+	ProbeEvery time.Duration
+	// ProbeTimeout bounds one check (1.5 s).
+	ProbeTimeout time.Duration
+	// DownAfter consecutive failed checks mean the tunnel is down (2).
+	DownAfter int
+	// RehandshakeEvery is how often a down tunnel is made to start over
+	// (2 s).
+	RehandshakeEvery time.Duration
+	// StallAfter is the passive rule when there is no probe: sent but
+	// nothing received for this long means down (30 s).
+	StallAfter time.Duration
+	// Sinks hear every event.
+	Sinks []Sink
+}
+
+func (o *Options) defaults() {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.ProbeEvery <= 0 {
+		o.ProbeEvery = 2 * time.Second
+	}
+	if o.ProbeTimeout <= 0 {
+		o.ProbeTimeout = 1500 * time.Millisecond
+	}
+	if o.DownAfter <= 0 {
+		o.DownAfter = 2
+	}
+	if o.RehandshakeEvery <= 0 {
+		o.RehandshakeEvery = 2 * time.Second
+	}
+	if o.StallAfter <= 0 {
+		o.StallAfter = 30 * time.Second
+	}
+}
+
+// Snapshot is the session's state at one moment, for status and metrics.
+type Snapshot struct {
+	State         State
+	Since         time.Time // when State began
+	DownSince     time.Time // when the tunnel went down (zero while up)
+	LastRecovery  string    // the last recovery step, for status
+	Rehandshakes  int64     // fresh handshakes forced
+	Recoveries    int64     // outages recovered from
+	ProbeFailures int64     // liveness checks that failed
+	Tunnel        wg.Stats
+	Endpoint      netip.AddrPort
+	Lease         provider.Lease // Error holds the provider's last error
+	Seq           uint64         // the last event's number
+}
+
+// Session is one supervised run. New makes it; Run runs it until ctx ends.
+type Session struct {
+	tunnel Tunnel
+	prov   provider.Provider
+	o      Options
+	log    *slog.Logger
+
+	reports chan provider.Lease
+	snap    atomic.Pointer[Snapshot]
+}
+
+// New makes a session over a tunnel that is already configured (its first
+// packet starts the handshake) and a provider that has not run yet.
+func New(t Tunnel, p provider.Provider, o Options) *Session {
+	o.defaults()
+	if o.Probe == nil {
+		if pr, ok := p.(provider.Prober); ok {
+			o.Probe = pr.Probe
+		}
+	}
+	s := &Session{tunnel: t, prov: p, o: o, log: o.Log, reports: make(chan provider.Lease)}
+	s.snap.Store(&Snapshot{State: StateConnecting, Since: time.Now(), Endpoint: t.Endpoint()})
+	return s
+}
+
+// Snapshot returns the latest state; it never blocks on the session.
+func (s *Session) Snapshot() Snapshot { return *s.snap.Load() }
+
+// loop is Run's state, owned by its goroutine alone.
+type loop struct {
+	*Session
+	ctx    context.Context
+	start  time.Time
+	cur    Snapshot
+	wg     sync.WaitGroup // probe and rehandshake goroutines
+	seen   bool           // a handshake has happened
+	warned bool           // the no-handshake warning was given
+
+	probing, rehandshaking bool
+	probeDone              chan error
+	rehandshakeDone        chan error
+	fails                  int
+	lastRehandshake        time.Time
+	lastRx                 uint64
+	lastRxAt               time.Time
+	lastTx                 uint64
+}
+
+// Run runs the provider and supervises the tunnel until ctx ends; then it
+// releases the lease (the provider's Run returns within a few seconds)
+// and emits the final events. It returns the provider's error if the
+// provider could not work at all.
+func (s *Session) Run(ctx context.Context) error {
+	l := &loop{Session: s, ctx: ctx, start: time.Now(), cur: s.Snapshot(), probeDone: make(chan error, 1), rehandshakeDone: make(chan error, 1)}
+	l.lastRxAt = time.Now()
+	provCtx, provCancel := context.WithCancel(context.Background())
+	defer provCancel()
+	provDone := make(chan error, 1)
+	stopReports := make(chan struct{})
+	go func() {
+		provDone <- s.prov.Run(provCtx, func(lease provider.Lease) {
+			select {
+			case s.reports <- lease:
+			case <-stopReports:
+			}
+		})
+	}()
+	runErr := l.serve(provDone)
+	close(stopReports)
+	l.wg.Wait()
+	l.setState(StateStopping, "")
+	provCancel()
+	select {
+	case err := <-provDone:
+		if runErr == nil {
+			runErr = err
+		}
+	case <-time.After(2500 * time.Millisecond): // a release is capped at 2 s
+		s.log.Warn("provider did not stop in time")
+	}
+	if l.cur.Lease.Held() {
+		l.cur.Lease = provider.Lease{Provider: l.cur.Lease.Provider}
+		l.emit(KindLost, "released at exit")
+	}
+	return runErr
+}
+
+// serve is the event loop; it returns when ctx ends or the provider quits.
+func (l *loop) serve(provDone chan error) error {
+	tick := time.NewTimer(0)
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return nil
+		case err := <-provDone:
+			provDone <- err // Run reads it again
+			if err != nil {
+				return err
+			}
+			<-l.ctx.Done()
+			return nil
+		case lease := <-l.reports:
+			l.onLease(lease)
+		case err := <-l.probeDone:
+			l.probing = false
+			l.onProbe(err)
+		case err := <-l.rehandshakeDone:
+			l.rehandshaking = false
+			if err != nil {
+				l.log.Warn("forcing a new handshake", "err", err)
+			}
+		case <-tick.C:
+			l.onTick()
+			every := l.o.ProbeEvery
+			if l.cur.State != StateUp {
+				every /= 2
+			}
+			tick.Reset(every)
+		}
+	}
+}
+
+// onTick reads the counters and starts a liveness check.
+func (l *loop) onTick() {
+	if st, ok := l.readStats(); ok && l.o.Probe == nil {
+		l.passive(st)
+	}
+	if l.o.Probe != nil && !l.probing {
+		l.probing = true
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			ctx, cancel := context.WithTimeout(l.ctx, l.o.ProbeTimeout)
+			defer cancel()
+			l.probeDone <- l.o.Probe(ctx)
+		}()
+	}
+	l.publish()
+}
+
+// readStats takes in the tunnel's counters (and logs the first
+// handshake); ok is false when they could not be read.
+func (l *loop) readStats() (wg.Stats, bool) {
+	st, err := l.tunnel.Stats()
+	if err != nil {
+		return st, false
+	}
+	l.cur.Tunnel = st
+	l.cur.Endpoint = l.tunnel.Endpoint()
+	if !st.LastHandshake.IsZero() && !l.seen {
+		l.seen = true
+		l.log.Info("handshake complete", "endpoint", st.Endpoint, "after", time.Since(l.start).Round(time.Millisecond).String())
+	}
+	if !l.seen && !l.warned && time.Since(l.start) > 10*time.Second {
+		l.warned = true
+		l.log.Warn("no WireGuard handshake yet; is the endpoint reachable and the key accepted by the server?", "endpoint", l.tunnel.Endpoint().String())
+	}
+	return st, true
+}
+
+// passive is the liveness rule with no probe: sent but nothing received
+// for StallAfter means down; a handshake and traffic back mean up.
+func (l *loop) passive(st wg.Stats) {
+	now := time.Now()
+	if st.RxBytes < l.lastRx || st.TxBytes < l.lastTx { // the peer was re-created
+		l.lastRx, l.lastTx = 0, 0
+	}
+	if st.RxBytes > l.lastRx {
+		l.lastRxAt = now
+	}
+	sentUnanswered := st.TxBytes > l.lastTx && st.RxBytes == l.lastRx
+	l.lastRx, l.lastTx = st.RxBytes, st.TxBytes
+	switch {
+	case l.cur.State == StateUp && sentUnanswered && now.Sub(l.lastRxAt) > l.o.StallAfter:
+		l.failed(fmt.Errorf("nothing received for %s", now.Sub(l.lastRxAt).Round(time.Second)))
+	case l.cur.State != StateUp && !st.LastHandshake.IsZero() && now.Sub(l.lastRxAt) < l.o.StallAfter:
+		l.alive()
+	}
+}
+
+func (l *loop) onProbe(err error) {
+	if err == nil {
+		l.alive()
+		return
+	}
+	l.cur.ProbeFailures++
+	l.failed(err)
+}
+
+// alive: something came back through the tunnel.
+func (l *loop) alive() {
+	l.fails = 0
+	if l.cur.State != StateUp {
+		l.readStats()
+	}
+	switch l.cur.State {
+	case StateConnecting:
+		l.setState(StateUp, "")
+	case StateDown:
+		outage := time.Since(l.cur.DownSince).Round(100 * time.Millisecond)
+		l.cur.DownSince = time.Time{}
+		l.cur.Recoveries++
+		l.log.Info("tunnel up again", "down_for", outage.String())
+		l.setState(StateUp, "")
+		l.emit(KindRecovery, "tunnel back after "+outage.String())
+		if l.cur.Lease.Held() {
+			l.emit(KindReconnect, "")
+		}
+		if r, ok := l.prov.(provider.Refresher); ok {
+			r.Refresh()
+		}
+	}
+}
+
+// failed: a liveness check (or the passive rule) says nothing comes back.
+func (l *loop) failed(err error) {
+	l.fails++
+	if l.fails < l.o.DownAfter {
+		return
+	}
+	if l.cur.State == StateUp {
+		l.cur.DownSince = time.Now()
+		l.log.Warn("tunnel down: nothing comes back through it; forcing a new handshake", "endpoint", l.tunnel.Endpoint().String(), "err", err)
+		l.setState(StateDown, err.Error())
+	}
+	if !l.rehandshaking && time.Since(l.lastRehandshake) >= l.o.RehandshakeEvery {
+		l.rehandshake()
+	}
+}
+
+// rehandshake makes the tunnel start over, off the loop (resolving the
+// endpoint may take a while).
+func (l *loop) rehandshake() {
+	l.rehandshaking = true
+	l.lastRehandshake = time.Now()
+	l.cur.Rehandshakes++
+	l.emit(KindRecovery, "new handshake forced (endpoint resolved again)")
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.rehandshakeDone <- l.tunnel.Rehandshake(l.ctx)
+	}()
+}
+
+// onLease takes in a provider report.
+func (l *loop) onLease(next provider.Lease) {
+	prev := l.cur.Lease
+	if next.Error != prev.Error {
+		if next.Error != "" {
+			l.log.Error("provider", "err", next.Error)
+		} else if prev.Error != "" {
+			l.log.Info("provider working again")
+		}
+	}
+	l.cur.Lease = next
+	if next.Error != prev.Error {
+		l.emit(KindError, next.Error)
+	}
+	// A lease means the tunnel carries traffic, even before a check says so.
+	if next.Held() && l.cur.State == StateConnecting {
+		l.alive()
+	}
+	switch {
+	case next.Held() && (!prev.Held() || !next.SamePorts(prev)):
+		args := []any{"ports", next.PublicPorts(), "provider", next.Provider}
+		if next.PublicIP.IsValid() {
+			args = append(args, "public_ip", next.PublicIP.String())
+		}
+		if !next.Expires.IsZero() {
+			args = append(args, "lease", time.Until(next.Expires).Round(time.Second).String())
+		}
+		if prev.Held() {
+			args = append(args, "previous", prev.PublicPorts())
+		}
+		l.log.Info("port forwarded", args...)
+		l.emit(KindPort, "")
+	case !next.Held() && prev.Held():
+		l.log.Warn("forwarded port lost; consumers keep their settings until a new port comes", "previous", prev.PublicPorts())
+		l.emit(KindLost, "")
+	case next.Held():
+		l.log.Debug("lease renewed", "ports", next.PublicPorts(), "expires", next.Expires)
+		l.publish()
+	default:
+		l.publish()
+	}
+}
+
+func (l *loop) setState(st State, detail string) {
+	if l.cur.State == st {
+		return
+	}
+	l.cur.State, l.cur.Since = st, time.Now()
+	l.emit(KindState, detail)
+}
+
+// emit numbers an event, updates the snapshot, and hands the event to
+// every sink in order.
+func (l *loop) emit(k Kind, detail string) {
+	l.cur.Seq++
+	if k == KindRecovery {
+		l.cur.LastRecovery = detail
+	}
+	ev := Event{Seq: l.cur.Seq, Kind: k, At: time.Now(), State: l.cur.State, Lease: l.cur.Lease, Detail: detail}
+	l.publish()
+	for _, sink := range l.o.Sinks {
+		sink(ev)
+	}
+}
+
+func (l *loop) publish() {
+	snap := l.cur
+	l.snap.Store(&snap)
+}
