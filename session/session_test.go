@@ -1,0 +1,195 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/wg"
+)
+
+// fakeTunnel is a Tunnel whose liveness the test switches; Rehandshake
+// brings a dead tunnel back only once the outage is over, as a real
+// server would answer a fresh handshake.
+type fakeTunnel struct {
+	dead         atomic.Bool
+	rehandshakes atomic.Int64
+}
+
+func (f *fakeTunnel) Stats() (wg.Stats, error) {
+	return wg.Stats{LastHandshake: time.Now(), Endpoint: "192.0.2.1:51820"}, nil
+}
+func (f *fakeTunnel) Endpoint() netip.AddrPort { return netip.MustParseAddrPort("192.0.2.1:51820") }
+func (f *fakeTunnel) Rehandshake(context.Context) error {
+	f.rehandshakes.Add(1)
+	return nil
+}
+
+func (f *fakeTunnel) probe(ctx context.Context) error {
+	if f.dead.Load() {
+		<-ctx.Done()
+		return errors.New("no answer")
+	}
+	return nil
+}
+
+// fakeProvider reports whatever the test sends it.
+type fakeProvider struct {
+	leases    chan provider.Lease
+	refreshed atomic.Int64
+}
+
+func (p *fakeProvider) Run(ctx context.Context, report func(provider.Lease)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case l := <-p.leases:
+			report(l)
+		}
+	}
+}
+func (p *fakeProvider) Refresh() { p.refreshed.Add(1) }
+
+// events records what a sink heard.
+type events struct {
+	mu   sync.Mutex
+	list []Event
+}
+
+func (e *events) sink(ev Event) { e.mu.Lock(); e.list = append(e.list, ev); e.mu.Unlock() }
+
+func (e *events) all() []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.list)
+}
+
+func (e *events) kinds() string {
+	var s []string
+	for _, ev := range e.all() {
+		k := string(ev.Kind)
+		if ev.Kind == KindState {
+			k += ":" + string(ev.State)
+		}
+		s = append(s, k)
+	}
+	return strings.Join(s, ",")
+}
+
+func (e *events) wait(t *testing.T, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(e.kinds(), what) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in %s", what, e.kinds())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func lease(port uint16) provider.Lease {
+	return provider.Lease{Provider: "fake", Ports: []provider.Port{{Public: port, Local: port}}}
+}
+
+func start(t *testing.T) (*Session, *fakeTunnel, *fakeProvider, *events, func()) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	tun, prov, evs := &fakeTunnel{}, &fakeProvider{leases: make(chan provider.Lease)}, &events{}
+	s := New(tun, prov, Options{Probe: tun.probe, ProbeEvery: 20 * time.Millisecond, ProbeTimeout: 20 * time.Millisecond,
+		RehandshakeEvery: 20 * time.Millisecond, Sinks: []Sink{evs.sink}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	stop := func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not return")
+		}
+		// Every goroutine the session started has ended.
+		deadline := time.Now().Add(2 * time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<16)
+				t.Fatalf("goroutines left: %d > %d\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return s, tun, prov, evs, stop
+}
+
+func TestOutageRecoveryAndOrder(t *testing.T) {
+	s, tun, prov, evs, stop := start(t)
+	evs.wait(t, "state:up")
+	prov.leases <- lease(1000)
+	evs.wait(t, "port")
+	tun.dead.Store(true)
+	evs.wait(t, "state:down")
+	snap := s.Snapshot()
+	if snap.State != StateDown || snap.DownSince.IsZero() {
+		t.Errorf("snapshot while down: %+v", snap)
+	}
+	// It keeps forcing handshakes while down.
+	for tun.rehandshakes.Load() < 3 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// A port change while down, then the tunnel back: consumers must get
+	// the new port and re-apply the new one, never the old.
+	prov.leases <- lease(2000)
+	evs.wait(t, "port,")
+	tun.dead.Store(false)
+	evs.wait(t, "reconnect")
+	stop()
+	var last uint16
+	for _, ev := range evs.all() {
+		if ev.Kind == KindReconnect || ev.Kind == KindPort {
+			last = ev.Lease.Ports[0].Public
+		}
+		if ev.Kind == KindReconnect && ev.Lease.Ports[0].Public != 2000 {
+			t.Errorf("reconnect with port %d after 2000", ev.Lease.Ports[0].Public)
+		}
+	}
+	if last != 2000 {
+		t.Errorf("last port heard %d", last)
+	}
+	if prov.refreshed.Load() == 0 {
+		t.Error("provider not asked to renew after the outage")
+	}
+	want := "state:up,port,state:down,recovery,"
+	if !strings.HasPrefix(evs.kinds(), want) || !strings.HasSuffix(evs.kinds(), "state:stopping,lost") {
+		t.Errorf("events %s", evs.kinds())
+	}
+	seq := uint64(0)
+	for _, ev := range evs.all() {
+		if ev.Seq != seq+1 {
+			t.Fatalf("event numbers not in order: %d after %d", ev.Seq, seq)
+		}
+		seq = ev.Seq
+	}
+}
+
+func TestProviderErrorTravelsInEvents(t *testing.T) {
+	s, _, prov, evs, stop := start(t)
+	defer stop()
+	prov.leases <- provider.Lease{Provider: "fake"}.Failed(errors.New("gateway refused: regenerate the key"))
+	evs.wait(t, "error")
+	if got := s.Snapshot().Lease.Error; !strings.Contains(got, "regenerate") {
+		t.Errorf("snapshot error %q", got)
+	}
+	prov.leases <- lease(3000)
+	evs.wait(t, "port")
+	if got := s.Snapshot().Lease.Error; got != "" {
+		t.Errorf("error kept after success: %q", got)
+	}
+}
