@@ -48,6 +48,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	m("vpnfwd_forward_tcp_evicted_total", "counter", "Bridged connections closed to make room (connection bounds) or for idleness.", st.Forward.TCPEvicted)
 	m("vpnfwd_forward_tcp_pending", "gauge", "Incoming TCP handshakes in progress.", st.Forward.TCPPending)
 	m("vpnfwd_forward_syn_dropped_total", "counter", "SYNs ignored over the pending-handshake bounds.", st.Forward.SYNDropped)
+	m("vpnfwd_forward_handshakes_evicted_total", "counter", "Half-open handshakes aborted to make room for new ones (a SYN flood).", st.Forward.HandshakesEvicted)
 	m("vpnfwd_forward_handshakes_failed_total", "counter", "Incoming handshakes that never completed (scans, resets, timeouts).", st.Forward.HandshakesFailed)
 	m("vpnfwd_forward_udp_flows", "gauge", "Active bridged UDP peers.", st.Forward.UDPFlows)
 	m("vpnfwd_forward_udp_packets_total", "counter", "UDP packets bridged from the tunnel.", st.Forward.UDPPackets)

@@ -71,13 +71,14 @@ type ForwardStatus struct {
 	TCPEvicted int64 `json:"tcp_evicted"`
 	// TCPPending handshakes are in progress; SYNDropped were ignored over
 	// the pending bounds; HandshakesFailed never completed (scans, RSTs).
-	TCPPending       int64  `json:"tcp_pending"`
-	SYNDropped       uint64 `json:"syn_dropped"`
-	HandshakesFailed uint64 `json:"handshakes_failed"`
-	UDPFlows         int64  `json:"udp_flows"`
-	UDPPackets       int64  `json:"udp_packets"`
-	BytesIn          uint64 `json:"bytes_in"`
-	BytesOut         uint64 `json:"bytes_out"`
+	TCPPending        int64  `json:"tcp_pending"`
+	SYNDropped        uint64 `json:"syn_dropped"`
+	HandshakesEvicted uint64 `json:"handshakes_evicted"` // half-open, aborted to make room
+	HandshakesFailed  uint64 `json:"handshakes_failed"`
+	UDPFlows          int64  `json:"udp_flows"`
+	UDPPackets        int64  `json:"udp_packets"`
+	BytesIn           uint64 `json:"bytes_in"`
+	BytesOut          uint64 `json:"bytes_out"`
 }
 
 // ProxyStatus lists the outbound proxies' addresses ("" when off).

@@ -171,6 +171,42 @@ func TestSYNFloodIsBounded(t *testing.T) {
 	}
 }
 
+// A spoofed flood fills the pending table with handshakes that never
+// complete; a real peer still gets in at once: the oldest half-open
+// handshake is aborted to make room.
+func TestOldestHalfOpenMakesRoom(t *testing.T) {
+	s := single(t, Config{MaxPendingHandshakes: 4})
+	accepted := make(chan netip.AddrPort, 8)
+	s.SetTCPHandler(func(r *TCPRequest) {
+		if c, err := r.Accept(); err == nil {
+			accepted <- r.RemoteAddr()
+			c.Close()
+		}
+	})
+	us := netip.MustParseAddrPort("10.9.0.2:80")
+	for i := range 4 {
+		spoofed := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 8, 0, byte(1 + i)}), 2000)
+		s.TUN().Write([][]byte{rawTCP(spoofed, us, 1, 0, header.TCPFlagSyn)}, 0)
+	}
+	waitFor(t, "a full table", func() bool { return s.Stats().PendingHandshakes == 4 })
+	peer := netip.MustParseAddrPort("10.9.0.1:40000")
+	s.TUN().Write([][]byte{rawTCP(peer, us, 100, 0, header.TCPFlagSyn)}, 0)
+	synack := readSegment(t, s, peer, header.TCPFlagSyn|header.TCPFlagAck)
+	s.TUN().Write([][]byte{rawTCP(peer, us, 101, synack.SequenceNumber()+1, header.TCPFlagAck)}, 0)
+	select {
+	case got := <-accepted:
+		if got != peer {
+			t.Fatalf("accepted %s", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the real peer was not accepted")
+	}
+	if st := s.Stats(); st.EvictedHandshakes != 1 || st.DroppedSYN != 0 {
+		t.Errorf("stats %+v, want one eviction and no drop", st)
+	}
+	waitFor(t, "the table back within its bound", func() bool { return s.Stats().PendingHandshakes == 3 })
+}
+
 // FuzzInbound feeds arbitrary packets into the stack from the tunnel side,
 // with a handler that accepts everything, as the bridge would.
 func FuzzInbound(f *testing.F) {

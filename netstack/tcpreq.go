@@ -1,13 +1,13 @@
 package netstack
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"runtime/debug"
 	"sync"
-	"sync/atomic"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -27,7 +27,8 @@ type TCPRequest struct {
 	r             *tcp.ForwarderRequest
 	local, remote netip.AddrPort
 	adm           *admission
-	admitted      bool
+	slot          *list.Element // our place among the pending, if admitted
+	wq            *waiter.Queue // set while the handshake runs (abortable)
 	once          sync.Once
 }
 
@@ -37,8 +38,8 @@ func (q *TCPRequest) answer(f func()) {
 	q.once.Do(func() {
 		f()
 		q.r = nil
-		if q.admitted {
-			q.adm.done(q.remote.Addr())
+		if q.slot != nil {
+			q.adm.done(q)
 		}
 	})
 }
@@ -62,13 +63,12 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 		remote: addrPort(id.RemoteAddress, id.RemotePort),
 		adm:    s.adm,
 	}
-	if !s.adm.admit(req.remote.Addr()) {
+	if !s.adm.admit(req) {
 		// Over the limit: ignore the SYN, as a full SYN queue would. The
 		// peer retries; a flood gains nothing.
 		req.Drop()
 		return
 	}
-	req.admitted = true
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("panic handling a tunnel connection; refused it", "peer", req.remote.String(), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
@@ -115,8 +115,8 @@ func (q *TCPRequest) Accept() (net.Conn, error) {
 		err = errDone
 	)
 	q.answer(func() {
-		var wq waiter.Queue
-		ep, terr := q.r.CreateEndpoint(&wq)
+		wq := q.adm.handshaking(q)
+		ep, terr := q.r.CreateEndpoint(wq)
 		// The handshake is over either way: release the request. Nothing
 		// of it is used after this line.
 		q.r.Complete(false)
@@ -131,7 +131,7 @@ func (q *TCPRequest) Accept() (net.Conn, error) {
 		ep.SetSockOpt(&idle)
 		ep.SetSockOpt(&intvl)
 		ep.SetSockOptInt(tcpip.KeepaliveCountOption, 4)
-		c, err = gonet.NewTCPConn(&wq, ep), nil
+		c, err = gonet.NewTCPConn(wq, ep), nil
 	})
 	return c, err
 }
@@ -144,65 +144,4 @@ func (q *TCPRequest) Reject() {
 // Drop ignores the SYN without an answer (the peer will retry).
 func (q *TCPRequest) Drop() {
 	q.answer(func() { q.r.Complete(false) })
-}
-
-// admission bounds the handshakes in progress, overall and per source
-// address: each holds a goroutine and a half-open endpoint until the peer
-// answers or the SYN-ACK retries run out.
-type admission struct {
-	max, perSource int
-	mu             sync.Mutex
-	pending        int
-	bySource       map[netip.Addr]int
-	dropped        atomic.Uint64 // SYNs ignored for being over a limit
-	failed         atomic.Uint64 // handshakes that never completed
-}
-
-// crowdedAt is how many pending handshakes make the stack "crowded".
-const crowdedAt = 16
-
-func newAdmission(max, perSource int) *admission {
-	return &admission{max: max, perSource: perSource, bySource: map[netip.Addr]int{}}
-}
-
-func (a *admission) admit(src netip.Addr) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.pending >= a.max || a.bySource[src] >= a.perSource {
-		a.dropped.Add(1)
-		return false
-	}
-	a.pending++
-	a.bySource[src]++
-	return true
-}
-
-func (a *admission) done(src netip.Addr) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.pending--
-	if a.bySource[src]--; a.bySource[src] <= 0 {
-		delete(a.bySource, src)
-	}
-}
-
-func (a *admission) crowded(src netip.Addr) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.pending > crowdedAt || a.bySource[src] > 1
-}
-
-// Stats are the stack's counters of incoming TCP handshakes.
-type Stats struct {
-	PendingHandshakes int    // SYNs received, handshake not finished
-	DroppedSYN        uint64 // SYNs ignored for being over a limit
-	FailedHandshakes  uint64 // accepted SYNs whose peer never completed (RST, timeout)
-}
-
-// Stats returns the handshake counters.
-func (s *Stack) Stats() Stats {
-	s.adm.mu.Lock()
-	p := s.adm.pending
-	s.adm.mu.Unlock()
-	return Stats{PendingHandshakes: p, DroppedSYN: s.adm.dropped.Load(), FailedHandshakes: s.adm.failed.Load()}
 }

@@ -32,7 +32,7 @@ func (d *daemon) Status() api.Status {
 	s.Forward = api.ForwardStatus{
 		Target: d.targetHost, Protocols: d.cfg.Forward.Protocols,
 		TCPOpen: bs.TCPOpen, TCPTotal: bs.TCPTotal, TCPRefused: bs.TCPRefused, TCPEvicted: bs.TCPEvicted,
-		TCPPending: int64(ns.PendingHandshakes), SYNDropped: ns.DroppedSYN, HandshakesFailed: ns.FailedHandshakes,
+		TCPPending: int64(ns.PendingHandshakes), SYNDropped: ns.DroppedSYN, HandshakesFailed: ns.FailedHandshakes, HandshakesEvicted: ns.EvictedHandshakes,
 		UDPFlows: bs.UDPFlows, UDPPackets: bs.UDPPackets, BytesIn: bs.BytesIn, BytesOut: bs.BytesOut,
 	}
 	if d.targetPort != 0 {

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,6 +38,15 @@ type VPN struct {
 	ClientConf        string // path of the client's wg-quick file
 	ServerPub         config.Key
 	Dir               string
+
+	t          testing.TB
+	wgIf       string
+	keyFile    string
+	clientPub  config.Key
+	server     *Proc
+	gateway    *Proc
+	upnpConf   string
+	blackedOut bool
 }
 
 // NewVPN builds the topology. natpmp starts miniupnpd (NAT-PMP only).
@@ -54,16 +64,11 @@ func NewVPN(t testing.TB, n *Net, natpmp bool) *VPN {
 
 	sk, _ := config.NewPrivateKey()
 	ck, _ := config.NewPrivateKey()
-	v.ServerPub = sk.Public()
-	wgIf := "wg" + n.prefix
-	n.Start(v.Server, "env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", wgIf)
-	waitFor(t, func() bool { _, err := n.Exec(v.Server, "ip", "link", "show", wgIf); return err == nil })
-	keyFile := filepath.Join(v.Dir, "server.key")
-	os.WriteFile(keyFile, []byte(sk.Base64()+"\n"), 0o600)
-	n.Must(v.Server, "wg", "set", wgIf, "private-key", keyFile, "listen-port", fmt.Sprint(WGPort),
-		"peer", ck.Public().String(), "allowed-ips", ClientIP+"/32")
-	n.Must(v.Server, "ip", "addr", "add", GatewayIP+"/24", "dev", wgIf)
-	n.Must(v.Server, "ip", "link", "set", wgIf, "up")
+	v.t, v.ServerPub, v.clientPub = t, sk.Public(), ck.Public()
+	v.wgIf = "wg" + n.prefix
+	v.keyFile = filepath.Join(v.Dir, "server.key")
+	os.WriteFile(v.keyFile, []byte(sk.Base64()+"\n"), 0o600)
+	v.StartServer()
 
 	rules := `
 table inet filter {
@@ -83,11 +88,11 @@ table inet filter {
 		t.Fatal(err)
 	}
 	if natpmp {
-		conf := filepath.Join(v.Dir, "miniupnpd.conf")
-		os.WriteFile(conf, []byte(strings.Join([]string{
+		v.upnpConf = filepath.Join(v.Dir, "miniupnpd.conf")
+		os.WriteFile(v.upnpConf, []byte(strings.Join([]string{
 			"ext_ifname=pub",
 			"ext_ip=" + ReportedIP,
-			"listening_ip=" + wgIf,
+			"listening_ip=" + v.wgIf,
 			"enable_natpmp=yes",
 			"enable_upnp=no",
 			"secure_mode=yes",
@@ -96,11 +101,7 @@ table inet filter {
 			"allow 1024-65535 10.2.0.0/24 1024-65535",
 			"deny 0-65535 0.0.0.0/0 0-65535",
 		}, "\n")+"\n"), 0o644)
-		n.Start(v.Server, "miniupnpd", "-d", "-f", conf, "-P", filepath.Join(v.Dir, "miniupnpd.pid"))
-		waitFor(t, func() bool {
-			out, _ := n.Exec(v.Server, "ss", "-lun")
-			return strings.Contains(out, GatewayIP+":5351")
-		})
+		v.StartGateway()
 	}
 	v.ClientConf = filepath.Join(v.Dir, "client.conf")
 	os.WriteFile(v.ClientConf, []byte(fmt.Sprintf(`# provider header
@@ -116,6 +117,74 @@ Endpoint = %s:%d
 PersistentKeepalive = 25
 `, ck.Base64(), ClientIP, GatewayIP, sk.Public(), UnderVPN, WGPort)), 0o600)
 	return v
+}
+
+// StartServer starts the WireGuard server (wireguard-go on a kernel TUN)
+// with the client as its one peer; it knows the client's endpoint only
+// from the client's next handshake, as a real server after a restart.
+func (v *VPN) StartServer() {
+	v.t.Helper()
+	n := v.Net
+	v.server = n.Start(v.Server, "env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", v.wgIf)
+	waitFor(v.t, func() bool { _, err := n.Exec(v.Server, "ip", "link", "show", v.wgIf); return err == nil })
+	n.Must(v.Server, "wg", "set", v.wgIf, "private-key", v.keyFile, "listen-port", fmt.Sprint(WGPort),
+		"peer", v.clientPub.String(), "allowed-ips", ClientIP+"/32")
+	n.Must(v.Server, "ip", "addr", "add", GatewayIP+"/24", "dev", v.wgIf)
+	n.Must(v.Server, "ip", "link", "set", v.wgIf, "up")
+}
+
+// StopServer stops the WireGuard server (SIGTERM) and waits until its
+// interface is gone.
+func (v *VPN) StopServer() {
+	v.t.Helper()
+	if _, err := v.server.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
+		v.t.Fatal(err)
+	}
+	waitFor(v.t, func() bool { _, err := v.Net.Exec(v.Server, "ip", "link", "show", v.wgIf); return err != nil })
+}
+
+// StartGateway starts miniupnpd answering NAT-PMP on the gateway address.
+func (v *VPN) StartGateway() {
+	v.t.Helper()
+	n := v.Net
+	v.gateway = n.Start(v.Server, "miniupnpd", "-d", "-f", v.upnpConf, "-P", filepath.Join(v.Dir, "miniupnpd.pid"))
+	waitFor(v.t, func() bool {
+		out, _ := n.Exec(v.Server, "ss", "-lun")
+		return strings.Contains(out, GatewayIP+":5351")
+	})
+}
+
+// StopGateway stops miniupnpd (SIGTERM: it removes its mappings, and its
+// next start has a new epoch).
+func (v *VPN) StopGateway() {
+	v.t.Helper()
+	if _, err := v.gateway.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
+		v.t.Fatal(err)
+	}
+}
+
+// Blackout drops every packet between the client and the server (both
+// ways) while on, as a dead link would; the interfaces stay up.
+func (v *VPN) Blackout(on bool) {
+	v.t.Helper()
+	if on == v.blackedOut {
+		return
+	}
+	v.blackedOut = on
+	// An ingress drop at each end of the underlay link.
+	for _, end := range []struct{ ns, dev string }{{v.Server, "under"}, {v.Cli, "eth0"}} {
+		if !on {
+			v.Net.Must(end.ns, "nft", "delete", "table", "netdev", "blackout")
+			continue
+		}
+		rules := `table netdev blackout {
+	chain in { type filter hook ingress device "` + end.dev + `" priority -500; policy drop; }
+}
+`
+		if _, err := v.Net.ExecInput(end.ns, rules, "nft", "-f", "-"); err != nil {
+			v.t.Fatal(err)
+		}
+	}
 }
 
 func waitFor(t testing.TB, ok func() bool) {

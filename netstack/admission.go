@@ -1,0 +1,117 @@
+package netstack
+
+import (
+	"container/list"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// admission bounds the handshakes in progress, overall and per source
+// address: each holds a goroutine and a half-open endpoint until the peer
+// answers or the SYN-ACK retries run out (15 s).
+//
+// Over the per-source bound a SYN is ignored. Over the overall bound the
+// oldest half-open handshake is aborted to make room, as a SYN queue under
+// attack drops its oldest entry: a spoofed flood keeps churning its own
+// entries, while a real peer's handshake, which completes in one round
+// trip, gets through.
+type admission struct {
+	max, perSource int
+	mu             sync.Mutex
+	pending        *list.List // of *TCPRequest, oldest first
+	bySource       map[netip.Addr]int
+	dropped        atomic.Uint64 // SYNs ignored for being over a limit
+	failed         atomic.Uint64 // handshakes that never completed
+	evicted        atomic.Uint64 // half-open handshakes aborted for room
+}
+
+// crowdedAt is how many pending handshakes make the stack "crowded".
+const crowdedAt = 16
+
+func newAdmission(max, perSource int) *admission {
+	return &admission{max: max, perSource: perSource, pending: list.New(), bySource: map[netip.Addr]int{}}
+}
+
+// admit takes q in among the pending handshakes, or reports that it must
+// be ignored.
+func (a *admission) admit(q *TCPRequest) bool {
+	src := q.remote.Addr()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.bySource[src] >= a.perSource {
+		a.dropped.Add(1)
+		return false
+	}
+	if a.pending.Len() >= a.max && !a.abortOldestLocked() {
+		a.dropped.Add(1)
+		return false
+	}
+	q.slot = a.pending.PushBack(q)
+	a.bySource[src]++
+	return true
+}
+
+// abortOldestLocked wakes the oldest handshake in progress with nothing to
+// show: gVisor then finds it unconnected, closes it and Accept fails. It
+// leaves the list when its goroutine answers, a moment later.
+func (a *admission) abortOldestLocked() bool {
+	for e := a.pending.Front(); e != nil; e = e.Next() {
+		q := e.Value.(*TCPRequest)
+		if q.wq != nil {
+			wq := q.wq
+			q.wq = nil // once
+			wq.Notify(waiter.WritableEvents)
+			a.evicted.Add(1)
+			return true
+		}
+	}
+	return false
+}
+
+// handshaking returns the wait queue for q's handshake and makes the
+// handshake abortable.
+func (a *admission) handshaking(q *TCPRequest) *waiter.Queue {
+	wq := new(waiter.Queue)
+	a.mu.Lock()
+	q.wq = wq
+	a.mu.Unlock()
+	return wq
+}
+
+// done gives q's place back.
+func (a *admission) done(q *TCPRequest) {
+	src := q.remote.Addr()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pending.Remove(q.slot)
+	q.slot, q.wq = nil, nil
+	if a.bySource[src]--; a.bySource[src] <= 0 {
+		delete(a.bySource, src)
+	}
+}
+
+func (a *admission) crowded(src netip.Addr) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pending.Len() > crowdedAt || a.bySource[src] > 1
+}
+
+// Stats are the stack's counters of incoming TCP handshakes.
+type Stats struct {
+	PendingHandshakes int    // SYNs received, handshake not finished
+	DroppedSYN        uint64 // SYNs ignored for being over a limit
+	EvictedHandshakes uint64 // half-open handshakes aborted to make room
+	FailedHandshakes  uint64 // accepted SYNs whose peer never completed (RST, timeout)
+}
+
+// Stats returns the handshake counters.
+func (s *Stack) Stats() Stats {
+	s.adm.mu.Lock()
+	p := s.adm.pending.Len()
+	s.adm.mu.Unlock()
+	return Stats{PendingHandshakes: p, DroppedSYN: s.adm.dropped.Load(),
+		EvictedHandshakes: s.adm.evicted.Load(), FailedHandshakes: s.adm.failed.Load()}
+}
