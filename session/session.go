@@ -77,12 +77,12 @@ type Options struct {
 	// ProbeEvery is the check interval while up (2 s); while down or
 	// connecting it is halved.
 	ProbeEvery time.Duration
-	// ProbeTimeout bounds one check (1.5 s).
+	// ProbeTimeout bounds one check (1 s).
 	ProbeTimeout time.Duration
 	// DownAfter consecutive failed checks mean the tunnel is down (2).
 	DownAfter int
 	// RehandshakeEvery is how often a down tunnel is made to start over
-	// (2 s).
+	// (1 s).
 	RehandshakeEvery time.Duration
 	// StallAfter is the passive rule when there is no probe: sent but
 	// nothing received for this long means down (30 s).
@@ -99,13 +99,13 @@ func (o *Options) defaults() {
 		o.ProbeEvery = 2 * time.Second
 	}
 	if o.ProbeTimeout <= 0 {
-		o.ProbeTimeout = 1500 * time.Millisecond
+		o.ProbeTimeout = time.Second
 	}
 	if o.DownAfter <= 0 {
 		o.DownAfter = 2
 	}
 	if o.RehandshakeEvery <= 0 {
-		o.RehandshakeEvery = 2 * time.Second
+		o.RehandshakeEvery = time.Second
 	}
 	if o.StallAfter <= 0 {
 		o.StallAfter = 30 * time.Second
@@ -239,6 +239,9 @@ func (l *loop) serve(provDone chan error) error {
 			if err != nil {
 				l.log.Warn("forcing a new handshake", "err", err)
 			}
+			// The check's packet is what starts the new handshake: send
+			// it now rather than at the next tick.
+			l.probe()
 		case <-tick.C:
 			l.onTick()
 			every := l.o.ProbeEvery
@@ -255,17 +258,23 @@ func (l *loop) onTick() {
 	if st, ok := l.readStats(); ok && l.o.Probe == nil {
 		l.passive(st)
 	}
-	if l.o.Probe != nil && !l.probing {
-		l.probing = true
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			ctx, cancel := context.WithTimeout(l.ctx, l.o.ProbeTimeout)
-			defer cancel()
-			l.probeDone <- l.o.Probe(ctx)
-		}()
-	}
+	l.probe()
 	l.publish()
+}
+
+// probe starts a liveness check unless one is under way.
+func (l *loop) probe() {
+	if l.o.Probe == nil || l.probing {
+		return
+	}
+	l.probing = true
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		ctx, cancel := context.WithTimeout(l.ctx, l.o.ProbeTimeout)
+		defer cancel()
+		l.probeDone <- l.o.Probe(ctx)
+	}()
 }
 
 // readStats takes in the tunnel's counters (and logs the first

@@ -163,6 +163,15 @@ func (v *VPN) StopGateway() {
 	}
 }
 
+// LoseMappings deletes every port mapping miniupnpd made, as a gateway
+// that reboots loses them.
+func (v *VPN) LoseMappings() {
+	v.t.Helper()
+	for _, c := range []string{"prerouting_miniupnpd", "postrouting_miniupnpd", "miniupnpd"} {
+		v.Net.Must(v.Server, "nft", "flush", "chain", "inet", "filter", c)
+	}
+}
+
 // Blackout drops every packet between the client and the server (both
 // ways) while on, as a dead link would; the interfaces stay up.
 func (v *VPN) Blackout(on bool) {

@@ -1,0 +1,321 @@
+package rootnet
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// echoService is the local service behind vpnfwd: TCP and UDP echo on
+// 127.0.0.1 inside a namespace, which the test can stop and start again.
+type echoService struct {
+	t    *testing.T
+	n    *Net
+	ns   string
+	addr string
+	mu   sync.Mutex
+	l    net.Listener
+	pc   net.PacketConn
+}
+
+func startEcho(t *testing.T, n *Net, ns, addr string) *echoService {
+	e := &echoService{t: t, n: n, ns: ns, addr: addr}
+	e.start()
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *echoService) start() {
+	e.t.Helper()
+	err := e.n.InNS(e.ns, func() error {
+		l, err := net.Listen("tcp", e.addr)
+		if err != nil {
+			return err
+		}
+		pc, err := net.ListenPacket("udp", e.addr)
+		if err != nil {
+			l.Close()
+			return err
+		}
+		e.mu.Lock()
+		e.l, e.pc = l, pc
+		e.mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.mu.Lock()
+	l, pc := e.l, e.pc
+	e.mu.Unlock()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+}
+
+func (e *echoService) stop() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.l != nil {
+		e.l.Close()
+		e.pc.Close()
+		e.l, e.pc = nil, nil
+	}
+}
+
+// probe is one connection attempt by the prober.
+type probe struct {
+	at time.Time
+	ok bool
+}
+
+// prober connects to the forwarded port from the internet namespace every
+// 250 ms and checks that the service echoes, as a remote peer would.
+type prober struct {
+	mu     sync.Mutex
+	probes []probe
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func startProber(t *testing.T, n *Net, ns, addr string) *prober {
+	p := &prober{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			at := time.Now()
+			err := n.InNS(ns, func() error { return echoOnce(addr, "probe") })
+			p.mu.Lock()
+			p.probes = append(p.probes, probe{at, err == nil})
+			p.mu.Unlock()
+			select {
+			case <-p.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *prober) close() {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+	<-p.done
+}
+
+// echoOnce dials addr over TCP, sends msg and wants it back within 1 s.
+func echoOnce(addr, msg string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := io.WriteString(c, msg+"\n"); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != msg+"\n" {
+		return fmt.Errorf("echo %q", line)
+	}
+	return nil
+}
+
+// recovered waits for the first good probe that started at or after
+// since, and returns how long after since it started.
+func (p *prober) recovered(t *testing.T, since time.Time, within time.Duration) time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(within + 2*time.Second)
+	for {
+		p.mu.Lock()
+		for _, pr := range p.probes {
+			if pr.ok && !pr.at.Before(since) {
+				p.mu.Unlock()
+				return pr.at.Sub(since)
+			}
+		}
+		p.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("the forwarded port did not come back within %s", within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// failedBetween counts failed probes that started in [from, to).
+func (p *prober) failedBetween(from, to time.Time) (failed, total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pr := range p.probes {
+		if !pr.at.Before(from) && pr.at.Before(to) {
+			total++
+			if !pr.ok {
+				failed++
+			}
+		}
+	}
+	return failed, total
+}
+
+// upWithEcho starts vpnfwd (NAT-PMP against miniupnpd) in the client
+// namespace with an echo service behind it, and returns the process, the
+// forwarded port and the public address to reach it.
+func upWithEcho(t *testing.T, n *Net, v *VPN, extra ...string) (*Proc, *echoService, int, string) {
+	t.Helper()
+	bin := BuildVPNFWD(t, t.TempDir())
+	echo := startEcho(t, n, v.Cli, "127.0.0.1:7777")
+	args := append([]string{bin, "up", "--wg-config", v.ClientConf, "--provider", "natpmp", "--gateway", GatewayIP,
+		"--forward", "127.0.0.1:7777", "--lifetime", "60s"}, extra...)
+	up := n.Start(v.Cli, args...)
+	var port int
+	waitFor(t, func() bool {
+		out, err := n.Exec(v.Cli, bin, "port")
+		if err == nil {
+			port, _ = strconv.Atoi(strings.TrimSpace(out))
+		}
+		return port > 0
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("vpnfwd log:\n%s", up.Out)
+		}
+	})
+	return up, echo, port, fmt.Sprintf("%s:%d", PublicAddr, port)
+}
+
+func currentPort(t *testing.T, n *Net, v *VPN) int {
+	t.Helper()
+	out, err := n.Exec(v.Cli, "curl", "-sS", "--max-time", "2", "http://127.0.0.1:9070/v1/port")
+	if err != nil {
+		t.Fatalf("API: %v", err)
+	}
+	var p struct{ Port int }
+	json.Unmarshal([]byte(out), &p)
+	return p.Port
+}
+
+// TestFaultSoak: a prober on the internet side connects to the forwarded
+// port every 250 ms while the gateway, the WireGuard server, the link and
+// the local service each fail in turn. Each recovery must come within its
+// allowance (gateway restart 5 s, server restart 10 s, end of a 10-s
+// blackout 3 s, service restart at once), on the same port throughout,
+// and every probe outside the faults succeeds.
+func TestFaultSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "curl")
+	v := NewVPN(t, n, true)
+	up, echo, port, pub := upWithEcho(t, n, v)
+	pr := startProber(t, n, v.Inet, pub)
+	pr.recovered(t, time.Time{}, 10*time.Second)
+	calm := time.Now()
+	// A quiet second to see that probes pass outside faults.
+	time.Sleep(time.Second)
+
+	type fault struct {
+		name   string
+		limit  time.Duration
+		inject func() time.Time // returns when the fault ended (recovery clock starts)
+	}
+	var figures []string
+	faults := []fault{
+		{"10-s blackout (end of)", 3 * time.Second, func() time.Time {
+			v.Blackout(true)
+			time.Sleep(10 * time.Second) // the fault's length, not a wait for a condition
+			v.Blackout(false)
+			return time.Now()
+		}},
+		{"WireGuard server restart", 10 * time.Second, func() time.Time {
+			v.StopServer()
+			v.StartServer()
+			return time.Now()
+		}},
+		// Last of the network faults, so the gateway has run long enough
+		// for its epoch to show the restart (RFC 6886 3.6).
+		{"NAT-PMP gateway restart", 5 * time.Second, func() time.Time {
+			v.StopGateway()
+			v.LoseMappings()
+			v.StartGateway()
+			return time.Now()
+		}},
+		{"local service restart", time.Second, func() time.Time {
+			echo.stop()
+			time.Sleep(time.Second) // the service is down for a second
+			echo.start()
+			return time.Now()
+		}},
+	}
+	for _, f := range faults {
+		// Outside the faults every probe reaches the service.
+		if failed, total := pr.failedBetween(calm, time.Now()); failed > 0 {
+			t.Errorf("before %s: %d of %d probes failed outside any fault", f.name, failed, total)
+		}
+		ended := f.inject()
+		took := pr.recovered(t, ended, f.limit)
+		figures = append(figures, fmt.Sprintf("%s: port reachable again %.1f s after", f.name, took.Seconds()))
+		if took > f.limit {
+			t.Errorf("%s: port back after %s, allowed %s", f.name, took.Round(100*time.Millisecond), f.limit)
+		}
+		if got := currentPort(t, n, v); got != port {
+			t.Errorf("%s: port moved from %d to %d", f.name, port, got)
+		}
+		// Settle: the next fault starts from a healthy tunnel.
+		calm = ended.Add(took).Add(300 * time.Millisecond)
+		time.Sleep(time.Second)
+	}
+	if failed, total := pr.failedBetween(calm, time.Now()); failed > 0 {
+		t.Errorf("after the faults: %d of %d probes failed", failed, total)
+	}
+	if up.Cmd.ProcessState != nil {
+		t.Fatalf("vpnfwd exited: %s", up.Cmd.ProcessState)
+	}
+	if !strings.Contains(up.Out.String(), "gateway restarted") {
+		t.Error("the gateway's restart was not seen by its epoch")
+	}
+	for _, f := range figures {
+		t.Log(f)
+	}
+	if path := os.Getenv("VPNFWD_FIGURES"); path != "" {
+		os.WriteFile(path, []byte(strings.Join(figures, "\n")+"\n"), 0o644)
+	}
+	if _, err := up.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
+		t.Error(err)
+	}
+}
+
