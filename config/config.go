@@ -194,8 +194,8 @@ func Defaults() Config {
 	return Config{
 		LogLevel: "info",
 		Forward: Forward{
-			Target:      "127.0.0.1",
-			Protocols:   []string{"tcp", "udp"},
+			Target:                  "127.0.0.1",
+			Protocols:               []string{"tcp", "udp"},
 			UDPIdle:                 Duration(2 * time.Minute),
 			MaxUDPFlows:             2048,
 			MaxUDPFlowsPerSource:    64,

@@ -318,4 +318,3 @@ func TestFaultSoak(t *testing.T) {
 		t.Error(err)
 	}
 }
-
