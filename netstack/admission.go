@@ -5,13 +5,14 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
 // admission bounds the handshakes in progress, overall and per source
 // address: each holds a goroutine and a half-open endpoint until the peer
-// answers or the SYN-ACK retries run out (15 s).
+// answers or the handshake times out.
 //
 // Over the per-source bound a SYN is ignored. Over the overall bound the
 // oldest half-open handshake is aborted to make room, as a SYN queue under
@@ -20,6 +21,7 @@ import (
 // trip, gets through.
 type admission struct {
 	max, perSource int
+	timeout        time.Duration
 	mu             sync.Mutex
 	pending        *list.List // of *TCPRequest, oldest first
 	bySource       map[netip.Addr]int
@@ -31,8 +33,8 @@ type admission struct {
 // crowdedAt is how many pending handshakes make the stack "crowded".
 const crowdedAt = 16
 
-func newAdmission(max, perSource int) *admission {
-	return &admission{max: max, perSource: perSource, pending: list.New(), bySource: map[netip.Addr]int{}}
+func newAdmission(max, perSource int, timeout time.Duration) *admission {
+	return &admission{max: max, perSource: perSource, timeout: timeout, pending: list.New(), bySource: map[netip.Addr]int{}}
 }
 
 // admit takes q in among the pending handshakes, or reports that it must
@@ -59,11 +61,9 @@ func (a *admission) admit(q *TCPRequest) bool {
 // leaves the list when its goroutine answers, a moment later.
 func (a *admission) abortOldestLocked() bool {
 	for e := a.pending.Front(); e != nil; e = e.Next() {
-		q := e.Value.(*TCPRequest)
-		if q.wq != nil {
-			wq := q.wq
-			q.wq = nil // once
-			wq.Notify(waiter.WritableEvents)
+		if q := e.Value.(*TCPRequest); q.wq != nil && !q.aborted {
+			q.aborted = true
+			abortLocked(q)
 			a.evicted.Add(1)
 			return true
 		}
@@ -71,14 +71,37 @@ func (a *admission) abortOldestLocked() bool {
 	return false
 }
 
-// handshaking returns the wait queue for q's handshake and makes the
-// handshake abortable.
-func (a *admission) handshaking(q *TCPRequest) *waiter.Queue {
-	wq := new(waiter.Queue)
+// abortLocked wakes q's handshake, if it is waiting, so that it fails.
+// Waking it again (a timeout after an eviction) is harmless.
+func abortLocked(q *TCPRequest) {
+	if q.wq != nil {
+		q.wq.Notify(waiter.WritableEvents)
+	}
+}
+
+// abortAll fails every handshake in progress (the stack is closing).
+func (a *admission) abortAll() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for e := a.pending.Front(); e != nil; e = e.Next() {
+		abortLocked(e.Value.(*TCPRequest))
+	}
+}
+
+// handshaking returns the wait queue for q's handshake, makes the
+// handshake abortable, and aborts it if it is not done within the
+// timeout; stop (call it when the handshake is over) cancels that.
+func (a *admission) handshaking(q *TCPRequest) (wq *waiter.Queue, stop func() bool) {
+	wq = new(waiter.Queue)
 	a.mu.Lock()
 	q.wq = wq
 	a.mu.Unlock()
-	return wq
+	t := time.AfterFunc(a.timeout, func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		abortLocked(q)
+	})
+	return wq, t.Stop
 }
 
 // done gives q's place back.

@@ -207,6 +207,43 @@ func TestOldestHalfOpenMakesRoom(t *testing.T) {
 	waitFor(t, "the table back within its bound", func() bool { return s.Stats().PendingHandshakes == 3 })
 }
 
+// A SYN never ACKed holds its place only for the handshake timeout (gVisor
+// alone retries the SYN-ACK for 127 s), and closing the stack ends
+// handshakes in progress at once.
+func TestHalfOpenTimesOutAndCloseAborts(t *testing.T) {
+	s := single(t, Config{HandshakeTimeout: 200 * time.Millisecond})
+	errs := make(chan error, 4)
+	s.SetTCPHandler(func(r *TCPRequest) {
+		_, err := r.Accept()
+		errs <- err
+	})
+	us := netip.MustParseAddrPort("10.9.0.2:80")
+	s.TUN().Write([][]byte{rawTCP(netip.MustParseAddrPort("10.8.0.1:1"), us, 1, 0, header.TCPFlagSyn)}, 0)
+	select {
+	case err := <-errs:
+		if err == nil {
+			t.Fatal("accepted a handshake nobody completed")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("half-open handshake outlived its timeout")
+	}
+	waitFor(t, "no pending handshake", func() bool { return s.Stats().PendingHandshakes == 0 })
+
+	long := single(t, Config{})
+	long.SetTCPHandler(func(r *TCPRequest) {
+		_, err := r.Accept()
+		errs <- err
+	})
+	long.TUN().Write([][]byte{rawTCP(netip.MustParseAddrPort("10.8.0.1:2"), us, 1, 0, header.TCPFlagSyn)}, 0)
+	waitFor(t, "a pending handshake", func() bool { return long.Stats().PendingHandshakes == 1 })
+	long.Close()
+	select {
+	case <-errs:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close left a handshake waiting")
+	}
+}
+
 // FuzzInbound feeds arbitrary packets into the stack from the tunnel side,
 // with a handler that accepts everything, as the bridge would.
 func FuzzInbound(f *testing.F) {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -35,6 +36,10 @@ type Config struct {
 	DNS []netip.Addr
 	// MTU of the tunnel; 1420 when zero.
 	MTU int
+	// HandshakeTimeout aborts an incoming handshake the peer has not
+	// completed by then (default 8 s: the SYN-ACK sent three times).
+	// gVisor alone would keep retrying for 127 s.
+	HandshakeTimeout time.Duration
 	// MaxPendingHandshakes bounds the incoming TCP handshakes in progress
 	// (default 1024); MaxPendingPerSource bounds them per remote address
 	// (default 64). SYNs over either limit are ignored, as a full SYN
@@ -77,13 +82,16 @@ func New(cfg Config) (*Stack, error) {
 	if cfg.MaxPendingPerSource <= 0 {
 		cfg.MaxPendingPerSource = 64
 	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 8 * time.Second
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Stack{
 		cfg: cfg,
 		log: cfg.Log,
-		adm: newAdmission(cfg.MaxPendingHandshakes, cfg.MaxPendingPerSource),
+		adm: newAdmission(cfg.MaxPendingHandshakes, cfg.MaxPendingPerSource, cfg.HandshakeTimeout),
 		stack: stack.New(stack.Options{
 			NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
 			TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
@@ -146,13 +154,9 @@ func (s *Stack) tune() error {
 	sack := tcpip.TCPSACKEnabled(true)
 	mod := tcpip.TCPModerateReceiveBufferOption(true)
 	cc := tcpip.CongestionControlOption("cubic")
-	// A SYN-ACK (and our own SYN) is retried 3 times, 15 s in all, instead
-	// of gVisor's 6 (127 s): a half-open handshake from a scanner or a
-	// spoofed flood holds its place only that long.
-	syn := tcpip.TCPSynRetriesOption(3)
 	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 8 << 20}
 	snd := tcpip.TCPSendBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 6 << 20}
-	for _, o := range []tcpip.SettableTransportProtocolOption{&sack, &mod, &cc, &syn, &rcv, &snd} {
+	for _, o := range []tcpip.SettableTransportProtocolOption{&sack, &mod, &cc, &rcv, &snd} {
 		if err := s.stack.SetTransportProtocolOption(tcp.ProtocolNumber, o); err != nil {
 			return fmt.Errorf("tuning TCP (%T): %s", o, err)
 		}
@@ -170,6 +174,8 @@ func (s *Stack) DNS() []netip.Addr { return s.cfg.DNS }
 func (s *Stack) Close() error {
 	s.once.Do(func() {
 		close(s.closed)
+		// Handshakes in progress end now, not when their peers give up.
+		s.adm.abortAll()
 		s.stack.Close()
 		s.ep.Close()
 		s.stack.Wait()

@@ -29,6 +29,7 @@ type TCPRequest struct {
 	adm           *admission
 	slot          *list.Element // our place among the pending, if admitted
 	wq            *waiter.Queue // set while the handshake runs (abortable)
+	aborted       bool          // evicted to make room
 	once          sync.Once
 }
 
@@ -115,8 +116,9 @@ func (q *TCPRequest) Accept() (net.Conn, error) {
 		err = errDone
 	)
 	q.answer(func() {
-		wq := q.adm.handshaking(q)
+		wq, stop := q.adm.handshaking(q)
 		ep, terr := q.r.CreateEndpoint(wq)
+		stop()
 		// The handshake is over either way: release the request. Nothing
 		// of it is used after this line.
 		q.r.Complete(false)

@@ -298,14 +298,16 @@ func (d *daemon) closeAll() {
 			l.Close()
 		}
 	}
-	if d.bridge != nil {
-		d.bridge.Close()
-	}
+	// The tunnel first: handshakes in progress and bridged connections
+	// fail at once, so the bridge's Close does not wait on remote peers.
 	if d.dev != nil {
 		d.dev.Close() // closes the stack too
 	}
 	if d.stack != nil {
 		d.stack.Close()
+	}
+	if d.bridge != nil {
+		d.bridge.Close()
 	}
 	d.stopKillSwitch()
 	if d.apiL != nil && strings.HasPrefix(d.cfg.API.Listen, "unix:") {
