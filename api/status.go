@@ -77,6 +77,7 @@ type ForwardStatus struct {
 	HandshakesFailed  uint64 `json:"handshakes_failed"`
 	UDPFlows          int64  `json:"udp_flows"`
 	UDPPackets        int64  `json:"udp_packets"`
+	UDPRefused        int64  `json:"udp_refused"` // from new peers over the new-flow rate
 	BytesIn           uint64 `json:"bytes_in"`
 	BytesOut          uint64 `json:"bytes_out"`
 }

@@ -51,6 +51,10 @@ type BridgeConfig struct {
 	// MaxUDPFlowsPerSource bounds the flows of one remote address
 	// (default 64).
 	MaxUDPFlowsPerSource int
+	// NewUDPFlowsPerSecond bounds how fast new UDP peers are taken in
+	// (default 500, with as many at once); datagrams from new peers over
+	// it are dropped.
+	NewUDPFlowsPerSecond int
 	// MaxConns bounds the bridged TCP connections (default 2048), and
 	// MaxConnsPerSource those from one remote address (default 128). A
 	// new connection over a bound closes the one idle the longest.
@@ -74,8 +78,9 @@ type Stats struct {
 	TCPEvicted int64  `json:"tcp_evicted"` // closed to make room, or idle too long
 	UDPFlows   int64  `json:"udp_flows"`
 	UDPPackets int64  `json:"udp_packets"`
-	BytesIn    uint64 `json:"bytes_in"`  // from the tunnel to the service
-	BytesOut   uint64 `json:"bytes_out"` // from the service to the tunnel
+	UDPRefused int64  `json:"udp_refused"` // datagrams from new peers over the new-flow rate
+	BytesIn    uint64 `json:"bytes_in"`    // from the tunnel to the service
+	BytesOut   uint64 `json:"bytes_out"`   // from the service to the tunnel
 }
 
 // Bridge forwards the current routes. SetRoutes moves it when the port
@@ -93,8 +98,8 @@ type Bridge struct {
 	conns  *connTable
 	stop   chan struct{} // closed by Close: the idle sweep ends
 
-	tcpOpen, tcpTotal, tcpRefused, udpFlows, udpPackets atomic.Int64
-	bytesIn, bytesOut                                   atomic.Uint64
+	tcpOpen, tcpTotal, tcpRefused, udpFlows, udpPackets, udpRefused atomic.Int64
+	bytesIn, bytesOut                                               atomic.Uint64
 }
 
 // NewBridge makes a bridge with no routes.
@@ -107,6 +112,9 @@ func NewBridge(in PacketListener, cfg BridgeConfig) *Bridge {
 	}
 	if cfg.MaxUDPFlowsPerSource <= 0 {
 		cfg.MaxUDPFlowsPerSource = 64
+	}
+	if cfg.NewUDPFlowsPerSecond <= 0 {
+		cfg.NewUDPFlowsPerSecond = 500
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 2048
@@ -219,7 +227,7 @@ func (b *Bridge) route(listen uint16) (uint16, bool) {
 func (b *Bridge) Stats() Stats {
 	return Stats{
 		TCPOpen: b.tcpOpen.Load(), TCPTotal: b.tcpTotal.Load(), TCPRefused: b.tcpRefused.Load(),
-		TCPEvicted: b.conns.evicted.Load(), UDPFlows: b.udpFlows.Load(), UDPPackets: b.udpPackets.Load(),
+		TCPEvicted: b.conns.evicted.Load(), UDPFlows: b.udpFlows.Load(), UDPRefused: b.udpRefused.Load(), UDPPackets: b.udpPackets.Load(),
 		BytesIn: b.bytesIn.Load(), BytesOut: b.bytesOut.Load(),
 	}
 }

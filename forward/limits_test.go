@@ -221,3 +221,24 @@ func TestUDPFlowsPerSourceBound(t *testing.T) {
 		t.Errorf("flows from one address: %d, bound 3", n)
 	}
 }
+
+// Junk from many new sources is taken in no faster than the new-flow rate.
+func TestUDPNewFlowRate(t *testing.T) {
+	_, port := udpService(t)
+	m := &memNet{}
+	b := NewBridge(m, BridgeConfig{TargetHost: "127.0.0.1", UDP: true, NewUDPFlowsPerSecond: 2})
+	defer b.Close()
+	b.SetRoutes([]Route{{Listen: 5000, Target: port}})
+	for range 6 {
+		c, err := net.Dial("udp", m.addr(5000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte("junk"))
+	}
+	eventually(t, "six datagrams handled", func() bool { s := b.Stats(); return s.UDPFlows+s.UDPRefused == 6 })
+	if s := b.Stats(); s.UDPFlows > 3 {
+		t.Errorf("%d flows opened at once, rate 2/s", s.UDPFlows)
+	}
+}

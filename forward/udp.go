@@ -8,6 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // udpListener bridges one forwarded UDP port: each remote peer gets its own
@@ -22,10 +24,13 @@ type udpListener struct {
 	once   sync.Once
 
 	mu       sync.Mutex
+	newFlows *rate.Limiter                    // flows opened per second
 	flows    map[netip.AddrPort]*list.Element // of *udpFlow
 	lru      *list.List                       // most recently used first
 	bySource map[netip.Addr]int
 }
+
+var errFlowRate = errors.New("too many new UDP peers per second; datagram dropped")
 
 // replyBuf is the largest reply datagram a flow carries back; the tunnel's
 // MTU keeps real ones far below it.
@@ -47,7 +52,8 @@ func (b *Bridge) listenUDP(port, target uint16) (*udpListener, error) {
 		return nil, err
 	}
 	l := &udpListener{b: b, pc: pc, target: addr, done: make(chan struct{}),
-		flows: map[netip.AddrPort]*list.Element{}, lru: list.New(), bySource: map[netip.Addr]int{}}
+		newFlows: rate.NewLimiter(rate.Limit(b.cfg.NewUDPFlowsPerSecond), b.cfg.NewUDPFlowsPerSecond),
+		flows:    map[netip.AddrPort]*list.Element{}, lru: list.New(), bySource: map[netip.Addr]int{}}
 	b.wg.Add(1)
 	go l.serve()
 	return l, nil
@@ -133,6 +139,12 @@ func (l *udpListener) flow(peer netip.AddrPort) (*udpFlow, error) {
 	case <-l.done:
 		return nil, net.ErrClosed
 	default:
+	}
+	// Opening a flow costs a socket and a goroutine: junk from random
+	// sources must not make us spend them faster than this.
+	if !l.newFlows.Allow() {
+		l.b.udpRefused.Add(1)
+		return nil, errFlowRate
 	}
 	if l.bySource[peer.Addr()] >= l.b.cfg.MaxUDPFlowsPerSource {
 		for e := l.lru.Back(); e != nil; e = e.Prev() {

@@ -47,7 +47,9 @@ func (a *admission) admit(q *TCPRequest) bool {
 		a.dropped.Add(1)
 		return false
 	}
-	if a.pending.Len() >= a.max && !a.abortOldestLocked() {
+	// Aborted handshakes leave the list only when their goroutines run;
+	// under a flood that lags, so the list may pass max, never 2×max.
+	if a.pending.Len() >= 2*a.max || a.pending.Len() >= a.max && !a.abortOldestLocked() {
 		a.dropped.Add(1)
 		return false
 	}

@@ -141,9 +141,10 @@ func New(cfg Config) (*Stack, error) {
 		s.stack.SetPromiscuousMode(nicID, true)
 		s.stack.SetSpoofing(nicID, true)
 	}
-	// gVisor's own in-flight cap only backs ours up: over our limits a SYN
-	// is answered (ignored) at once and leaves its table.
-	fwd := tcp.NewForwarder(s.stack, 0, 2*cfg.MaxPendingHandshakes, s.handleTCP)
+	// gVisor's own in-flight cap only backs ours up (2×max, see
+	// admission): over our limits a SYN is answered (ignored) at once and
+	// leaves its table.
+	fwd := tcp.NewForwarder(s.stack, 0, 3*cfg.MaxPendingHandshakes, s.handleTCP)
 	s.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
 	s.events <- tun.EventUp
 	return s, nil

@@ -136,8 +136,15 @@ func (p *prober) close() {
 }
 
 // echoOnce dials addr over TCP, sends msg and wants it back within 1 s.
-func echoOnce(addr, msg string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+func echoOnce(addr, msg string) error { return echoFrom("", addr, msg) }
+
+// echoFrom is echoOnce from a chosen source address ("": any).
+func echoFrom(src, addr, msg string) error {
+	d := net.Dialer{Timeout: time.Second}
+	if src != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+	}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return err
 	}
