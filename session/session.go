@@ -166,6 +166,8 @@ type loop struct {
 	warned bool           // the no-handshake warning was given
 
 	probing, rehandshaking bool
+	probeOK                bool   // the check has answered at least once
+	probeRx                uint64 // received bytes when the check started
 	probeDone              chan error
 	rehandshakeDone        chan error
 	fails                  int
@@ -255,7 +257,10 @@ func (l *loop) serve(provDone chan error) error {
 
 // onTick reads the counters and starts a liveness check.
 func (l *loop) onTick() {
-	if st, ok := l.readStats(); ok && l.o.Probe == nil {
+	st, ok := l.readStats()
+	if ok && (l.o.Probe == nil || !l.probeOK) {
+		// No check, or one that never answered (a DNS server that drops
+		// queries): the counters decide.
 		l.passive(st)
 	}
 	l.probe()
@@ -268,6 +273,7 @@ func (l *loop) probe() {
 		return
 	}
 	l.probing = true
+	l.probeRx = l.cur.Tunnel.RxBytes
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
@@ -319,10 +325,19 @@ func (l *loop) passive(st wg.Stats) {
 
 func (l *loop) onProbe(err error) {
 	if err == nil {
+		l.probeOK = true
 		l.alive()
 		return
 	}
 	l.cur.ProbeFailures++
+	if !l.probeOK {
+		return // not trusted yet: the counters decide
+	}
+	// Traffic came back while the check waited: the tunnel works.
+	if st, ok := l.readStats(); ok && st.RxBytes > l.probeRx {
+		l.alive()
+		return
+	}
 	l.failed(err)
 }
 

@@ -117,6 +117,12 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 	}
 	so := o.Session
 	so.Log = log.With("component", "session")
+	if _, ok := d.prov.(provider.Prober); !ok && so.Probe == nil {
+		// No check of the provider's own: ask the tunnel's DNS server.
+		if dns := w.DNSServers(); len(dns) > 0 {
+			so.Probe = session.DNSProbe(d.stack, dns[0])
+		}
+	}
 	so.Sinks = append([]session.Sink{d.onEvent}, so.Sinks...)
 	d.sess = session.New(d.dev, d.prov, so)
 	log.Info("tunnel starting", "endpoint", d.dev.Endpoint().String(), "address", prefixes(w.Address), "provider", info.Name)

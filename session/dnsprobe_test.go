@@ -1,0 +1,45 @@
+package session_test
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/internal/testnet"
+	"github.com/vpnfwd/vpnfwd/session"
+)
+
+// The DNS check through a real tunnel: an answer proves the tunnel works;
+// silence does not.
+func TestDNSProbe(t *testing.T) {
+	srv, err := testnet.Start(testnet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Device.Close()
+	check := func(server string, wantOK bool) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		probe := session.DNSProbe(c.Stack, mustAddr(server))
+		var err error
+		for try := 0; try < 3; try++ { // the first packet may wait for the handshake
+			if err = probe(ctx); err == nil || !wantOK {
+				break
+			}
+		}
+		if (err == nil) != wantOK {
+			t.Errorf("DNS check of %s: %v, want ok=%v", server, err, wantOK)
+		}
+	}
+	check(testnet.GatewayAddr.String(), true)  // a DNS server answers
+	check("10.2.0.77", false)                  // nothing answers at all
+}
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
