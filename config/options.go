@@ -92,6 +92,7 @@ var Options = []Option{
 	{Flag: "max-connections-per-source", Key: "forward.max_connections_per_source", Usage: "bridged TCP connections from one remote address (`N`)", Set: setInt(func(c *Config) *int { return &c.Forward.MaxConnectionsPerSource })},
 	{Flag: "idle-timeout", Key: "forward.idle_timeout", Usage: "close a bridged TCP connection idle this `DURATION`", Set: func(c *Config, v string) error { return c.Forward.IdleTimeout.UnmarshalText([]byte(v)) }},
 	{Flag: "max-udp-flows", Key: "forward.max_udp_flows", Usage: "UDP peers bridged at once (`N`)", Set: setInt(func(c *Config) *int { return &c.Forward.MaxUDPFlows })},
+	{Flag: "max-udp-flows-per-source", Key: "forward.max_udp_flows_per_source", Usage: "UDP peers from one remote address (`N`)", Set: setInt(func(c *Config) *int { return &c.Forward.MaxUDPFlowsPerSource })},
 	{Flag: "killswitch", Key: "killswitch.enabled", Bool: true, Usage: "nftables rules so nothing but vpnfwd's WireGuard socket leaves (needs CAP_NET_ADMIN)", Set: func(c *Config, v string) error {
 		b, err := parseBool(v)
 		c.KillSwitch.Enabled = b

@@ -7,18 +7,11 @@ import (
 	"time"
 )
 
-// TestRoots, when set (tests only), replaces the system trust store for
-// providers' HTTPS calls.
-var TestRoots *x509.CertPool
-
 // HTTPClient makes a client that dials with d. With roots and serverName it
 // trusts only roots and checks serverName instead of the URL's host (PIA's
 // servers); with nil roots it uses the system trust store (so
 // SSL_CERT_FILE works).
 func HTTPClient(d Dialer, roots *x509.CertPool, serverName string) *http.Client {
-	if roots == nil {
-		roots = TestRoots
-	}
 	tc := &tls.Config{RootCAs: roots, ServerName: serverName, MinVersion: tls.VersionTLS12}
 	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
 		Proxy: nil, DialContext: d.DialContext, TLSClientConfig: tc, TLSHandshakeTimeout: 10 * time.Second,

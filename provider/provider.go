@@ -6,6 +6,7 @@ package provider
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
@@ -85,6 +86,10 @@ type Env struct {
 	// PrivateKey, when set, is the WireGuard key to use instead of a fresh
 	// one (providers that register keys).
 	PrivateKey config.PrivateKey
+	// Roots, when set, is trusted for the providers' HTTPS APIs instead
+	// of the system store (a private CA); nil: the system store, which
+	// SSL_CERT_FILE can point elsewhere.
+	Roots *x509.CertPool
 }
 
 // Store keeps small JSON values across restarts (state.Dir).

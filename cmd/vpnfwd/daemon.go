@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,7 @@ type daemon struct {
 
 	ks    *killswitch.KillSwitch
 	store state.Dir
+	roots *x509.CertPool
 }
 
 // daemonOptions are the seams tests and the demo use.
@@ -59,11 +61,13 @@ type daemonOptions struct {
 	Session session.Options
 	// Consumers are extra publishers beside the configured ones.
 	Consumers []publish.Consumer
+	// Roots is trusted for providers' HTTPS instead of the system store.
+	Roots *x509.CertPool
 }
 
 func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*daemon, error) {
 	log := o.Log
-	d := &daemon{cfg: cfg, log: log, since: time.Now(), broker: api.NewBroker()}
+	d := &daemon{cfg: cfg, log: log, since: time.Now(), broker: api.NewBroker(), roots: o.Roots}
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
@@ -145,6 +149,7 @@ func (d *daemon) startProvider(ctx context.Context, info provider.Info, direct p
 		LastPorts:  d.lastPorts(info.Name),
 		State:      d.store,
 		PrivateKey: cfg.WireGuard.PrivateKey,
+		Roots:      d.roots,
 	})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,9 +33,13 @@ type syncBuf struct {
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
+// testRoots, when set, is the CA the next vpnfwd run trusts for
+// providers' HTTPS (a fake PIA).
+var testRoots *x509.CertPool
+
 func testEnv(env map[string]string) (*cliEnv, *syncBuf, *syncBuf) {
 	out, errb := &syncBuf{}, &syncBuf{}
-	return &cliEnv{stdout: out, stderr: errb, lookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}, out, errb
+	return &cliEnv{stdout: out, stderr: errb, roots: testRoots, lookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}, out, errb
 }
 
 // vpnfwd runs a short command to completion.
@@ -119,8 +125,42 @@ func (in *instance) stop(t *testing.T) time.Duration {
 			t.Errorf("vpnfwd did not stop; log:\n%s", in.log)
 		}
 		in.took = time.Since(start)
+		checkNoLeaks(t)
 	})
 	return in.took
+}
+
+// leakMarkers are frames that only vpnfwd's own running parts have (the
+// in-process VPN server uses netstack and wg too, so those don't count).
+var leakMarkers = []string{"vpnfwd/session.", "vpnfwd/forward.", "vpnfwd/publish.", "vpnfwd/api.", "main.(*daemon)"}
+
+// checkNoLeaks fails the test if goroutines of a stopped vpnfwd are still
+// running once it has returned: every goroutine must have an owner that
+// waited for it.
+func checkNoLeaks(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			for _, m := range leakMarkers {
+				if strings.Contains(g, m) {
+					leaked = append(leaked, g)
+					break
+				}
+			}
+		}
+		if len(leaked) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%d goroutines outlived vpnfwd:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (in *instance) status(t *testing.T) api.Status {

@@ -110,7 +110,7 @@ func standalone(ctx context.Context, env *cliEnv, file, wgConf, prov string) (fu
 	}
 	log, _ := newLogger(io.Discard, "error")
 	sink, leases := portSink()
-	d, err := startDaemon(ctx, cfg, daemonOptions{Log: log, Session: session.Options{Sinks: []session.Sink{sink}}})
+	d, err := startDaemon(ctx, cfg, daemonOptions{Log: log, Roots: env.roots, Session: session.Options{Sinks: []session.Sink{sink}}})
 	if err != nil {
 		return nil, nil, err
 	}

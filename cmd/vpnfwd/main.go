@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +28,9 @@ type command struct {
 type cliEnv struct {
 	stdout, stderr io.Writer
 	lookupEnv      func(string) (string, bool)
+	// roots, when set, is trusted for providers' HTTPS instead of the
+	// system store (tests run a private CA).
+	roots *x509.CertPool
 }
 
 var commands []command

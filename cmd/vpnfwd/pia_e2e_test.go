@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
-	"github.com/vpnfwd/vpnfwd/provider"
 )
 
 func TestUpPIA(t *testing.T) {
@@ -17,7 +16,8 @@ func TestUpPIA(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	provider.TestRoots = f.CA.Pool // the token and server-list API (SSL_CERT_FILE for a real binary)
+	testRoots = f.CA.Pool // the token and server-list API (SSL_CERT_FILE for a real binary)
+	defer func() { testRoots = nil }()
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.rsa.4096.crt")
 	os.WriteFile(ca, f.CAPEM(), 0o644)

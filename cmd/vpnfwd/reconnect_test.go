@@ -165,7 +165,7 @@ func TestStallDownRecoverReapply(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); <-done; checkNoLeaks(t) }()
 
 	states.wait(t, "up", 1, 5*time.Second)
 	rec.wait(t, "port")

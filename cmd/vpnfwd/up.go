@@ -25,7 +25,7 @@ func runUp(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := startDaemon(ctx, cfg, daemonOptions{Log: log})
+	d, err := startDaemon(ctx, cfg, daemonOptions{Log: log, Roots: env.roots})
 	if err != nil {
 		return err
 	}

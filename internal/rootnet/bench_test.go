@@ -65,7 +65,9 @@ func TestWholePath(t *testing.T) {
 
 	start := time.Now()
 	up := n.Start(v.Cli, bin, "up", "--wg-config", v.ClientConf, "--provider", "static", "--port", "5201,5203",
-		"--forward", "127.0.0.1", "--log-level", "warn")
+		"--forward", "127.0.0.1", "--log-level", "warn",
+		// The load comes from one address here; in life, from 1,000.
+		"--max-connections-per-source", "2000", "--max-udp-flows-per-source", "2000")
 	waitFor(t, func() bool {
 		out, _ := n.ExecInput(v.Inet, "ping\n", "socat", "-T1", "-", "TCP:"+PublicAddr+":5203")
 		return strings.Contains(out, "ping")

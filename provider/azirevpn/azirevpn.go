@@ -86,7 +86,7 @@ func (p *Provider) call(ctx context.Context, method, url string, body any, data 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := provider.HTTPClient(p.env.Dialer, nil, "").Do(req)
+	resp, err := provider.HTTPClient(p.env.Dialer, p.env.Roots, "").Do(req)
 	if err != nil {
 		return fmt.Errorf("AzireVPN API (through the tunnel): %w", err)
 	}

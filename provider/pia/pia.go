@@ -39,8 +39,8 @@ const (
 	pfPort               = 19999
 )
 
-// Timing; variables so tests can shorten them.
-var (
+// Timing and state names.
+const (
 	RebindEvery  = 15 * time.Minute
 	ReuseFor     = 7 * 24 * time.Hour // reuse a payload while it has this much left
 	TokenMaxAge  = 20 * time.Hour     // PIA tokens last about 24 h
@@ -151,7 +151,7 @@ func (p *Provider) token(ctx context.Context, d provider.Dialer) (string, error)
 	if err != nil {
 		return "", err
 	}
-	tok, err := fetchToken(ctx, provider.HTTPClient(d, nil, ""), p.cfg.TokenURL, p.cfg.Username, pass)
+	tok, err := fetchToken(ctx, provider.HTTPClient(d, p.env.Roots, ""), p.cfg.TokenURL, p.cfg.Username, pass)
 	if err != nil {
 		return "", err
 	}
@@ -165,7 +165,7 @@ func (p *Provider) token(ctx context.Context, d provider.Dialer) (string, error)
 
 // ServerList fetches and checks the server list.
 func (p *Provider) ServerList(ctx context.Context) (*ServerList, error) {
-	c := provider.HTTPClient(p.env.Direct, nil, "")
+	c := provider.HTTPClient(p.env.Direct, p.env.Roots, "")
 	req, err := http.NewRequestWithContext(ctx, "GET", p.cfg.ServerListURL, nil)
 	if err != nil {
 		return nil, err
@@ -199,7 +199,7 @@ func (p *Provider) MakeTunnel(ctx context.Context) (config.WireGuard, error) {
 	var ip, cn, regionName string
 	wgPort := 1337
 	if dip := string(p.cfg.DIPToken); dip != "" {
-		d, err := fetchDIP(ctx, provider.HTTPClient(p.env.Direct, nil, ""), p.cfg.DIPURL, tok, dip)
+		d, err := fetchDIP(ctx, provider.HTTPClient(p.env.Direct, p.env.Roots, ""), p.cfg.DIPURL, tok, dip)
 		if err != nil {
 			return config.WireGuard{}, err
 		}

@@ -2,6 +2,7 @@ package pia_test
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"os"
@@ -19,6 +20,10 @@ import (
 	"github.com/vpnfwd/vpnfwd/state"
 	"github.com/vpnfwd/vpnfwd/wg"
 )
+
+// testRoots trusts the latest fake's CA for its API (the tests of this
+// package run one after another).
+var testRoots *x509.CertPool
 
 var loopbackN = struct {
 	sync.Mutex
@@ -38,7 +43,7 @@ func fake(t *testing.T) (*pia.Provider, *testnet.FakePIA, config.Provider, strin
 		t.Fatal(err)
 	}
 	t.Cleanup(f.Close)
-	provider.TestRoots = f.CA.Pool
+	testRoots = f.CA.Pool
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.rsa.4096.crt")
 	os.WriteFile(ca, f.CAPEM(), 0o644)
@@ -57,7 +62,7 @@ type run struct {
 // start makes the tunnel with the provider and runs it.
 func start(t *testing.T, cfg config.Provider, stateDir string) (*run, *testnet.Client) {
 	t.Helper()
-	env := provider.Env{Config: cfg, Log: slog.New(slog.DiscardHandler), State: state.Dir{Path: stateDir}}
+	env := provider.Env{Config: cfg, Log: slog.New(slog.DiscardHandler), State: state.Dir{Path: stateDir}, Roots: testRoots}
 	p, err := pia.New(env)
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +167,7 @@ func TestPIADedicatedIP(t *testing.T) {
 func TestPIAErrors(t *testing.T) {
 	_, f, cfg, dir := fake(t)
 	try := func(c config.Provider) error {
-		p, err := pia.New(provider.Env{Config: c, Log: slog.New(slog.DiscardHandler), State: state.Dir{Path: t.TempDir()}})
+		p, err := pia.New(provider.Env{Config: c, Log: slog.New(slog.DiscardHandler), State: state.Dir{Path: t.TempDir()}, Roots: testRoots})
 		if err != nil {
 			return err
 		}

@@ -94,7 +94,7 @@ func (p *Provider) ask(ctx context.Context, url string) (uint16, error) {
 	if err != nil {
 		return 0, err
 	}
-	resp, err := provider.HTTPClient(p.env.Dialer, nil, "").Do(req)
+	resp, err := provider.HTTPClient(p.env.Dialer, p.env.Roots, "").Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("PrivateVPN API (through the tunnel): %w", err)
 	}
