@@ -38,8 +38,8 @@ func TestDNSProbe(t *testing.T) {
 			t.Errorf("DNS check of %s: %v, want ok=%v", server, err, wantOK)
 		}
 	}
-	check(testnet.GatewayAddr.String(), true)  // a DNS server answers
-	check("10.2.0.77", false)                  // nothing answers at all
+	check(testnet.GatewayAddr.String(), true) // a DNS server answers
+	check("10.2.0.77", false)                 // nothing answers at all
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
