@@ -52,6 +52,9 @@ type FakePIA struct {
 	// PayloadTTL is how long issued payloads last (default 60 days).
 	PayloadTTL time.Duration
 
+	genMu      sync.Mutex // guards generation (sign runs with and without mu)
+	generation int
+
 	mu      sync.Mutex
 	tokens  map[string]bool
 	busy    map[uint16]bool
@@ -314,8 +317,17 @@ func remoteIP(r *http.Request) netip.Addr {
 	return ap.Addr()
 }
 
+// ForgetPayloads makes bindPort refuse every payload signed so far ("bad
+// signature"), as a server that was replaced or lost its keys would.
+func (f *FakePIA) ForgetPayloads() { f.genMu.Lock(); f.generation++; f.genMu.Unlock() }
+
+// sign signs for this server (its cn) and key generation: a payload binds
+// only on the server that signed it.
 func (f *FakePIA) sign(payload string) string {
-	sum := sha256.Sum256([]byte("fake-pia-sig:" + payload))
+	f.genMu.Lock()
+	gen := f.generation
+	f.genMu.Unlock()
+	sum := sha256.Sum256([]byte(fmt.Sprintf("fake-pia-sig:%s:%d:%s", f.CN, gen, payload)))
 	return base64.StdEncoding.EncodeToString(sum[:])
 }
 

@@ -159,6 +159,9 @@ type signature struct {
 	Signature string    `json:"signature"`
 	Port      uint16    `json:"port"`
 	Expires   time.Time `json:"expires_at"`
+	// Server is the cn of the server that signed it: a payload binds only
+	// there.
+	Server string `json:"server,omitempty"`
 }
 
 // decodePayload reads the base64 JSON payload: token, port, expires_at.

@@ -147,6 +147,40 @@ func TestPIAPayloadNearExpiryIsReplaced(t *testing.T) {
 	}
 }
 
+// A saved payload the server refuses, for whatever reason, is dropped for
+// a new signature at once (not retried until it expires).
+func TestPIARefusedSavedPayloadIsReplaced(t *testing.T) {
+	_, f, cfg, dir := fake(t)
+	r, _ := start(t, cfg, dir)
+	next(t, r)
+	r.stop()
+	f.ForgetPayloads() // the server no longer accepts what it signed
+	r2, _ := start(t, cfg, dir)
+	if l := next(t, r2); !l.Held() || l.Ports[0].Public != f.Port(2) || f.Issued() != 2 {
+		t.Errorf("lease %+v after %d signatures: want a new signature's port", l, f.Issued())
+	}
+}
+
+// A payload binds only on the server that signed it: one saved from
+// another server is not replayed here.
+func TestPIAPayloadFromAnotherServerNotReused(t *testing.T) {
+	_, f, cfg, dir := fake(t)
+	r, _ := start(t, cfg, dir)
+	next(t, r)
+	r.stop()
+	path := filepath.Join(dir, "pia-portforward.json")
+	b, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(b), `"server":"`+f.CN+`"`) {
+		t.Fatalf("saved payload does not name its server %s: %s %v", f.CN, b, err)
+	}
+	os.WriteFile(path, []byte(strings.Replace(string(b), `"server":"`+f.CN+`"`, `"server":"berlin999"`, 1)), 0o600)
+	binds := f.Binds
+	r2, _ := start(t, cfg, dir)
+	if l := next(t, r2); l.Ports[0].Public != f.Port(2) || f.Issued() != 2 || f.Binds != binds+1 {
+		t.Errorf("lease %+v, %d signatures, %d binds: the other server's payload was tried", l, f.Issued(), f.Binds-binds)
+	}
+}
+
 func TestPIABusyPortGetsNewSignature(t *testing.T) {
 	_, f, cfg, dir := fake(t)
 	f.SetBusy(f.Port(1))

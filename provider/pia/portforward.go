@@ -31,9 +31,10 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 		lastBound time.Time
 		held      = provider.Lease{Provider: "pia"}
 		backoff   = time.Second
+		reused    bool // sig came from the state directory and has not bound yet
 	)
-	if s, ok := p.savedPayload(); ok {
-		sig = &s
+	if s, ok := p.savedPayload(cn); ok {
+		sig, reused = &s, true
 		p.env.Log.Info("PIA: reusing the saved port-forwarding payload", "port", s.Port, "expires", s.Expires.Format(time.RFC3339))
 	}
 	for {
@@ -54,7 +55,8 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 				backoff = min(backoff*2, time.Minute)
 				continue
 			}
-			sig, fresh = &s, time.Now()
+			s.Server = cn
+			sig, fresh, reused = &s, time.Now(), false
 			p.savePayload(s)
 			p.env.Log.Info("PIA: new port-forwarding payload", "port", s.Port, "expires", s.Expires.Format(time.RFC3339))
 		}
@@ -62,10 +64,12 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 		switch {
 		case ctx.Err() != nil:
 			return nil
-		case errors.Is(err, errPortBusy) || errors.Is(err, errExpired):
+		case errors.Is(err, errPortBusy) || errors.Is(err, errExpired) || err != nil && reused:
+			// A saved payload the server refuses for any reason is not
+			// retried: a new signature is.
 			p.env.Log.Warn("PIA: payload not usable, asking for a new one", "port", sig.Port, "why", err)
 			p.env.State.Delete(statePayload)
-			sig, fresh = nil, time.Time{}
+			sig, fresh, reused = nil, time.Time{}, false
 			continue
 		case err != nil:
 			if held.Held() && time.Since(lastBound) > RebindEvery+5*time.Minute {
@@ -78,7 +82,7 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 			backoff = min(backoff*2, time.Minute)
 			continue
 		}
-		backoff = time.Second
+		backoff, reused = time.Second, false
 		lastBound = time.Now()
 		held = provider.Lease{Provider: "pia", Protocols: []string{"tcp", "udp"}, Ports: []provider.Port{{Public: sig.Port, Local: sig.Port}},
 			Expires: lastBound.Add(RebindEvery + 5*time.Minute), Renewed: lastBound}
@@ -94,9 +98,15 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 	}
 }
 
-func (p *Provider) savedPayload() (signature, bool) {
+// savedPayload is the payload saved by an earlier run, if it came from
+// server cn and has long enough left.
+func (p *Provider) savedPayload(cn string) (signature, bool) {
 	var s signature
 	if p.env.State == nil || p.env.State.Load(statePayload, &s) != nil {
+		return s, false
+	}
+	if s.Server != cn {
+		p.env.Log.Info("PIA: the saved payload is from another server; asking this one for a new one", "saved_from", s.Server, "server", cn)
 		return s, false
 	}
 	port, exp, err := decodePayload(s.Payload)
