@@ -3,6 +3,7 @@ package pia_test
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -169,11 +170,14 @@ func TestPIAPayloadFromAnotherServerNotReused(t *testing.T) {
 	next(t, r)
 	r.stop()
 	path := filepath.Join(dir, "pia-portforward.json")
+	var saved map[string]any
 	b, err := os.ReadFile(path)
-	if err != nil || !strings.Contains(string(b), `"server":"`+f.CN+`"`) {
+	if json.Unmarshal(b, &saved); err != nil || saved["server"] != f.CN {
 		t.Fatalf("saved payload does not name its server %s: %s %v", f.CN, b, err)
 	}
-	os.WriteFile(path, []byte(strings.Replace(string(b), `"server":"`+f.CN+`"`, `"server":"berlin999"`, 1)), 0o600)
+	saved["server"] = "berlin999"
+	b, _ = json.Marshal(saved)
+	os.WriteFile(path, b, 0o600)
 	binds := f.Binds
 	r2, _ := start(t, cfg, dir)
 	if l := next(t, r2); l.Ports[0].Public != f.Port(2) || f.Issued() != 2 || f.Binds != binds+1 {
