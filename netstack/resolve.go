@@ -27,7 +27,7 @@ func (s *Stack) lookup(ctx context.Context, host, network string) ([]netip.Addr,
 		}
 	}
 	has6 := false
-	for _, p := range s.cfg.Addresses {
+	for _, p := range s.Addresses() {
 		has6 = has6 || p.Addr().Is6()
 	}
 	switch {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -113,22 +114,9 @@ func New(cfg Config) (*Stack, error) {
 	}
 	var has4, has6 bool
 	for _, p := range cfg.Addresses {
-		proto := ipv4.ProtocolNumber
-		if p.Addr().Is6() {
-			proto = ipv6.ProtocolNumber
-			has6 = true
-		} else {
-			has4 = true
-		}
-		pa := tcpip.ProtocolAddress{
-			Protocol: proto,
-			AddressWithPrefix: tcpip.AddressWithPrefix{
-				Address:   tcpip.AddrFromSlice(p.Addr().AsSlice()),
-				PrefixLen: p.Bits(),
-			},
-		}
-		if err := s.stack.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
-			return nil, fmt.Errorf("adding address %s: %s", p, err)
+		has4, has6 = has4 || p.Addr().Is4(), has6 || p.Addr().Is6()
+		if err := s.addAddress(p); err != nil {
+			return nil, err
 		}
 	}
 	if has4 || cfg.Promiscuous {
@@ -166,7 +154,53 @@ func (s *Stack) tune() error {
 }
 
 // Addresses returns the stack's tunnel addresses.
-func (s *Stack) Addresses() []netip.Prefix { return s.cfg.Addresses }
+func (s *Stack) Addresses() []netip.Prefix {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cfg.Addresses
+}
+
+// SetAddresses replaces the tunnel addresses (a provider registered a new
+// key and was given another address). Sockets bound to an old address stop
+// working; listeners on the unspecified address carry on.
+func (s *Stack) SetAddresses(addrs []netip.Prefix) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.cfg.Addresses {
+		if !slices.Contains(addrs, p) {
+			s.stack.RemoveAddress(nicID, tcpip.AddrFromSlice(p.Addr().AsSlice()))
+		}
+	}
+	for _, p := range addrs {
+		if slices.Contains(s.cfg.Addresses, p) {
+			continue
+		}
+		if err := s.addAddress(p); err != nil {
+			return err
+		}
+	}
+	s.cfg.Addresses = addrs
+	return nil
+}
+
+// addAddress gives the NIC a tunnel address.
+func (s *Stack) addAddress(p netip.Prefix) error {
+	proto := ipv4.ProtocolNumber
+	if p.Addr().Is6() {
+		proto = ipv6.ProtocolNumber
+	}
+	pa := tcpip.ProtocolAddress{
+		Protocol: proto,
+		AddressWithPrefix: tcpip.AddressWithPrefix{
+			Address:   tcpip.AddrFromSlice(p.Addr().AsSlice()),
+			PrefixLen: p.Bits(),
+		},
+	}
+	if err := s.stack.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
+		return fmt.Errorf("adding address %s: %s", p, err)
+	}
+	return nil
+}
 
 // DNS returns the DNS servers the stack resolves names with.
 func (s *Stack) DNS() []netip.Addr { return s.cfg.DNS }

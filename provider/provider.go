@@ -116,6 +116,14 @@ type TunnelMaker interface {
 	SetTunnel(addrs []netip.Prefix, dns []netip.Addr)
 }
 
+// Rekeyer is a TunnelMaker that can register a fresh key when the tunnel
+// stays dead (the server forgot ours, or is gone): Rekey returns the new
+// tunnel, on another server of the same region when there is one, and the
+// provider's Run carries on there.
+type Rekeyer interface {
+	Rekey(ctx context.Context) (config.WireGuard, error)
+}
+
 // Provider obtains and keeps a forwarded port.
 type Provider interface {
 	// Run obtains a lease and keeps it until ctx ends, calling report on

@@ -18,13 +18,19 @@ func (e Env) TunnelIPv4() (netip.Addr, error) {
 }
 
 // Wait waits d or until ctx ends; it reports whether d passed.
-func Wait(ctx context.Context, d time.Duration) bool {
+func Wait(ctx context.Context, d time.Duration) bool { return WaitOr(ctx, d, nil) }
+
+// WaitOr is Wait that also ends early, reporting true, when wake delivers
+// (a provider asked to renew now).
+func WaitOr(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
 	case <-t.C:
+		return true
+	case <-wake:
 		return true
 	}
 }

@@ -87,6 +87,12 @@ type Options struct {
 	// StallAfter is the passive rule when there is no probe: sent but
 	// nothing received for this long means down (30 s).
 	StallAfter time.Duration
+	// Rekey, if set, registers a fresh key (a provider that makes its own
+	// tunnel, PIA) and moves the tunnel to it; it returns what it did. It
+	// is called when the tunnel has been down for RekeyAfter (60 s), and
+	// again every RekeyAfter while it stays down.
+	Rekey      func(ctx context.Context) (string, error)
+	RekeyAfter time.Duration
 	// Sinks hear every event.
 	Sinks []Sink
 }
@@ -110,6 +116,9 @@ func (o *Options) defaults() {
 	if o.StallAfter <= 0 {
 		o.StallAfter = 30 * time.Second
 	}
+	if o.RekeyAfter <= 0 {
+		o.RekeyAfter = time.Minute
+	}
 }
 
 // Snapshot is the session's state at one moment, for status and metrics.
@@ -119,6 +128,7 @@ type Snapshot struct {
 	DownSince     time.Time // when the tunnel went down (zero while up)
 	LastRecovery  string    // the last recovery step, for status
 	Rehandshakes  int64     // fresh handshakes forced
+	Rekeys        int64     // fresh keys registered
 	Recoveries    int64     // outages recovered from
 	ProbeFailures int64     // liveness checks that failed
 	Tunnel        wg.Stats
@@ -166,6 +176,9 @@ type loop struct {
 	warned bool           // the no-handshake warning was given
 
 	probing, rehandshaking bool
+	rekeying               bool
+	rekeyDone              chan rekeyResult
+	lastRekey              time.Time
 	probeOK                bool   // the check has answered at least once
 	probeRx                uint64 // received bytes when the check started
 	probeDone              chan error
@@ -177,12 +190,18 @@ type loop struct {
 	lastTx                 uint64
 }
 
+type rekeyResult struct {
+	detail string
+	err    error
+}
+
 // Run runs the provider and supervises the tunnel until ctx ends; then it
 // releases the lease (the provider's Run returns within a few seconds)
 // and emits the final events. It returns the provider's error if the
 // provider could not work at all.
 func (s *Session) Run(ctx context.Context) error {
-	l := &loop{Session: s, ctx: ctx, start: time.Now(), cur: s.Snapshot(), probeDone: make(chan error, 1), rehandshakeDone: make(chan error, 1)}
+	l := &loop{Session: s, ctx: ctx, start: time.Now(), cur: s.Snapshot(), probeDone: make(chan error, 1), rehandshakeDone: make(chan error, 1),
+		rekeyDone: make(chan rekeyResult, 1)}
 	l.lastRxAt = time.Now()
 	provCtx, provCancel := context.WithCancel(context.Background())
 	defer provCancel()
@@ -236,6 +255,17 @@ func (l *loop) serve(provDone chan error) error {
 		case err := <-l.probeDone:
 			l.probing = false
 			l.onProbe(err)
+		case r := <-l.rekeyDone:
+			l.rekeying = false
+			if r.err != nil {
+				l.log.Warn("registering a fresh key", "err", r.err)
+				l.emit(KindRecovery, "registering a fresh key failed: "+r.err.Error())
+				break
+			}
+			l.cur.Rekeys++
+			l.log.Info("fresh key registered", "detail", r.detail)
+			l.emit(KindRecovery, "fresh key registered: "+r.detail)
+			l.probe()
 		case err := <-l.rehandshakeDone:
 			l.rehandshaking = false
 			if err != nil {
@@ -377,9 +407,30 @@ func (l *loop) failed(err error) {
 		l.log.Warn("tunnel down: nothing comes back through it; forcing a new handshake", "endpoint", l.tunnel.Endpoint().String(), "err", err)
 		l.setState(StateDown, err.Error())
 	}
-	if !l.rehandshaking && time.Since(l.lastRehandshake) >= l.o.RehandshakeEvery {
+	if l.o.Rekey != nil && l.cur.State == StateDown && !l.rekeying && !l.rehandshaking &&
+		time.Since(l.cur.DownSince) >= l.o.RekeyAfter && time.Since(l.lastRekey) >= l.o.RekeyAfter {
+		l.rekey()
+		return
+	}
+	if !l.rehandshaking && !l.rekeying && time.Since(l.lastRehandshake) >= l.o.RehandshakeEvery {
 		l.rehandshake()
 	}
+}
+
+// rekey registers a fresh key, off the loop.
+func (l *loop) rekey() {
+	l.rekeying = true
+	l.lastRekey = time.Now()
+	l.log.Warn("the tunnel stays dead: registering a fresh key", "down_for", time.Since(l.cur.DownSince).Round(time.Second).String())
+	l.emit(KindRecovery, "registering a fresh key")
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		ctx, cancel := context.WithTimeout(l.ctx, 30*time.Second)
+		defer cancel()
+		detail, err := l.o.Rekey(ctx)
+		l.rekeyDone <- rekeyResult{detail, err}
+	}()
 }
 
 // rehandshake makes the tunnel start over, off the loop (resolving the

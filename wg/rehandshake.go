@@ -49,7 +49,10 @@ func (d *Device) follow(ctx context.Context, i int, p config.Peer) (netip.AddrPo
 // this is how it gets both back. Counters start again from zero.
 func (d *Device) Rehandshake(ctx context.Context) error {
 	var b strings.Builder
-	for i, p := range d.cfg.Peers {
+	d.mu.Lock()
+	peers := d.cfg.Peers
+	d.mu.Unlock()
+	for i, p := range peers {
 		ap, _ := d.follow(ctx, i, p)
 		fmt.Fprintf(&b, "public_key=%s\nremove=true\n", p.PublicKey.Hex())
 		writePeer(&b, p, ap)
@@ -57,5 +60,38 @@ func (d *Device) Rehandshake(ctx context.Context) error {
 	if err := d.dev.IpcSet(b.String()); err != nil {
 		return fmt.Errorf("restarting the WireGuard handshake: %w", err)
 	}
+	return nil
+}
+
+// Reconfigure moves the device to a new tunnel: a new private key and new
+// peers (a provider registered a fresh key, maybe with another server).
+// The endpoints are resolved, the kill switch hears the first before it is
+// used, and the old peers are dropped.
+func (d *Device) Reconfigure(ctx context.Context, cfg config.WireGuard) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "private_key=%s\nreplace_peers=true\n", cfg.PrivateKey.Hex())
+	remote := map[config.Key]netip.AddrPort{}
+	for i, p := range cfg.Peers {
+		var ap netip.AddrPort
+		if p.Endpoint != "" {
+			var err error
+			if ap, err = d.resolve(ctx, p.Endpoint); err != nil {
+				return err
+			}
+			if i == 0 && d.onEndpoint != nil {
+				if err := d.onEndpoint(ap); err != nil {
+					return err
+				}
+			}
+			remote[p.PublicKey] = ap
+		}
+		writePeer(&b, p, ap)
+	}
+	if err := d.dev.IpcSet(b.String()); err != nil {
+		return fmt.Errorf("reconfiguring the WireGuard device: %w", err)
+	}
+	d.mu.Lock()
+	d.cfg, d.remote = cfg, remote
+	d.mu.Unlock()
 	return nil
 }

@@ -121,6 +121,9 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 	}
 	so := o.Session
 	so.Log = log.With("component", "session")
+	if _, ok := d.prov.(provider.Rekeyer); ok && so.Rekey == nil {
+		so.Rekey = d.rekey
+	}
 	if _, ok := d.prov.(provider.Prober); !ok && so.Probe == nil {
 		// No check of the provider's own: ask the tunnel's DNS server.
 		if dns := w.DNSServers(); len(dns) > 0 {
@@ -195,6 +198,26 @@ func (d *daemon) buildDataPath(extra []publish.Consumer) error {
 	consumers = append(consumers, extra...)
 	d.disp = publish.NewDispatcher(d.log.With("component", "publish"), func(r publish.Result) { d.broker.Publish("publish", r) }, consumers...)
 	return nil
+}
+
+// rekey has the provider register a fresh key and moves the tunnel to it:
+// the device's key and peer, the stack's address, the provider's view. It
+// runs on a goroutine the session owns.
+func (d *daemon) rekey(ctx context.Context) (string, error) {
+	w, err := d.prov.(provider.Rekeyer).Rekey(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := d.dev.Reconfigure(ctx, w); err != nil {
+		return "", err
+	}
+	if err := d.stack.SetAddresses(w.Addresses()); err != nil {
+		return "", err
+	}
+	if tm, ok := d.prov.(provider.TunnelMaker); ok {
+		tm.SetTunnel(w.Addresses(), w.DNSServers())
+	}
+	return fmt.Sprintf("endpoint %s, address %s", w.Peers[0].Endpoint, prefixes(w.Address)), nil
 }
 
 // tunnelDialer dials through the daemon's stack once it exists.

@@ -18,12 +18,12 @@ func (d *daemon) Status() api.Status {
 		State: string(snap.State), Endpoint: snap.Endpoint.String(),
 		LastHandshake: snap.Tunnel.LastHandshake, RxBytes: snap.Tunnel.RxBytes, TxBytes: snap.Tunnel.TxBytes,
 		DownSince: snap.DownSince, LastRecovery: snap.LastRecovery,
-		Rehandshakes: snap.Rehandshakes, Recoveries: snap.Recoveries, ProbeFailures: snap.ProbeFailures,
+		Rehandshakes: snap.Rehandshakes, Rekeys: snap.Rekeys, Recoveries: snap.Recoveries, ProbeFailures: snap.ProbeFailures,
 	}
 	if snap.State == session.StateStopping {
 		s.Tunnel.State = "down"
 	}
-	for _, a := range d.cfg.WireGuard.Address {
+	for _, a := range d.stack.Addresses() {
 		s.Tunnel.Addresses = append(s.Tunnel.Addresses, a.String())
 	}
 	s.Port = d.portStatus(snap.Lease)

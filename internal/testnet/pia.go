@@ -58,7 +58,7 @@ type FakePIA struct {
 	mu      sync.Mutex
 	tokens  map[string]bool
 	busy    map[uint16]bool
-	bound   map[uint16]bool
+	bound   map[uint16]netip.Addr // port -> the peer it forwards to
 	issued  int
 	base    int // issued ports are base+1, base+2, ... (random, so concurrent tests do not collide)
 	Binds   int
@@ -71,7 +71,7 @@ type FakePIA struct {
 // to listeners.
 func NewFakePIA(wgIP string) (*FakePIA, error) {
 	f := &FakePIA{WGIP: wgIP, CN: "fake401", Username: "p1234567", Password: "hunter2", DIPToken: "DIPabc",
-		PayloadTTL: 60 * 24 * time.Hour, tokens: map[string]bool{}, busy: map[uint16]bool{}, bound: map[uint16]bool{}, nextIP: 10,
+		PayloadTTL: 60 * 24 * time.Hour, tokens: map[string]bool{}, busy: map[uint16]bool{}, bound: map[uint16]netip.Addr{}, nextIP: 10,
 		base: 20000 + mrand.IntN(30000)}
 	var err error
 	if f.CA, err = NewCA("Fake Private Internet Access"); err != nil {
@@ -297,12 +297,14 @@ func (f *FakePIA) pfMux() *http.ServeMux {
 			return
 		}
 		client := remoteIP(r)
-		if !f.bound[port] && client.IsValid() {
+		// PIA forwards the port to the peer that binds it: after a new
+		// key (and tunnel address) the same payload moves it there.
+		if f.bound[port] != client && client.IsValid() {
 			if err := f.Forward(port, client); err != nil {
 				jsonReply(w, 500, map[string]string{"status": "ERROR", "message": err.Error()})
 				return
 			}
-			f.bound[port] = true
+			f.bound[port] = client
 		}
 		jsonReply(w, 200, map[string]string{"status": "OK", "message": "port scheduled for add"})
 	})
@@ -332,12 +334,24 @@ func (f *FakePIA) sign(payload string) string {
 }
 
 // Forward opens port on the server's public side (TCP and UDP) to the
-// client's same port, as a provider's port forwarding does.
+// client's same port, as a provider's port forwarding does; forwarding a
+// port again moves it to the new client.
 func (s *Server) Forward(port uint16, client netip.Addr) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.forwards == nil {
+		s.forwards = map[uint16][]*publicPort{}
+	}
+	for _, p := range s.forwards[port] {
+		p.shut()
+	}
+	s.forwards[port] = nil
 	for _, op := range []uint8{natpmp.OpMapTCP, natpmp.OpMapUDP} {
-		if _, err := s.openPublic(op, netip.AddrPortFrom(PublicBind, port), netip.AddrPortFrom(client, port)); err != nil {
+		p, err := s.openPublic(op, netip.AddrPortFrom(PublicBind, port), netip.AddrPortFrom(client, port))
+		if err != nil {
 			return fmt.Errorf("opening public port %d: %w", port, err)
 		}
+		s.forwards[port] = append(s.forwards[port], p)
 	}
 	return nil
 }

@@ -55,12 +55,13 @@ type Server struct {
 	Endpoint netip.AddrPort // the WireGuard UDP endpoint (loopback)
 	Gateway  *Gateway       // nil when NAT-PMP is off
 
-	log    *slog.Logger
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	next   byte // next client address octet
+	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	next     byte                     // next client address octet
+	forwards map[uint16][]*publicPort // PIA-style forwards (Forward)
 }
 
 // Start brings the server up.

@@ -92,10 +92,18 @@ type Provider struct {
 	cfg config.Provider
 	ca  *x509.CertPool
 	key *rsa.PublicKey
-	mu  sync.Mutex
-	cn  string // the WireGuard server's certificate name
-	vip string // its address inside the tunnel
-	tok string
+	// wgPort and regionName are set once, by the first registration.
+	wgPort     int
+	regionName string
+
+	refresh chan struct{} // Refresh: bind again now
+
+	mu      sync.Mutex
+	servers []target // the region's servers (one for a dedicated IP)
+	at      int      // the one in use
+	cn      string   // the WireGuard server's certificate name
+	vip     string   // its address inside the tunnel
+	tok     string
 }
 
 type savedToken struct {
@@ -122,7 +130,7 @@ func New(env provider.Env) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{env: env, cfg: c, ca: ca}
+	p := &Provider{env: env, cfg: c, ca: ca, refresh: make(chan struct{}, 1)}
 	if c.ServerListKeyFile != "" {
 		if p.key, err = LoadSigningKey(c.ServerListKeyFile); err != nil {
 			return nil, err
@@ -192,51 +200,59 @@ func (p *Provider) ServerList(ctx context.Context) (*ServerList, error) {
 // server, registers a WireGuard key and returns the tunnel to bring up.
 func (p *Provider) MakeTunnel(ctx context.Context) (config.WireGuard, error) {
 	p.env.Log.Info("PIA: logging in and registering a WireGuard key, outside the tunnel (it does not exist yet)")
-	tok, err := p.token(ctx, p.env.Direct)
-	if err != nil {
-		return config.WireGuard{}, err
-	}
-	var ip, cn, regionName string
-	wgPort := 1337
-	if dip := string(p.cfg.DIPToken); dip != "" {
-		d, err := fetchDIP(ctx, provider.HTTPClient(p.env.Direct, p.env.Roots, ""), p.cfg.DIPURL, tok, dip)
-		if err != nil {
-			return config.WireGuard{}, err
-		}
-		ip, cn, regionName = d.IP, d.CN, "dedicated IP ("+d.ID+")"
-	} else {
-		list, err := p.ServerList(ctx)
-		if err != nil {
-			return config.WireGuard{}, err
-		}
-		wgPort = list.WGPort()
-		var r Region
-		if p.cfg.Region != "" {
-			if r, err = list.Pick(p.cfg.Region); err != nil {
-				return config.WireGuard{}, err
-			}
-		} else {
-			lat := list.Measure(ctx, p.env.Direct)
-			if len(lat) == 0 {
-				return config.WireGuard{}, errors.New("no PIA region that forwards ports answered (is the network up?)")
-			}
-			r = lat[0].Region
-			p.env.Log.Info("PIA: lowest-latency region that forwards ports", "region", r.ID, "rtt", lat[0].RTT.Round(time.Millisecond).String(), "measured", len(lat))
-		}
-		ip, cn, regionName = r.WG()[0].IP, r.WG()[0].CN, r.ID+" ("+r.Name+")"
-	}
 	key := p.env.PrivateKey
 	if key.IsZero() {
+		var err error
 		if key, err = config.NewPrivateKey(); err != nil {
 			return config.WireGuard{}, err
 		}
 	}
-	who := fmt.Sprintf("PIA server %s (%s)", cn, ip)
-	c := provider.HTTPClient(p.env.Direct, p.ca, cn)
-	u := fmt.Sprintf("https://%s/addKey?pt=%s&pubkey=%s", net.JoinHostPort(ip, strconv.Itoa(wgPort)), url.QueryEscape(tok), url.QueryEscape(key.Public().String()))
+	return p.register(ctx, key, false)
+}
+
+// Rekey implements provider.Rekeyer: when the tunnel stays dead (the
+// server forgot our key, or is gone), it registers a fresh key, on the
+// region's next server when it has more than one, outside the tunnel.
+// Run moves to the new server by itself.
+func (p *Provider) Rekey(ctx context.Context) (config.WireGuard, error) {
+	key, err := config.NewPrivateKey()
+	if err != nil {
+		return config.WireGuard{}, err
+	}
+	return p.register(ctx, key, true)
+}
+
+// target is a server to register a key with.
+type target struct{ ip, cn string }
+
+// register registers key with the chosen server (the next one of the
+// region when next) and returns the tunnel.
+func (p *Provider) register(ctx context.Context, key config.PrivateKey, next bool) (config.WireGuard, error) {
+	tok, err := p.token(ctx, p.env.Direct)
+	if err != nil {
+		return config.WireGuard{}, err
+	}
+	p.mu.Lock()
+	servers, at := p.servers, p.at
+	p.mu.Unlock()
+	if len(servers) == 0 {
+		if servers, err = p.choose(ctx, tok); err != nil {
+			return config.WireGuard{}, err
+		}
+	}
+	if len(servers) == 0 {
+		return config.WireGuard{}, fmt.Errorf("PIA region %s lists no WireGuard server", p.regionName)
+	}
+	if next {
+		at = (at + 1) % len(servers)
+	}
+	t := servers[at]
+	who := fmt.Sprintf("PIA server %s (%s)", t.cn, t.ip)
+	c := provider.HTTPClient(p.env.Direct, p.ca, t.cn)
+	u := fmt.Sprintf("https://%s/addKey?pt=%s&pubkey=%s", net.JoinHostPort(t.ip, strconv.Itoa(p.wgPort)), url.QueryEscape(tok), url.QueryEscape(key.Public().String()))
 	var r addKeyReply
 	if _, err := getJSON(ctx, c, "GET", u, nil, nil, &r); err != nil {
-		return config.WireGuard{}, explainTLS(err, who+" addKey", cn, p.cfg.CAFile)
+		return config.WireGuard{}, explainTLS(err, who+" addKey", t.cn, p.cfg.CAFile)
 	}
 	if r.Status != "OK" {
 		if strings.Contains(strings.ToLower(r.Message), "token") {
@@ -249,10 +265,49 @@ func (p *Provider) MakeTunnel(ctx context.Context) (config.WireGuard, error) {
 		return config.WireGuard{}, fmt.Errorf("%s addKey: %w", who, err)
 	}
 	p.mu.Lock()
-	p.cn, p.vip, p.tok = cn, r.ServerVIP, tok
+	p.servers, p.at = servers, at
+	p.cn, p.vip, p.tok = t.cn, r.ServerVIP, tok
 	p.mu.Unlock()
-	p.env.Log.Info("PIA: key registered", "region", regionName, "server", cn, "endpoint", string(w.Peers[0].Endpoint), "address", r.PeerIP)
+	p.env.Log.Info("PIA: key registered", "region", p.regionName, "server", t.cn, "endpoint", string(w.Peers[0].Endpoint), "address", r.PeerIP)
 	return w, nil
+}
+
+// choose picks the dedicated IP's server, or the region's servers (the
+// configured region, else the lowest-latency one that forwards ports).
+func (p *Provider) choose(ctx context.Context, tok string) ([]target, error) {
+	p.wgPort = 1337
+	if dip := string(p.cfg.DIPToken); dip != "" {
+		d, err := fetchDIP(ctx, provider.HTTPClient(p.env.Direct, p.env.Roots, ""), p.cfg.DIPURL, tok, dip)
+		if err != nil {
+			return nil, err
+		}
+		p.regionName = "dedicated IP (" + d.ID + ")"
+		return []target{{d.IP, d.CN}}, nil
+	}
+	list, err := p.ServerList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.wgPort = list.WGPort()
+	var r Region
+	if p.cfg.Region != "" {
+		if r, err = list.Pick(p.cfg.Region); err != nil {
+			return nil, err
+		}
+	} else {
+		lat := list.Measure(ctx, p.env.Direct)
+		if len(lat) == 0 {
+			return nil, errors.New("no PIA region that forwards ports answered (is the network up?)")
+		}
+		r = lat[0].Region
+		p.env.Log.Info("PIA: lowest-latency region that forwards ports", "region", r.ID, "rtt", lat[0].RTT.Round(time.Millisecond).String(), "measured", len(lat))
+	}
+	p.regionName = r.ID + " (" + r.Name + ")"
+	var out []target
+	for _, s := range r.WG() {
+		out = append(out, target{s.IP, s.CN})
+	}
+	return out, nil
 }
 
 // tunnelFrom builds the WireGuard configuration from addKey's answer.
@@ -285,6 +340,16 @@ func tunnelFrom(r addKeyReply, key config.PrivateKey) (config.WireGuard, error) 
 	all, _ := config.ParsePrefix("0.0.0.0/0")
 	w.Peers = []config.Peer{{PublicKey: pub, Endpoint: ep, AllowedIPs: []config.Prefix{all}, PersistentKeepalive: 25}}
 	return w, nil
+}
+
+// Refresh implements provider.Refresher: the next bindPort goes now (the
+// tunnel came back, maybe with a new key and address, and PIA forwards
+// the port to whoever bound it last).
+func (p *Provider) Refresh() {
+	select {
+	case p.refresh <- struct{}{}:
+	default:
+	}
 }
 
 // SetTunnel implements provider.TunnelMaker.

@@ -38,6 +38,15 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 		p.env.Log.Info("PIA: reusing the saved port-forwarding payload", "port", s.Port, "expires", s.Expires.Format(time.RFC3339))
 	}
 	for {
+		// After a new key on another server (Rekey), its payloads only.
+		p.mu.Lock()
+		moved := p.cn != cn
+		cn, vip = p.cn, p.vip
+		p.mu.Unlock()
+		if moved {
+			p.env.Log.Info("PIA: now on server " + cn + "; asking it for a port")
+			sig, fresh, reused = nil, time.Time{}, false
+		}
 		// A payload is replaced when it nears expiry: one brought from an
 		// earlier run once it has less than ReuseFor left, one got in this
 		// run after a day (PIA's last two months), any a bind before its end.
@@ -92,7 +101,7 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 		if left := time.Until(sig.Expires) - time.Minute; left < next {
 			next = max(left, 5*time.Second)
 		}
-		if !provider.Wait(ctx, next) {
+		if !provider.WaitOr(ctx, next, p.refresh) {
 			return nil
 		}
 	}
