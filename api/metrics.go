@@ -34,6 +34,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	m("vpnfwd_tunnel_tx_bytes_total", "counter", "Bytes sent through the tunnel.", st.Tunnel.TxBytes)
 	m("vpnfwd_tunnel_rehandshakes_total", "counter", "Fresh WireGuard handshakes forced to recover the tunnel.", st.Tunnel.Rehandshakes)
 	m("vpnfwd_tunnel_rekeys_total", "counter", "Fresh WireGuard keys registered because the tunnel stayed dead (PIA).", st.Tunnel.Rekeys)
+	m("vpnfwd_port_remaps_total", "counter", "Ports mapped again because the gateway restarted and lost them.", st.Tunnel.Remaps)
 	m("vpnfwd_tunnel_recoveries_total", "counter", "Tunnel outages recovered from.", st.Tunnel.Recoveries)
 	m("vpnfwd_tunnel_probe_failures_total", "counter", "Liveness checks through the tunnel that failed.", st.Tunnel.ProbeFailures)
 	m("vpnfwd_port_held", "gauge", "1 while a forwarded port is held.", b2i(st.Port.Port != 0))

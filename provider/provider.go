@@ -37,6 +37,9 @@ type Lease struct {
 	// Error, when set, says the provider's last attempt failed and what
 	// to do about it; Ports is then what is still held (maybe nothing).
 	Error string `json:"error,omitempty"`
+	// Note, when set, is a recovery step this report completes ("re-mapped
+	// port 40001 after the gateway restarted"), for status and events.
+	Note string `json:"-"`
 }
 
 // Failed is the lease l, still held, reporting that an attempt failed.

@@ -129,6 +129,7 @@ type Snapshot struct {
 	LastRecovery  string    // the last recovery step, for status
 	Rehandshakes  int64     // fresh handshakes forced
 	Rekeys        int64     // fresh keys registered
+	Remaps        int64     // ports the provider mapped again (a gateway restart)
 	Recoveries    int64     // outages recovered from
 	ProbeFailures int64     // liveness checks that failed
 	Tunnel        wg.Stats
@@ -457,9 +458,15 @@ func (l *loop) onLease(next provider.Lease) {
 			l.log.Info("provider working again")
 		}
 	}
+	note := next.Note
+	next.Note = ""
 	l.cur.Lease = next
 	if next.Error != prev.Error {
 		l.emit(KindError, next.Error)
+	}
+	if note != "" {
+		l.cur.Remaps++
+		l.emit(KindRecovery, note)
 	}
 	// A lease means the tunnel carries traffic, even before a check says so.
 	if next.Held() && l.cur.State == StateConnecting {

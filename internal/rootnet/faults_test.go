@@ -315,6 +315,13 @@ func TestFaultSoak(t *testing.T) {
 	if !strings.Contains(up.Out.String(), "gateway restarted") {
 		t.Error("the gateway's restart was not seen by its epoch")
 	}
+	out, err := n.Exec(v.Cli, "curl", "-sS", "--max-time", "2", "http://127.0.0.1:9070/v1/status")
+	var st struct {
+		Tunnel struct{ Remaps, Rehandshakes, Recoveries int }
+	}
+	if json.Unmarshal([]byte(out), &st); err != nil || st.Tunnel.Remaps < 1 || st.Tunnel.Recoveries < 2 || st.Tunnel.Rehandshakes < 1 {
+		t.Errorf("status does not count the recovery steps: %+v %v", st.Tunnel, err)
+	}
 	for _, f := range figures {
 		t.Log(f)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/vpnfwd/vpnfwd/provider"
@@ -53,6 +54,9 @@ type Provider struct {
 	client  *Client // mappings, one request at a time
 	probe   *Client // liveness: one quick try, its own socket
 	refresh chan struct{}
+	// restarted: the gateway lost its mappings; the next mapping is a
+	// recovery step.
+	restarted atomic.Bool
 }
 
 // Option adjusts a Provider (tests shorten the retry schedule).
@@ -103,6 +107,7 @@ func (p *Provider) Probe(ctx context.Context) error {
 	}
 	if p.probe.Restarted() {
 		p.env.Log.Warn("NAT-PMP gateway restarted (epoch went back): mapping again", "gateway", p.gateway.String())
+		p.restarted.Store(true)
 		p.Refresh()
 	}
 	return nil
@@ -155,13 +160,16 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 		} else {
 			backoff = time.Second
 			held = lease
-			report(lease)
 			if p.client.Restarted() {
 				// The restart may have come between our TCP and UDP
 				// requests: map everything again now, asking for the same port.
 				p.env.Log.Warn("NAT-PMP gateway restarted (epoch went back): mapping again", "gateway", gw.String())
+				p.restarted.Store(true)
 				wait = 0
+			} else if p.restarted.Swap(false) {
+				lease.Note = fmt.Sprintf("re-mapped port %d after the gateway restarted", lease.Ports[0].Public)
 			}
+			report(lease)
 		}
 		t := time.NewTimer(wait)
 		select {

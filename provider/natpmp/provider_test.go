@@ -168,6 +168,10 @@ func TestRenewKeepsPortAndSurvivesGatewayRestart(t *testing.T) {
 	if !strings.Contains(log.String(), "gateway restarted") {
 		t.Errorf("restart not noticed; log:\n%s", log)
 	}
+	// The mapping made again at once says so, for status and events.
+	if fourth := l.next(t, 3*time.Second); !strings.Contains(fourth.Note, "re-mapped") || !fourth.SamePorts(first) {
+		t.Errorf("re-mapping after the restart: %+v", fourth)
+	}
 }
 
 func TestRefusedFailsFastWithHint(t *testing.T) {
