@@ -256,6 +256,11 @@ func (l *loop) serve(provDone chan error) error {
 		case err := <-l.probeDone:
 			l.probing = false
 			l.onProbe(err)
+			if err != nil && l.cur.State == StateUp && l.fails > 0 {
+				// One check lost: ask again at once rather than at the
+				// next tick, so a dead tunnel is known within seconds.
+				l.probe()
+			}
 		case r := <-l.rekeyDone:
 			l.rekeying = false
 			if r.err != nil {

@@ -293,7 +293,9 @@ func TestFaultSoak(t *testing.T) {
 		if failed, total := pr.failedBetween(calm, time.Now()); failed > 0 {
 			t.Errorf("before %s: %d of %d probes failed outside any fault", f.name, failed, total)
 		}
+		t.Logf("%s: %s", time.Now().Format("15:04:05.000"), f.name)
 		ended := f.inject()
+		t.Logf("%s: fault over", ended.Format("15:04:05.000"))
 		took := pr.recovered(t, ended, f.limit)
 		figures = append(figures, fmt.Sprintf("%s: port reachable again %.1f s after", f.name, took.Seconds()))
 		if took > f.limit {
@@ -324,6 +326,9 @@ func TestFaultSoak(t *testing.T) {
 	}
 	for _, f := range figures {
 		t.Log(f)
+	}
+	if os.Getenv("VPNFWD_SOAK_LOG") != "" {
+		t.Logf("vpnfwd log:\n%s", up.Out)
 	}
 	if path := os.Getenv("VPNFWD_FIGURES"); path != "" {
 		os.WriteFile(path, []byte(strings.Join(figures, "\n")+"\n"), 0o644)
