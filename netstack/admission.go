@@ -25,6 +25,10 @@ type admission struct {
 	mu             sync.Mutex
 	pending        *list.List // of *TCPRequest, oldest first
 	bySource       map[netip.Addr]int
+	// failedFrom remembers, for suspectFor, the sources whose handshakes
+	// failed (a scanner's RST after our SYN-ACK): at most maxSuspects.
+	failedFrom     map[netip.Addr]time.Time
+	lastSweep      time.Time
 	dropped        atomic.Uint64 // SYNs ignored for being over a limit
 	failed         atomic.Uint64 // handshakes that never completed
 	evicted        atomic.Uint64 // half-open handshakes aborted for room
@@ -33,8 +37,16 @@ type admission struct {
 // crowdedAt is how many pending handshakes make the stack "crowded".
 const crowdedAt = 16
 
+// A source whose handshake failed stays suspect (crowded) this long, so a
+// scanner's SYN-then-RST costs the service one connection, not one each.
+const (
+	suspectFor  = 10 * time.Second
+	maxSuspects = 4096
+)
+
 func newAdmission(max, perSource int, timeout time.Duration) *admission {
-	return &admission{max: max, perSource: perSource, timeout: timeout, pending: list.New(), bySource: map[netip.Addr]int{}}
+	return &admission{max: max, perSource: perSource, timeout: timeout, pending: list.New(), bySource: map[netip.Addr]int{},
+		failedFrom: map[netip.Addr]time.Time{}}
 }
 
 // admit takes q in among the pending handshakes, or reports that it must
@@ -121,7 +133,30 @@ func (a *admission) done(q *TCPRequest) {
 func (a *admission) crowded(src netip.Addr) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if t, ok := a.failedFrom[src]; ok && time.Since(t) < suspectFor {
+		return true
+	}
 	return a.pending.Len() > crowdedAt || a.bySource[src] > 1
+}
+
+// handshakeFailed counts a handshake src never completed and makes src
+// suspect for a while.
+func (a *admission) handshakeFailed(src netip.Addr) {
+	a.failed.Add(1)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	if len(a.failedFrom) >= maxSuspects && now.Sub(a.lastSweep) > time.Second {
+		a.lastSweep = now
+		for s, t := range a.failedFrom {
+			if now.Sub(t) >= suspectFor {
+				delete(a.failedFrom, s)
+			}
+		}
+	}
+	if len(a.failedFrom) < maxSuspects {
+		a.failedFrom[src] = now
+	}
 }
 
 // Stats are the stack's counters of incoming TCP handshakes.

@@ -277,3 +277,28 @@ func FuzzInbound(f *testing.F) {
 		s.TUN().Write([][]byte{append([]byte{0x45}, pkt...), append([]byte{0x60}, pkt...)}, 0)
 	})
 }
+
+// After a handshake from a source fails (a scanner's RST), that source's
+// next SYNs are handled handshake-first: Crowded says so.
+func TestFailedHandshakeMakesSourceSuspect(t *testing.T) {
+	s := single(t, Config{})
+	crowded := make(chan bool, 4)
+	s.SetTCPHandler(func(r *TCPRequest) {
+		crowded <- r.Crowded()
+		r.Accept()
+	})
+	us := netip.MustParseAddrPort("10.9.0.2:80")
+	scanner := netip.MustParseAddrPort("10.9.0.1:40000")
+	s.TUN().Write([][]byte{rawTCP(scanner, us, 1000, 0, header.TCPFlagSyn)}, 0)
+	if <-crowded {
+		t.Fatal("a first SYN is not crowded")
+	}
+	readSegment(t, s, scanner, header.TCPFlagSyn|header.TCPFlagAck)
+	s.TUN().Write([][]byte{rawTCP(scanner, us, 1001, 0, header.TCPFlagRst)}, 0)
+	waitFor(t, "the failed handshake", func() bool { return s.Stats().FailedHandshakes == 1 })
+	next := netip.MustParseAddrPort("10.9.0.1:40001")
+	s.TUN().Write([][]byte{rawTCP(next, us, 5000, 0, header.TCPFlagSyn)}, 0)
+	if !<-crowded {
+		t.Error("the scanner's next SYN is not treated as crowded")
+	}
+}

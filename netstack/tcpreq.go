@@ -123,7 +123,7 @@ func (q *TCPRequest) Accept() (net.Conn, error) {
 		// of it is used after this line.
 		q.r.Complete(false)
 		if terr != nil {
-			q.adm.failed.Add(1)
+			q.adm.handshakeFailed(q.remote.Addr())
 			err = fmt.Errorf("accepting %s: %s", q.remote, terr)
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +26,8 @@ type echoService struct {
 	mu   sync.Mutex
 	l    net.Listener
 	pc   net.PacketConn
+	// accepted counts the TCP connections the service accepted.
+	accepted atomic.Int64
 }
 
 func startEcho(t *testing.T, n *Net, ns, addr string) *echoService {
@@ -63,6 +66,7 @@ func (e *echoService) start() {
 			if err != nil {
 				return
 			}
+			e.accepted.Add(1)
 			go func() { io.Copy(c, c); c.Close() }()
 		}
 	}()

@@ -102,7 +102,7 @@ func TestHostilePeers(t *testing.T) {
 	}
 	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "curl", "hping3", "conntrack")
 	v := NewVPN(t, n, true)
-	up, _, port, pub := upWithEcho(t, n, v)
+	up, echo, port, pub := upWithEcho(t, n, v)
 	pid := up.Cmd.Process.Pid
 	// The well-behaved peer is another host than the attacker: after a
 	// flood from one address, the VPN server's own connection tracking
@@ -154,7 +154,9 @@ func TestHostilePeers(t *testing.T) {
 	var figures []string
 	for _, a := range attacks {
 		start := time.Now()
+		svcBefore := echo.accepted.Load()
 		a.run()
+		svcConns := echo.accepted.Load() - svcBefore
 		if up.Cmd.ProcessState != nil || syscall.Kill(pid, 0) != nil {
 			t.Fatalf("vpnfwd died during %q", a.name)
 		}
@@ -172,8 +174,8 @@ func TestHostilePeers(t *testing.T) {
 			t.Errorf("after %s: a well-behaved peer was not served: %v", a.name, err)
 		}
 		rss, _ := rssMB(pid)
-		figures = append(figures, fmt.Sprintf("%s (%.1f s): alive, %.0f MB RSS, well-behaved peer served in %d ms",
-			a.name, served.Sub(start).Seconds(), rss, took.Milliseconds()))
+		figures = append(figures, fmt.Sprintf("%s (%.1f s): alive, %.0f MB RSS, well-behaved peer served in %d ms; the service saw %d connections",
+			a.name, served.Sub(start).Seconds(), rss, took.Milliseconds(), svcConns))
 		if rss > 200 {
 			t.Errorf("after %s: RSS %.0f MB, want under 200", a.name, rss)
 		}
