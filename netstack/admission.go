@@ -27,11 +27,11 @@ type admission struct {
 	bySource       map[netip.Addr]int
 	// failedFrom remembers, for suspectFor, the sources whose handshakes
 	// failed (a scanner's RST after our SYN-ACK): at most maxSuspects.
-	failedFrom     map[netip.Addr]time.Time
-	lastSweep      time.Time
-	dropped        atomic.Uint64 // SYNs ignored for being over a limit
-	failed         atomic.Uint64 // handshakes that never completed
-	evicted        atomic.Uint64 // half-open handshakes aborted for room
+	failedFrom map[netip.Addr]time.Time
+	lastSweep  time.Time
+	dropped    atomic.Uint64 // SYNs ignored for being over a limit
+	failed     atomic.Uint64 // handshakes that never completed
+	evicted    atomic.Uint64 // half-open handshakes aborted for room
 }
 
 // crowdedAt is how many pending handshakes make the stack "crowded".
