@@ -22,6 +22,7 @@ func (f *fakeSource) Status() Status { f.mu.Lock(); defer f.mu.Unlock(); return 
 func get(t *testing.T, h http.Handler, path string, hdr ...string) (int, string) {
 	t.Helper()
 	r := httptest.NewRequest("GET", path, nil)
+	r.Host = "127.0.0.1:9070"
 	for i := 0; i+1 < len(hdr); i += 2 {
 		r.Header.Set(hdr[i], hdr[i+1])
 	}
@@ -32,7 +33,7 @@ func get(t *testing.T, h http.Handler, path string, hdr ...string) (int, string)
 
 func TestRoutes(t *testing.T) {
 	src := &fakeSource{st: Status{State: "connecting", Tunnel: TunnelStatus{State: "connecting"}}}
-	h := NewServer(src, NewBroker(), "", nil)
+	h := NewServer(src, NewBroker(), Options{Listen: "127.0.0.1:9070"})
 	for _, p := range []string{"/v1/port", "/v1/portforward", "/v1/openvpn/portforwarded", "/healthz"} {
 		code, body := get(t, h, p)
 		if code != 503 || strings.Contains(body, `"port": 0`) || strings.Contains(body, `"port":0`) {
@@ -43,8 +44,13 @@ func TestRoutes(t *testing.T) {
 	if code, body := get(t, h, "/v1/port"); code != 200 || !strings.Contains(body, `"port": 51413`) || !strings.Contains(body, `"ports": [`) {
 		t.Errorf("/v1/port: %d %s", code, body)
 	}
-	if code, body := get(t, h, "/v1/portforward"); code != 200 || strings.ReplaceAll(strings.Join(strings.Fields(body), ""), " ", "") != `{"port":51413}` {
-		t.Errorf("gluetun shape: %d %s", code, body)
+	for _, p := range []string{"/v1/portforward", "/v1/portforward/", "/v1/openvpn/portforwarded"} {
+		if code, body := get(t, h, p); code != 200 || strings.Join(strings.Fields(body), "") != `{"port":51413,"ports":[51413]}` {
+			t.Errorf("gluetun shape at %s: %d %s", p, code, body)
+		}
+	}
+	if code, body := get(t, h, "/v1/vpn/status"); code != 200 || strings.Join(strings.Fields(body), "") != `{"status":"running"}` {
+		t.Errorf("/v1/vpn/status: %d %s", code, body)
 	}
 	if code, _ := get(t, h, "/healthz"); code != 200 {
 		t.Errorf("healthz %d", code)
@@ -61,7 +67,7 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestToken(t *testing.T) {
-	h := NewServer(&fakeSource{}, NewBroker(), "s3cret", nil)
+	h := NewServer(&fakeSource{}, NewBroker(), Options{Token: "s3cret", Listen: "127.0.0.1:9070"})
 	if code, _ := get(t, h, "/v1/status"); code != 401 {
 		t.Errorf("no token: %d", code)
 	}
@@ -71,6 +77,12 @@ func TestToken(t *testing.T) {
 	if code, _ := get(t, h, "/v1/status", "Authorization", "Bearer s3cret"); code != 200 {
 		t.Errorf("right token: %d", code)
 	}
+	if code, _ := get(t, h, "/v1/status", "Authorization", "s3cret"); code != 401 {
+		t.Errorf("a bare token without a scheme: %d, want 401", code)
+	}
+	if code, _ := get(t, h, "/v1/status?api_key=s3cret"); code != 200 {
+		t.Errorf("gluetun's ?api_key=: %d", code)
+	}
 	if code, _ := get(t, h, "/v1/portforward", "X-API-Key", "s3cret"); code != 503 {
 		t.Errorf("gluetun header: %d", code)
 	}
@@ -79,10 +91,68 @@ func TestToken(t *testing.T) {
 	}
 }
 
+// A web page that rebinds its name to 127.0.0.1 sends its own Host: it
+// must not read the API (CVE-2018-5702 in Transmission).
+func TestHostCheck(t *testing.T) {
+	src := &fakeSource{st: Status{State: "up"}}
+	h := NewServer(src, NewBroker(), Options{Listen: "127.0.0.1:9070", AllowedHosts: []string{"vpnfwd.lan"}})
+	host := func(hst string) int {
+		r := httptest.NewRequest("GET", "/v1/status", nil)
+		r.Host = hst
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	for _, ok := range []string{"127.0.0.1:9070", "localhost:9070", "[::1]:9070", "LOCALHOST", "vpnfwd.lan:9070"} {
+		if c := host(ok); c != 200 {
+			t.Errorf("Host %s: %d", ok, c)
+		}
+	}
+	for _, bad := range []string{"attacker.example:9070", "evil.com", "192.168.1.10:9070"} {
+		if c := host(bad); c != http.StatusMisdirectedRequest {
+			t.Errorf("Host %s: %d, want 421", bad, c)
+		}
+	}
+	sock := NewServer(src, NewBroker(), Options{Listen: "unix:/run/vpnfwd.sock"})
+	r := httptest.NewRequest("GET", "/v1/status", nil)
+	r.Host = "whatever"
+	w := httptest.NewRecorder()
+	sock.ServeHTTP(w, r)
+	if w.Code != 200 {
+		t.Errorf("unix socket with any Host: %d", w.Code)
+	}
+}
+
+// Event streams are capped: each holds a goroutine and a connection.
+func TestEventStreamsCapped(t *testing.T) {
+	srv := httptest.NewServer(NewServer(&fakeSource{}, NewBroker(), Options{Listen: "127.0.0.1:9070", MaxStreams: 2}))
+	defer srv.Close()
+	var bodies []io.Closer
+	defer func() {
+		for _, b := range bodies {
+			b.Close()
+		}
+	}()
+	for i := range 3 {
+		resp, err := http.Get(srv.URL + "/v1/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, resp.Body)
+		want := 200
+		if i == 2 {
+			want = 503
+		}
+		if resp.StatusCode != want {
+			t.Errorf("stream %d: %d, want %d", i+1, resp.StatusCode, want)
+		}
+	}
+}
+
 func TestEvents(t *testing.T) {
 	src := &fakeSource{st: Status{State: "up"}}
 	b := NewBroker()
-	srv := httptest.NewServer(NewServer(src, b, "", nil))
+	srv := httptest.NewServer(NewServer(src, b, Options{Listen: "127.0.0.1:9070"}))
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -16,21 +17,47 @@ import (
 
 // Server is the control API's HTTP handler.
 type Server struct {
-	src    Source
-	events *Broker
-	token  string
-	log    *slog.Logger
-	mux    *http.ServeMux
+	src     Source
+	events  *Broker
+	o       Options
+	log     *slog.Logger
+	mux     *http.ServeMux
+	streams chan struct{} // one token per open event stream
 }
 
-// NewServer builds the handler. With a token, every route but /healthz
-// needs "Authorization: Bearer TOKEN" (or gluetun's X-API-Key header).
-func NewServer(src Source, events *Broker, token string, log *slog.Logger) *Server {
-	s := &Server{src: src, events: events, token: token, log: log, mux: http.NewServeMux()}
+// Options configure a Server.
+type Options struct {
+	// Token, when set, is needed by every route but /healthz: as
+	// "Authorization: Bearer TOKEN", gluetun's "X-API-Key: TOKEN" or
+	// "?api_key=TOKEN".
+	Token string
+	// Listen is the address the API listens on ("IP:PORT" or
+	// "unix:PATH"); it decides which Host headers are accepted.
+	Listen string
+	// AllowedHosts are Host names accepted besides loopback names and
+	// addresses and the listen address ("*": any). A web page that
+	// rebinds its own name to 127.0.0.1 sends its name, and is refused.
+	AllowedHosts []string
+	// MaxStreams bounds the open event streams (default 16).
+	MaxStreams int
+	Log        *slog.Logger
+}
+
+// NewServer builds the handler.
+func NewServer(src Source, events *Broker, o Options) *Server {
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = 16
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{src: src, events: events, o: o, log: o.Log, mux: http.NewServeMux(), streams: make(chan struct{}, o.MaxStreams)}
 	s.mux.HandleFunc("GET /v1/status", s.status)
 	s.mux.HandleFunc("GET /v1/port", s.port)
-	s.mux.HandleFunc("GET /v1/portforward", s.gluetun)
-	s.mux.HandleFunc("GET /v1/openvpn/portforwarded", s.gluetun)
+	s.mux.HandleFunc("GET /v1/portforward", s.port)
+	s.mux.HandleFunc("GET /v1/openvpn/portforwarded", s.port)
+	s.mux.HandleFunc("GET /v1/publicip/ip", s.publicIP)
+	s.mux.HandleFunc("GET /v1/vpn/status", s.vpnStatus)
 	s.mux.HandleFunc("GET /v1/events", s.sse)
 	s.mux.HandleFunc("GET /metrics", s.metrics)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
@@ -39,7 +66,15 @@ func NewServer(src Source, events *Broker, token string, log *slog.Logger) *Serv
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.token != "" && r.URL.Path != "/healthz" && !s.authorized(r) {
+	if !s.hostAllowed(r.Host) {
+		writeJSON(w, http.StatusMisdirectedRequest, map[string]string{"error": fmt.Sprintf("Host %q is not allowed: use 127.0.0.1 or localhost, or add it to api.allowed_hosts (--api-allowed-hosts)", r.Host)})
+		return
+	}
+	// gluetun's clients sometimes add a trailing slash: the same route.
+	if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
+		r.URL.Path = strings.TrimRight(p, "/")
+	}
+	if s.o.Token != "" && r.URL.Path != "/healthz" && !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="vpnfwd"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong API token"})
 		return
@@ -47,12 +82,50 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-func (s *Server) authorized(r *http.Request) bool {
-	got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if got == "" {
-		got = r.Header.Get("X-API-Key")
+// hostAllowed applies the Host check against DNS rebinding (as
+// Transmission does since CVE-2018-5702).
+func (s *Server) hostAllowed(hostport string) bool {
+	if strings.HasPrefix(s.o.Listen, "unix:") {
+		return true // no web page reaches a unix socket
 	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) == 1
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.Trim(host, "[]"))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() {
+		return true
+	}
+	listenHost, _, _ := net.SplitHostPort(s.o.Listen)
+	if la, err := netip.ParseAddr(listenHost); err == nil {
+		if la.IsUnspecified() && s.o.Token != "" {
+			return true // on every address, behind a token: any name that leads here
+		}
+		if a, err := netip.ParseAddr(host); err == nil && a == la {
+			return true
+		}
+	}
+	for _, h := range s.o.AllowedHosts {
+		if h == "*" || strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	var got string
+	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		got = v
+	} else if v := r.Header.Get("X-API-Key"); v != "" {
+		got = v
+	} else {
+		got = r.URL.Query().Get("api_key")
+	}
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.o.Token)) == 1
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -76,15 +149,20 @@ func (s *Server) port(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"port": st.Port.Port, "ports": st.Port.Ports})
 }
 
-// gluetun answers like gluetun's control server: {"port":N}. Port 0 is
-// never handed out: without a port the answer is 503.
-func (s *Server) gluetun(w http.ResponseWriter, r *http.Request) {
+// publicIP answers like gluetun's /v1/publicip/ip: the VPN's public
+// address where the provider told it.
+func (s *Server) publicIP(w http.ResponseWriter, r *http.Request) {
 	st := s.src.Status()
-	if st.Port.Port == 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no forwarded port held yet"})
-		return
+	writeJSON(w, http.StatusOK, map[string]string{"public_ip": st.Port.PublicIP, "provider": st.Port.Provider})
+}
+
+// vpnStatus answers like gluetun's /v1/vpn/status.
+func (s *Server) vpnStatus(w http.ResponseWriter, r *http.Request) {
+	status := "stopped"
+	if s.src.Status().Tunnel.State == "up" {
+		status = "running"
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"port": st.Port.Port})
+	writeJSON(w, http.StatusOK, map[string]string{"status": status})
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
@@ -100,6 +178,13 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	select {
+	case s.streams <- struct{}{}:
+		defer func() { <-s.streams }()
+	default:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "too many event streams open"})
 		return
 	}
 	ch := s.events.subscribe()

@@ -121,6 +121,9 @@ type Proxy struct {
 type API struct {
 	Listen    string `toml:"listen"`
 	TokenFile string `toml:"token_file"`
+	// AllowedHosts are Host names the API answers besides loopback and
+	// its listen address (DNS-rebinding protection); "*" allows any.
+	AllowedHosts []string `toml:"allowed_hosts"`
 }
 
 // KillSwitch configures the nftables kill switch.

@@ -60,6 +60,7 @@ var Options = []Option{
 	{Flag: "socks5", Key: "proxy.socks5", Usage: "SOCKS5 proxy `ADDR` (\"\" turns it off)", Set: func(c *Config, v string) error { c.Proxy.SOCKS5 = v; return nil }},
 	{Flag: "http-proxy", Key: "proxy.http", Usage: "HTTP proxy `ADDR` (\"\" turns it off)", Set: func(c *Config, v string) error { c.Proxy.HTTP = v; return nil }},
 	{Flag: "api", Key: "api.listen", Usage: "control API `ADDR` or unix:PATH (\"\" turns it off)", Set: func(c *Config, v string) error { c.API.Listen = v; return nil }},
+	{Flag: "api-allowed-hosts", Key: "api.allowed_hosts", Usage: "`LIST` of Host names the API answers besides loopback (\"*\": any)", Set: func(c *Config, v string) error { c.API.AllowedHosts = splitList(v); return nil }},
 	{Flag: "api-token-file", Key: "api.token_file", Usage: "`FILE` holding the API bearer token", Set: func(c *Config, v string) error { c.API.TokenFile = v; return nil }},
 	{Flag: "port-file", Key: "[[publish]] type=\"file\"", Usage: "write the forwarded port to `FILE`", Set: func(c *Config, v string) error {
 		c.Publish = append(c.Publish, Publish{Type: "file", Path: v})

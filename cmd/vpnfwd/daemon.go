@@ -369,7 +369,8 @@ func (d *daemon) run(ctx context.Context) error {
 		d.log.Info("HTTP proxy listening", "addr", d.httpL.Addr().String())
 	}
 	if d.apiL != nil {
-		h := api.NewServer(d, d.broker, d.apiToken, d.log.With("component", "api"))
+		h := api.NewServer(d, d.broker, api.Options{Token: d.apiToken, Listen: d.cfg.API.Listen,
+			AllowedHosts: d.cfg.API.AllowedHosts, Log: d.log.With("component", "api")})
 		goFunc(func() { api.Serve(srvCtx, d.apiL, h) })
 		d.log.Info("control API listening", "addr", d.apiL.Addr().String())
 	}
