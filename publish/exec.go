@@ -56,7 +56,7 @@ func (e Exec) Publish(ctx context.Context, ev Event) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(cmd.Environ(), "VPNFWD_PORT="+ports[0], "VPNFWD_PORTS="+strings.Join(ports, ","), "VPNFWD_REASON="+ev.Reason)
+	cmd.Env = append(hookEnv(cmd.Environ()), "VPNFWD_PORT="+ports[0], "VPNFWD_PORTS="+strings.Join(ports, ","), "VPNFWD_REASON="+ev.Reason)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = time.Second
@@ -121,4 +121,18 @@ func SplitWords(s string) ([]string, error) {
 		words = append(words, cur.String())
 	}
 	return words, nil
+}
+
+// hookEnv is vpnfwd's environment less every VPNFWD_* variable: those are
+// its configuration, passwords and tokens included, and none of the
+// hook's business. The hook gets VPNFWD_PORT, VPNFWD_PORTS and
+// VPNFWD_REASON instead.
+func hookEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "VPNFWD_") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -108,6 +109,18 @@ func (cc *ClientConfig) defaults() {
 		cc.Log = slog.New(slog.DiscardHandler)
 	}
 	cc.URL = strings.TrimRight(cc.URL, "/")
+	// Credentials in the URL (http://user:pw@host) move to the username
+	// and password: the URL names the client in logs, status and metrics.
+	if u, err := url.Parse(cc.URL); err == nil && u.User != nil {
+		if cc.Username == "" {
+			cc.Username = u.User.Username()
+		}
+		if pw, ok := u.User.Password(); ok && cc.Password == "" && cc.PasswordFile == "" {
+			cc.Password = pw
+		}
+		u.User = nil
+		cc.URL = u.String()
+	}
 }
 
 func (cc *ClientConfig) password() (string, error) {
