@@ -66,7 +66,7 @@ func TestDispatcherOrderOnceNeverZero(t *testing.T) {
 
 func TestFileAtomicAndEmptied(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "port")
-	f := File{Path: path}
+	f := &File{Path: path}
 	if err := f.Publish(context.Background(), Event{Ports: []uint16{51413, 51414}}); err != nil {
 		t.Fatal(err)
 	}

@@ -301,7 +301,7 @@ func buildConsumers(cfg *config.Config, log *slog.Logger) ([]publish.Consumer, e
 		}
 		switch p.Type {
 		case "file":
-			out = append(out, publish.File{Path: p.Path})
+			out = append(out, &publish.File{Path: p.Path, Log: log})
 		case "exec":
 			if !p.Shell {
 				if _, err := publish.SplitWords(p.Command); err != nil {
