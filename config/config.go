@@ -143,6 +143,7 @@ type Publish struct {
 	Type    string   `toml:"type"` // file | exec | qbittorrent | transmission | deluge
 	Path    string   `toml:"path"`
 	Command string   `toml:"command"`
+	On      string   `toml:"on"` // exec: "port" (default) or "lost"
 	Shell   bool     `toml:"shell"`
 	Timeout Duration `toml:"timeout"`
 
@@ -370,6 +371,9 @@ func (c *Config) validatePublish() []error {
 		case "exec":
 			if strings.TrimSpace(p.Command) == "" {
 				add("publish %d (exec): no command", i+1)
+			}
+			if p.On != "" && p.On != "port" && p.On != "lost" {
+				add("publish %d (exec): on = %q (want \"port\" or \"lost\")", i+1, p.On)
 			}
 		case "qbittorrent", "transmission", "deluge":
 			if p.URL == "" {

@@ -70,6 +70,10 @@ var Options = []Option{
 		c.Publish = append(c.Publish, Publish{Type: "exec", Command: v})
 		return nil
 	}},
+	{Flag: "on-port-lost", Key: "[[publish]] type=\"exec\" on=\"lost\"", Usage: "run `CMD` when the forwarded port is lost (and at exit)", Set: func(c *Config, v string) error {
+		c.Publish = append(c.Publish, Publish{Type: "exec", Command: v, On: "lost"})
+		return nil
+	}},
 	{Flag: "qbittorrent", Key: "[[publish]] type=\"qbittorrent\" url", Usage: "keep qBittorrent's Web UI at `URL` on the forwarded port", Set: setClient("qbittorrent", func(p *Publish, v string) { p.URL = v })},
 	{Flag: "qbittorrent-user", Key: "username", Usage: "qBittorrent Web UI `USER`", Set: setClient("qbittorrent", func(p *Publish, v string) { p.Username = v })},
 	{Flag: "qbittorrent-password", Key: "password", Usage: "qBittorrent `PASSWORD` (prefer the _FILE form or the environment)", Set: setClient("qbittorrent", func(p *Publish, v string) { p.Password = Secret(v) })},

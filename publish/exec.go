@@ -14,26 +14,42 @@ import (
 // Exec runs a command on every new port. {{port}} in the command becomes
 // the first port, {{ports}} all of them comma-separated. The command is
 // split into words (quotes group) and run directly; Shell runs it with
-// /bin/sh -c instead. It never runs when the port is lost.
+// /bin/sh -c instead. It never runs when the port is lost, unless OnLost:
+// then it runs only then (with VPNFWD_REASON=lost and no port).
 type Exec struct {
 	Command string
 	Shell   bool
 	Timeout time.Duration // default 30 s
+	OnLost  bool
 }
 
 // Name implements Consumer.
-func (e Exec) Name() string { return "exec" }
+func (e Exec) Name() string {
+	if e.OnLost {
+		return "exec(lost)"
+	}
+	return "exec"
+}
 
 // Publish implements Consumer.
 func (e Exec) Publish(ctx context.Context, ev Event) error {
-	if len(ev.Ports) == 0 {
+	if lost := len(ev.Ports) == 0; lost != e.OnLost {
 		return nil
 	}
-	ports := make([]string, len(ev.Ports))
-	for i, p := range ev.Ports {
-		ports[i] = strconv.Itoa(int(p))
+	var ports []string
+	for _, p := range ev.Ports {
+		ports = append(ports, strconv.Itoa(int(p)))
 	}
-	expand := strings.NewReplacer("{{port}}", ports[0], "{{ports}}", strings.Join(ports, ","))
+	return e.run(ctx, ev, ports)
+}
+
+// run runs the command for ports (none: the port was lost).
+func (e Exec) run(ctx context.Context, ev Event, ports []string) error {
+	first := ""
+	if len(ports) > 0 {
+		first = ports[0]
+	}
+	expand := strings.NewReplacer("{{port}}", first, "{{ports}}", strings.Join(ports, ","))
 	var argv []string
 	if e.Shell {
 		argv = []string{"/bin/sh", "-c", expand.Replace(e.Command)}
@@ -56,7 +72,7 @@ func (e Exec) Publish(ctx context.Context, ev Event) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(hookEnv(cmd.Environ()), "VPNFWD_PORT="+ports[0], "VPNFWD_PORTS="+strings.Join(ports, ","), "VPNFWD_REASON="+ev.Reason)
+	cmd.Env = append(hookEnv(cmd.Environ()), "VPNFWD_PORT="+first, "VPNFWD_PORTS="+strings.Join(ports, ","), "VPNFWD_REASON="+ev.Reason)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = time.Second

@@ -108,6 +108,18 @@ func TestExec(t *testing.T) {
 	if _, err := os.Stat(out); err == nil {
 		t.Error("hook ran without a port")
 	}
+	// A hook for the lost port runs then, and only then.
+	lost := Exec{Command: `sh -c 'echo "$VPNFWD_REASON [$VPNFWD_PORT]" > ` + out + `'`, OnLost: true}
+	lost.Publish(context.Background(), ev)
+	if _, err := os.Stat(out); err == nil {
+		t.Error("the lost-port hook ran for a new port")
+	}
+	if err := lost.Publish(context.Background(), Event{Reason: "lost"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "lost []\n" {
+		t.Errorf("lost-port hook wrote %q", b)
+	}
 	err := (Exec{Command: "sh -c 'echo oops >&2; exit 3'"}).Publish(context.Background(), ev)
 	if err == nil || !strings.Contains(err.Error(), "oops") || !strings.Contains(err.Error(), "exit status 3") {
 		t.Errorf("failure error %v", err)

@@ -308,7 +308,7 @@ func buildConsumers(cfg *config.Config, log *slog.Logger) ([]publish.Consumer, e
 					return nil, fmt.Errorf("--on-port: %w", err)
 				}
 			}
-			out = append(out, publish.Exec{Command: p.Command, Shell: p.Shell, Timeout: time.Duration(p.Timeout)})
+			out = append(out, publish.Exec{Command: p.Command, Shell: p.Shell, Timeout: time.Duration(p.Timeout), OnLost: p.On == "lost"})
 		case "qbittorrent":
 			opts := publish.QBittorrentOptions{MultiConnections: p.MultiConnections}
 			if p.UseProxy {
