@@ -280,3 +280,28 @@ func (b *Bridge) localAddr(peer netip.Addr) netip.Addr {
 	}
 	return PeerSource(peer)
 }
+
+// adminPorts are local services that commonly trust connections from
+// loopback: torrent clients' web UIs, remote shells and desktops, Docker's
+// API, vpnfwd's own API.
+var adminPorts = map[uint16]string{
+	22: "SSH", 2375: "Docker API", 2376: "Docker API", 3389: "RDP", 5900: "VNC",
+	8080: "qBittorrent's Web UI", 8112: "Deluge's web UI", 9091: "Transmission's RPC", 9070: "vpnfwd's API",
+}
+
+// LoopbackTrustWarning says why bridging to host:port may be a mistake:
+// every remote peer arrives from a loopback address (127.0.0.1, or
+// 127.x.y.z with PerPeer), so a service there that trusts loopback (as
+// qBittorrent's "bypass authentication for localhost" does) trusts the
+// internet. "" when the port is not a well-known admin port.
+func LoopbackTrustWarning(host string, port uint16) string {
+	what, ok := adminPorts[port]
+	if !ok {
+		return ""
+	}
+	if a, err := netip.ParseAddr(host); err == nil && !a.IsLoopback() {
+		return ""
+	}
+	return fmt.Sprintf("the forwarded port leads to %s:%d, commonly %s: remote peers reach it from 127.0.0.1, so if it trusts local connections it now trusts the internet; "+
+		"forward to the service's peer port instead, or use --per-peer-source or tun mode", host, port, what)
+}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -240,5 +241,20 @@ func TestUDPNewFlowRate(t *testing.T) {
 	eventually(t, "six datagrams handled", func() bool { s := b.Stats(); return s.UDPFlows+s.UDPRefused == 6 })
 	if s := b.Stats(); s.UDPFlows > 3 {
 		t.Errorf("%d flows opened at once, rate 2/s", s.UDPFlows)
+	}
+}
+
+func TestLoopbackTrustWarning(t *testing.T) {
+	if w := LoopbackTrustWarning("127.0.0.1", 8080); !strings.Contains(w, "qBittorrent") {
+		t.Errorf("qBittorrent's Web UI: %q", w)
+	}
+	if w := LoopbackTrustWarning("localhost", 22); w == "" {
+		t.Error("SSH on localhost: no warning")
+	}
+	if w := LoopbackTrustWarning("127.0.0.1", 51413); w != "" {
+		t.Errorf("a torrent client's peer port: %q", w)
+	}
+	if w := LoopbackTrustWarning("192.168.1.5", 8080); w != "" {
+		t.Errorf("a LAN host sees the bridge's LAN address, not loopback: %q", w)
 	}
 }

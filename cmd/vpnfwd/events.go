@@ -52,6 +52,9 @@ func (d *daemon) moveBridge(l provider.Lease) {
 	for _, r := range routes {
 		d.log.Info("listening", "tunnel_port", r.Listen,
 			"target", net.JoinHostPort(d.targetHost, strconv.Itoa(int(r.Target))), "protocols", d.cfg.Forward.Protocols)
+		if w := forward.LoopbackTrustWarning(d.targetHost, r.Target); w != "" {
+			d.log.Warn(w)
+		}
 	}
 }
 
