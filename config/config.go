@@ -111,10 +111,24 @@ type Forward struct {
 	PerPeerSource bool `toml:"per_peer_source"`
 }
 
-// Proxy configures the outbound proxies; "" turns one off.
+// Proxy configures the outbound proxies; "" turns one off. With a
+// username (and password), both require them; a proxy off loopback must.
 type Proxy struct {
-	SOCKS5 string `toml:"socks5"`
-	HTTP   string `toml:"http"`
+	SOCKS5       string `toml:"socks5"`
+	HTTP         string `toml:"http"`
+	Username     string `toml:"username"`
+	Password     Secret `toml:"password"`
+	PasswordFile string `toml:"password_file"`
+}
+
+// Secret reads the proxies' password, from PasswordFile when set.
+func (p Proxy) Secret() (string, error) {
+	return readSecret(string(p.Password), p.PasswordFile)
+}
+
+// HasCredentials reports whether the proxies require a login.
+func (p Proxy) HasCredentials() bool {
+	return p.Username != "" || p.Password != "" || p.PasswordFile != ""
 }
 
 // API configures the control API.
@@ -298,8 +312,8 @@ func (c *Config) Validate() error {
 		ap, err := netip.ParseAddrPort(a.v)
 		if err != nil {
 			add("%s: %q is not IP:PORT", a.name, a.v)
-		} else if !ap.Addr().IsLoopback() {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("%s = %s: the proxy has no authentication and is open to other hosts; keep it on 127.0.0.1 unless that is what you want", a.name, a.v))
+		} else if !ap.Addr().IsLoopback() && !c.Proxy.HasCredentials() {
+			add("%s = %s is reachable from other hosts: set proxy.username and proxy.password_file (--proxy-username, --proxy-password-file) so it needs a login, or keep it on 127.0.0.1", a.name, a.v)
 		}
 	}
 	for _, l := range c.KillSwitch.AllowLAN {
@@ -383,6 +397,9 @@ func (c *Config) validatePublish() []error {
 			}
 			if p.UseProxy && c.Proxy.SOCKS5 == "" {
 				add("publish %d (%s): use_proxy needs vpnfwd's SOCKS5 proxy, which is off", i+1, p.Type)
+			}
+			if p.UseProxy && c.Proxy.HasCredentials() {
+				add("publish %d (%s): use_proxy with proxy credentials is not supported", i+1, p.Type)
 			}
 		case "rtorrent":
 			add("publish %d: rTorrent only applies network.port_range when it opens its listening socket (at start), so vpnfwd cannot change its port while it runs; "+

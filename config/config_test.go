@@ -161,6 +161,8 @@ func TestValidateErrors(t *testing.T) {
 		{[]string{"--socks5", "localhost"}, "proxy.socks5"},
 		{[]string{"--forward", "127.0.0.1:99999"}, "port must be 0-65535"},
 		{[]string{"--max-udp-flows", "-1"}, "forward.max_udp_flows: -1: want a number from 1"},
+		{[]string{"--socks5", "0.0.0.0:1080"}, "proxy.socks5 = 0.0.0.0:1080 is reachable from other hosts: set proxy.username"},
+		{[]string{"--http-proxy", "192.168.1.2:8118"}, "proxy.http = 192.168.1.2:8118 is reachable"},
 		{[]string{"--max-connections", "0"}, "forward.max_connections: 0"},
 		{[]string{"--idle-timeout", "0s"}, "forward.idle_timeout: 0s: want at least 1s"},
 	}
@@ -179,6 +181,10 @@ func TestValidateErrors(t *testing.T) {
 	cfg, _ := load(t, []string{"--api", "unix:/run/x.sock"}, nil)
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("unix socket API: %v", err)
+	}
+	cfg, _ = load(t, []string{"--socks5", "0.0.0.0:1080", "--proxy-username", "u", "--proxy-password-file", "/run/secrets/p"}, nil)
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("a proxy off loopback with a login: %v", err)
 	}
 }
 

@@ -8,15 +8,17 @@ import (
 )
 
 // HTTPProxy is an HTTP proxy (CONNECT and plain requests) that reaches
-// everything through the tunnel.
+// everything through the tunnel. With credentials it requires HTTP basic
+// authentication (Proxy-Authorization).
 type HTTPProxy struct {
 	Tunnel Tunnel
 	Log    *slog.Logger
+	auth   Credentials
 	rp     *httputil.ReverseProxy
 }
 
 // NewHTTPProxy makes the proxy handler.
-func NewHTTPProxy(t Tunnel, log *slog.Logger) *HTTPProxy {
+func NewHTTPProxy(t Tunnel, auth Credentials, log *slog.Logger) *HTTPProxy {
 	tr := &http.Transport{
 		Proxy:               nil, // never another proxy, never direct
 		DialContext:         t.DialContext,
@@ -25,7 +27,7 @@ func NewHTTPProxy(t Tunnel, log *slog.Logger) *HTTPProxy {
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 15 * time.Second,
 	}
-	p := &HTTPProxy{Tunnel: t, Log: log}
+	p := &HTTPProxy{Tunnel: t, Log: log, auth: auth}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = pr.In.URL
@@ -43,6 +45,11 @@ func NewHTTPProxy(t Tunnel, log *slog.Logger) *HTTPProxy {
 
 // ServeHTTP implements http.Handler.
 func (p *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.auth.Required() && !p.auth.matchBasic(r.Header.Get("Proxy-Authorization")) {
+		w.Header().Set("Proxy-Authenticate", `Basic realm="vpnfwd"`)
+		http.Error(w, "vpnfwd proxy: username and password required", http.StatusProxyAuthRequired)
+		return
+	}
 	if r.Method == http.MethodConnect {
 		p.connect(w, r)
 		return

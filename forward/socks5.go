@@ -33,10 +33,12 @@ const (
 	socksAddrUnsupported = 8
 )
 
-// SOCKS5 is a SOCKS5 server (no authentication: keep it on loopback) with
-// CONNECT and UDP ASSOCIATE through the tunnel.
+// SOCKS5 is a SOCKS5 server with CONNECT and UDP ASSOCIATE through the
+// tunnel. With Auth set it requires RFC 1929 username/password; without,
+// keep it on loopback.
 type SOCKS5 struct {
 	Tunnel Tunnel
+	Auth   Credentials
 	Log    *slog.Logger
 	wg     sync.WaitGroup
 }
@@ -76,11 +78,7 @@ func (s *SOCKS5) session(c net.Conn) error {
 	if _, err := io.ReadFull(c, methods); err != nil {
 		return err
 	}
-	if !contains(methods, 0) {
-		c.Write([]byte{5, 0xff})
-		return errors.New("client offers no acceptable auth method (only 'no authentication')")
-	}
-	if _, err := c.Write([]byte{5, 0}); err != nil {
+	if err := s.authenticate(c, methods); err != nil {
 		return err
 	}
 	req := make([]byte, 3)
@@ -97,10 +95,64 @@ func (s *SOCKS5) session(c net.Conn) error {
 	case 1:
 		return s.connect(c, host, port)
 	case 3:
-		return s.associate(c)
+		return s.associate(c, host, port)
 	}
 	reply(c, socksCmdUnsupported, nil)
 	return fmt.Errorf("unsupported command %d", req[1])
+}
+
+// authenticate picks the method: username/password (RFC 1929) when Auth
+// is set, else none.
+func (s *SOCKS5) authenticate(c net.Conn, methods []byte) error {
+	if !s.Auth.Required() {
+		if !contains(methods, 0) {
+			c.Write([]byte{5, 0xff})
+			return errors.New("client offers no acceptable auth method (only 'no authentication')")
+		}
+		_, err := c.Write([]byte{5, 0})
+		return err
+	}
+	if !contains(methods, 2) {
+		c.Write([]byte{5, 0xff})
+		return errors.New("client offers no username/password authentication, which this proxy requires")
+	}
+	if _, err := c.Write([]byte{5, 2}); err != nil {
+		return err
+	}
+	user, pass, err := readUserPass(c)
+	if err != nil {
+		return err
+	}
+	if !s.Auth.match(user, pass) {
+		c.Write([]byte{1, 1})
+		return errors.New("wrong username or password")
+	}
+	_, err = c.Write([]byte{1, 0})
+	return err
+}
+
+// readUserPass reads an RFC 1929 request: VER 1, ULEN, UNAME, PLEN,
+// PASSWD.
+func readUserPass(r io.Reader) (string, string, error) {
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return "", "", err
+	}
+	if b[0] != 1 {
+		return "", "", fmt.Errorf("username/password version %d", b[0])
+	}
+	user := make([]byte, b[1])
+	if _, err := io.ReadFull(r, user); err != nil {
+		return "", "", err
+	}
+	if _, err := io.ReadFull(r, b[:1]); err != nil {
+		return "", "", err
+	}
+	pass := make([]byte, b[0])
+	if _, err := io.ReadFull(r, pass); err != nil {
+		return "", "", err
+	}
+	return string(user), string(pass), nil
 }
 
 func contains(b []byte, v byte) bool {

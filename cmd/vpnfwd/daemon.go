@@ -42,6 +42,7 @@ type daemon struct {
 
 	socksL, httpL, apiL net.Listener
 	apiToken            string
+	proxyAuth           forward.Credentials
 
 	targetHost string
 	targetPort uint16
@@ -85,6 +86,16 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 	// here, not after the tunnel is up.
 	if d.apiToken, err = readToken(cfg.API.TokenFile); err != nil {
 		return nil, err
+	}
+	if cfg.Proxy.HasCredentials() {
+		pw, err := cfg.Proxy.Secret()
+		if err != nil {
+			return nil, fmt.Errorf("proxy password: %w", err)
+		}
+		if cfg.Proxy.Username == "" || pw == "" {
+			return nil, errors.New("proxy credentials need both a username (--proxy-username) and a password (--proxy-password-file)")
+		}
+		d.proxyAuth = forward.Credentials{Username: cfg.Proxy.Username, Password: pw}
 	}
 	if err := d.listen(); err != nil {
 		d.closeAll()
@@ -359,12 +370,12 @@ func (d *daemon) run(ctx context.Context) error {
 	goFunc(func() { d.disp.Run(pubCtx) })
 	srvCtx, srvCancel := context.WithCancel(context.Background())
 	if d.socksL != nil {
-		s := &forward.SOCKS5{Tunnel: d.stack, Log: d.log.With("component", "socks5")}
+		s := &forward.SOCKS5{Tunnel: d.stack, Auth: d.proxyAuth, Log: d.log.With("component", "socks5")}
 		goFunc(func() { s.Serve(d.socksL) })
 		d.log.Info("SOCKS5 proxy listening", "addr", d.socksL.Addr().String())
 	}
 	if d.httpL != nil {
-		h := forward.NewHTTPProxy(d.stack, d.log.With("component", "http-proxy"))
+		h := forward.NewHTTPProxy(d.stack, d.proxyAuth, d.log.With("component", "http-proxy"))
 		goFunc(func() { api.Serve(srvCtx, d.httpL, h) })
 		d.log.Info("HTTP proxy listening", "addr", d.httpL.Addr().String())
 	}

@@ -38,8 +38,11 @@ func TestSecretsNeverShown(t *testing.T) {
 		"Transmission password": "sekrit-transmission",
 		"Deluge password":       "sekrit-deluge",
 		"API token":             "sekrit-api-token",
+		"proxy password":        "sekrit-proxy-pw",
 		"WireGuard key":         client.PrivateKey.Base64(),
 	}
+	proxyPw := filepath.Join(dir, "proxy-pw")
+	os.WriteFile(proxyPw, []byte(secrets["proxy password"]+"\n"), 0o600)
 	tokenFile := filepath.Join(dir, "api-token")
 	os.WriteFile(tokenFile, []byte(secrets["API token"]+"\n"), 0o600)
 	hookEnv := filepath.Join(dir, "hook-env")
@@ -57,7 +60,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	}
 	sock := filepath.Join(dir, "api.sock")
 	args := []string{"up", "--wg-config", conf, "--provider", "natpmp", "--api", "unix:" + sock, "--api-token-file", tokenFile,
-		"--socks5", "127.0.0.1:0", "--http-proxy", "", "--state-dir", filepath.Join(dir, "state"), "--log-level", "debug",
+		"--socks5", "127.0.0.1:0", "--http-proxy", "", "--proxy-username", "me", "--proxy-password-file", proxyPw, "--state-dir", filepath.Join(dir, "state"), "--log-level", "debug",
 		"--on-port", "sh -c 'env > " + hookEnv + "'"}
 	cenv, out, errb := testEnv(env)
 	ctx, cancel := context.WithCancel(context.Background())
