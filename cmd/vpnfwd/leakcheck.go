@@ -30,7 +30,7 @@ func runLeakCheck(ctx context.Context, env *cliEnv, args []string) error {
 	addr, tok := apiFlags(fs, env)
 	var o leakOpts
 	fs.StringVar(&o.ipURL, "ip-url", "https://api.ipify.org", "what's-my-IP `URL` (answers the caller's address as text)")
-	fs.StringVar(&o.portURL, "port-check-url", "", "outside port checker `URL` with {port}, answering 1/0 (e.g. https://portcheck.transmissionbt.com/{port})")
+	fs.StringVar(&o.portURL, "port-check-url", "https://portcheck.transmissionbt.com/{port}", "outside port checker `URL` with {port}, answering 1/0 or JSON, asked through the tunnel (\"\" skips the check)")
 	fs.StringVar(&o.ipv6Target, "ipv6-target", "[2606:4700:4700::1111]:443", "an outside IPv6 `HOST:PORT` a direct connection is tried to")
 	dns := fs.String("dns-server", "", "resolver(s) `ADDR[,ADDR]` a direct query is tried to (default: /etc/resolv.conf)")
 	fs.BoolVar(&o.simulate, "simulate-outage", false, "block the endpoint for --outage (needs the kill switch, in this namespace), check nothing gets out meanwhile, then that tunnel and port come back")

@@ -208,7 +208,7 @@ func portAnswer(body string) string {
 func checkPort(ctx context.Context, socks, tmpl string, port int) checkResult {
 	const name = "port"
 	if tmpl == "" {
-		return skip(name, "no --port-check-url")
+		return skip(name, "turned off (--port-check-url \"\")")
 	}
 	if port == 0 {
 		return errRes(name, "vpnfwd holds no forwarded port")
