@@ -115,17 +115,16 @@ func (q *qbittorrent) login(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	user, defaults := q.cc.Username, false
+	user := q.cc.Username
 	if user == "" && pw == "" && q.cc.PasswordFile == "" {
-		// No credentials given: try qBittorrent 4.x's documented default once.
-		user, pw, defaults = "admin", "adminadmin", true
+		// No credentials given. No guess either: qBittorrent 4.6.1 and later
+		// have no default password, and a wrong guess spends one of the 5
+		// failed logins before qBittorrent bans the address.
+		return &RetryAfter{Err: fmt.Errorf("qBittorrent at %s wants a login: give --qbittorrent-user and --qbittorrent-password-file "+
+			"(qBittorrent 4.6.1 and later print a temporary password in their log at start until you set one; older ones default to admin/adminadmin), "+
+			"or turn on \"bypass authentication for clients on localhost\" in its Web UI options", q.cc.URL), Delay: time.Hour}
 	}
 	_, err = q.call(ctx, "POST", "/api/v2/auth/login", url.Values{"username": {user}, "password": {pw}})
-	var le0 *loginError
-	if defaults && errors.As(err, &le0) && !le0.banned {
-		return &RetryAfter{Err: fmt.Errorf("qBittorrent at %s wants a login: give --qbittorrent-user and --qbittorrent-password-file (the default admin/adminadmin was refused), "+
-			"or turn on \"bypass authentication for clients on localhost\"", q.cc.URL), Delay: time.Hour}
-	}
 	var le *loginError
 	if errors.As(err, &le) {
 		q.mu.Lock()
