@@ -19,10 +19,12 @@ import (
 )
 
 // Route is one forwarded port: connections arriving at Listen inside the
-// tunnel go to the target host on Target.
+// tunnel go to the target host on Target. Proto limits it to "tcp" or
+// "udp" (a gateway that forwards them on different ports); "" is both.
 type Route struct {
 	Listen uint16
 	Target uint16
+	Proto  string
 }
 
 // TCPRequest is an incoming tunnel connection whose handshake is still
@@ -91,7 +93,8 @@ type Bridge struct {
 	log *slog.Logger
 
 	mu     sync.Mutex
-	routes map[uint16]uint16 // listen port -> target port
+	tcp    map[uint16]uint16 // TCP routes: listen port -> target port
+	udpTo  map[uint16]uint16 // UDP routes
 	udp    map[uint16]*udpListener
 	closed bool
 	wg     sync.WaitGroup
@@ -131,7 +134,7 @@ func NewBridge(in PacketListener, cfg BridgeConfig) *Bridge {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	b := &Bridge{cfg: cfg, in: in, log: cfg.Log, routes: map[uint16]uint16{}, udp: map[uint16]*udpListener{},
+	b := &Bridge{cfg: cfg, in: in, log: cfg.Log, tcp: map[uint16]uint16{}, udpTo: map[uint16]uint16{}, udp: map[uint16]*udpListener{},
 		conns: newConnTable(cfg.MaxConns, cfg.MaxConnsPerSource), stop: make(chan struct{})}
 	b.wg.Add(1)
 	go b.sweepIdle()
@@ -170,7 +173,7 @@ func (b *Bridge) SetRoutes(routes []Route) error {
 	if b.closed {
 		return net.ErrClosed
 	}
-	next := map[uint16]uint16{}
+	tcp, udp := map[uint16]uint16{}, map[uint16]uint16{}
 	for _, r := range routes {
 		if r.Listen == 0 {
 			continue
@@ -179,28 +182,31 @@ func (b *Bridge) SetRoutes(routes []Route) error {
 		if t == 0 {
 			t = r.Listen
 		}
-		next[r.Listen] = t
+		if r.Proto != "udp" && b.cfg.TCP {
+			tcp[r.Listen] = t
+		}
+		if r.Proto != "tcp" && b.cfg.UDP {
+			udp[r.Listen] = t
+		}
 	}
 	for port, l := range b.udp {
-		if t, ok := next[port]; !ok || t != b.routes[port] {
+		if t, ok := udp[port]; !ok || t != b.udpTo[port] {
 			l.close()
 			delete(b.udp, port)
 		}
 	}
-	b.routes = next
+	b.tcp, b.udpTo = tcp, udp
 	var firstErr error
-	if b.cfg.UDP {
-		for port, target := range next {
-			if _, ok := b.udp[port]; ok {
-				continue
-			}
-			l, err := b.listenUDP(port, target)
-			if err != nil {
-				firstErr = err
-				continue
-			}
-			b.udp[port] = l
+	for port, target := range udp {
+		if _, ok := b.udp[port]; ok {
+			continue
 		}
+		l, err := b.listenUDP(port, target)
+		if err != nil {
+			firstErr = err
+			continue
+		}
+		b.udp[port] = l
 	}
 	return firstErr
 }
@@ -215,8 +221,8 @@ func (b *Bridge) target(port uint16) string {
 func (b *Bridge) route(listen uint16) (uint16, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	t, ok := b.routes[listen]
-	ok = ok && b.cfg.TCP && !b.closed
+	t, ok := b.tcp[listen]
+	ok = ok && !b.closed
 	if ok {
 		b.wg.Add(1)
 	}

@@ -258,3 +258,31 @@ func TestLoopbackTrustWarning(t *testing.T) {
 		t.Errorf("a LAN host sees the bridge's LAN address, not loopback: %q", w)
 	}
 }
+
+// A gateway that forwards TCP and UDP on different ports: each route
+// serves its own protocol only.
+func TestRoutesPerProtocol(t *testing.T) {
+	tcpPort, _ := tcpService(t)
+	_, udpPort := udpService(t)
+	m := &memNet{}
+	b := NewBridge(m, BridgeConfig{TargetHost: "127.0.0.1", TCP: true, UDP: true})
+	defer b.Close()
+	b.SetRoutes([]Route{{Listen: 5000, Target: tcpPort, Proto: "tcp"}, {Listen: 6000, Target: udpPort, Proto: "udp"}})
+	m.mu.Lock()
+	_, udpOn5000 := m.pcs[5000]
+	_, udpOn6000 := m.pcs[6000]
+	m.mu.Unlock()
+	if udpOn5000 || !udpOn6000 {
+		t.Errorf("UDP listeners: on 5000 %v (want none), on 6000 %v", udpOn5000, udpOn6000)
+	}
+	connect(t, b, newReq(5000))
+	r := newReq(6000)
+	go b.HandleTCP(r)
+	select {
+	case <-r.rejected:
+	case <-r.accepted:
+		t.Error("TCP accepted on the UDP-only port")
+	case <-time.After(2 * time.Second):
+		t.Error("no answer")
+	}
+}

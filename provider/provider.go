@@ -23,6 +23,9 @@ import (
 type Port struct {
 	Public uint16 `json:"public"`
 	Local  uint16 `json:"local"`
+	// Protocol is "tcp" or "udp" when the port forwards only that one (a
+	// gateway that gave TCP and UDP different ports); "" for both.
+	Protocol string `json:"protocol,omitempty"`
 }
 
 // Lease is what a provider currently holds. A Lease with no Ports means the
@@ -51,11 +54,12 @@ func (l Lease) Failed(err error) Lease {
 // Held reports whether the lease has a port.
 func (l Lease) Held() bool { return len(l.Ports) > 0 }
 
-// PublicPorts lists the public ports, never 0.
+// PublicPorts lists the public ports, never 0, each once (a TCP-only and a
+// UDP-only port count as two).
 func (l Lease) PublicPorts() []uint16 {
 	var out []uint16
 	for _, p := range l.Ports {
-		if p.Public != 0 {
+		if p.Public != 0 && !slices.Contains(out, p.Public) {
 			out = append(out, p.Public)
 		}
 	}

@@ -44,7 +44,7 @@ func (d *daemon) moveBridge(l provider.Lease) {
 		if t == 0 {
 			t = p.Public
 		}
-		routes = append(routes, forward.Route{Listen: p.Local, Target: t})
+		routes = append(routes, forward.Route{Listen: p.Local, Target: t, Proto: p.Protocol})
 	}
 	if err := d.bridge.SetRoutes(routes); err != nil {
 		d.log.Error("listening on the forwarded port", "err", err)

@@ -160,11 +160,11 @@ func TestHostilePeers(t *testing.T) {
 		if up.Cmd.ProcessState != nil || syscall.Kill(pid, 0) != nil {
 			t.Fatalf("vpnfwd died during %q", a.name)
 		}
-		// Served at once: the first attempt, or one retry of a SYN lost in
-		// the tail of a flood.
+		// Served at once, or as soon as the tail of a flood has drained
+		// from the queues (on a loaded 2-core machine, a few seconds).
 		served := time.Now()
 		var err error
-		for try := 0; try < 3; try++ {
+		for time.Since(served) < 10*time.Second {
 			if err = n.InNS(v.Inet, func() error { return echoFrom(goodPeer, pub, "hello") }); err == nil {
 				break
 			}

@@ -14,7 +14,20 @@ import (
 // Gateway is a NAT-PMP server on the tunnel gateway. Each mapping opens the
 // public port on the loopback address standing in for the server's public
 // IP and forwards it into the tunnel to the client.
+//
+// Its behaviour follows RFC 6886 (3.3: a request for an internal port that
+// is already mapped gets that mapping back, whatever port it suggests;
+// internal port 0 with lifetime 0 deletes all the client's mappings of
+// that protocol) and, in Proton mode, what Proton's gateways answer as
+// reported by Proton's Linux client and gluetun: the public port is also
+// the internal one, and the reply's internal port is that port or 0.
 type Gateway struct {
+	// ZeroInternalReply makes Proton-mode replies carry internal port 0
+	// (the other shape seen in the field).
+	ZeroInternalReply bool
+	// SplitUDP makes the gateway never give UDP the port it suggests, as
+	// a gateway whose UDP port is taken would: TCP and UDP end up apart.
+	SplitUDP bool
 	s      *Server
 	proton bool
 	life   uint32
@@ -23,9 +36,15 @@ type Gateway struct {
 	mu     sync.Mutex
 	start  time.Time
 	maps   map[mapKey]*mapping
-	// Requests counts requests by opcode, for tests.
+	// Requests counts requests by opcode; History keeps every mapping
+	// request in order (for tests; read under Lock).
 	Requests map[uint8]int
+	History  []natpmp.MapRequest
 }
+
+// Lock and Unlock guard the fields tests read and set.
+func (g *Gateway) Lock()   { g.mu.Lock() }
+func (g *Gateway) Unlock() { g.mu.Unlock() }
 
 type mapKey struct {
 	op       uint8
@@ -124,6 +143,7 @@ func (g *Gateway) handle(b []byte, client netip.Addr) []byte {
 	if op == natpmp.OpExternal {
 		return natpmp.ExternalReply{Epoch: g.epoch(), Addr: PublicIP}.Marshal(0)
 	}
+	g.History = append(g.History, req)
 	reply := natpmp.MapReply{Op: op, Epoch: g.epoch(), Internal: req.Internal}
 	if req.Lifetime == 0 {
 		g.remove(op, client, req.Internal)
@@ -141,7 +161,11 @@ func (g *Gateway) handle(b []byte, client netip.Addr) []byte {
 		}
 	}
 	if m == nil {
-		ext := g.pick(op, req.External)
+		suggested := req.External
+		if g.SplitUDP && op == natpmp.OpMapUDP {
+			suggested = 0 // taken: a random port
+		}
+		ext := g.pick(op, suggested)
 		if ext == 0 {
 			return reply.Marshal(natpmp.ResultOutOfResources)
 		}
@@ -159,6 +183,9 @@ func (g *Gateway) handle(b []byte, client netip.Addr) []byte {
 	life := min(req.Lifetime, g.life)
 	m.expires = time.Now().Add(time.Duration(life) * time.Second)
 	reply.Internal, reply.External, reply.Lifetime = key.internal, m.external, life
+	if g.proton && g.ZeroInternalReply {
+		reply.Internal = 0
+	}
 	return reply.Marshal(0)
 }
 

@@ -16,8 +16,13 @@ import (
 type Conventions struct {
 	Name string
 	// ZeroInternal asks with internal port 0 and requires the reply's
-	// internal and external ports to match (ProtonVPN).
+	// internal port to be 0 or the external one (ProtonVPN).
 	ZeroInternal bool
+	// UDPFirst maps UDP before TCP (Proton's own client does).
+	UDPFirst bool
+	// FirstSuggestion is the public port asked for when none is held or
+	// remembered (Proton's client asks for 1; 0 has been reported failing).
+	FirstSuggestion uint16
 	// DefaultLifetime is asked for when the user gives none.
 	DefaultLifetime time.Duration
 	// Refused explains an ICMP refusal from gateway to the user.
@@ -223,7 +228,9 @@ func (p *Provider) internal(held provider.Lease) uint16 {
 	return uint16(20000 + rand.IntN(40000))
 }
 
-// mapAll maps TCP then UDP for the same port and builds the lease.
+// mapAll maps both protocols, the first (TCP, or UDP by the
+// conventions) with the suggested port and the second with the port the
+// first got, and builds the lease.
 func (p *Provider) mapAll(ctx context.Context, held provider.Lease) (provider.Lease, error) {
 	lease := provider.Lease{Provider: p.conv.Name, Protocols: []string{"tcp", "udp"}}
 	if ext, err := p.client.External(ctx); err == nil {
@@ -232,44 +239,83 @@ func (p *Provider) mapAll(ctx context.Context, held provider.Lease) (provider.Le
 		return lease, err
 	}
 	internal, suggest := p.internal(held), p.suggest(held)
-	if p.conv.ZeroInternal {
+	switch {
+	case p.conv.ZeroInternal:
 		internal = 0
-	} else if suggest == 0 {
+		if suggest == 0 {
+			suggest = p.conv.FirstSuggestion
+		}
+	case suggest == 0:
 		suggest = internal
 	}
 	life := uint32(p.life / time.Second)
-	var tcp, udp MapReply
-	for try := 1; ; try++ {
-		var err error
-		tcp, err = p.mapOne(ctx, MapRequest{Op: OpMapTCP, Internal: internal, External: suggest, Lifetime: life})
-		if err != nil {
+	ops := [2]uint8{OpMapTCP, OpMapUDP}
+	if p.conv.UDPFirst {
+		ops = [2]uint8{OpMapUDP, OpMapTCP}
+	}
+	first, err := p.mapOne(ctx, MapRequest{Op: ops[0], Internal: internal, External: suggest, Lifetime: life})
+	if err != nil {
+		return lease, err
+	}
+	// A gateway that already keeps the two apart is asked to renew the
+	// second protocol's own port.
+	want := first.External
+	if held := heldPort(held, ProtoName(ops[1])); held != 0 {
+		want = held
+	}
+	second, err := p.mapOne(ctx, MapRequest{Op: ops[1], Internal: internal, External: want, Lifetime: life})
+	if err != nil {
+		return lease, err
+	}
+	if second.External != first.External && second.External != want {
+		// RFC 6886 3.3: asking again for an internal port that is mapped
+		// returns the same mapping. Delete the odd one and ask again.
+		p.env.Log.Warn("gateway gave TCP and UDP different ports; asking again for one port", ProtoName(ops[0]), first.External, ProtoName(ops[1]), second.External)
+		if _, err := p.client.Map(ctx, MapRequest{Op: ops[1], Internal: second.Internal}); err != nil {
+			return lease, fmt.Errorf("deleting the %s mapping of port %d: %w", ProtoName(ops[1]), second.External, err)
+		}
+		if second, err = p.mapOne(ctx, MapRequest{Op: ops[1], Internal: internal, External: first.External, Lifetime: life}); err != nil {
 			return lease, err
 		}
-		udp, err = p.mapOne(ctx, MapRequest{Op: OpMapUDP, Internal: internal, External: tcp.External, Lifetime: life})
-		if err != nil {
-			return lease, err
-		}
-		if udp.External == tcp.External {
-			break
-		}
-		if try == 3 {
-			return lease, fmt.Errorf("gateway keeps giving different ports for TCP (%d) and UDP (%d)", tcp.External, udp.External)
-		}
-		p.env.Log.Warn("gateway gave different TCP and UDP ports, asking again", "tcp", tcp.External, "udp", udp.External)
-		suggest = tcp.External
 	}
-	local := tcp.Internal
-	if local == 0 {
-		local = tcp.External
+	local := func(r MapReply) uint16 {
+		if r.Internal == 0 {
+			return r.External
+		}
+		return r.Internal
 	}
-	lease.Ports = []provider.Port{{Public: tcp.External, Local: local}}
+	if second.External == first.External {
+		lease.Ports = []provider.Port{{Public: first.External, Local: local(first)}}
+	} else {
+		// The gateway keeps them apart: bridge and publish each on its own.
+		p.env.Log.Warn("gateway forwards TCP and UDP on different ports; each is bridged on its own", ProtoName(ops[0]), first.External, ProtoName(ops[1]), second.External)
+		tcp, udp := first, second
+		if p.conv.UDPFirst {
+			tcp, udp = second, first
+		}
+		lease.Ports = []provider.Port{
+			{Public: tcp.External, Local: local(tcp), Protocol: "tcp"},
+			{Public: udp.External, Local: local(udp), Protocol: "udp"},
+		}
+	}
 	now := time.Now()
 	lease.Renewed = now
-	lease.Expires = now.Add(time.Duration(min(tcp.Lifetime, udp.Lifetime)) * time.Second)
-	if tcp.Lifetime < life {
-		p.life = time.Duration(max(tcp.Lifetime, 2)) * time.Second
+	lease.Expires = now.Add(time.Duration(min(first.Lifetime, second.Lifetime)) * time.Second)
+	if got := min(first.Lifetime, second.Lifetime); got < life {
+		p.life = time.Duration(max(got, 2)) * time.Second
 	}
 	return lease, nil
+}
+
+// heldPort is the public port held for proto alone ("tcp" or "udp"), 0
+// when the lease forwards both on one port.
+func heldPort(l provider.Lease, proto string) uint16 {
+	for _, p := range l.Ports {
+		if p.Protocol == proto {
+			return p.Public
+		}
+	}
+	return 0
 }
 
 func (p *Provider) mapOne(ctx context.Context, req MapRequest) (MapReply, error) {
@@ -280,6 +326,7 @@ func (p *Provider) mapOne(ctx context.Context, req MapRequest) (MapReply, error)
 	if r.External == 0 {
 		return r, fmt.Errorf("mapping %s port: gateway answered port 0", ProtoName(req.Op))
 	}
+	// Both shapes are seen from Proton: internal 0, or internal = external.
 	if p.conv.ZeroInternal && r.Internal != 0 && r.Internal != r.External {
 		return r, fmt.Errorf("mapping %s port: gateway mapped public %d to %d; %s needs them equal", ProtoName(req.Op), r.External, r.Internal, p.conv.Name)
 	}

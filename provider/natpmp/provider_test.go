@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -215,5 +216,83 @@ func TestGatewayDefaultsToDNS(t *testing.T) {
 	}
 	if _, err := natpmp.Info.New(provider.Env{Config: config.Provider{Gateway: "nope"}}); err == nil {
 		t.Fatal("bad gateway accepted")
+	}
+}
+
+// Proton is asked the way Proton's own client asks: UDP first, public 1
+// and private 0 on the first request, then TCP for the port UDP got, and
+// the held port on renewals.
+func TestProtonAsksLikeProton(t *testing.T) {
+	srv, c := setup(t, "proton", 4)
+	p, err := protonvpn.Info.New(env(c, nil, config.Provider{Lifetime: config.Duration(4 * time.Second)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLeases()
+	stop := run(t, p, l)
+	defer stop()
+	first := l.next(t, 5*time.Second)
+	l.next(t, 5*time.Second) // a renewal
+	port := first.Ports[0].Public
+	if first.Ports[0].Local != port || first.Ports[0].Protocol != "" {
+		t.Errorf("lease %+v: want one port, the same inside and out", first)
+	}
+	srv.Gateway.Lock()
+	h := append([]natpmp.MapRequest(nil), srv.Gateway.History...)
+	srv.Gateway.Unlock()
+	want := []natpmp.MapRequest{
+		{Op: natpmp.OpMapUDP, Internal: 0, External: 1, Lifetime: 4},
+		{Op: natpmp.OpMapTCP, Internal: 0, External: port, Lifetime: 4},
+		{Op: natpmp.OpMapUDP, Internal: 0, External: port, Lifetime: 4},
+		{Op: natpmp.OpMapTCP, Internal: 0, External: port, Lifetime: 4},
+	}
+	if len(h) < 4 || !slices.Equal(h[:4], want) {
+		t.Errorf("requests %+v\nwant %+v", h, want)
+	}
+}
+
+// Both reply shapes seen from Proton: internal = external, and internal 0.
+func TestProtonZeroInternalReply(t *testing.T) {
+	srv, c := setup(t, "proton", 0)
+	srv.Gateway.Lock()
+	srv.Gateway.ZeroInternalReply = true
+	srv.Gateway.Unlock()
+	p, _ := protonvpn.Info.New(env(c, nil, config.Provider{}))
+	l := newLeases()
+	stop := run(t, p, l)
+	defer stop()
+	got := l.next(t, 5*time.Second)
+	if !got.Held() || got.Error != "" || got.Ports[0].Local != got.Ports[0].Public {
+		t.Errorf("lease %+v", got)
+	}
+}
+
+// A gateway that gives UDP another port than TCP: the odd mapping is
+// deleted and asked for again (RFC 6886 3.3 returns an existing mapping
+// unchanged); if it stays apart, each protocol is held on its own port
+// instead of failing every cycle.
+func TestTCPAndUDPOnDifferentPorts(t *testing.T) {
+	srv, c := setup(t, "generic", 4)
+	srv.Gateway.Lock()
+	srv.Gateway.SplitUDP = true
+	srv.Gateway.Unlock()
+	p, _ := natpmp.Info.New(env(c, nil, config.Provider{Lifetime: config.Duration(4 * time.Second)}))
+	l := newLeases()
+	stop := run(t, p, l)
+	defer stop()
+	first := l.next(t, 5*time.Second)
+	second := l.next(t, 5*time.Second) // a renewal keeps the same ports
+	if len(first.Ports) != 2 || first.Ports[0].Protocol != "tcp" || first.Ports[1].Protocol != "udp" ||
+		first.Ports[0].Public == first.Ports[1].Public || first.Error != "" || !second.SamePorts(first) {
+		t.Fatalf("leases %+v then %+v", first, second)
+	}
+	srv.Gateway.Lock()
+	deleted := false
+	for _, r := range srv.Gateway.History {
+		deleted = deleted || r.Op == natpmp.OpMapUDP && r.Lifetime == 0
+	}
+	srv.Gateway.Unlock()
+	if !deleted {
+		t.Error("the odd UDP mapping was not deleted before asking again")
 	}
 }

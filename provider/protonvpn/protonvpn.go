@@ -16,9 +16,16 @@ import (
 const Gateway = "10.2.0.1"
 
 // Conventions are Proton's twists on NAT-PMP.
+//
+// They follow Proton's own Linux client (and its documented manual
+// steps: natpmpc -a 1 0 udp 60 -g 10.2.0.1, then tcp, every 45 s): UDP
+// first, public port 1 and private 0 on the first request, the held port
+// on renewals, 60-s leases.
 var Conventions = natpmp.Conventions{
 	Name:            "protonvpn",
 	ZeroInternal:    true,
+	UDPFirst:        true,
+	FirstSuggestion: 1,
 	DefaultLifetime: 60 * time.Second,
 	Refused: func(gw netip.AddrPort) string {
 		return fmt.Sprintf("NAT-PMP refused on %s: this Proton WireGuard key was generated without NAT-PMP, or the server is not a P2P server; "+
