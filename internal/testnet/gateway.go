@@ -28,14 +28,14 @@ type Gateway struct {
 	// SplitUDP makes the gateway never give UDP the port it suggests, as
 	// a gateway whose UDP port is taken would: TCP and UDP end up apart.
 	SplitUDP bool
-	s      *Server
-	proton bool
-	life   uint32
-	public netip.Addr
-	pc     net.PacketConn
-	mu     sync.Mutex
-	start  time.Time
-	maps   map[mapKey]*mapping
+	s        *Server
+	proton   bool
+	life     uint32
+	public   netip.Addr
+	pc       net.PacketConn
+	mu       sync.Mutex
+	start    time.Time
+	maps     map[mapKey]*mapping
 	// Requests counts requests by opcode; History keeps every mapping
 	// request in order (for tests; read under Lock).
 	Requests map[uint8]int
