@@ -26,6 +26,7 @@ type Status struct {
 // KillSwitchStatus says whether vpnfwd runs with its kill switch.
 type KillSwitchStatus struct {
 	Enabled  bool   `json:"enabled"`
+	Table    string `json:"table,omitempty"`
 	Lockdown bool   `json:"lockdown"`
 	Scope    string `json:"scope,omitempty"`
 }

@@ -142,7 +142,10 @@ type API struct {
 
 // KillSwitch configures the nftables kill switch.
 type KillSwitch struct {
-	Enabled  bool     `toml:"enabled"`
+	Enabled bool `toml:"enabled"`
+	// Table is the nftables table (family inet); two vpnfwd in one
+	// namespace each need their own. Default "vpnfwd".
+	Table    string   `toml:"table"`
 	AllowLAN []string `toml:"allow_lan"`
 	// Lockdown keeps the rules after vpnfwd exits.
 	Lockdown bool `toml:"lockdown"`
@@ -317,8 +320,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, l := range c.KillSwitch.AllowLAN {
-		if _, err := ParsePrefix(l); err != nil {
+		p, err := ParsePrefix(l)
+		if err != nil {
 			add("killswitch.allow_lan: %v", err)
+		} else if netip.Prefix(p).Bits() == 0 {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("killswitch.allow_lan = %s lets everything out around the tunnel: the kill switch then protects nothing; name your LAN (e.g. 192.168.1.0/24)", l))
 		}
 	}
 	if u := c.KillSwitch.OnlyUID; u != nil && (*u < 0 || *u > 1<<31) {

@@ -105,6 +105,7 @@ var Options = []Option{
 		c.KillSwitch.Enabled = b
 		return err
 	}},
+	{Flag: "killswitch-table", Key: "killswitch.table", Usage: "nftables `TABLE` for the kill switch (default vpnfwd; one per vpnfwd in a namespace)", Set: func(c *Config, v string) error { c.KillSwitch.Table = v; return nil }},
 	{Flag: "allow-lan", Key: "killswitch.allow_lan", Usage: "`CIDR`[,CIDR...] the kill switch lets through (your LAN)", Set: func(c *Config, v string) error { c.KillSwitch.AllowLAN = splitList(v); return nil }},
 	{Flag: "lockdown", Key: "killswitch.lockdown", Bool: true, Usage: "keep the kill switch rules after vpnfwd exits", Set: func(c *Config, v string) error {
 		b, err := parseBool(v)

@@ -16,6 +16,8 @@ import (
 	"syscall"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
 )
 
 // DefaultTable is the nftables table (family inet) vpnfwd owns.
@@ -123,9 +125,16 @@ func Apply(cfg Config) (*KillSwitch, error) {
 	}
 	t := &nftables.Table{Name: cfg.Table, Family: nftables.TableFamilyINet}
 	if old, err := c.ListTableOfFamily(cfg.Table, nftables.TableFamilyINet); err == nil && old != nil {
+		// A table left by a crash or --lockdown is replaced; one that a
+		// running vpnfwd holds is not.
+		if pid := owner(c, old); pid != 0 && pid != os.Getpid() && running(pid) {
+			return nil, fmt.Errorf("kill switch: another vpnfwd (pid %d) holds table inet %s in this network namespace; stop it, or give this one a table of its own (--killswitch-table NAME)", pid, cfg.Table)
+		}
 		c.DelTable(old)
 	}
 	c.AddTable(t)
+	own := c.AddChain(&nftables.Chain{Name: chainOwner, Table: t})
+	c.AddRule(&nftables.Rule{Table: t, Chain: own, Exprs: []expr.Any{&expr.Counter{}}, UserData: comment(fmt.Sprintf("pid %d", os.Getpid()))})
 	out := c.AddChain(baseChain(t, chainOutput, nftables.ChainHookOutput))
 	ep := c.AddChain(&nftables.Chain{Name: chainEndpoint, Table: t})
 	add := func(ch *nftables.Chain, rs []rule) {
@@ -150,6 +159,24 @@ func Apply(cfg Config) (*KillSwitch, error) {
 		return nil, explain(err)
 	}
 	return &KillSwitch{cfg: cfg, table: t}, nil
+}
+
+// owner is the pid recorded in a table's owner chain (0: none).
+func owner(c *nftables.Conn, t *nftables.Table) int {
+	rules, err := c.GetRules(t, &nftables.Chain{Name: chainOwner, Table: t})
+	if err != nil || len(rules) == 0 {
+		return 0
+	}
+	s, _ := userdata.GetString(rules[0].UserData, userdata.TypeComment)
+	var pid int
+	fmt.Sscanf(s, "pid %d", &pid)
+	return pid
+}
+
+// running reports whether pid is a live vpnfwd (not a reused pid).
+func running(pid int) bool {
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return err == nil && strings.Contains(string(comm), "vpnfwd")
 }
 
 // Mark is the SO_MARK the rules let through to the endpoint.

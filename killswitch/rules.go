@@ -2,6 +2,7 @@ package killswitch
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 
 	"github.com/google/nftables"
@@ -17,6 +18,7 @@ const (
 	chainForward  = "forward"
 	chainEndpoint = "endpoint" // swapped atomically when the endpoint moves
 	chainConfined = "confined" // scoped mode: the rules for the confined user or cgroup
+	chainOwner    = "owner"    // one rule whose comment is the owning process ("pid N")
 
 	dockerDNS = "127.0.0.11"
 )
@@ -106,15 +108,30 @@ func ports(sport, dport uint16) []expr.Any {
 	return out
 }
 
-func icmp6Types(types ...byte) []rule {
+// icmp6Types accepts neighbour discovery (the given ICMPv6 types) only to
+// or from (src) link-local and multicast addresses, as Mullvad's rules do:
+// it keeps the link without opening a path to a routed address.
+func icmp6Types(src bool, types ...byte) []rule {
 	var out []rule
+	scopes := []string{"fe80::/10", "ff02::/16"}
+	if src {
+		scopes = []string{"fe80::/10", "::/128"} // the unspecified source of duplicate address detection
+	}
 	for _, t := range types {
-		out = append(out, rule{exprs: cat(l4(unix.IPPROTO_ICMPV6),
-			[]expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1}, eq([]byte{t}), accept}),
-			comment: "IPv6 neighbour discovery (keeps the link)"})
+		for _, scope := range scopes {
+			out = append(out, rule{exprs: cat(addr(netip.MustParsePrefix(scope), src), l4(unix.IPPROTO_ICMPV6),
+				[]expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1}, eq([]byte{t}), accept}),
+				comment: "IPv6 neighbour discovery, link-local and multicast only (keeps the link)"})
+		}
 	}
 	return out
 }
+
+// dnsPorts are DNS (53, UDP and TCP) and DNS over TLS/QUIC (853).
+var dnsPorts = []struct {
+	proto byte
+	port  uint16
+}{{unix.IPPROTO_UDP, 53}, {unix.IPPROTO_TCP, 53}, {unix.IPPROTO_TCP, 853}, {unix.IPPROTO_UDP, 853}}
 
 func cat(parts ...[]expr.Any) []expr.Any {
 	var out []expr.Any
@@ -165,17 +182,27 @@ func scopeRules(c Config) []rule {
 // dropped (by the chain's policy, or by the final drop in scoped mode).
 func outputRules(c Config) []rule {
 	var rs []rule
+	marked := []expr.Any{meta(expr.MetaKeyMARK), eq(u32(c.Mark))}
+	drop := []expr.Any{count, &expr.Verdict{Kind: expr.VerdictDrop}}
 	// Docker's embedded resolver sits on loopback but answers from the
-	// host's namespace, outside the tunnel: block it like any other.
-	for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
-		rs = append(rs, rule{exprs: cat(addr(netip.MustParsePrefix(dockerDNS+"/32"), false), l4(proto), ports(0, 53),
-			[]expr.Any{count, &expr.Verdict{Kind: expr.VerdictDrop}}), comment: "Docker's embedded DNS resolves outside the tunnel"})
-	}
+	// host's namespace, outside the tunnel. Docker DNATs 127.0.0.11:53 to
+	// a random port first (nat, priority -100), so every port of it is
+	// dropped, after vpnfwd's own (marked) lookups of the endpoint name.
+	docker := addr(netip.MustParsePrefix(dockerDNS+"/32"), false)
+	rs = append(rs,
+		rule{exprs: cat(marked, docker, []expr.Any{count, accept}), comment: "vpnfwd's own lookups through Docker's DNS (marked sockets only)"},
+		rule{exprs: cat(docker, drop), comment: "Docker's embedded DNS resolves outside the tunnel (any port: Docker rewrites 53)"})
 	rs = append(rs, rule{exprs: []expr.Any{meta(expr.MetaKeyOIFNAME), eq(ifname("lo")), accept}, comment: "loopback"})
 	rs = append(rs, rule{exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chainEndpoint}}, comment: "the WireGuard endpoint"})
 	for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
-		rs = append(rs, rule{exprs: cat([]expr.Any{meta(expr.MetaKeyMARK), eq(u32(c.Mark))}, l4(proto), ports(0, 53), []expr.Any{count, accept}),
+		rs = append(rs, rule{exprs: cat(marked, l4(proto), ports(0, 53), []expr.Any{count, accept}),
 			comment: "vpnfwd's own lookups of the endpoint name (marked sockets only)"})
+	}
+	// Anyone else's DNS goes nowhere, the LAN's resolver included (a
+	// resolv.conf pointing at the home router would send every lookup
+	// to the ISP).
+	for _, d := range dnsPorts {
+		rs = append(rs, rule{exprs: cat(l4(d.proto), ports(0, d.port), drop), comment: fmt.Sprintf("DNS outside the tunnel (port %d), before the LAN", d.port)})
 	}
 	for _, p := range c.AllowMarkedTCP {
 		rs = append(rs, rule{exprs: cat([]expr.Any{meta(expr.MetaKeyMARK), eq(u32(c.Mark))}, l4(unix.IPPROTO_TCP), ports(0, p), []expr.Any{count, accept}),
@@ -184,8 +211,9 @@ func outputRules(c Config) []rule {
 	for _, lan := range c.AllowLAN {
 		rs = append(rs, rule{exprs: append(addr(lan, false), accept), comment: "allow_lan " + lan.String()})
 	}
-	rs = append(rs, rule{exprs: cat(nfproto(netip.IPv4Unspecified()), l4(unix.IPPROTO_UDP), ports(68, 67), []expr.Any{accept}), comment: "DHCP (keeps the link)"})
-	rs = append(rs, icmp6Types(133, 135, 136)...)
+	rs = append(rs, rule{exprs: cat(addr(netip.MustParsePrefix("255.255.255.255/32"), false), l4(unix.IPPROTO_UDP), ports(68, 67), []expr.Any{accept}),
+		comment: "DHCP, broadcast only (keeps the link; unicast renewals need allow_lan)"})
+	rs = append(rs, icmp6Types(false, 133, 135, 136)...)
 	return append(rs, rule{exprs: []expr.Any{count, &expr.Verdict{Kind: expr.VerdictDrop}}, comment: "dropped by the kill switch"})
 }
 
@@ -201,7 +229,7 @@ func inputRules(c Config) []rule {
 		rs = append(rs, rule{exprs: append(addr(lan, true), accept), comment: "allow_lan " + lan.String()})
 	}
 	rs = append(rs, rule{exprs: cat(nfproto(netip.IPv4Unspecified()), l4(unix.IPPROTO_UDP), ports(67, 68), []expr.Any{accept}), comment: "DHCP (keeps the link)"})
-	return append(rs, icmp6Types(134, 135, 136)...)
+	return append(rs, icmp6Types(true, 134, 135, 136)...)
 }
 
 func forwardRules(c Config) []rule {

@@ -19,13 +19,17 @@ func comments(rs []rule) string {
 func TestOutputRules(t *testing.T) {
 	c := Config{Mark: DefaultMark, AllowLAN: []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24"), netip.MustParsePrefix("fd00::/8")}}
 	got := comments(outputRules(c))
-	if !strings.HasPrefix(got, "Docker's embedded DNS") {
-		t.Errorf("Docker's resolver must be blocked before loopback is allowed:\n%s", got)
-	}
-	for _, want := range []string{"loopback", "the WireGuard endpoint", "vpnfwd's own lookups", "allow_lan 192.168.1.0/24", "allow_lan fd00::/8", "DHCP", "neighbour discovery", "dropped by the kill switch"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("output rules lack %q:\n%s", want, got)
+	// Order matters: Docker's resolver before loopback; DNS before the LAN.
+	order := []string{"vpnfwd's own lookups through Docker's DNS", "Docker's embedded DNS", "loopback", "the WireGuard endpoint",
+		"vpnfwd's own lookups of the endpoint name", "DNS outside the tunnel (port 53)", "DNS outside the tunnel (port 853)",
+		"allow_lan 192.168.1.0/24", "allow_lan fd00::/8", "DHCP, broadcast only", "neighbour discovery, link-local and multicast only", "dropped by the kill switch"}
+	at := 0
+	for _, want := range order {
+		i := strings.Index(got[at:], want)
+		if i < 0 {
+			t.Fatalf("output rules lack %q after position %d:\n%s", want, at, got)
 		}
+		at += i
 	}
 	if strings.Contains(got, "only_uid") || strings.Contains(got, "not confined") {
 		t.Error("namespace scope should not exempt anyone")

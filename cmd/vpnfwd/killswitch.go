@@ -18,7 +18,7 @@ import (
 // OnEndpoint before using it, and its socket carries the mark.
 func (d *daemon) startKillSwitch(wopts *wg.Options, loginPorts []uint16) error {
 	k := d.cfg.KillSwitch
-	kc := killswitch.Config{Mark: killswitch.DefaultMark, OnlyCgroup: k.OnlyCgroup, AllowMarkedTCP: loginPorts}
+	kc := killswitch.Config{Table: k.Table, Mark: killswitch.DefaultMark, OnlyCgroup: k.OnlyCgroup, AllowMarkedTCP: loginPorts}
 	for _, l := range k.AllowLAN {
 		p, _ := config.ParsePrefix(l)
 		kc.AllowLAN = append(kc.AllowLAN, netip.Prefix(p))
@@ -76,8 +76,9 @@ func (d *daemon) stopKillSwitch() {
 
 // runKillSwitch is `vpnfwd killswitch status|off`.
 func runKillSwitch(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlagSet(env, "killswitch", "status [--json] | off")
+	fs := newFlagSet(env, "killswitch", "status [--json] [--table NAME] | off [--table NAME]")
 	asJSON := fs.Bool("json", false, "status as JSON")
+	table := fs.String("table", killswitch.DefaultTable, "the kill switch's nftables `TABLE`")
 	if len(args) == 0 {
 		fs.Usage()
 		return &exitError{2, nil}
@@ -88,7 +89,7 @@ func runKillSwitch(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	switch sub {
 	case "status":
-		info, err := killswitch.Status("")
+		info, err := killswitch.Status(*table)
 		if err != nil {
 			return err
 		}
@@ -98,7 +99,7 @@ func runKillSwitch(ctx context.Context, env *cliEnv, args []string) error {
 			return enc.Encode(info)
 		}
 		if !info.Installed {
-			fmt.Fprintln(env.stdout, "kill switch: off (no nftables table \"vpnfwd\" in this network namespace)")
+			fmt.Fprintf(env.stdout, "kill switch: off (no nftables table %q in this network namespace)\n", *table)
 			return nil
 		}
 		ep := "none yet"
@@ -111,7 +112,7 @@ func runKillSwitch(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		return nil
 	case "off":
-		if err := killswitch.Remove(""); err != nil {
+		if err := killswitch.Remove(*table); err != nil {
 			return err
 		}
 		fmt.Fprintln(env.stdout, "kill switch: off")

@@ -155,7 +155,7 @@ func leakCheck(ctx context.Context, status func(context.Context) (api.Status, er
 // the tunnel's current endpoint.
 func checkKillSwitch(st api.Status) checkResult {
 	const name = "killswitch"
-	info, err := killswitch.Status("")
+	info, err := killswitch.Status(st.KillSwitch.Table)
 	if err != nil {
 		return errRes(name, "%v", err)
 	}
@@ -173,11 +173,15 @@ func checkKillSwitch(st api.Status) checkResult {
 // tunnel and the port to come back.
 func simulateOutage(ctx context.Context, status func(context.Context) (api.Status, error), o leakOpts) checkResult {
 	const name = "outage"
-	info, err := killswitch.Status("")
+	st, err := status(ctx)
+	if err != nil {
+		return errRes(name, "%v", err)
+	}
+	info, err := killswitch.Status(st.KillSwitch.Table)
 	if err != nil || !info.Installed || !info.Endpoint.IsValid() {
 		return errRes(name, "needs vpnfwd's kill switch in this network namespace (and CAP_NET_ADMIN): %v", err)
 	}
-	ks := killswitch.Attach("")
+	ks := killswitch.Attach(st.KillSwitch.Table)
 	if err := ks.CloseEndpoint(); err != nil {
 		return errRes(name, "%v", err)
 	}
@@ -199,7 +203,7 @@ func simulateOutage(ctx context.Context, status func(context.Context) (api.Statu
 	if dns.Result == "leak" {
 		return leak(name, "during the outage: %s", dns.Detail)
 	}
-	st, _ := status(ctx)
+	st, _ = status(ctx)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		tc, _ := tunnelClient(st.Proxy.SOCKS5)

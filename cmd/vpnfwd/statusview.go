@@ -45,7 +45,7 @@ func (d *daemon) Status() api.Status {
 		s.Proxy.HTTP = d.httpL.Addr().String()
 	}
 	if k := d.cfg.KillSwitch; k.Enabled {
-		s.KillSwitch = api.KillSwitchStatus{Enabled: true, Lockdown: k.Lockdown, Scope: "namespace"}
+		s.KillSwitch = api.KillSwitchStatus{Enabled: true, Table: k.Table, Lockdown: k.Lockdown, Scope: "namespace"}
 		switch {
 		case k.OnlyUID != nil:
 			s.KillSwitch.Scope = "uid " + strconv.Itoa(*k.OnlyUID)
