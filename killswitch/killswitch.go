@@ -7,13 +7,16 @@
 package killswitch
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -56,17 +59,80 @@ func (c *Config) defaults() error {
 		c.Mark = DefaultMark
 	}
 	if c.OnlyCgroup != "" {
-		root, err := CgroupV2Root()
+		id, level, err := cgroupID(c.OnlyCgroup)
 		if err != nil {
 			return err
 		}
-		rel := strings.Trim(strings.TrimPrefix(c.OnlyCgroup, root), "/")
-		fi, err := os.Stat(filepath.Join(root, rel))
-		if err != nil {
-			return fmt.Errorf("kill switch: only_cgroup %q: %w (want a cgroup v2 path below %s)", c.OnlyCgroup, err, root)
+		c.cgroupID, c.cgroupLevel = id, level
+	}
+	return nil
+}
+
+// cgroupID is the id (the inode of its directory) and depth of a cgroup v2
+// path, which is what nftables matches.
+func cgroupID(path string) (uint64, uint32, error) {
+	root, err := CgroupV2Root()
+	if err != nil {
+		return 0, 0, err
+	}
+	rel := strings.Trim(strings.TrimPrefix(path, root), "/")
+	fi, err := os.Stat(filepath.Join(root, rel))
+	if err != nil {
+		return 0, 0, fmt.Errorf("kill switch: only_cgroup %q: %w (want a cgroup v2 path below %s)", path, err, root)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino, uint32(strings.Count(rel, "/") + 1), nil
+}
+
+// FollowCgroup keeps the only_cgroup scope on the cgroup's current id
+// until ctx ends: when systemd restarts the unit, the cgroup at the same
+// path is a new one with a new id, which the rules would no longer match.
+// It checks every interval (a quarter second is typical) and swaps the
+// scope rules in one batch; onChange hears each swap or error. Without
+// only_cgroup it returns at once.
+func (k *KillSwitch) FollowCgroup(ctx context.Context, every time.Duration, onChange func(id uint64, err error)) {
+	if k.cfg.OnlyCgroup == "" {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
-		c.cgroupID = fi.Sys().(*syscall.Stat_t).Ino
-		c.cgroupLevel = uint32(strings.Count(rel, "/") + 1)
+		k.mu.Lock()
+		cfg := k.cfg
+		k.mu.Unlock()
+		id, _, err := cgroupID(cfg.OnlyCgroup)
+		if err != nil || id == cfg.cgroupID {
+			continue // gone (the unit is stopped) or unchanged
+		}
+		cfg.cgroupID = id
+		if err := k.rescope(cfg); err != nil {
+			onChange(id, err)
+			continue
+		}
+		k.mu.Lock()
+		k.cfg.cgroupID = id
+		k.mu.Unlock()
+		onChange(id, nil)
+	}
+}
+
+// rescope rewrites the output chain's scope rules for cfg in one batch.
+func (k *KillSwitch) rescope(cfg Config) error {
+	c, err := conn()
+	if err != nil {
+		return err
+	}
+	ch := &nftables.Chain{Name: chainOutput, Table: k.table}
+	c.FlushChain(ch)
+	for _, r := range scopeRules(cfg) {
+		c.AddRule(&nftables.Rule{Table: k.table, Chain: ch, Exprs: r.exprs, UserData: comment(r.comment)})
+	}
+	if err := c.Flush(); err != nil {
+		return explain(err)
 	}
 	return nil
 }
@@ -93,6 +159,7 @@ func CgroupV2Root() (string, error) {
 
 // KillSwitch is installed rules.
 type KillSwitch struct {
+	mu    sync.Mutex // guards cfg's Endpoint and cgroupID
 	cfg   Config
 	table *nftables.Table
 }
@@ -196,7 +263,9 @@ func (k *KillSwitch) SetEndpoint(ep netip.AddrPort) error {
 	if err := c.Flush(); err != nil {
 		return explain(err)
 	}
+	k.mu.Lock()
 	k.cfg.Endpoint = ep
+	k.mu.Unlock()
 	return nil
 }
 

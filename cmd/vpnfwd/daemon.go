@@ -385,7 +385,20 @@ func (d *daemon) run(ctx context.Context) error {
 		goFunc(func() { api.Serve(srvCtx, d.apiL, h) })
 		d.log.Info("control API listening", "addr", d.apiL.Addr().String())
 	}
+	followCtx, stopFollow := context.WithCancel(ctx)
+	if d.ks != nil {
+		goFunc(func() {
+			d.ks.FollowCgroup(followCtx, 250*time.Millisecond, func(id uint64, err error) {
+				if err != nil {
+					d.log.Error("kill switch: the confined cgroup was re-created but the rules could not follow it", "cgroup", d.cfg.KillSwitch.OnlyCgroup, "err", err)
+					return
+				}
+				d.log.Warn("kill switch: the confined cgroup was re-created (unit restarted); the rules follow its new id", "cgroup", d.cfg.KillSwitch.OnlyCgroup, "id", id)
+			})
+		})
+	}
 	runErr := d.sess.Run(ctx)
+	stopFollow()
 	d.log.Info("stopping")
 	d.disp.Flush(time.Second)
 	srvCancel()

@@ -116,5 +116,17 @@ func TestKillSwitchOnlyCgroup(t *testing.T) {
 	if !outside {
 		t.Errorf("a process outside the cgroup was confined\n%s", up.Out)
 	}
+	// systemd restarts the unit: the cgroup at the same path is a new one
+	// (a new id). The rules follow it; its processes stay confined.
+	if err := os.Remove(dir); err != nil {
+		t.Fatalf("removing the cgroup: %v", err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatalf("re-creating the cgroup: %v", err)
+	}
+	waitFor(t, func() bool { return strings.Contains(up.Out.String(), "rules follow its new id") })
+	if direct(true) {
+		t.Error("after the cgroup was re-created, a process in it got out directly")
+	}
 	up.Signal(syscall.SIGTERM, 5*time.Second)
 }
