@@ -49,9 +49,12 @@ type FakePIA struct {
 	// WGIP:1337 is the key API; CN is the server's certificate name.
 	WGIP, CN                     string
 	Username, Password, DIPToken string
+	// DIPRegion is the region of the dedicated IP (default de_berlin).
+	DIPRegion string
 	// PayloadTTL is how long issued payloads last (default 60 days).
 	PayloadTTL time.Duration
 
+	dipUsed    bool       // the dedicated IP was looked up (guarded by mu)
 	genMu      sync.Mutex // guards generation (sign runs with and without mu)
 	generation int
 
@@ -206,7 +209,14 @@ func (f *FakePIA) apiMux() *http.ServeMux {
 			jsonReply(w, 200, []map[string]string{{"status": "invalid"}})
 			return
 		}
-		jsonReply(w, 200, []map[string]string{{"status": "active", "ip": f.WGIP, "cn": f.CN, "id": "de_berlin", "dip_expire": "1900000000"}})
+		f.mu.Lock()
+		f.dipUsed = true
+		f.mu.Unlock()
+		region := f.DIPRegion
+		if region == "" {
+			region = "de_berlin"
+		}
+		jsonReply(w, 200, []map[string]string{{"status": "active", "ip": f.WGIP, "cn": f.CN, "id": region, "dip_expire": "1900000000"}})
 	})
 	m.HandleFunc("GET /vpninfo/servers/v6", func(w http.ResponseWriter, r *http.Request) {
 		doc := map[string]any{
@@ -231,8 +241,17 @@ func (f *FakePIA) keyMux() *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /addKey", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
+		// A dedicated IP's key comes with HTTP basic auth (user
+		// dedicated_ip_TOKEN, password the server's IP) and no pt, as in
+		// pia-foss/manual-connections; other keys with a pt token.
+		user, pass, basic := r.BasicAuth()
 		f.mu.Lock()
-		okTok := f.tokens[q.Get("pt")]
+		// The dedicated IP's server takes no pt (it was looked up: this is
+		// that server).
+		okTok := f.tokens[q.Get("pt")] && !basic && !f.dipUsed
+		if basic {
+			okTok = user == "dedicated_ip_"+f.DIPToken && pass == f.WGIP && q.Get("pt") == ""
+		}
 		ip := netip.AddrFrom4([4]byte{10, 2, 0, f.nextIP})
 		f.nextIP++
 		f.mu.Unlock()

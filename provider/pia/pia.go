@@ -11,6 +11,7 @@ package pia
 
 import (
 	"context"
+	"encoding/base64"
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
@@ -249,9 +250,19 @@ func (p *Provider) register(ctx context.Context, key config.PrivateKey, next boo
 	t := servers[at]
 	who := fmt.Sprintf("PIA server %s (%s)", t.cn, t.ip)
 	c := provider.HTTPClient(p.env.Direct, p.ca, t.cn)
-	u := fmt.Sprintf("https://%s/addKey?pt=%s&pubkey=%s", net.JoinHostPort(t.ip, strconv.Itoa(p.wgPort)), url.QueryEscape(tok), url.QueryEscape(key.Public().String()))
+	q := url.Values{"pubkey": {key.Public().String()}}
+	var hdr map[string]string
+	if dip := string(p.cfg.DIPToken); dip != "" {
+		// A dedicated IP's key goes in with HTTP basic auth (user
+		// dedicated_ip_TOKEN, password the server's IP) and no pt, as
+		// PIA's manual-connections scripts do.
+		hdr = map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("dedicated_ip_"+dip+":"+t.ip))}
+	} else {
+		q.Set("pt", tok)
+	}
+	u := fmt.Sprintf("https://%s/addKey?%s", net.JoinHostPort(t.ip, strconv.Itoa(p.wgPort)), q.Encode())
 	var r addKeyReply
-	if _, err := getJSON(ctx, c, "GET", u, nil, nil, &r); err != nil {
+	if _, err := getJSON(ctx, c, "GET", u, nil, hdr, &r); err != nil {
 		return config.WireGuard{}, explainTLS(err, who+" addKey", t.cn, p.cfg.CAFile)
 	}
 	if r.Status != "OK" {
@@ -280,6 +291,15 @@ func (p *Provider) choose(ctx context.Context, tok string) ([]target, error) {
 		d, err := fetchDIP(ctx, provider.HTTPClient(p.env.Direct, p.env.Roots, ""), p.cfg.DIPURL, tok, dip)
 		if err != nil {
 			return nil, err
+		}
+		// Port forwarding works for a dedicated IP only where the region
+		// forwards ports at all.
+		list, err := p.ServerList(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if r, ok := list.Region(d.ID); ok && !r.PortForward {
+			return nil, fmt.Errorf("PIA dedicated IP %s is in region %s (%s), where PIA forwards no ports: vpnfwd cannot get a port for it; use a dedicated IP in a region that forwards ports ('vpnfwd providers pia regions' lists them)", d.IP, d.ID, r.Name)
 		}
 		p.regionName = "dedicated IP (" + d.ID + ")"
 		return []target{{d.IP, d.CN}}, nil

@@ -199,7 +199,24 @@ func TestPIADedicatedIP(t *testing.T) {
 	cfg.DIPToken = config.Secret(f.DIPToken)
 	cfg.Region = "us_east" // ignored with a dedicated IP
 	r, _ := start(t, cfg, dir)
-	next(t, r)
+	if l := next(t, r); !l.Held() {
+		t.Errorf("dedicated IP lease %+v", l)
+	}
+}
+
+// A dedicated IP in a region where PIA forwards no ports is refused with
+// the reason, before any key is registered.
+func TestPIADedicatedIPWithoutPortForwarding(t *testing.T) {
+	_, f, cfg, dir := fake(t)
+	f.DIPRegion = "us_east"
+	cfg.DIPToken = config.Secret(f.DIPToken)
+	p, err := pia.New(provider.Env{Config: cfg, Log: slog.New(slog.DiscardHandler), State: state.Dir{Path: dir}, Roots: testRoots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.MakeTunnel(context.Background()); err == nil || !strings.Contains(err.Error(), "forwards no ports") {
+		t.Errorf("error %v", err)
+	}
 }
 
 func TestPIAErrors(t *testing.T) {

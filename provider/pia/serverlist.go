@@ -128,6 +128,16 @@ func (l *ServerList) ForwardingRegions() []Region {
 	return out
 }
 
+// Region returns the region with that id, as listed.
+func (l *ServerList) Region(id string) (Region, bool) {
+	for _, r := range l.Regions {
+		if r.ID == id {
+			return r, true
+		}
+	}
+	return Region{}, false
+}
+
 // Pick returns the region with that id, refusing one that does not
 // forward ports.
 func (l *ServerList) Pick(id string) (Region, error) {
