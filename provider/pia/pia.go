@@ -11,9 +11,9 @@ package pia
 
 import (
 	"context"
-	"encoding/base64"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
