@@ -28,7 +28,7 @@ var Info = provider.Info{
 	Summary: "AzireVPN: its API (through the tunnel, with your API token) gives the port",
 	Needs:   "a wg-quick file from AzireVPN; api_token or api_token_file",
 	Port:    "random; kept while it lasts (asked for 30 days)",
-	Renewal: "checked hourly; a new port is made when it is about to expire",
+	Renewal: "checked hourly; a new port is made when it is about to expire (the old one deleted); deleted on a clean exit",
 	New: func(env provider.Env) (provider.Provider, error) {
 		tok, err := env.Config.Token()
 		if err != nil {
@@ -99,17 +99,22 @@ func (p *Provider) call(ctx context.Context, method, url string, body any, data 
 }
 
 // port returns the tunnel address's port, creating one when there is none
-// or it is about to expire.
+// or it is about to expire (the one it replaces is then deleted).
 func (p *Provider) port(ctx context.Context, base, ip string) (portData, error) {
 	var list struct {
 		Ports []portData `json:"ports"`
 	}
+	var expiring []portData
 	err := p.call(ctx, "GET", base+"?internal_ipv4="+ip, nil, &list)
 	if err == nil {
 		for _, pd := range list.Ports {
-			if pd.Port > 0 && pd.Port < 65536 && (pd.Expires == 0 || time.Until(time.Unix(pd.Expires, 0)) > 24*time.Hour) {
+			if pd.Port <= 0 || pd.Port > 65535 {
+				continue
+			}
+			if pd.Expires == 0 || time.Until(time.Unix(pd.Expires, 0)) > 24*time.Hour {
 				return pd, nil
 			}
+			expiring = append(expiring, pd)
 		}
 	}
 	var created portData
@@ -119,7 +124,21 @@ func (p *Provider) port(ctx context.Context, base, ip string) (portData, error) 
 	if created.Port <= 0 || created.Port > 65535 {
 		return created, fmt.Errorf("AzireVPN created port %d", created.Port)
 	}
+	for _, old := range expiring {
+		if old.Port != created.Port {
+			if err := p.remove(ctx, base, ip, old.Port); err != nil {
+				p.env.Log.Warn("deleting the AzireVPN port it replaced", "port", old.Port, "err", err)
+			}
+		}
+	}
 	return created, nil
+}
+
+// remove deletes a port forwarding (DELETE with the address and port, as
+// AzireVPN's v3 API takes it; seen in vopono's client).
+func (p *Provider) remove(ctx context.Context, base, ip string, port int) error {
+	var out json.RawMessage
+	return p.call(ctx, "DELETE", base, map[string]any{"internal_ipv4": ip, "port": port}, &out)
 }
 
 // Run implements provider.Provider.
@@ -136,6 +155,7 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 		wait := time.Hour
 		if err != nil {
 			if ctx.Err() != nil {
+				p.release(base, ip.String(), held)
 				return nil
 			}
 			if held.Held() && !held.Expires.IsZero() && time.Now().After(held.Expires) {
@@ -154,7 +174,24 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 			report(l)
 		}
 		if !provider.Wait(ctx, wait) {
+			p.release(base, ip.String(), held)
 			return nil
 		}
 	}
+}
+
+// release deletes the port on a clean exit, briefly: shutdown must not
+// hang.
+func (p *Provider) release(base, ip string, held provider.Lease) {
+	if !held.Held() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	port := int(held.Ports[0].Public)
+	if err := p.remove(ctx, base, ip, port); err != nil {
+		p.env.Log.Warn("deleting the AzireVPN port at exit", "port", port, "err", err)
+		return
+	}
+	p.env.Log.Info("AzireVPN port deleted", "port", port)
 }

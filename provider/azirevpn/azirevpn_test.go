@@ -17,11 +17,15 @@ import (
 	"github.com/vpnfwd/vpnfwd/provider"
 )
 
-// fakeAzire answers like AzireVPN's v3 API.
+// fakeAzire answers like AzireVPN's v3 API (its shape from public
+// clients: vopono, gluetun): GET lists the address's ports, POST creates
+// one, DELETE with {"internal_ipv4","port"} deletes one.
 type fakeAzire struct {
 	mu      sync.Mutex
 	ports   []portData
 	creates int
+	deleted []int
+	next    int
 }
 
 func (f *fakeAzire) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -43,9 +47,25 @@ func (f *fakeAzire) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.creates++
-		p := portData{Port: 58216, Expires: time.Now().Add(30 * 24 * time.Hour).Unix()}
+		p := portData{Port: 58216 + f.next, Expires: time.Now().Add(30 * 24 * time.Hour).Unix()}
+		f.next++
 		f.ports = append(f.ports, p)
 		json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": p})
+	case "DELETE":
+		var req struct {
+			IP   string `json:"internal_ipv4"`
+			Port int    `json:"port"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		for i, p := range f.ports {
+			if p.Port == req.Port && req.IP == "10.0.16.181" {
+				f.ports = append(f.ports[:i], f.ports[i+1:]...)
+				f.deleted = append(f.deleted, req.Port)
+				json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]any{}})
+				return
+			}
+		}
+		w.Write([]byte(`{"status":"error","message":"Not found"}`))
 	}
 }
 
@@ -54,26 +74,57 @@ func env(url, token string) provider.Env {
 		Tunnel: []netip.Prefix{netip.MustParsePrefix("10.0.16.181/32")}}
 }
 
-func TestCreateThenReuse(t *testing.T) {
+// runOnce runs the provider until it reports a lease, then stops it and waits
+// for its exit (and its release).
+func runOnce(t *testing.T, f *fakeAzire, url string) provider.Lease {
+	t.Helper()
+	p, err := Info.New(env(url, "s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	got := make(chan provider.Lease, 1)
+	done := make(chan struct{})
+	go func() { p.Run(ctx, func(l provider.Lease) { got <- l }); close(done) }()
+	l := <-got
+	cancel()
+	<-done
+	return l
+}
+
+// A port is created for the tunnel address, or an existing one reused;
+// vpnfwd deletes its port on a clean exit.
+func TestCreateReuseAndDeleteOnExit(t *testing.T) {
 	f := &fakeAzire{}
 	srv := httptest.NewServer(f)
 	defer srv.Close()
-	for round := 0; round < 2; round++ {
-		p, err := Info.New(env(srv.URL, "s3cret"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		got := make(chan provider.Lease, 1)
-		go p.Run(ctx, func(l provider.Lease) { got <- l })
-		l := <-got
-		cancel()
-		if l.Ports[0].Public != 58216 || l.Expires.IsZero() {
-			t.Errorf("round %d: %+v", round, l)
-		}
+	// An existing port (made by another client, say) is reused...
+	f.ports = []portData{{Port: 40000, Expires: time.Now().Add(20 * 24 * time.Hour).Unix()}}
+	if l := runOnce(t, f, srv.URL); l.Ports[0].Public != 40000 || l.Expires.IsZero() || f.creates != 0 {
+		t.Errorf("existing port: %+v, %d created", l, f.creates)
 	}
-	if f.creates != 1 {
-		t.Errorf("%d ports created: the existing one should be reused", f.creates)
+	// ...and deleted at exit, as is one vpnfwd made.
+	if len(f.ports) != 0 || len(f.deleted) != 1 || f.deleted[0] != 40000 {
+		t.Errorf("after exit: ports %+v, deleted %v", f.ports, f.deleted)
+	}
+	if l := runOnce(t, f, srv.URL); l.Ports[0].Public != 58216 || f.creates != 1 || len(f.ports) != 0 {
+		t.Errorf("created port: %+v, %d created, left %+v", l, f.creates, f.ports)
+	}
+}
+
+// A port about to expire is replaced, and the replaced one deleted.
+func TestExpiringPortReplacedAndDeleted(t *testing.T) {
+	f := &fakeAzire{}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	f.ports = []portData{{Port: 40000, Expires: time.Now().Add(time.Hour).Unix()}}
+	p, _ := Info.New(env(srv.URL, "s3cret"))
+	pd, err := p.(*Provider).port(context.Background(), srv.URL, "10.0.16.181")
+	if err != nil || pd.Port != 58216 {
+		t.Fatalf("port %+v %v", pd, err)
+	}
+	if len(f.deleted) != 1 || f.deleted[0] != 40000 || len(f.ports) != 1 {
+		t.Errorf("replaced port not deleted: deleted %v, left %+v", f.deleted, f.ports)
 	}
 }
 
