@@ -161,14 +161,17 @@ func TestQBittorrentBanned(t *testing.T) {
 	}
 }
 
-// fakeTransmission41 rotates its session id and accepts the old request
-// form, as 4.1 does alongside JSON-RPC 2.0.
+// fakeTransmission41 answers as Transmission 4.1 does (its rpc-spec.md and
+// rpc-server.cc): rpc-version 18, JSON-RPC 2.0 requests with snake_case
+// methods and keys, the old request form still accepted (deprecated, with
+// kebab-case keys), and a session id that rotates.
 type fakeTransmission41 struct {
-	mu     sync.Mutex
-	sid    int
-	port   int
-	random bool
-	calls  int
+	mu      sync.Mutex
+	sid     int
+	port    int
+	random  bool
+	calls   int
+	oldForm int // requests in the deprecated format
 }
 
 func (f *fakeTransmission41) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -185,13 +188,36 @@ func (f *fakeTransmission41) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
+		JSONRPC   string         `json:"jsonrpc"`
+		ID        any            `json:"id"`
 		Method    string         `json:"method"`
+		Params    map[string]any `json:"params"`
 		Arguments map[string]any `json:"arguments"`
 	}
 	json.NewDecoder(r.Body).Decode(&req)
+	if req.JSONRPC == "2.0" {
+		reply := func(result any) {
+			json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": req.ID, "result": result})
+		}
+		switch req.Method {
+		case "session_get":
+			reply(map[string]any{"peer_port": f.port, "peer_port_random_on_start": f.random, "port_forwarding_enabled": false, "rpc_version": 18})
+		case "session_set":
+			if v, ok := req.Params["peer_port"].(float64); ok {
+				f.port = int(v)
+			}
+			f.random = req.Params["peer_port_random_on_start"] == true
+			reply(map[string]any{})
+		default:
+			json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": req.ID, "error": map[string]any{"code": -32601, "message": "Method not found"}})
+		}
+		return
+	}
+	f.oldForm++
 	switch req.Method {
 	case "session-get":
-		json.NewEncoder(w).Encode(map[string]any{"result": "success", "arguments": map[string]any{"peer-port": f.port, "peer-port-random-on-start": f.random, "port-forwarding-enabled": false}})
+		json.NewEncoder(w).Encode(map[string]any{"result": "success", "arguments": map[string]any{"peer-port": f.port, "peer-port-random-on-start": f.random,
+			"port-forwarding-enabled": false, "rpc-version": 18}})
 	case "session-set":
 		if v, ok := req.Arguments["peer-port"].(float64); ok {
 			f.port = int(v)
@@ -215,6 +241,25 @@ func TestTransmission41SessionRotation(t *testing.T) {
 		if f.port != int(p) || f.random {
 			t.Fatalf("fake at %d random=%v, want %d", f.port, f.random, p)
 		}
+	}
+	// Only the version probe used the deprecated format.
+	if f.oldForm != 1 {
+		t.Errorf("%d requests in the deprecated format; want only the version probe", f.oldForm)
+	}
+}
+
+// Transmission refuses a Host name outside its whitelist with 421: say so,
+// with the setting to change.
+func TestTransmissionHostWhitelist(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusMisdirectedRequest)
+		w.Write([]byte("<h1>421: Misdirected Request</h1><p>Transmission received your request, but the hostname was unrecognized.</p>"))
+	}))
+	defer srv.Close()
+	err := NewTransmission(ClientConfig{URL: srv.URL}).Publish(context.Background(), Event{Ports: []uint16{50030}, Reason: "port"})
+	var ra *RetryAfter
+	if !errors.As(err, &ra) || !strings.Contains(err.Error(), "rpc-host-whitelist") {
+		t.Errorf("421: %v", err)
 	}
 }
 
