@@ -12,7 +12,8 @@ import (
 )
 
 // Exec runs a command on every new port. {{port}} in the command becomes
-// the first port, {{ports}} all of them comma-separated. The command is
+// the first port, {{ports}} all of them comma-separated ({{PORT}} and
+// {{PORTS}} too, as in gluetun's commands). The command is
 // split into words (quotes group) and run directly; Shell runs it with
 // /bin/sh -c instead. It never runs when the port is lost, unless OnLost:
 // then it runs only then (with VPNFWD_REASON=lost and no port).
@@ -49,7 +50,9 @@ func (e Exec) run(ctx context.Context, ev Event, ports []string) error {
 	if len(ports) > 0 {
 		first = ports[0]
 	}
-	expand := strings.NewReplacer("{{port}}", first, "{{ports}}", strings.Join(ports, ","))
+	// {{PORT}} and {{PORTS}} as gluetun's commands write them.
+	all := strings.Join(ports, ",")
+	expand := strings.NewReplacer("{{port}}", first, "{{ports}}", all, "{{PORT}}", first, "{{PORTS}}", all)
 	var argv []string
 	if e.Shell {
 		argv = []string{"/bin/sh", "-c", expand.Replace(e.Command)}
