@@ -3,7 +3,6 @@ package rootnet
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,14 +25,7 @@ func TestCoreAgainstRealPeers(t *testing.T) {
 	start := time.Now()
 	up := n.Start(v.Cli, bin, "up", "--wg-config", v.ClientConf, "--provider", "natpmp", "--gateway", GatewayIP,
 		"--forward", "127.0.0.1:"+svcPort)
-	var port int
-	waitFor(t, func() bool {
-		out, err := n.Exec(v.Cli, bin, "port")
-		if err == nil {
-			port, _ = strconv.Atoi(strings.TrimSpace(out))
-		}
-		return port > 0
-	})
+	port := waitForPort(t, n, v.Cli, bin)
 	pub := fmt.Sprintf("%s:%d", PublicAddr, port)
 	var tcp string
 	waitFor(t, func() bool {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -213,14 +212,7 @@ func upWithEcho(t *testing.T, n *Net, v *VPN, extra ...string) (*Proc, *echoServ
 	args := append([]string{bin, "up", "--wg-config", v.ClientConf, "--provider", "natpmp", "--gateway", GatewayIP,
 		"--forward", "127.0.0.1:7777", "--lifetime", "60s"}, extra...)
 	up := n.Start(v.Cli, args...)
-	var port int
-	waitFor(t, func() bool {
-		out, err := n.Exec(v.Cli, bin, "port")
-		if err == nil {
-			port, _ = strconv.Atoi(strings.TrimSpace(out))
-		}
-		return port > 0
-	})
+	port := waitForPort(t, n, v.Cli, bin)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("vpnfwd log:\n%s", up.Out)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,15 +49,7 @@ func TestPIAInNamespaces(t *testing.T) {
 				t.Logf("vpnfwd:\n%s", p.Out)
 			}
 		})
-		var port int
-		waitFor(t, func() bool {
-			out, err := n.Exec(v.Cli, bin, "port")
-			if err == nil {
-				port, _ = strconv.Atoi(strings.TrimSpace(out))
-			}
-			return port > 0
-		})
-		return port
+		return waitForPort(t, n, v.Cli, bin)
 	}
 	p1 := up()
 	port := portOf(p1)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -194,6 +195,20 @@ func (v *VPN) Blackout(on bool) {
 			v.t.Fatal(err)
 		}
 	}
+}
+
+// waitForPort waits until `vpnfwd port` in ns prints the forwarded port.
+func waitForPort(t testing.TB, n *Net, ns, bin string) int {
+	t.Helper()
+	var port int
+	waitFor(t, func() bool {
+		out, err := n.Exec(ns, bin, "port")
+		if err == nil {
+			port, _ = strconv.Atoi(strings.TrimSpace(out))
+		}
+		return port > 0
+	})
+	return port
 }
 
 func waitFor(t testing.TB, ok func() bool) {
