@@ -1,0 +1,177 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/wg"
+)
+
+// The tunnel's health: liveness checks, the passive rule on the counters,
+// and the recovery steps (a forced handshake, a fresh key). All of it runs
+// on the session's goroutine; the slow parts (a check, a handshake, a key
+// registration) run on goroutines it owns and report back by channel.
+
+// onTick reads the counters and starts a liveness check.
+func (l *loop) onTick() {
+	st, ok := l.readStats()
+	if ok && (l.o.Probe == nil || !l.probeOK) {
+		// No check, or one that never answered (a DNS server that drops
+		// queries): the counters decide.
+		l.passive(st)
+	}
+	l.probe()
+	l.publish()
+}
+
+// probe starts a liveness check unless one is under way.
+func (l *loop) probe() {
+	if l.o.Probe == nil || l.probing {
+		return
+	}
+	l.probing = true
+	l.probeRx = l.cur.Tunnel.RxBytes
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		ctx, cancel := context.WithTimeout(l.ctx, l.o.ProbeTimeout)
+		defer cancel()
+		l.probeDone <- l.o.Probe(ctx)
+	}()
+}
+
+// readStats takes in the tunnel's counters (and logs the first
+// handshake); ok is false when they could not be read.
+func (l *loop) readStats() (wg.Stats, bool) {
+	st, err := l.tunnel.Stats()
+	if err != nil {
+		return st, false
+	}
+	l.cur.Tunnel = st
+	l.cur.Endpoint = l.tunnel.Endpoint()
+	if !st.LastHandshake.IsZero() && !l.seen {
+		l.seen = true
+		l.log.Info("handshake complete", "endpoint", st.Endpoint, "after", time.Since(l.start).Round(time.Millisecond).String())
+	}
+	if !l.seen && !l.warned && time.Since(l.start) > 10*time.Second {
+		l.warned = true
+		l.log.Warn("no WireGuard handshake yet; is the endpoint reachable and the key accepted by the server?", "endpoint", l.tunnel.Endpoint().String())
+	}
+	return st, true
+}
+
+// passive is the liveness rule with no probe: sent but nothing received
+// for StallAfter means down; a handshake and traffic back mean up.
+func (l *loop) passive(st wg.Stats) {
+	now := time.Now()
+	if st.RxBytes < l.lastRx || st.TxBytes < l.lastTx { // the peer was re-created
+		l.lastRx, l.lastTx = 0, 0
+	}
+	if st.RxBytes > l.lastRx {
+		l.lastRxAt = now
+	}
+	sentUnanswered := st.TxBytes > l.lastTx && st.RxBytes == l.lastRx
+	l.lastRx, l.lastTx = st.RxBytes, st.TxBytes
+	switch {
+	case l.cur.State == StateUp && sentUnanswered && now.Sub(l.lastRxAt) > l.o.StallAfter:
+		l.failed(fmt.Errorf("nothing received for %s", now.Sub(l.lastRxAt).Round(time.Second)))
+	case l.cur.State != StateUp && !st.LastHandshake.IsZero() && now.Sub(l.lastRxAt) < l.o.StallAfter:
+		l.alive()
+	}
+}
+
+func (l *loop) onProbe(err error) {
+	if err == nil {
+		l.probeOK = true
+		l.alive()
+		return
+	}
+	l.cur.ProbeFailures++
+	if !l.probeOK {
+		return // not trusted yet: the counters decide
+	}
+	// Traffic came back while the check waited: the tunnel works.
+	if st, ok := l.readStats(); ok && st.RxBytes > l.probeRx {
+		l.alive()
+		return
+	}
+	l.failed(err)
+}
+
+// alive: something came back through the tunnel.
+func (l *loop) alive() {
+	l.fails = 0
+	if l.cur.State != StateUp {
+		l.readStats()
+	}
+	switch l.cur.State {
+	case StateConnecting:
+		l.setState(StateUp, "")
+	case StateDown:
+		outage := time.Since(l.cur.DownSince).Round(100 * time.Millisecond)
+		l.cur.DownSince = time.Time{}
+		l.cur.Recoveries++
+		l.log.Info("tunnel up again", "down_for", outage.String())
+		l.setState(StateUp, "")
+		l.emit(KindRecovery, "tunnel back after "+outage.String())
+		if l.cur.Lease.Held() {
+			l.emit(KindReconnect, "")
+		}
+		if r, ok := l.prov.(provider.Refresher); ok {
+			r.Refresh()
+		}
+	}
+}
+
+// failed: a liveness check (or the passive rule) says nothing comes back.
+func (l *loop) failed(err error) {
+	l.fails++
+	if l.fails < l.o.DownAfter {
+		return
+	}
+	if l.cur.State == StateUp {
+		l.cur.DownSince = time.Now()
+		l.log.Warn("tunnel down: nothing comes back through it; forcing a new handshake", "endpoint", l.tunnel.Endpoint().String(), "err", err)
+		l.setState(StateDown, err.Error())
+	}
+	if l.o.Rekey != nil && l.cur.State == StateDown && !l.rekeying && !l.rehandshaking &&
+		time.Since(l.cur.DownSince) >= l.o.RekeyAfter && time.Since(l.lastRekey) >= l.o.RekeyAfter {
+		l.rekey()
+		return
+	}
+	if !l.rehandshaking && !l.rekeying && time.Since(l.lastRehandshake) >= l.o.RehandshakeEvery {
+		l.rehandshake()
+	}
+}
+
+// rekey registers a fresh key, off the loop.
+func (l *loop) rekey() {
+	l.rekeying = true
+	l.lastRekey = time.Now()
+	l.log.Warn("the tunnel stays dead: registering a fresh key", "down_for", time.Since(l.cur.DownSince).Round(time.Second).String())
+	l.emit(KindRecovery, "registering a fresh key")
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		ctx, cancel := context.WithTimeout(l.ctx, 30*time.Second)
+		defer cancel()
+		detail, err := l.o.Rekey(ctx)
+		l.rekeyDone <- rekeyResult{detail, err}
+	}()
+}
+
+// rehandshake makes the tunnel start over, off the loop (resolving the
+// endpoint may take a while).
+func (l *loop) rehandshake() {
+	l.rehandshaking = true
+	l.lastRehandshake = time.Now()
+	l.cur.Rehandshakes++
+	l.emit(KindRecovery, "new handshake forced (endpoint resolved again)")
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.rehandshakeDone <- l.tunnel.Rehandshake(l.ctx)
+	}()
+}
