@@ -18,6 +18,11 @@ func (s *Server) startInternet() error {
 		return err
 	}
 	s.goFunc(func() { s.serveDNS(dns) })
+	dnsTCP, err := s.Stack.ListenTCP(netip.AddrPortFrom(GatewayAddr, 53))
+	if err != nil {
+		return err
+	}
+	s.goFunc(func() { s.serveDNSTCP(dnsTCP) })
 	web, err := s.Stack.ListenTCP(netip.AddrPortFrom(InternetHost, 80))
 	if err != nil {
 		return err
@@ -80,15 +85,49 @@ func (s *Server) serveDNS(pc net.PacketConn) {
 		if err != nil {
 			return // closed: gonet reports it as more than net.ErrClosed
 		}
-		if out, ok := answerDNS(buf[:n]); ok {
+		if out, ok := answerDNS(buf[:n], true); ok {
 			pc.WriteTo(out, from)
 		}
 	}
 }
 
+// serveDNSTCP answers DNS over TCP (length-prefixed messages).
+func (s *Server) serveDNSTCP(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			for {
+				var n [2]byte
+				if _, err := io.ReadFull(c, n[:]); err != nil {
+					return
+				}
+				q := make([]byte, int(n[0])<<8|int(n[1]))
+				if _, err := io.ReadFull(c, q); err != nil {
+					return
+				}
+				out, ok := answerDNS(q, false)
+				if !ok {
+					return
+				}
+				c.Write(append([]byte{byte(len(out) >> 8), byte(len(out))}, out...))
+			}
+		}()
+	}
+}
+
+// BigName has more A records than fit a 512-byte UDP answer: over UDP the
+// answer is truncated (TC), over TCP it is whole.
+const BigName = "big.test"
+
 // answerDNS answers A queries for the test names; everything else is
-// NXDOMAIN (AAAA for known names: an empty answer).
-func answerDNS(q []byte) ([]byte, bool) {
+// NXDOMAIN (AAAA for known names: an empty answer). Over UDP (udp true) an
+// answer over 512 bytes is cut to its question with TC set, as servers do
+// for clients without EDNS.
+func answerDNS(q []byte, udp bool) ([]byte, bool) {
 	var p dnsmessage.Parser
 	h, err := p.Start(q)
 	if err != nil {
@@ -99,7 +138,7 @@ func answerDNS(q []byte) ([]byte, bool) {
 		return nil, false
 	}
 	name := strings.TrimSuffix(strings.ToLower(qs[0].Name.String()), ".")
-	known := name == WhatsMyIPName || name == EchoName
+	known := name == WhatsMyIPName || name == EchoName || name == BigName
 	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RecursionAvailable: true}
 	if !known {
 		rh.RCode = dnsmessage.RCodeNameError
@@ -110,9 +149,23 @@ func answerDNS(q []byte) ([]byte, bool) {
 	b.Question(qs[0])
 	b.StartAnswers()
 	if known && qs[0].Type == dnsmessage.TypeA {
-		b.AResource(dnsmessage.ResourceHeader{Name: qs[0].Name, Class: dnsmessage.ClassINET, TTL: 60},
-			dnsmessage.AResource{A: InternetHost.As4()})
+		n := 1
+		if name == BigName {
+			n = 60
+		}
+		for i := range n {
+			a := InternetHost.As4()
+			a[3] += byte(i)
+			b.AResource(dnsmessage.ResourceHeader{Name: qs[0].Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: a})
+		}
 	}
 	out, err := b.Finish()
+	if err == nil && udp && len(out) > 512 {
+		rh.Truncated = true
+		tb := dnsmessage.NewBuilder(nil, rh)
+		tb.StartQuestions()
+		tb.Question(qs[0])
+		out, err = tb.Finish()
+	}
 	return out, err == nil
 }
