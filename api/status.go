@@ -12,13 +12,15 @@ import (
 
 // Status is the answer of GET /v1/status (and `vpnfwd status --json`).
 type Status struct {
-	State      string           `json:"state"` // starting, connecting, up, down, stopping
-	Version    string           `json:"version"`
-	Since      time.Time        `json:"since"`
-	Tunnel     TunnelStatus     `json:"tunnel"`
-	Port       PortStatus       `json:"port"`
-	Forward    ForwardStatus    `json:"forward"`
-	Proxy      ProxyStatus      `json:"proxy"`
+	State   string        `json:"state"` // starting, connecting, up, down, stopping
+	Version string        `json:"version"`
+	Since   time.Time     `json:"since"`
+	Tunnel  TunnelStatus  `json:"tunnel"`
+	Port    PortStatus    `json:"port"`
+	Forward ForwardStatus `json:"forward"`
+	Proxy   ProxyStatus   `json:"proxy"`
+	// DNS is where the DNS forwarder answers ("" when off).
+	DNS        string           `json:"dns,omitempty"`
 	KillSwitch KillSwitchStatus `json:"killswitch"`
 	Publish    []publish.Result `json:"publish"`
 }

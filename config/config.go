@@ -26,6 +26,7 @@ type Config struct {
 	Forward    Forward    `toml:"forward"`
 	Proxy      Proxy      `toml:"proxy"`
 	API        API        `toml:"api"`
+	DNS        DNS        `toml:"dns"`
 	KillSwitch KillSwitch `toml:"killswitch"`
 	Publish    []Publish  `toml:"publish"`
 
@@ -138,6 +139,16 @@ type API struct {
 	// AllowedHosts are Host names the API answers besides loopback and
 	// its listen address (DNS-rebinding protection); "*" allows any.
 	AllowedHosts []string `toml:"allowed_hosts"`
+}
+
+// DNS configures the DNS forwarder.
+type DNS struct {
+	// Listen is where the forwarder answers (UDP and TCP), e.g.
+	// 127.0.0.1:53; "" turns it off (the default).
+	Listen string `toml:"listen"`
+	// ResolvConf points /etc/resolv.conf at the forwarder while vpnfwd
+	// runs (a container's own file), and puts the old one back at exit.
+	ResolvConf bool `toml:"resolv_conf"`
 }
 
 // KillSwitch configures the nftables kill switch.
@@ -335,6 +346,20 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateAPI(); err != nil {
 		errs = append(errs, err)
+	}
+	if l := c.DNS.Listen; l != "" {
+		ap, err := netip.ParseAddrPort(l)
+		switch {
+		case err != nil:
+			add("dns.listen: %q is not IP:PORT", l)
+		case !ap.Addr().IsLoopback():
+			c.Warnings = append(c.Warnings, fmt.Sprintf("dns.listen = %s: the forwarder answers anyone who reaches that address", l))
+		}
+		if c.DNS.ResolvConf && err == nil && ap.Port() != 53 {
+			add("dns.resolv_conf needs the forwarder on port 53 (resolv.conf names no port), not %s", l)
+		}
+	} else if c.DNS.ResolvConf {
+		add("dns.resolv_conf needs dns.listen (--dns-listen 127.0.0.1:53)")
 	}
 	for _, p := range append(c.Provider.Ports, c.Provider.Port) {
 		if p < 0 || p > 65535 {

@@ -61,6 +61,12 @@ var Options = []Option{
 	{Flag: "http-proxy", Key: "proxy.http", Usage: "HTTP proxy `ADDR` (\"\" turns it off)", Set: func(c *Config, v string) error { c.Proxy.HTTP = v; return nil }},
 	{Flag: "proxy-username", Key: "proxy.username", Usage: "`USER` the SOCKS5 and HTTP proxies require (with --proxy-password-file)", Set: func(c *Config, v string) error { c.Proxy.Username = v; return nil }},
 	{Flag: "proxy-password-file", Key: "proxy.password_file", Usage: "`FILE` holding the proxies' password", Set: func(c *Config, v string) error { c.Proxy.PasswordFile = v; return nil }},
+	{Flag: "dns-listen", Key: "dns.listen", Usage: "answer DNS on `ADDR` (UDP and TCP, e.g. 127.0.0.1:53) through the tunnel's DNS servers", Set: func(c *Config, v string) error { c.DNS.Listen = v; return nil }},
+	{Flag: "dns-resolv-conf", Key: "dns.resolv_conf", Bool: true, Usage: "point /etc/resolv.conf at the DNS forwarder while vpnfwd runs (restored at exit)", Set: func(c *Config, v string) error {
+		b, err := parseBool(v)
+		c.DNS.ResolvConf = b
+		return err
+	}},
 	{Flag: "api", Key: "api.listen", Usage: "control API `ADDR` or unix:PATH (\"\" turns it off)", Set: func(c *Config, v string) error { c.API.Listen = v; return nil }},
 	{Flag: "api-allowed-hosts", Key: "api.allowed_hosts", Usage: "`LIST` of Host names the API answers besides loopback (\"*\": any)", Set: func(c *Config, v string) error { c.API.AllowedHosts = splitList(v); return nil }},
 	{Flag: "api-token-file", Key: "api.token_file", Usage: "`FILE` holding the API bearer token", Set: func(c *Config, v string) error { c.API.TokenFile = v; return nil }},

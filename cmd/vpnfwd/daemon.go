@@ -43,6 +43,9 @@ type daemon struct {
 	socksL, httpL, apiL net.Listener
 	apiToken            string
 	proxyAuth           forward.Credentials
+	dnsUDP              net.PacketConn
+	dnsTCP              net.Listener
+	oldResolvConf       []byte // put back at exit
 
 	targetHost string
 	targetPort uint16
@@ -300,15 +303,19 @@ func (d *daemon) listen() error {
 			return fmt.Errorf("%w (choose another with --api ADDR)", err)
 		}
 	}
-	return nil
+	return d.dnsSockets()
 }
 
 func (d *daemon) closeAll() {
-	for _, l := range []net.Listener{d.socksL, d.httpL, d.apiL} {
+	for _, l := range []net.Listener{d.socksL, d.httpL, d.apiL, d.dnsTCP} {
 		if l != nil {
 			l.Close()
 		}
 	}
+	if d.dnsUDP != nil {
+		d.dnsUDP.Close()
+	}
+	d.restoreResolvConf()
 	// The tunnel first: handshakes in progress and bridged connections
 	// fail at once, so the bridge's Close does not wait on remote peers.
 	if d.dev != nil {
@@ -351,6 +358,7 @@ func (d *daemon) run(ctx context.Context) error {
 		goFunc(func() { api.Serve(srvCtx, d.apiL, h) })
 		d.log.Info("control API listening", "addr", d.apiL.Addr().String())
 	}
+	d.serveDNS(srvCtx, goFunc)
 	followCtx, stopFollow := context.WithCancel(ctx)
 	if d.ks != nil {
 		goFunc(func() {

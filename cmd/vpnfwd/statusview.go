@@ -44,6 +44,9 @@ func (d *daemon) Status() api.Status {
 	if d.httpL != nil {
 		s.Proxy.HTTP = d.httpL.Addr().String()
 	}
+	if d.dnsUDP != nil {
+		s.DNS = d.dnsUDP.LocalAddr().String()
+	}
 	if k := d.cfg.KillSwitch; k.Enabled {
 		s.KillSwitch = api.KillSwitchStatus{Enabled: true, Table: k.Table, Lockdown: k.Lockdown, Scope: "namespace"}
 		switch {
