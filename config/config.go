@@ -288,7 +288,7 @@ func (c *Config) LoadTunnel() error {
 	if err != nil {
 		return err
 	}
-	loaded.Config = w.Config
+	loaded.Config, loaded.Name = w.Config, w.Name
 	if w.MTU != 0 {
 		loaded.MTU = w.MTU
 	}

@@ -30,6 +30,7 @@ var Options = []Option{
 		c.WireGuard.Config = abs
 		return err
 	}},
+	{Flag: "wg-name", Key: "wireguard.name", Usage: "`NAME` for WireGuard's tools (`wg show NAME`; default vpnfwd; \"-\" serves no control socket)", Set: func(c *Config, v string) error { c.WireGuard.Name = v; return nil }},
 	{Flag: "provider", Key: "provider.name", Usage: "port-forwarding provider `NAME` (see 'vpnfwd providers')", Set: func(c *Config, v string) error { c.Provider.Name = v; return nil }},
 	{Flag: "gateway", Key: "provider.gateway", Usage: "NAT-PMP gateway `IP` (default: the config's first DNS server)", Set: func(c *Config, v string) error { c.Provider.Gateway = v; return nil }},
 	{Flag: "port", Key: "provider.ports", Usage: "forwarded `PORT`[,PORT...] for the static provider", Set: func(c *Config, v string) error {

@@ -17,7 +17,11 @@ type WireGuard struct {
 	DNS        []Addr     `toml:"dns"`
 	MTU        int        `toml:"mtu"`
 	ListenPort int        `toml:"listen_port"`
-	Peers      []Peer     `toml:"peer"`
+	// Name is the device's name for WireGuard's tools: its control socket
+	// is NAME.sock, so `wg show NAME` works ("vpnfwd" when empty; "-"
+	// serves none).
+	Name  string `toml:"name"`
+	Peers []Peer `toml:"peer"`
 }
 
 // Peer is one [Peer] section.

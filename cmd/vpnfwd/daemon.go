@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,7 @@ type daemon struct {
 	socksL, httpL, apiL net.Listener
 	apiToken            string
 	proxyAuth           forward.Credentials
+	uapi                *wg.UAPI
 	dnsUDP              net.PacketConn
 	dnsTCP              net.Listener
 	oldResolvConf       []byte // put back at exit
@@ -133,6 +135,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 		d.closeAll()
 		return nil, err
 	}
+	d.serveUAPI()
 	so := o.Session
 	so.Log = log.With("component", "session")
 	if _, ok := d.prov.(provider.Rekeyer); ok && so.Rekey == nil {
@@ -176,6 +179,7 @@ func (d *daemon) startProvider(ctx context.Context, info provider.Info, direct p
 		if err != nil {
 			return err
 		}
+		w.Name = cfg.WireGuard.Name
 		cfg.WireGuard = w
 		tm.SetTunnel(w.Addresses(), w.DNSServers())
 	}
@@ -232,6 +236,34 @@ func (d *daemon) rekey(ctx context.Context) (string, error) {
 		tm.SetTunnel(w.Addresses(), w.DNSServers())
 	}
 	return fmt.Sprintf("endpoint %s, address %s", w.Peers[0].Endpoint, prefixes(w.Address)), nil
+}
+
+// serveUAPI serves the device's control socket so `wg show NAME` works:
+// in /var/run/wireguard as root, else in the state directory (where
+// WireGuard's tools do not look; wgctrl can be pointed there). A failure
+// costs only the socket.
+func (d *daemon) serveUAPI() {
+	name := d.cfg.WireGuard.Name
+	if name == "" {
+		name = "vpnfwd"
+	}
+	if name == "-" {
+		return
+	}
+	dir := wg.RunDir
+	if os.Geteuid() != 0 {
+		dir = d.cfg.StateDir
+	}
+	if dir == "" {
+		return
+	}
+	u, err := d.dev.ServeUAPI(filepath.Join(dir, name+".sock"))
+	if err != nil {
+		d.log.Warn("no WireGuard control socket (wg show): "+err.Error(), "hint", "give this device another name with --wg-name NAME")
+		return
+	}
+	d.uapi = u
+	d.log.Info("WireGuard control socket", "path", u.Path(), "try", "wg show "+name)
 }
 
 // tunnelDialer dials through the daemon's stack once it exists.
@@ -316,6 +348,9 @@ func (d *daemon) closeAll() {
 		d.dnsUDP.Close()
 	}
 	d.restoreResolvConf()
+	if d.uapi != nil {
+		d.uapi.Close()
+	}
 	// The tunnel first: handshakes in progress and bridged connections
 	// fail at once, so the bridge's Close does not wait on remote peers.
 	if d.dev != nil {

@@ -3,6 +3,7 @@ package rootnet
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,8 +24,9 @@ func TestCoreAgainstRealPeers(t *testing.T) {
 	startWhatsMyIP(t, n, v.Inet)
 
 	start := time.Now()
+	wgName := fmt.Sprintf("vf%d", os.Getpid()%100000)
 	up := n.Start(v.Cli, bin, "up", "--wg-config", v.ClientConf, "--provider", "natpmp", "--gateway", GatewayIP,
-		"--forward", "127.0.0.1:"+svcPort)
+		"--forward", "127.0.0.1:"+svcPort, "--wg-name", wgName)
 	port := waitForPort(t, n, v.Cli, bin)
 	pub := fmt.Sprintf("%s:%d", PublicAddr, port)
 	var tcp string
@@ -63,6 +65,11 @@ func TestCoreAgainstRealPeers(t *testing.T) {
 	seen = n.Must(v.Cli, "curl", "-sS", "--max-time", "5", "-x", "http://127.0.0.1:8118", "http://"+InetAddr+":8080/")
 	if !strings.Contains(seen, PublicAddr) {
 		t.Errorf("through the HTTP proxy the internet host saw %q", seen)
+	}
+
+	// WireGuard's own tool reads vpnfwd's device through its control socket.
+	if show, err := n.Exec(v.Cli, "wg", "show", wgName); err != nil || !strings.Contains(show, v.ServerPub.String()) || !strings.Contains(show, "latest handshake") {
+		t.Errorf("wg show %s: %v\n%s", wgName, err, show)
 	}
 
 	// miniupnpd holds the DNAT rule; SIGTERM releases it within 5 s.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -169,6 +170,12 @@ func (n *Net) close() {
 	}
 	for _, ns := range n.ns {
 		exec.Command("ip", "netns", "del", ns).Run()
+	}
+	// wireguard-go killed by the cleanup leaves its control socket.
+	if socks, _ := filepath.Glob("/var/run/wireguard/wg" + n.prefix + "*.sock"); len(socks) > 0 {
+		for _, s := range socks {
+			os.Remove(s)
+		}
 	}
 }
 
