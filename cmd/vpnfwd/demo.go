@@ -16,6 +16,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/provider/natpmp"
 	"github.com/vpnfwd/vpnfwd/session"
 	"golang.org/x/net/proxy"
 )
@@ -72,7 +73,16 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) error {
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
 	sink, leases := portSink()
-	d, err := startDaemon(dctx, &cfg, daemonOptions{Log: log.With("component", "vpnfwd"), Session: session.Options{Sinks: []session.Sink{sink}}})
+	steps := make(chan string, 16)
+	recoveries := func(ev session.Event) {
+		if ev.Kind == session.KindRecovery {
+			select {
+			case steps <- ev.Detail:
+			default:
+			}
+		}
+	}
+	d, err := startDaemon(dctx, &cfg, daemonOptions{Log: log.With("component", "vpnfwd"), Session: session.Options{Sinks: []session.Sink{sink, recoveries}}})
 	if err != nil {
 		return err
 	}
@@ -95,6 +105,9 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) error {
 	if err := demoFromOutside(say, d, port); err != nil {
 		return err
 	}
+	if err := demoGatewayRestart(ctx, say, srv, steps, port); err != nil {
+		return err
+	}
 	stop()
 	if err := <-done; err != nil {
 		return err
@@ -104,7 +117,7 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) error {
 		left = fmt.Sprintf("port %d still mapped", p)
 	}
 	say("vpnfwd stopped cleanly; gateway mappings left for this client: %s", left)
-	fmt.Fprintln(env.stdout, "demo OK: real WireGuard, NAT-PMP, bridge, proxy and API code paths, no VPN account, no root.")
+	fmt.Fprintln(env.stdout, "demo OK: real WireGuard, NAT-PMP, bridge, proxy, API and recovery code paths, no VPN account, no root.")
 	return nil
 }
 
@@ -232,4 +245,56 @@ func httpGet(c *http.Client, url string) (string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
+}
+
+// demoGatewayRestart restarts the provider's NAT-PMP gateway, which loses
+// every mapping, and shows vpnfwd noticing by the gateway's epoch and
+// mapping the same port again.
+func demoGatewayRestart(ctx context.Context, say func(string, ...any), srv *testnet.Server, steps <-chan string, port uint16) error {
+	g := srv.Gateway
+	// A real gateway has been up a while: its epoch says so, and vpnfwd's
+	// next check (every 2 s) reads it.
+	g.Age(time.Hour)
+	g.Lock()
+	seen := g.Requests[natpmp.OpExternal]
+	g.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g.Lock()
+		n := g.Requests[natpmp.OpExternal]
+		g.Unlock()
+		if n > seen {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("vpnfwd made no liveness check in 10 s")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	start := time.Now()
+	g.Restart()
+	say("the VPN gateway restarts and forgets every port mapping")
+	for {
+		select {
+		case step := <-steps:
+			if !strings.Contains(step, "re-mapped") {
+				continue
+			}
+			say("vpnfwd saw the gateway's epoch go back: %s, %s after the restart", step, time.Since(start).Round(10*time.Millisecond))
+			reply, err := demoTCP(net.JoinHostPort(testnet.PublicBind.String(), strconv.Itoa(int(port))), "still there?")
+			if err != nil {
+				return fmt.Errorf("internet peer after the gateway restart: %w", err)
+			}
+			say("internet peer -> %s:%d/tcp -> local service: %q", testnet.PublicIP, port, reply)
+			return nil
+		case <-time.After(10 * time.Second):
+			return errors.New("the port was not mapped again within 10 s of the gateway restart")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }

@@ -390,7 +390,7 @@ func socksUDPEcho(socks string) error {
 
 func TestDemo(t *testing.T) {
 	code, out, errs := vpnfwd(t, "demo")
-	if code != 0 || !strings.Contains(out, "demo OK") {
+	if code != 0 || !strings.Contains(out, "demo OK") || !strings.Contains(out, "re-mapped port") {
 		t.Fatalf("demo exit %d\n%s\n%s", code, out, errs)
 	}
 	_ = proxy.Direct
