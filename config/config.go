@@ -15,20 +15,24 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/secret"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 )
 
 // Config is the whole configuration.
 type Config struct {
-	StateDir   string     `toml:"state_dir"`
-	LogLevel   string     `toml:"log_level"`
-	WireGuard  WireGuard  `toml:"wireguard"`
-	Provider   Provider   `toml:"provider"`
-	Forward    Forward    `toml:"forward"`
-	Proxy      Proxy      `toml:"proxy"`
-	API        API        `toml:"api"`
-	DNS        DNS        `toml:"dns"`
-	KillSwitch KillSwitch `toml:"killswitch"`
-	Publish    []Publish  `toml:"publish"`
+	StateDir   string           `toml:"state_dir"`
+	LogLevel   string           `toml:"log_level"`
+	WireGuard  tunnel.WireGuard `toml:"wireguard"`
+	Provider   Provider         `toml:"provider"`
+	Forward    Forward          `toml:"forward"`
+	Proxy      Proxy            `toml:"proxy"`
+	API        API              `toml:"api"`
+	DNS        DNS              `toml:"dns"`
+	KillSwitch KillSwitch       `toml:"killswitch"`
+	Publish    []Publish        `toml:"publish"`
 
 	// Warnings collected while loading (ignored wg-quick keys, unknown
 	// TOML keys). The caller logs them.
@@ -37,53 +41,44 @@ type Config struct {
 	File string `toml:"-"`
 }
 
-// Provider selects and configures the port-forwarding provider. Keys that
-// only some providers use live here too.
+// Provider names the port-forwarding provider; every other key of the
+// [provider] table belongs to that provider, which declares it (see
+// provider.Info.Options): Settings holds them as given (TOML values, or the
+// strings of flags and environment variables) until the provider reads
+// them. Validate checks them against the provider's declaration.
 type Provider struct {
-	Name     string   `toml:"name"`
-	Gateway  string   `toml:"gateway"`
-	Port     int      `toml:"port"`
-	Ports    []int    `toml:"ports"`
-	Lifetime Duration `toml:"lifetime"`
-
-	// Accounts (PIA).
-	Username     string `toml:"username"`
-	Password     Secret `toml:"password"`
-	PasswordFile string `toml:"password_file"`
-	// PIA.
-	Region            string `toml:"region"`
-	CAFile            string `toml:"ca_file"`
-	ServerListKeyFile string `toml:"serverlist_key_file"`
-	TokenURL          string `toml:"token_url"`
-	ServerListURL     string `toml:"serverlist_url"`
-	DIPToken          Secret `toml:"dip_token"`
-	DIPURL            string `toml:"dip_url"`
-	// AzireVPN.
-	APIToken     Secret `toml:"api_token"`
-	APITokenFile string `toml:"api_token_file"`
-	// APIURL overrides a provider's API address (PrivateVPN, AzireVPN).
-	APIURL string `toml:"api_url"`
+	Name     string
+	Settings provider.Settings
 }
 
-// Secret reads the password, from PasswordFile when set.
-func (p Provider) Secret() (string, error) {
-	return readSecret(string(p.Password), p.PasswordFile)
-}
-
-// Token reads the API token, from APITokenFile when set.
-func (p Provider) Token() (string, error) {
-	return readSecret(string(p.APIToken), p.APITokenFile)
-}
-
-func readSecret(inline, file string) (string, error) {
-	if file == "" {
-		return inline, nil
+// UnmarshalTOML takes the [provider] table: name, and the rest as settings.
+func (p *Provider) UnmarshalTOML(v any) error {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return errors.New("[provider] must be a table")
 	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("reading secret: %w", err)
+	p.Settings = provider.Settings{}
+	for k, val := range m {
+		if k == "name" {
+			s, ok := val.(string)
+			if !ok {
+				return errors.New("provider.name must be a string")
+			}
+			p.Name = s
+			continue
+		}
+		p.Settings[k] = val
 	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return nil
+}
+
+// Set records a setting given as a flag or environment variable (a
+// string, or a secret.String).
+func (p *Provider) Set(key string, value any) {
+	if p.Settings == nil {
+		p.Settings = provider.Settings{}
+	}
+	p.Settings[key] = value
 }
 
 // Forward says where forwarded traffic goes.
@@ -115,16 +110,16 @@ type Forward struct {
 // Proxy configures the outbound proxies; "" turns one off. With a
 // username (and password), both require them; a proxy off loopback must.
 type Proxy struct {
-	SOCKS5       string `toml:"socks5"`
-	HTTP         string `toml:"http"`
-	Username     string `toml:"username"`
-	Password     Secret `toml:"password"`
-	PasswordFile string `toml:"password_file"`
+	SOCKS5       string        `toml:"socks5"`
+	HTTP         string        `toml:"http"`
+	Username     string        `toml:"username"`
+	Password     secret.String `toml:"password"`
+	PasswordFile string        `toml:"password_file"`
 }
 
 // Secret reads the proxies' password, from PasswordFile when set.
 func (p Proxy) Secret() (string, error) {
-	return readSecret(string(p.Password), p.PasswordFile)
+	return secret.Read(p.Password, p.PasswordFile)
 }
 
 // HasCredentials reports whether the proxies require a login.
@@ -176,27 +171,17 @@ type Publish struct {
 	Timeout Duration `toml:"timeout"`
 
 	// Torrent clients.
-	URL           string   `toml:"url"`
-	Username      string   `toml:"username"`
-	Password      Secret   `toml:"password"`
-	PasswordFile  string   `toml:"password_file"`
-	APIKey        Secret   `toml:"api_key"` // qBittorrent 5.2+
-	APIKeyFile    string   `toml:"api_key_file"`
-	CheckInterval Duration `toml:"check_interval"` // default 60 s
+	URL           string        `toml:"url"`
+	Username      string        `toml:"username"`
+	Password      secret.String `toml:"password"`
+	PasswordFile  string        `toml:"password_file"`
+	APIKey        secret.String `toml:"api_key"` // qBittorrent 5.2+
+	APIKeyFile    string        `toml:"api_key_file"`
+	CheckInterval Duration      `toml:"check_interval"` // default 60 s
 	// qBittorrent extras for a bridged setup (opt-in).
 	MultiConnections bool `toml:"multi_connections"`
 	UseProxy         bool `toml:"use_proxy"` // point its proxy at vpnfwd's SOCKS5
 }
-
-// Secret is a string that prints as [redacted].
-type Secret string
-
-func (s Secret) String() string               { return "[redacted]" }
-func (s Secret) GoString() string             { return "[redacted]" }
-func (s Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (s *Secret) UnmarshalText(b []byte) error { *s = Secret(b); return nil }
 
 // Duration is a time.Duration written as "30s" or a number of seconds.
 type Duration time.Duration
@@ -257,6 +242,9 @@ func LoadFile(cfg *Config, path string) error {
 		return &LineError{File: path, Err: err}
 	}
 	for _, k := range md.Undecoded() {
+		if len(k) > 0 && k[0] == "provider" {
+			continue // the provider's own keys: Validate checks them against its options
+		}
 		cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: unknown key %q (ignored)", path, k.String()))
 	}
 	cfg.File = path
@@ -331,7 +319,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, l := range c.KillSwitch.AllowLAN {
-		p, err := ParsePrefix(l)
+		p, err := tunnel.ParsePrefix(l)
 		if err != nil {
 			add("killswitch.allow_lan: %v", err)
 		} else if netip.Prefix(p).Bits() == 0 {
@@ -361,9 +349,11 @@ func (c *Config) Validate() error {
 	} else if c.DNS.ResolvConf {
 		add("dns.resolv_conf needs dns.listen (--dns-listen 127.0.0.1:53)")
 	}
-	for _, p := range append(c.Provider.Ports, c.Provider.Port) {
-		if p < 0 || p > 65535 {
-			add("provider.port: %d is not a port", p)
+	if info, ok := provider.Lookup(c.Provider.Name); ok {
+		warns, err := info.Check(c.Provider.Settings)
+		c.Warnings = append(c.Warnings, warns...)
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	errs = append(errs, c.validatePublish()...)

@@ -6,9 +6,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	_ "github.com/vpnfwd/vpnfwd/provider/natpmp"    // registers natpmp
+	_ "github.com/vpnfwd/vpnfwd/provider/pia"       // registers pia
+	_ "github.com/vpnfwd/vpnfwd/provider/protonvpn" // registers protonvpn
 )
 
 func fmtV(v any) string { return fmt.Sprintf("%v %+v %#v", v, v, v) }
@@ -52,8 +57,8 @@ socks5 = "127.0.0.1:1081"
 	if cfg.Forward.Target != "127.0.0.1:3000" {
 		t.Errorf("flag should beat env and file: %s", cfg.Forward.Target)
 	}
-	if cfg.Provider.Gateway != "10.9.0.1" {
-		t.Errorf("env should beat file: %s", cfg.Provider.Gateway)
+	if g := cfg.Provider.Settings.String("gateway"); g != "10.9.0.1" {
+		t.Errorf("env should beat file: %s", g)
 	}
 	if cfg.Proxy.SOCKS5 != "127.0.0.1:1081" || cfg.Provider.Name != "natpmp" {
 		t.Errorf("file should beat default: %+v", cfg)
@@ -68,7 +73,7 @@ socks5 = "127.0.0.1:1081"
 
 func TestEveryFlagHasEnv(t *testing.T) {
 	seen := map[string]bool{}
-	for _, o := range Options {
+	for _, o := range AllOptions() {
 		e := EnvName(o.Flag)
 		if seen[e] || !strings.HasPrefix(e, "VPNFWD_") || o.Key == "" {
 			t.Errorf("option %s: env %s key %q", o.Flag, e, o.Key)
@@ -244,5 +249,43 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if cfg.Provider.Name != "protonvpn" || len(cfg.Publish) != 3 || cfg.Proxy.SOCKS5 != "127.0.0.1:1080" || len(cfg.KillSwitch.AllowLAN) != 1 {
 		t.Errorf("%+v", cfg)
+	}
+}
+
+// Each provider's keys are its own: one it does not declare is an error
+// naming the ones it has, values are checked by kind, and a secret given
+// on the command line or in TOML is held redacted.
+func TestProviderOptions(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "vpnfwd.toml", "[provider]\nname = \"protonvpn\"\nregion = \"de\"\nlifetime = \"soon\"\n")
+	cfg, err := load(t, []string{"--config", file}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), `provider.lifetime: "soon" is not a duration`) {
+		t.Errorf("validate: %v", err)
+	}
+	if !slices.Contains(cfg.Warnings, "provider.region: protonvpn takes no such option, ignored (its options: gateway, lifetime)") {
+		t.Errorf("warnings: %q", cfg.Warnings)
+	}
+	cfg, err = load(t, []string{"--provider", "natpmp", "--gateway", "10.2.0.1", "--lifetime", "90"}, nil)
+	if err != nil || cfg.Validate() != nil {
+		t.Fatalf("%v %v", err, cfg.Validate())
+	}
+	if d, _ := cfg.Provider.Settings.Duration("lifetime"); d != 90*time.Second {
+		t.Errorf("lifetime %s", d)
+	}
+	cfg, err = load(t, []string{"--provider", "pia", "--username", "p1234567", "--config", writeFile(t, dir, "pia.toml", "[provider]\ndip_token = \"DIPsecret\"\n")},
+		map[string]string{"VPNFWD_PASSWORD": "hunter2"})
+	if err != nil || cfg.Validate() != nil {
+		t.Fatalf("%v %v", err, cfg.Validate())
+	}
+	shown := fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg.Provider.Settings)
+	if strings.Contains(shown, "hunter2") || strings.Contains(shown, "DIPsecret") || !strings.Contains(shown, "p1234567") {
+		t.Errorf("secrets shown: %s", shown)
+	}
+	if pw, _ := cfg.Provider.Settings.Secret("password"); pw != "hunter2" {
+		t.Errorf("password %q", pw)
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/secret"
 )
 
 // Option is one setting that can be given as a flag, a VPNFWD_* environment
@@ -23,7 +26,34 @@ func EnvName(flagName string) string {
 	return "VPNFWD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// Options lists every setting of `vpnfwd up`.
+// AllOptions lists every setting of `vpnfwd up`: Options, then each
+// registered provider's (see provider.Register), a flag shared by several
+// providers once.
+func AllOptions() []Option {
+	all := append([]Option(nil), Options...)
+	seen := map[string]bool{}
+	for _, info := range provider.All() {
+		for _, po := range info.Options {
+			if po.Flag == "" || seen[po.Flag] {
+				continue
+			}
+			seen[po.Flag] = true
+			key, kind := po.Key, po.Kind
+			all = append(all, Option{Flag: po.Flag, Key: "provider." + key, Usage: po.Usage, Set: func(c *Config, v string) error {
+				if kind == provider.Secret {
+					c.Provider.Set(key, secret.String(v))
+				} else {
+					c.Provider.Set(key, v)
+				}
+				return nil
+			}})
+		}
+	}
+	return all
+}
+
+// Options lists vpnfwd's own settings of `vpnfwd up`; AllOptions adds the
+// providers'.
 var Options = []Option{
 	{Flag: "wg-config", Key: "wireguard.config", Usage: "wg-quick `FILE` from your VPN provider", Set: func(c *Config, v string) error {
 		abs, err := filepath.Abs(v)
@@ -32,30 +62,6 @@ var Options = []Option{
 	}},
 	{Flag: "wg-name", Key: "wireguard.name", Usage: "`NAME` for WireGuard's tools (`wg show NAME`; default vpnfwd; \"-\" serves no control socket)", Set: func(c *Config, v string) error { c.WireGuard.Name = v; return nil }},
 	{Flag: "provider", Key: "provider.name", Usage: "port-forwarding provider `NAME` (see 'vpnfwd providers')", Set: func(c *Config, v string) error { c.Provider.Name = v; return nil }},
-	{Flag: "gateway", Key: "provider.gateway", Usage: "NAT-PMP gateway `IP` (default: the config's first DNS server)", Set: func(c *Config, v string) error { c.Provider.Gateway = v; return nil }},
-	{Flag: "port", Key: "provider.ports", Usage: "forwarded `PORT`[,PORT...] for the static provider", Set: func(c *Config, v string) error {
-		c.Provider.Ports, c.Provider.Port = nil, 0
-		for _, f := range splitList(v) {
-			n, err := strconv.Atoi(f)
-			if err != nil || n < 1 || n > 65535 {
-				return fmt.Errorf("%q is not a port (1-65535)", f)
-			}
-			c.Provider.Ports = append(c.Provider.Ports, n)
-		}
-		return nil
-	}},
-	{Flag: "username", Key: "provider.username", Usage: "provider account `USER` (PIA)", Set: func(c *Config, v string) error { c.Provider.Username = v; return nil }},
-	{Flag: "password", Key: "provider.password", Usage: "provider account `PASSWORD` (prefer --password-file or the environment)", Set: func(c *Config, v string) error { c.Provider.Password = Secret(v); return nil }},
-	{Flag: "password-file", Key: "provider.password_file", Usage: "`FILE` holding the provider account password", Set: func(c *Config, v string) error { c.Provider.PasswordFile = v; return nil }},
-	{Flag: "region", Key: "provider.region", Usage: "PIA region `ID` (default: the lowest-latency one that forwards ports)", Set: func(c *Config, v string) error { c.Provider.Region = v; return nil }},
-	{Flag: "ca-file", Key: "provider.ca_file", Usage: "PIA's CA certificate `FILE` (ca.rsa.4096.crt)", Set: func(c *Config, v string) error { c.Provider.CAFile = v; return nil }},
-	{Flag: "serverlist-key-file", Key: "provider.serverlist_key_file", Usage: "PIA's server-list signing key `FILE` (PEM)", Set: func(c *Config, v string) error { c.Provider.ServerListKeyFile = v; return nil }},
-	{Flag: "token-url", Key: "provider.token_url", Usage: "PIA token API `URL`", Set: func(c *Config, v string) error { c.Provider.TokenURL = v; return nil }},
-	{Flag: "serverlist-url", Key: "provider.serverlist_url", Usage: "PIA server list `URL`", Set: func(c *Config, v string) error { c.Provider.ServerListURL = v; return nil }},
-	{Flag: "dip-token", Key: "provider.dip_token", Usage: "PIA dedicated IP `TOKEN`", Set: func(c *Config, v string) error { c.Provider.DIPToken = Secret(v); return nil }},
-	{Flag: "api-token-file-provider", Key: "provider.api_token_file", Usage: "`FILE` holding the provider API token (AzireVPN)", Set: func(c *Config, v string) error { c.Provider.APITokenFile = v; return nil }},
-	{Flag: "provider-api-url", Key: "provider.api_url", Usage: "override the provider API `URL` (PrivateVPN, AzireVPN)", Set: func(c *Config, v string) error { c.Provider.APIURL = v; return nil }},
-	{Flag: "lifetime", Key: "provider.lifetime", Usage: "NAT-PMP mapping `DURATION` to ask for", Set: func(c *Config, v string) error { return c.Provider.Lifetime.UnmarshalText([]byte(v)) }},
 	{Flag: "forward", Key: "forward.target", Usage: "local service `HOST[:PORT]` (no port: same as forwarded)", Set: func(c *Config, v string) error { c.Forward.Target = v; return nil }},
 	{Flag: "protocols", Key: "forward.protocols", Usage: "`LIST` of protocols to bridge: tcp,udp", Set: func(c *Config, v string) error { c.Forward.Protocols = splitList(v); return nil }},
 	{Flag: "socks5", Key: "proxy.socks5", Usage: "SOCKS5 proxy `ADDR` (\"\" turns it off)", Set: func(c *Config, v string) error { c.Proxy.SOCKS5 = v; return nil }},
@@ -85,17 +91,17 @@ var Options = []Option{
 	}},
 	{Flag: "qbittorrent", Key: "[[publish]] type=\"qbittorrent\" url", Usage: "keep qBittorrent's Web UI at `URL` on the forwarded port", Set: setClient("qbittorrent", func(p *Publish, v string) { p.URL = v })},
 	{Flag: "qbittorrent-user", Key: "username", Usage: "qBittorrent Web UI `USER`", Set: setClient("qbittorrent", func(p *Publish, v string) { p.Username = v })},
-	{Flag: "qbittorrent-password", Key: "password", Usage: "qBittorrent `PASSWORD` (prefer the _FILE form or the environment)", Set: setClient("qbittorrent", func(p *Publish, v string) { p.Password = Secret(v) })},
+	{Flag: "qbittorrent-password", Key: "password", Usage: "qBittorrent `PASSWORD` (prefer the _FILE form or the environment)", Set: setClient("qbittorrent", func(p *Publish, v string) { p.Password = secret.String(v) })},
 	{Flag: "qbittorrent-password-file", Key: "password_file", Usage: "`FILE` holding the qBittorrent password", Set: setClient("qbittorrent", func(p *Publish, v string) { p.PasswordFile = v })},
 	{Flag: "qbittorrent-api-key-file", Key: "api_key_file", Usage: "`FILE` holding a qBittorrent 5.2+ API key", Set: setClient("qbittorrent", func(p *Publish, v string) { p.APIKeyFile = v })},
 	{Flag: "qbittorrent-multi-connections", Key: "multi_connections", Bool: true, Usage: "let qBittorrent accept several peers from one address (bridged peers share 127.0.0.1)", Set: setClientBool("qbittorrent", func(p *Publish, b bool) { p.MultiConnections = b })},
 	{Flag: "qbittorrent-proxy", Key: "use_proxy", Bool: true, Usage: "point qBittorrent's proxy at vpnfwd's SOCKS5 (peers, trackers, DHT through the tunnel)", Set: setClientBool("qbittorrent", func(p *Publish, b bool) { p.UseProxy = b })},
 	{Flag: "transmission", Key: "[[publish]] type=\"transmission\" url", Usage: "keep Transmission's RPC at `URL` on the forwarded port", Set: setClient("transmission", func(p *Publish, v string) { p.URL = v })},
 	{Flag: "transmission-user", Key: "username", Usage: "Transmission RPC `USER`", Set: setClient("transmission", func(p *Publish, v string) { p.Username = v })},
-	{Flag: "transmission-password", Key: "password", Usage: "Transmission RPC `PASSWORD`", Set: setClient("transmission", func(p *Publish, v string) { p.Password = Secret(v) })},
+	{Flag: "transmission-password", Key: "password", Usage: "Transmission RPC `PASSWORD`", Set: setClient("transmission", func(p *Publish, v string) { p.Password = secret.String(v) })},
 	{Flag: "transmission-password-file", Key: "password_file", Usage: "`FILE` holding the Transmission password", Set: setClient("transmission", func(p *Publish, v string) { p.PasswordFile = v })},
 	{Flag: "deluge", Key: "[[publish]] type=\"deluge\" url", Usage: "keep Deluge (deluge-web at `URL`) on the forwarded port", Set: setClient("deluge", func(p *Publish, v string) { p.URL = v })},
-	{Flag: "deluge-password", Key: "password", Usage: "deluge-web `PASSWORD`", Set: setClient("deluge", func(p *Publish, v string) { p.Password = Secret(v) })},
+	{Flag: "deluge-password", Key: "password", Usage: "deluge-web `PASSWORD`", Set: setClient("deluge", func(p *Publish, v string) { p.Password = secret.String(v) })},
 	{Flag: "deluge-password-file", Key: "password_file", Usage: "`FILE` holding the deluge-web password", Set: setClient("deluge", func(p *Publish, v string) { p.PasswordFile = v })},
 	{Flag: "per-peer-source", Key: "forward.per_peer_source", Bool: true, Usage: "give each remote peer its own loopback source address (127.x.y.z) toward the local service", Set: func(c *Config, v string) error {
 		b, err := parseBool(v)
@@ -204,7 +210,7 @@ func (b boolString) IsBoolFlag() bool { return true }
 func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{fs: fs, vals: map[string]*string{}}
 	f.config = fs.String("config", "", "TOML config `FILE`")
-	for _, o := range Options {
+	for _, o := range AllOptions() {
 		v := new(string)
 		f.vals[o.Flag] = v
 		if o.Bool {
@@ -234,14 +240,14 @@ func (f *Flags) Load(lookup func(string) (string, bool)) (*Config, error) {
 	}
 	set := map[string]bool{}
 	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	for _, o := range Options {
+	for _, o := range AllOptions() {
 		if v, ok := lookup(EnvName(o.Flag)); ok && !set[o.Flag] {
 			if err := o.Set(&cfg, v); err != nil {
 				return nil, fmt.Errorf("%s: %w", EnvName(o.Flag), err)
 			}
 		}
 	}
-	for _, o := range Options {
+	for _, o := range AllOptions() {
 		if set[o.Flag] {
 			if err := o.Set(&cfg, *f.vals[o.Flag]); err != nil {
 				return nil, fmt.Errorf("--%s: %w", o.Flag, err)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/vpnfwd/vpnfwd/tunnel"
 )
 
 // LineError is a configuration error at a known place.
@@ -33,10 +35,10 @@ var ignoredKeys = map[string]string{
 }
 
 // LoadWGQuick reads a wg-quick file from disk.
-func LoadWGQuick(path string) (WireGuard, []string, error) {
+func LoadWGQuick(path string) (tunnel.WireGuard, []string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return WireGuard{}, nil, fmt.Errorf("reading WireGuard config: %w", err)
+		return tunnel.WireGuard{}, nil, fmt.Errorf("reading WireGuard config: %w", err)
 	}
 	defer f.Close()
 	return ParseWGQuick(path, f)
@@ -45,12 +47,12 @@ func LoadWGQuick(path string) (WireGuard, []string, error) {
 // ParseWGQuick reads a wg-quick configuration as providers hand it out.
 // name is used in errors and warnings ("client.conf:7: ..."). Commands
 // (PostUp etc.) are never run: they come back as warnings.
-func ParseWGQuick(name string, r io.Reader) (WireGuard, []string, error) {
+func ParseWGQuick(name string, r io.Reader) (tunnel.WireGuard, []string, error) {
 	var (
-		wg       WireGuard
+		wg       tunnel.WireGuard
 		warnings []string
 		section  string
-		peer     *Peer
+		peer     *tunnel.Peer
 		hasIface bool
 		sc       = bufio.NewScanner(r)
 		line     int
@@ -85,7 +87,7 @@ func ParseWGQuick(name string, r io.Reader) (WireGuard, []string, error) {
 				}
 				hasIface = true
 			case "peer":
-				wg.Peers = append(wg.Peers, Peer{})
+				wg.Peers = append(wg.Peers, tunnel.Peer{})
 				peer = &wg.Peers[len(wg.Peers)-1]
 			default:
 				return wg, warnings, fail("unknown section [%s] (want [Interface] or [Peer])", text[1:len(text)-1])
@@ -140,14 +142,14 @@ func splitList(val string) []string {
 	return out
 }
 
-func setInterface(wg *WireGuard, key, val string) error {
+func setInterface(wg *tunnel.WireGuard, key, val string) error {
 	var err error
 	switch key {
 	case "privatekey":
-		wg.PrivateKey, err = ParsePrivateKey(val)
+		wg.PrivateKey, err = tunnel.ParsePrivateKey(val)
 	case "address":
 		for _, f := range splitList(val) {
-			p, err := ParsePrefix(f)
+			p, err := tunnel.ParsePrefix(f)
 			if err != nil {
 				return err
 			}
@@ -155,7 +157,7 @@ func setInterface(wg *WireGuard, key, val string) error {
 		}
 	case "dns":
 		for _, f := range splitList(val) {
-			var a Addr
+			var a tunnel.Addr
 			if err := a.UnmarshalText([]byte(f)); err != nil {
 				// wg-quick allows search domains in DNS; we only use servers.
 				continue
@@ -172,18 +174,18 @@ func setInterface(wg *WireGuard, key, val string) error {
 	return err
 }
 
-func setPeer(p *Peer, key, val string) error {
+func setPeer(p *tunnel.Peer, key, val string) error {
 	var err error
 	switch key {
 	case "publickey":
-		p.PublicKey, err = ParseKey(val)
+		p.PublicKey, err = tunnel.ParseKey(val)
 	case "presharedkey":
-		p.PresharedKey, err = ParsePrivateKey(val)
+		p.PresharedKey, err = tunnel.ParsePrivateKey(val)
 	case "endpoint":
-		p.Endpoint, err = ParseEndpoint(val)
+		p.Endpoint, err = tunnel.ParseEndpoint(val)
 	case "allowedips":
 		for _, f := range splitList(val) {
-			pr, err := ParsePrefix(f)
+			pr, err := tunnel.ParsePrefix(f)
 			if err != nil {
 				return err
 			}

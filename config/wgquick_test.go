@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/vpnfwd/vpnfwd/tunnel"
 )
 
 const (
@@ -151,8 +153,8 @@ func TestParseWGQuickErrors(t *testing.T) {
 }
 
 func TestPrivateKeyRedacted(t *testing.T) {
-	k, _ := ParsePrivateKey(testPriv)
-	for _, s := range []string{k.String(), fmtV(k), fmtV(WireGuard{PrivateKey: k}), fmtV(Peer{PresharedKey: k})} {
+	k, _ := tunnel.ParsePrivateKey(testPriv)
+	for _, s := range []string{k.String(), fmtV(k), fmtV(tunnel.WireGuard{PrivateKey: k}), fmtV(tunnel.Peer{PresharedKey: k})} {
 		if strings.Contains(s, testPriv) || strings.Contains(s, k.Hex()) {
 			t.Errorf("secret printed: %s", s)
 		}

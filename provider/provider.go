@@ -14,7 +14,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 )
 
 // Port is one forwarded port: Public is what the internet connects to (and
@@ -85,14 +85,14 @@ type Env struct {
 	Log        *slog.Logger
 	Tunnel     []netip.Prefix // tunnel addresses (set once the tunnel exists)
 	DNS        []netip.Addr   // the tunnel's DNS servers
-	Config     config.Provider
-	TargetPort uint16 // the local service's port, 0 if "same as forwarded"
+	Settings   Settings       // the provider's options, checked by Info.Check
+	TargetPort uint16         // the local service's port, 0 if "same as forwarded"
 	LastPorts  []uint16
 	// State remembers tokens and payloads across restarts.
 	State Store
 	// PrivateKey, when set, is the WireGuard key to use instead of a fresh
 	// one (providers that register keys).
-	PrivateKey config.PrivateKey
+	PrivateKey tunnel.PrivateKey
 	// Roots, when set, is trusted for the providers' HTTPS APIs instead
 	// of the system store (a private CA); nil: the system store, which
 	// SSL_CERT_FILE can point elsewhere.
@@ -118,7 +118,7 @@ func (NoState) Delete(string)          {}
 // MakeTunnel before the tunnel exists, then SetTunnel and Run once it is
 // up.
 type TunnelMaker interface {
-	MakeTunnel(ctx context.Context) (config.WireGuard, error)
+	MakeTunnel(ctx context.Context) (tunnel.WireGuard, error)
 	// SetTunnel tells the provider the tunnel's addresses and DNS.
 	SetTunnel(addrs []netip.Prefix, dns []netip.Addr)
 }
@@ -128,7 +128,7 @@ type TunnelMaker interface {
 // tunnel, on another server of the same region when there is one, and the
 // provider's Run carries on there.
 type Rekeyer interface {
-	Rekey(ctx context.Context) (config.WireGuard, error)
+	Rekey(ctx context.Context) (tunnel.WireGuard, error)
 }
 
 // Provider obtains and keeps a forwarded port.
@@ -167,9 +167,12 @@ type Info struct {
 	// MakesTunnel: the provider builds the WireGuard configuration itself
 	// (no wg-quick file needed).
 	MakesTunnel bool
+	// Options are the settings it takes (TOML keys of [provider], flags,
+	// environment variables); config checks them with Check.
+	Options []Option
 	// LoginPorts lists the TCP ports its login reaches outside the tunnel
 	// before it exists; the kill switch lets vpnfwd's own sockets to them
 	// out. Nil: none.
-	LoginPorts func(config.Provider) []uint16
+	LoginPorts func(Settings) []uint16
 	New        func(Env) (Provider, error)
 }

@@ -42,10 +42,13 @@ func Hold(ctx context.Context, l Lease, report func(Lease)) error {
 	return nil
 }
 
-// APIURL is the provider API address: the configured one, else def.
+// APIURL is the provider API address: the api_url option, else def.
 func (e Env) APIURL(def string) string {
-	if e.Config.APIURL != "" {
-		return e.Config.APIURL
+	if u := e.Settings.String("api_url"); u != "" {
+		return u
 	}
 	return def
 }
+
+// APIURLOption is the api_url option of providers with an HTTP API.
+var APIURLOption = Option{Key: "api_url", Flag: "provider-api-url", Kind: URL, Usage: "override the provider API `URL`"}

@@ -7,9 +7,10 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/vpnfwd/vpnfwd/secret"
 )
 
 // portClient is a torrent client whose listening port vpnfwd manages.
@@ -124,25 +125,12 @@ func (cc *ClientConfig) defaults() {
 }
 
 func (cc *ClientConfig) password() (string, error) {
-	if cc.PasswordFile == "" {
-		return cc.Password, nil
-	}
-	b, err := os.ReadFile(cc.PasswordFile)
-	if err != nil {
-		return "", fmt.Errorf("reading password: %w", err)
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return secret.Read(secret.String(cc.Password), cc.PasswordFile)
 }
 
 func (cc *ClientConfig) apiKey() (string, error) {
-	if cc.APIKeyFile == "" {
-		return cc.APIKey, nil
-	}
-	b, err := os.ReadFile(cc.APIKeyFile)
-	if err != nil {
-		return "", fmt.Errorf("reading API key: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
+	k, err := secret.Read(secret.String(cc.APIKey), cc.APIKeyFile)
+	return strings.TrimSpace(k), err
 }
 
 // httpClient talks to a local client: its own cookie jar, never a proxy

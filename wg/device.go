@@ -1,5 +1,5 @@
 // Package wg runs the embedded wireguard-go device: it turns a
-// config.WireGuard into UAPI settings, brings the device up over any
+// tunnel.WireGuard into UAPI settings, brings the device up over any
 // tun.Device (vpnfwd uses its own gVisor netstack), reads handshake and
 // traffic counters, and restarts the handshake on demand (Rehandshake),
 // resolving the endpoint's host name again. Deciding when the tunnel is
@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
@@ -45,18 +45,18 @@ type Options struct {
 // Device is a running wireguard-go device. Close is safe to call twice.
 type Device struct {
 	dev        *device.Device
-	cfg        config.WireGuard
+	cfg        tunnel.WireGuard
 	log        *slog.Logger
 	res        Resolver
 	onEndpoint func(netip.AddrPort) error
 	once       sync.Once
 	mu         sync.Mutex
-	remote     map[config.Key]netip.AddrPort // resolved endpoint per peer
+	remote     map[tunnel.Key]netip.AddrPort // resolved endpoint per peer
 }
 
 // New configures a device over t and brings it up. The endpoint host names
 // are resolved now with opts.Resolve.
-func New(ctx context.Context, t tun.Device, cfg config.WireGuard, opts Options) (*Device, error) {
+func New(ctx context.Context, t tun.Device, cfg tunnel.WireGuard, opts Options) (*Device, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -68,7 +68,7 @@ func New(ctx context.Context, t tun.Device, cfg config.WireGuard, opts Options) 
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		}
 	}
-	d := &Device{cfg: cfg, log: opts.Logger, res: opts.Resolve, onEndpoint: opts.OnEndpoint, remote: map[config.Key]netip.AddrPort{}}
+	d := &Device{cfg: cfg, log: opts.Logger, res: opts.Resolve, onEndpoint: opts.OnEndpoint, remote: map[tunnel.Key]netip.AddrPort{}}
 	wglog := &device.Logger{
 		Verbosef: func(format string, args ...any) { d.log.Debug(fmt.Sprintf(format, args...)) },
 		Errorf:   func(format string, args ...any) { d.log.Warn(fmt.Sprintf(format, args...)) },
@@ -113,7 +113,7 @@ func New(ctx context.Context, t tun.Device, cfg config.WireGuard, opts Options) 
 }
 
 // writePeer writes a whole [Peer] in UAPI form, endpoint ap if valid.
-func writePeer(b *strings.Builder, p config.Peer, ap netip.AddrPort) {
+func writePeer(b *strings.Builder, p tunnel.Peer, ap netip.AddrPort) {
 	fmt.Fprintf(b, "public_key=%s\n", p.PublicKey.Hex())
 	if !p.PresharedKey.IsZero() {
 		fmt.Fprintf(b, "preshared_key=%s\n", p.PresharedKey.Hex())
@@ -130,7 +130,7 @@ func writePeer(b *strings.Builder, p config.Peer, ap netip.AddrPort) {
 	}
 }
 
-func (d *Device) resolve(ctx context.Context, ep config.Endpoint) (netip.AddrPort, error) {
+func (d *Device) resolve(ctx context.Context, ep tunnel.Endpoint) (netip.AddrPort, error) {
 	host, port := ep.HostPort()
 	if a, err := netip.ParseAddr(host); err == nil {
 		return netip.AddrPortFrom(a, port), nil
@@ -237,7 +237,7 @@ func (d *Device) ListenPort() (uint16, error) {
 
 // AddPeer adds (or updates) a peer without an endpoint: a server learns
 // its clients' endpoints from their handshakes.
-func (d *Device) AddPeer(pub config.Key, allowed ...netip.Prefix) error {
+func (d *Device) AddPeer(pub tunnel.Key, allowed ...netip.Prefix) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "public_key=%s\nreplace_allowed_ips=true\n", pub.Hex())
 	for _, a := range allowed {
@@ -247,6 +247,6 @@ func (d *Device) AddPeer(pub config.Key, allowed ...netip.Prefix) error {
 }
 
 // RemovePeer removes a peer.
-func (d *Device) RemovePeer(pub config.Key) error {
+func (d *Device) RemovePeer(pub tunnel.Key) error {
 	return d.dev.IpcSet(fmt.Sprintf("public_key=%s\nremove=true\n", pub.Hex()))
 }

@@ -6,13 +6,13 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 )
 
 // follow resolves peer i's endpoint name again and, if it moved, records
 // the new address (after the kill switch follows it, for the first peer).
 // It returns the endpoint to use and whether it changed.
-func (d *Device) follow(ctx context.Context, i int, p config.Peer) (netip.AddrPort, bool) {
+func (d *Device) follow(ctx context.Context, i int, p tunnel.Peer) (netip.AddrPort, bool) {
 	d.mu.Lock()
 	old := d.remote[p.PublicKey]
 	d.mu.Unlock()
@@ -67,10 +67,10 @@ func (d *Device) Rehandshake(ctx context.Context) error {
 // peers (a provider registered a fresh key, maybe with another server).
 // The endpoints are resolved, the kill switch hears the first before it is
 // used, and the old peers are dropped.
-func (d *Device) Reconfigure(ctx context.Context, cfg config.WireGuard) error {
+func (d *Device) Reconfigure(ctx context.Context, cfg tunnel.WireGuard) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "private_key=%s\nreplace_peers=true\n", cfg.PrivateKey.Hex())
-	remote := map[config.Key]netip.AddrPort{}
+	remote := map[tunnel.Key]netip.AddrPort{}
 	for i, p := range cfg.Peers {
 		var ap netip.AddrPort
 		if p.Endpoint != "" {

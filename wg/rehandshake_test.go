@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"github.com/vpnfwd/vpnfwd/netstack"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 	"github.com/vpnfwd/vpnfwd/wg"
 )
 
@@ -125,7 +125,7 @@ func TestRehandshakeFollowsAMovedEndpoint(t *testing.T) {
 	dead.drop.Store(true)
 	port := dead.addr().Port()
 	live := newRelay(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.4"), port).String(), srv.Endpoint)
-	cfg.Peers[0].Endpoint = config.Endpoint(net.JoinHostPort("vpn.test", itoa(port)))
+	cfg.Peers[0].Endpoint = tunnel.Endpoint(net.JoinHostPort("vpn.test", itoa(port)))
 	var addr atomic.Value
 	addr.Store(dead.addr().Addr())
 	resolve := func(ctx context.Context, host string) ([]netip.Addr, error) {

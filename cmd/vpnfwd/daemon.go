@@ -20,8 +20,10 @@ import (
 	"github.com/vpnfwd/vpnfwd/netstack"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/publish"
+	"github.com/vpnfwd/vpnfwd/secret"
 	"github.com/vpnfwd/vpnfwd/session"
 	"github.com/vpnfwd/vpnfwd/state"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 	"github.com/vpnfwd/vpnfwd/wg"
 )
 
@@ -113,7 +115,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 	if cfg.KillSwitch.Enabled {
 		var login []uint16
 		if info.LoginPorts != nil {
-			login = info.LoginPorts(cfg.Provider)
+			login = info.LoginPorts(cfg.Provider.Settings)
 		}
 		if err := d.startKillSwitch(&wopts, login); err != nil {
 			d.closeAll()
@@ -164,7 +166,7 @@ func (d *daemon) startProvider(ctx context.Context, info provider.Info, direct p
 		Log:        d.log.With("component", "provider", "provider", info.Name),
 		Tunnel:     cfg.WireGuard.Addresses(),
 		DNS:        cfg.WireGuard.DNSServers(),
-		Config:     cfg.Provider,
+		Settings:   cfg.Provider.Settings,
 		TargetPort: d.targetPort,
 		LastPorts:  d.lastPorts(info.Name),
 		State:      d.store,
@@ -302,7 +304,7 @@ func hasProto(ps []string, p string) bool {
 	return false
 }
 
-func prefixes(ps []config.Prefix) string {
+func prefixes(ps []tunnel.Prefix) string {
 	var s []string
 	for _, p := range ps {
 		s = append(s, p.String())
@@ -422,11 +424,11 @@ func readToken(path string) (string, error) {
 	if path == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(path)
+	t, err := secret.Read("", path)
 	if err != nil {
-		return "", fmt.Errorf("reading API token: %w", err)
+		return "", fmt.Errorf("API token: %w", err)
 	}
-	t := strings.TrimSpace(string(b))
+	t = strings.TrimSpace(t)
 	if t == "" {
 		return "", fmt.Errorf("API token file %s is empty", path)
 	}

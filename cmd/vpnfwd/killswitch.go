@@ -7,8 +7,8 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/killswitch"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 	"github.com/vpnfwd/vpnfwd/wg"
 )
 
@@ -20,7 +20,7 @@ func (d *daemon) startKillSwitch(wopts *wg.Options, loginPorts []uint16) error {
 	k := d.cfg.KillSwitch
 	kc := killswitch.Config{Table: k.Table, Mark: killswitch.DefaultMark, OnlyCgroup: k.OnlyCgroup, AllowMarkedTCP: loginPorts}
 	for _, l := range k.AllowLAN {
-		p, _ := config.ParsePrefix(l)
+		p, _ := tunnel.ParsePrefix(l)
 		kc.AllowLAN = append(kc.AllowLAN, netip.Prefix(p))
 	}
 	if k.OnlyUID != nil {

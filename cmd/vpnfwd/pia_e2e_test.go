@@ -13,6 +13,7 @@ import (
 
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
+	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/publish"
 	"github.com/vpnfwd/vpnfwd/session"
 )
@@ -79,8 +80,8 @@ func TestPIARekeyWhenHandshakesKeepFailing(t *testing.T) {
 	ca := filepath.Join(dir, "ca.rsa.4096.crt")
 	os.WriteFile(ca, f.CAPEM(), 0o644)
 	cfg := config.Defaults()
-	cfg.Provider = config.Provider{Name: "pia", Username: f.Username, Password: config.Secret(f.Password), CAFile: ca, Region: "de_berlin",
-		TokenURL: f.APIURL + "/api/client/v2/token", ServerListURL: f.APIURL + "/vpninfo/servers/v6"}
+	cfg.Provider = config.Provider{Name: "pia", Settings: provider.Settings{"username": f.Username, "password": f.Password, "ca_file": ca, "region": "de_berlin",
+		"token_url": f.APIURL + "/api/client/v2/token", "serverlist_url": f.APIURL + "/vpninfo/servers/v6"}}
 	cfg.Proxy = config.Proxy{}
 	cfg.API.Listen = ""
 	cfg.StateDir = filepath.Join(dir, "state")

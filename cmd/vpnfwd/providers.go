@@ -3,44 +3,28 @@ package main
 import (
 	"context"
 	"crypto/rsa"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/provider"
-	"github.com/vpnfwd/vpnfwd/provider/azirevpn"
-	"github.com/vpnfwd/vpnfwd/provider/natpmp"
-	"github.com/vpnfwd/vpnfwd/provider/perfectprivacy"
+	_ "github.com/vpnfwd/vpnfwd/provider/azirevpn"       // registers itself
+	_ "github.com/vpnfwd/vpnfwd/provider/natpmp"         // registers itself
+	_ "github.com/vpnfwd/vpnfwd/provider/perfectprivacy" // registers itself
 	"github.com/vpnfwd/vpnfwd/provider/pia"
-	"github.com/vpnfwd/vpnfwd/provider/privatevpn"
-	"github.com/vpnfwd/vpnfwd/provider/protonvpn"
-	"github.com/vpnfwd/vpnfwd/provider/static"
+	_ "github.com/vpnfwd/vpnfwd/provider/privatevpn" // registers itself
+	_ "github.com/vpnfwd/vpnfwd/provider/protonvpn"  // registers itself
+	_ "github.com/vpnfwd/vpnfwd/provider/static"     // registers itself
 )
 
-// providers is every provider vpnfwd knows.
-var providers = []provider.Info{protonvpn.Info, pia.Info, natpmp.Info, privatevpn.Info, perfectprivacy.Info, azirevpn.Info,
-	static.AirVPN, static.Windscribe, static.TorGuard, static.Info}
+func lookupProvider(name string) (provider.Info, bool) { return provider.Lookup(name) }
 
-func lookupProvider(name string) (provider.Info, bool) {
-	for _, p := range providers {
-		if p.Name == strings.ToLower(name) {
-			return p, true
-		}
-	}
-	return provider.Info{}, false
-}
-
-func providerNames() string {
-	var n []string
-	for _, p := range providers {
-		n = append(n, p.Name)
-	}
-	return strings.Join(n, ", ")
-}
+func providerNames() string { return provider.Names() }
 
 func runProviders(ctx context.Context, env *cliEnv, args []string) error {
 	if len(args) >= 2 && args[0] == "pia" && args[1] == "regions" {
@@ -51,11 +35,18 @@ func runProviders(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	for _, p := range providers {
+	for _, p := range provider.All() {
 		fmt.Fprintf(tw, "%s\t%s\n", p.Name, p.Summary)
 		fmt.Fprintf(tw, "\tneeds:\t%s\n", p.Needs)
 		fmt.Fprintf(tw, "\tport:\t%s\n", p.Port)
 		fmt.Fprintf(tw, "\trenewal:\t%s\n", p.Renewal)
+		for i, o := range p.Options {
+			label := ""
+			if i == 0 {
+				label = "options:"
+			}
+			fmt.Fprintf(tw, "\t%s\t%s\n", label, optionHelp(o))
+		}
 	}
 	return tw.Flush()
 }
@@ -121,3 +112,22 @@ func runPIARegions(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	return tw.Flush()
 }
+
+// optionHelp is one provider option for `vpnfwd providers`:
+// "region = ID (--region, VPNFWD_REGION): PIA region ID (...)".
+func optionHelp(o provider.Option) string {
+	name, usage := flag.UnquoteUsage(&flag.Flag{Usage: o.Usage, Value: new(stringValue)})
+	where := "TOML only"
+	if o.Flag != "" {
+		where = "--" + o.Flag + ", " + config.EnvName(o.Flag)
+	}
+	if name == "" || name == "value" {
+		name = "..."
+	}
+	return fmt.Sprintf("%s = %s (%s): %s", o.Key, name, where, usage)
+}
+
+type stringValue string
+
+func (s *stringValue) String() string     { return string(*s) }
+func (s *stringValue) Set(v string) error { *s = stringValue(v); return nil }

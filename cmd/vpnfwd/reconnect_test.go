@@ -15,6 +15,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"github.com/vpnfwd/vpnfwd/publish"
 	"github.com/vpnfwd/vpnfwd/session"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 )
 
 // lossyRelay carries WireGuard UDP between vpnfwd and the server and can
@@ -147,7 +148,7 @@ func TestStallDownRecoverReapply(t *testing.T) {
 	defer srv.Close()
 	w, _ := srv.NewClient()
 	relay := newLossyRelay(t, srv.Endpoint)
-	w.Peers[0].Endpoint = config.Endpoint(relay.pc.LocalAddr().String())
+	w.Peers[0].Endpoint = tunnel.Endpoint(relay.pc.LocalAddr().String())
 	cfg := config.Defaults()
 	cfg.WireGuard = w
 	cfg.Provider.Name = "natpmp"

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 )
 
 // TestWholePath is the whole-path benchmark (bench/whole-path.sh runs it;
@@ -37,7 +37,7 @@ func TestWholePath(t *testing.T) {
 	// A second client: Debian's wireguard-go with a kernel TUN, 10.2.0.3.
 	cli2 := n.NS("cli2")
 	n.Link(v.Server, "under2", "100.66.7.1/24", cli2, "eth0", "100.66.7.2/24")
-	ck, _ := config.NewPrivateKey()
+	ck, _ := tunnel.NewPrivateKey()
 	wgSrv := "wg" + n.prefix
 	n.Must(v.Server, "wg", "set", wgSrv, "peer", ck.Public().String(), "allowed-ips", "10.2.0.3/32")
 	n.Start(cli2, "env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", "wgk")

@@ -6,8 +6,8 @@ import (
 
 	"bufio"
 	"fmt"
-	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 	"io"
 	"net"
 	"net/http"
@@ -161,13 +161,13 @@ func piaHelper() {
 		os.Exit(1)
 	}
 	wgIf := os.Getenv("VPNFWD_WGIF")
-	f.ServerKey, _ = config.ParseKey(os.Getenv("VPNFWD_SERVERKEY"))
+	f.ServerKey, _ = tunnel.ParseKey(os.Getenv("VPNFWD_SERVERKEY"))
 	f.Endpoint = netip.MustParseAddrPort(os.Getenv("VPNFWD_ENDPOINT"))
 	f.VIP = netip.MustParseAddr(GatewayIP)
 	if ttl, err := time.ParseDuration(os.Getenv("VPNFWD_TTL")); err == nil {
 		f.PayloadTTL = ttl
 	}
-	f.AddPeer = func(pub config.Key, ip netip.Addr) error {
+	f.AddPeer = func(pub tunnel.Key, ip netip.Addr) error {
 		return exec.Command("wg", "set", wgIf, "peer", pub.String(), "allowed-ips", ip.String()+"/32").Run()
 	}
 	f.Forward = func(port uint16, client netip.Addr) error {

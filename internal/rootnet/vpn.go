@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 )
 
 // Addresses of the standard test topology:
@@ -37,13 +37,13 @@ type VPN struct {
 	Net               *Net
 	Inet, Server, Cli string
 	ClientConf        string // path of the client's wg-quick file
-	ServerPub         config.Key
+	ServerPub         tunnel.Key
 	Dir               string
 
 	t          testing.TB
 	wgIf       string
 	keyFile    string
-	clientPub  config.Key
+	clientPub  tunnel.Key
 	server     *Proc
 	gateway    *Proc
 	upnpConf   string
@@ -63,8 +63,8 @@ func NewVPN(t testing.TB, n *Net, natpmp bool) *VPN {
 	n.Must(v.Cli, "ip", "route", "add", "default", "via", UnderVPN)
 	n.Must(v.Server, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 
-	sk, _ := config.NewPrivateKey()
-	ck, _ := config.NewPrivateKey()
+	sk, _ := tunnel.NewPrivateKey()
+	ck, _ := tunnel.NewPrivateKey()
 	v.t, v.ServerPub, v.clientPub = t, sk.Public(), ck.Public()
 	v.wgIf = "wg" + n.prefix
 	v.keyFile = filepath.Join(v.Dir, "server.key")

@@ -4,15 +4,15 @@ import (
 	"context"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/netstack"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 	"github.com/vpnfwd/vpnfwd/wg"
 )
 
 // Client is a tunnel to the test server, for tests that need only the
 // client side's stack (a provider, a proxy).
 type Client struct {
-	Config config.WireGuard
+	Config tunnel.WireGuard
 	Stack  *netstack.Stack
 	Device *wg.Device
 }

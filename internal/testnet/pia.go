@@ -20,8 +20,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/provider/natpmp"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 )
 
 // FakePIA is a PIA-like provider in one process: token, server list
@@ -35,10 +35,10 @@ type FakePIA struct {
 	Server *Server
 	// AddPeer makes the key a peer with that tunnel address; Forward opens
 	// the port on the server's public side to the client.
-	AddPeer func(pub config.Key, ip netip.Addr) error
+	AddPeer func(pub tunnel.Key, ip netip.Addr) error
 	Forward func(port uint16, client netip.Addr) error
 	// ServerKey, Endpoint and VIP are what addKey answers.
-	ServerKey  config.Key
+	ServerKey  tunnel.Key
 	Endpoint   netip.AddrPort
 	VIP        netip.Addr
 	CA         *CA
@@ -118,7 +118,7 @@ func StartPIA(wgIP string) (*FakePIA, error) {
 		return nil, err
 	}
 	f.Server = srv
-	f.AddPeer = func(pub config.Key, ip netip.Addr) error { return srv.Device.AddPeer(pub, netip.PrefixFrom(ip, 32)) }
+	f.AddPeer = func(pub tunnel.Key, ip netip.Addr) error { return srv.Device.AddPeer(pub, netip.PrefixFrom(ip, 32)) }
 	f.Forward = srv.Forward
 	f.ServerKey, f.Endpoint, f.VIP = srv.Key.Public(), srv.Endpoint, GatewayAddr
 	api, err := net.Listen("tcp", "127.0.0.1:0")
@@ -255,7 +255,7 @@ func (f *FakePIA) keyMux() *http.ServeMux {
 		ip := netip.AddrFrom4([4]byte{10, 2, 0, f.nextIP})
 		f.nextIP++
 		f.mu.Unlock()
-		pub, err := config.ParseKey(q.Get("pubkey"))
+		pub, err := tunnel.ParseKey(q.Get("pubkey"))
 		if !okTok || err != nil {
 			jsonReply(w, 200, map[string]string{"status": "ERROR", "message": "Login failed! (bad token or key)"})
 			return

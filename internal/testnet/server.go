@@ -13,8 +13,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/netstack"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 	"github.com/vpnfwd/vpnfwd/wg"
 )
 
@@ -49,7 +49,7 @@ type Options struct {
 
 // Server is the fake VPN server. Close stops it.
 type Server struct {
-	Key      config.PrivateKey
+	Key      tunnel.PrivateKey
 	Stack    *netstack.Stack
 	Device   *wg.Device
 	Endpoint netip.AddrPort // the WireGuard UDP endpoint (loopback)
@@ -72,7 +72,7 @@ func Start(opts Options) (*Server, error) {
 	if !opts.PublicBind.IsValid() {
 		opts.PublicBind = PublicBind
 	}
-	key, err := config.NewPrivateKey()
+	key, err := tunnel.NewPrivateKey()
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +89,7 @@ func Start(opts Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{Key: key, Stack: st, log: opts.Log, ctx: ctx, cancel: cancel, next: 2}
-	dev, err := wg.New(ctx, st.TUN(), config.WireGuard{PrivateKey: key}, wg.Options{Logger: opts.Log.With("component", "testnet-wg")})
+	dev, err := wg.New(ctx, st.TUN(), tunnel.WireGuard{PrivateKey: key}, wg.Options{Logger: opts.Log.With("component", "testnet-wg")})
 	if err != nil {
 		cancel()
 		st.Close()
@@ -127,27 +127,27 @@ func Start(opts Options) (*Server, error) {
 
 // NewClient makes a key for a new client, adds it as a peer and returns
 // its WireGuard configuration (full tunnel, DNS at the gateway).
-func (s *Server) NewClient() (config.WireGuard, error) {
+func (s *Server) NewClient() (tunnel.WireGuard, error) {
 	s.mu.Lock()
 	addr := netip.AddrFrom4([4]byte{10, 2, 0, s.next})
 	s.next++
 	s.mu.Unlock()
-	key, err := config.NewPrivateKey()
+	key, err := tunnel.NewPrivateKey()
 	if err != nil {
-		return config.WireGuard{}, err
+		return tunnel.WireGuard{}, err
 	}
 	addr6 := netip.AddrFrom16([16]byte{0xfd, 0, 0, 2, 15: addr.As4()[3]})
 	if err := s.Device.AddPeer(key.Public(), netip.PrefixFrom(addr, 32), netip.PrefixFrom(addr6, 128)); err != nil {
-		return config.WireGuard{}, err
+		return tunnel.WireGuard{}, err
 	}
-	return config.WireGuard{
+	return tunnel.WireGuard{
 		PrivateKey: key,
-		Address:    []config.Prefix{config.Prefix(netip.PrefixFrom(addr, 32)), config.Prefix(netip.PrefixFrom(addr6, 128))},
-		DNS:        []config.Addr{config.Addr(GatewayAddr)},
-		Peers: []config.Peer{{
+		Address:    []tunnel.Prefix{tunnel.Prefix(netip.PrefixFrom(addr, 32)), tunnel.Prefix(netip.PrefixFrom(addr6, 128))},
+		DNS:        []tunnel.Addr{tunnel.Addr(GatewayAddr)},
+		Peers: []tunnel.Peer{{
 			PublicKey:           s.Key.Public(),
-			Endpoint:            config.Endpoint(s.Endpoint.String()),
-			AllowedIPs:          []config.Prefix{config.Prefix(netip.MustParsePrefix("0.0.0.0/0")), config.Prefix(netip.MustParsePrefix("::/0"))},
+			Endpoint:            tunnel.Endpoint(s.Endpoint.String()),
+			AllowedIPs:          []tunnel.Prefix{tunnel.Prefix(netip.MustParsePrefix("0.0.0.0/0")), tunnel.Prefix(netip.MustParsePrefix("::/0"))},
 			PersistentKeepalive: 25,
 		}},
 	}, nil
@@ -155,9 +155,9 @@ func (s *Server) NewClient() (config.WireGuard, error) {
 
 // WGQuick renders a client configuration as a wg-quick file, the way a
 // provider hands it out.
-func WGQuick(w config.WireGuard) string {
+func WGQuick(w tunnel.WireGuard) string {
 	var b strings.Builder
-	join := func(ps []config.Prefix) string {
+	join := func(ps []tunnel.Prefix) string {
 		var s []string
 		for _, p := range ps {
 			s = append(s, p.String())

@@ -29,8 +29,13 @@ var Info = provider.Info{
 	Needs:   "a wg-quick file from AzireVPN; api_token or api_token_file",
 	Port:    "random; kept while it lasts (asked for 30 days)",
 	Renewal: "checked hourly; a new port is made when it is about to expire (the old one deleted); deleted on a clean exit",
+	Options: []provider.Option{
+		{Key: "api_token", Kind: provider.Secret, Usage: "your AzireVPN API token (TOML; prefer api_token_file)"},
+		{Key: "api_token_file", Flag: "api-token-file-provider", Usage: "`FILE` holding the AzireVPN API token"},
+		provider.APIURLOption,
+	},
 	New: func(env provider.Env) (provider.Provider, error) {
-		tok, err := env.Config.Token()
+		tok, err := env.Settings.Secret("api_token")
 		if err != nil {
 			return nil, err
 		}
@@ -40,6 +45,8 @@ var Info = provider.Info{
 		return &Provider{env: env, token: tok}, nil
 	},
 }
+
+func init() { provider.Register(Info) }
 
 // Provider keeps one AzireVPN port.
 type Provider struct {

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/provider"
 )
 
@@ -70,7 +69,7 @@ func (f *fakeAzire) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func env(url, token string) provider.Env {
-	return provider.Env{Dialer: &net.Dialer{}, Log: slog.New(slog.DiscardHandler), Config: config.Provider{APIURL: url, APIToken: config.Secret(token)},
+	return provider.Env{Dialer: &net.Dialer{}, Log: slog.New(slog.DiscardHandler), Settings: provider.Settings{"api_url": url, "api_token": token},
 		Tunnel: []netip.Prefix{netip.MustParsePrefix("10.0.16.181/32")}}
 }
 

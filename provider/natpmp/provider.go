@@ -45,7 +45,16 @@ var Info = provider.Info{
 	Needs:   "a wg-quick file; --gateway IP (default: the config's first DNS server)",
 	Port:    "chosen by the gateway; vpnfwd suggests the previous one",
 	Renewal: "at half the granted lifetime (asks for 2 min)",
+	Options: Options,
 	New:     func(env provider.Env) (provider.Provider, error) { return New(env, Generic) },
+}
+
+func init() { provider.Register(Info) }
+
+// Options are the settings of NAT-PMP providers.
+var Options = []provider.Option{
+	{Key: "gateway", Flag: "gateway", Kind: provider.IPv4, Usage: "NAT-PMP gateway `IP` (default: the config's first DNS server)"},
+	{Key: "lifetime", Flag: "lifetime", Kind: provider.Duration, Usage: "NAT-PMP mapping `DURATION` to ask for"},
 }
 
 // Provider keeps a TCP and a UDP mapping for one port alive. It is also
@@ -78,7 +87,10 @@ func New(env provider.Env, conv Conventions, opts ...Option) (*Provider, error) 
 	if err != nil {
 		return nil, err
 	}
-	life := time.Duration(env.Config.Lifetime)
+	life, err := env.Settings.Duration("lifetime")
+	if err != nil {
+		return nil, fmt.Errorf("provider.lifetime: %w", err)
+	}
 	if life == 0 {
 		life = conv.DefaultLifetime
 	}
@@ -127,10 +139,10 @@ func (p *Provider) Refresh() {
 }
 
 func gatewayOf(env provider.Env) (netip.Addr, error) {
-	if env.Config.Gateway != "" {
-		a, err := netip.ParseAddr(env.Config.Gateway)
+	if g := env.Settings.String("gateway"); g != "" {
+		a, err := netip.ParseAddr(g)
 		if err != nil || !a.Is4() {
-			return netip.Addr{}, fmt.Errorf("provider.gateway %q is not an IPv4 address", env.Config.Gateway)
+			return netip.Addr{}, fmt.Errorf("provider.gateway %q is not an IPv4 address", g)
 		}
 		return a, nil
 	}

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/provider/natpmp"
@@ -69,12 +68,12 @@ type logBuf struct {
 func (w *logBuf) Write(p []byte) (int, error) { w.mu.Lock(); defer w.mu.Unlock(); return w.b.Write(p) }
 func (w *logBuf) String() string              { w.mu.Lock(); defer w.mu.Unlock(); return w.b.String() }
 
-func env(c *testnet.Client, log *logBuf, cfg config.Provider) provider.Env {
+func env(c *testnet.Client, log *logBuf, cfg provider.Settings) provider.Env {
 	l := slog.New(slog.DiscardHandler)
 	if log != nil {
 		l = slog.New(slog.NewTextHandler(log, nil))
 	}
-	return provider.Env{Dialer: c.Stack, Log: l, DNS: c.Config.DNSServers(), Config: cfg}
+	return provider.Env{Dialer: c.Stack, Log: l, DNS: c.Config.DNSServers(), Settings: cfg}
 }
 
 func clientAddr(c *testnet.Client) netip.Addr { return c.Config.Addresses()[0].Addr() }
@@ -95,7 +94,7 @@ func run(t *testing.T, p provider.Provider, l *leases) (stop func()) {
 
 func TestGenericMapsTCPAndUDPOnSamePort(t *testing.T) {
 	srv, c := setup(t, "generic", 0)
-	e := env(c, nil, config.Provider{})
+	e := env(c, nil, nil)
 	e.TargetPort = 45678
 	p, err := natpmp.Info.New(e)
 	if err != nil {
@@ -124,7 +123,7 @@ func TestGenericMapsTCPAndUDPOnSamePort(t *testing.T) {
 
 func TestProtonConventions(t *testing.T) {
 	srv, c := setup(t, "proton", 0)
-	p, err := protonvpn.Info.New(env(c, nil, config.Provider{}))
+	p, err := protonvpn.Info.New(env(c, nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +146,7 @@ func TestProtonConventions(t *testing.T) {
 func TestRenewKeepsPortAndSurvivesGatewayRestart(t *testing.T) {
 	srv, c := setup(t, "generic", 2) // 2 s leases: renew every second
 	log := &logBuf{}
-	p, err := natpmp.Info.New(env(c, log, config.Provider{}))
+	p, err := natpmp.Info.New(env(c, log, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +187,7 @@ func TestRefusedFailsFastWithHint(t *testing.T) {
 		t.Errorf("refusal took %s: should fail fast, not retry", d)
 	}
 
-	p, _ := protonvpn.Info.New(env(c, nil, config.Provider{}))
+	p, _ := protonvpn.Info.New(env(c, nil, nil))
 	l := newLeases()
 	stop := run(t, p, l)
 	defer stop()
@@ -214,7 +213,7 @@ func TestGatewayDefaultsToDNS(t *testing.T) {
 	if _, err := natpmp.Info.New(provider.Env{}); err == nil || !strings.Contains(err.Error(), "--gateway") {
 		t.Fatalf("error %v", err)
 	}
-	if _, err := natpmp.Info.New(provider.Env{Config: config.Provider{Gateway: "nope"}}); err == nil {
+	if _, err := natpmp.Info.New(provider.Env{Settings: provider.Settings{"gateway": "nope"}}); err == nil {
 		t.Fatal("bad gateway accepted")
 	}
 }
@@ -224,7 +223,7 @@ func TestGatewayDefaultsToDNS(t *testing.T) {
 // the held port on renewals.
 func TestProtonAsksLikeProton(t *testing.T) {
 	srv, c := setup(t, "proton", 4)
-	p, err := protonvpn.Info.New(env(c, nil, config.Provider{Lifetime: config.Duration(4 * time.Second)}))
+	p, err := protonvpn.Info.New(env(c, nil, provider.Settings{"lifetime": "4s"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +256,7 @@ func TestProtonZeroInternalReply(t *testing.T) {
 	srv.Gateway.Lock()
 	srv.Gateway.ZeroInternalReply = true
 	srv.Gateway.Unlock()
-	p, _ := protonvpn.Info.New(env(c, nil, config.Provider{}))
+	p, _ := protonvpn.Info.New(env(c, nil, nil))
 	l := newLeases()
 	stop := run(t, p, l)
 	defer stop()
@@ -276,7 +275,7 @@ func TestTCPAndUDPOnDifferentPorts(t *testing.T) {
 	srv.Gateway.Lock()
 	srv.Gateway.SplitUDP = true
 	srv.Gateway.Unlock()
-	p, _ := natpmp.Info.New(env(c, nil, config.Provider{Lifetime: config.Duration(4 * time.Second)}))
+	p, _ := natpmp.Info.New(env(c, nil, provider.Settings{"lifetime": "4s"}))
 	l := newLeases()
 	stop := run(t, p, l)
 	defer stop()

@@ -28,8 +28,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/secret"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 )
 
 // Defaults of the PIA API.
@@ -57,13 +58,47 @@ var Info = provider.Info{
 	Port:        "random, chosen by PIA; kept across restarts for about 2 months (state dir)",
 	Renewal:     "bindPort every 15 min; a new signature when the payload nears expiry or the port is busy",
 	MakesTunnel: true,
-	LoginPorts:  loginPorts,
-	New:         func(env provider.Env) (provider.Provider, error) { return New(env) },
+	LoginPorts:  func(s provider.Settings) []uint16 { return loginPorts(readConfig(s)) },
+	Options: []provider.Option{
+		{Key: "username", Flag: "username", Usage: "PIA account `USER` (p1234567)"},
+		{Key: "password", Flag: "password", Kind: provider.Secret, Usage: "PIA account `PASSWORD` (prefer --password-file or the environment)"},
+		{Key: "password_file", Flag: "password-file", Usage: "`FILE` holding the PIA account password"},
+		{Key: "region", Flag: "region", Usage: "PIA region `ID` (default: the lowest-latency one that forwards ports; see 'vpnfwd providers pia regions')"},
+		{Key: "ca_file", Flag: "ca-file", Usage: "PIA's CA certificate `FILE` (ca.rsa.4096.crt)"},
+		{Key: "serverlist_key_file", Flag: "serverlist-key-file", Usage: "PIA's server-list signing key `FILE` (PEM); checks the list's signature"},
+		{Key: "dip_token", Flag: "dip-token", Kind: provider.Secret, Usage: "PIA dedicated IP `TOKEN`"},
+		{Key: "token_url", Flag: "token-url", Kind: provider.URL, Usage: "PIA token API `URL`"},
+		{Key: "serverlist_url", Flag: "serverlist-url", Kind: provider.URL, Usage: "PIA server list `URL`"},
+		{Key: "dip_url", Kind: provider.URL, Usage: "PIA dedicated IP API URL"},
+	},
+	New: func(env provider.Env) (provider.Provider, error) { return New(env) },
 }
+
+func init() { provider.Register(Info) }
+
+// config is the PIA settings, read once.
+type config struct {
+	Username, Region, CAFile, ServerListKeyFile string
+	TokenURL, ServerListURL, DIPURL             string
+	DIPToken                                    secret.String
+	settings                                    provider.Settings
+}
+
+func readConfig(s provider.Settings) config {
+	return config{
+		Username: s.String("username"), Region: s.String("region"), CAFile: s.String("ca_file"),
+		ServerListKeyFile: s.String("serverlist_key_file"), TokenURL: s.String("token_url"),
+		ServerListURL: s.String("serverlist_url"), DIPURL: s.String("dip_url"),
+		DIPToken: secret.String(s.String("dip_token")), settings: s,
+	}
+}
+
+// Secret reads the account password.
+func (c config) Secret() (string, error) { return c.settings.Secret("password") }
 
 // loginPorts are the ports of the token, server-list and dedicated-IP
 // URLs, and the key API's 1337.
-func loginPorts(c config.Provider) []uint16 {
+func loginPorts(c config) []uint16 {
 	ports := []uint16{1337}
 	for _, u := range []string{c.TokenURL, c.ServerListURL, c.DIPURL, DefaultTokenURL, DefaultServerListURL} {
 		if u == "" {
@@ -90,7 +125,7 @@ func loginPorts(c config.Provider) []uint16 {
 // Provider is the PIA provider; it is a provider.TunnelMaker.
 type Provider struct {
 	env provider.Env
-	cfg config.Provider
+	cfg config
 	ca  *x509.CertPool
 	key *rsa.PublicKey
 	// wgPort and regionName are set once, by the first registration.
@@ -114,7 +149,7 @@ type savedToken struct {
 
 // New checks the configuration; nothing is sent yet.
 func New(env provider.Env) (*Provider, error) {
-	c := env.Config
+	c := readConfig(env.Settings)
 	if c.TokenURL == "" {
 		c.TokenURL = DefaultTokenURL
 	}
@@ -199,13 +234,13 @@ func (p *Provider) ServerList(ctx context.Context) (*ServerList, error) {
 
 // MakeTunnel implements provider.TunnelMaker: it logs in, picks the
 // server, registers a WireGuard key and returns the tunnel to bring up.
-func (p *Provider) MakeTunnel(ctx context.Context) (config.WireGuard, error) {
+func (p *Provider) MakeTunnel(ctx context.Context) (tunnel.WireGuard, error) {
 	p.env.Log.Info("PIA: logging in and registering a WireGuard key, outside the tunnel (it does not exist yet)")
 	key := p.env.PrivateKey
 	if key.IsZero() {
 		var err error
-		if key, err = config.NewPrivateKey(); err != nil {
-			return config.WireGuard{}, err
+		if key, err = tunnel.NewPrivateKey(); err != nil {
+			return tunnel.WireGuard{}, err
 		}
 	}
 	return p.register(ctx, key, false)
@@ -215,10 +250,10 @@ func (p *Provider) MakeTunnel(ctx context.Context) (config.WireGuard, error) {
 // server forgot our key, or is gone), it registers a fresh key, on the
 // region's next server when it has more than one, outside the tunnel.
 // Run moves to the new server by itself.
-func (p *Provider) Rekey(ctx context.Context) (config.WireGuard, error) {
-	key, err := config.NewPrivateKey()
+func (p *Provider) Rekey(ctx context.Context) (tunnel.WireGuard, error) {
+	key, err := tunnel.NewPrivateKey()
 	if err != nil {
-		return config.WireGuard{}, err
+		return tunnel.WireGuard{}, err
 	}
 	return p.register(ctx, key, true)
 }
@@ -228,21 +263,21 @@ type target struct{ ip, cn string }
 
 // register registers key with the chosen server (the next one of the
 // region when next) and returns the tunnel.
-func (p *Provider) register(ctx context.Context, key config.PrivateKey, next bool) (config.WireGuard, error) {
+func (p *Provider) register(ctx context.Context, key tunnel.PrivateKey, next bool) (tunnel.WireGuard, error) {
 	tok, err := p.token(ctx, p.env.Direct)
 	if err != nil {
-		return config.WireGuard{}, err
+		return tunnel.WireGuard{}, err
 	}
 	p.mu.Lock()
 	servers, at := p.servers, p.at
 	p.mu.Unlock()
 	if len(servers) == 0 {
 		if servers, err = p.choose(ctx, tok); err != nil {
-			return config.WireGuard{}, err
+			return tunnel.WireGuard{}, err
 		}
 	}
 	if len(servers) == 0 {
-		return config.WireGuard{}, fmt.Errorf("PIA region %s lists no WireGuard server", p.regionName)
+		return tunnel.WireGuard{}, fmt.Errorf("PIA region %s lists no WireGuard server", p.regionName)
 	}
 	if next {
 		at = (at + 1) % len(servers)
@@ -263,17 +298,17 @@ func (p *Provider) register(ctx context.Context, key config.PrivateKey, next boo
 	u := fmt.Sprintf("https://%s/addKey?%s", net.JoinHostPort(t.ip, strconv.Itoa(p.wgPort)), q.Encode())
 	var r addKeyReply
 	if _, err := getJSON(ctx, c, "GET", u, nil, hdr, &r); err != nil {
-		return config.WireGuard{}, explainTLS(err, who+" addKey", t.cn, p.cfg.CAFile)
+		return tunnel.WireGuard{}, explainTLS(err, who+" addKey", t.cn, p.cfg.CAFile)
 	}
 	if r.Status != "OK" {
 		if strings.Contains(strings.ToLower(r.Message), "token") {
 			p.env.State.Delete(stateToken)
 		}
-		return config.WireGuard{}, fmt.Errorf("%s addKey: status %q: %s", who, r.Status, r.Message)
+		return tunnel.WireGuard{}, fmt.Errorf("%s addKey: status %q: %s", who, r.Status, r.Message)
 	}
 	w, err := tunnelFrom(r, key)
 	if err != nil {
-		return config.WireGuard{}, fmt.Errorf("%s addKey: %w", who, err)
+		return tunnel.WireGuard{}, fmt.Errorf("%s addKey: %w", who, err)
 	}
 	p.mu.Lock()
 	p.servers, p.at = servers, at
@@ -331,34 +366,34 @@ func (p *Provider) choose(ctx context.Context, tok string) ([]target, error) {
 }
 
 // tunnelFrom builds the WireGuard configuration from addKey's answer.
-func tunnelFrom(r addKeyReply, key config.PrivateKey) (config.WireGuard, error) {
-	pub, err := config.ParseKey(r.ServerKey)
+func tunnelFrom(r addKeyReply, key tunnel.PrivateKey) (tunnel.WireGuard, error) {
+	pub, err := tunnel.ParseKey(r.ServerKey)
 	if err != nil {
-		return config.WireGuard{}, fmt.Errorf("server_key: %w", err)
+		return tunnel.WireGuard{}, fmt.Errorf("server_key: %w", err)
 	}
-	peerIP, err := config.ParsePrefix(r.PeerIP)
+	peerIP, err := tunnel.ParsePrefix(r.PeerIP)
 	if err != nil {
-		return config.WireGuard{}, fmt.Errorf("peer_ip: %w", err)
+		return tunnel.WireGuard{}, fmt.Errorf("peer_ip: %w", err)
 	}
 	if netip.Prefix(peerIP).Addr().Is4() {
-		peerIP = config.Prefix(netip.PrefixFrom(netip.Prefix(peerIP).Addr(), 32))
+		peerIP = tunnel.Prefix(netip.PrefixFrom(netip.Prefix(peerIP).Addr(), 32))
 	}
-	ep, err := config.ParseEndpoint(net.JoinHostPort(r.ServerIP, strconv.Itoa(r.ServerPort)))
+	ep, err := tunnel.ParseEndpoint(net.JoinHostPort(r.ServerIP, strconv.Itoa(r.ServerPort)))
 	if err != nil {
-		return config.WireGuard{}, err
+		return tunnel.WireGuard{}, err
 	}
 	if _, err := netip.ParseAddr(r.ServerVIP); err != nil {
-		return config.WireGuard{}, fmt.Errorf("server_vip %q", r.ServerVIP)
+		return tunnel.WireGuard{}, fmt.Errorf("server_vip %q", r.ServerVIP)
 	}
-	w := config.WireGuard{PrivateKey: key, Address: []config.Prefix{peerIP}}
+	w := tunnel.WireGuard{PrivateKey: key, Address: []tunnel.Prefix{peerIP}}
 	for _, d := range r.DNSServers {
-		var a config.Addr
+		var a tunnel.Addr
 		if a.UnmarshalText([]byte(d)) == nil {
 			w.DNS = append(w.DNS, a)
 		}
 	}
-	all, _ := config.ParsePrefix("0.0.0.0/0")
-	w.Peers = []config.Peer{{PublicKey: pub, Endpoint: ep, AllowedIPs: []config.Prefix{all}, PersistentKeepalive: 25}}
+	all, _ := tunnel.ParsePrefix("0.0.0.0/0")
+	w.Peers = []tunnel.Peer{{PublicKey: pub, Endpoint: ep, AllowedIPs: []tunnel.Prefix{all}, PersistentKeepalive: 25}}
 	return w, nil
 }
 

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"github.com/vpnfwd/vpnfwd/netstack"
 	"github.com/vpnfwd/vpnfwd/provider"
@@ -32,7 +31,7 @@ var loopbackN = struct {
 }{n: 1}
 
 // fake starts a fake PIA on its own loopback address.
-func fake(t *testing.T) (*pia.Provider, *testnet.FakePIA, config.Provider, string) {
+func fake(t *testing.T) (*pia.Provider, *testnet.FakePIA, provider.Settings, string) {
 	t.Helper()
 	loopbackN.Lock()
 	loopbackN.n++
@@ -50,8 +49,8 @@ func fake(t *testing.T) (*pia.Provider, *testnet.FakePIA, config.Provider, strin
 	os.WriteFile(ca, f.CAPEM(), 0o644)
 	key := filepath.Join(dir, "pia-signing.pem")
 	os.WriteFile(key, f.SigningKeyPEM(), 0o644)
-	cfg := config.Provider{Name: "pia", Username: f.Username, Password: config.Secret(f.Password), CAFile: ca, ServerListKeyFile: key,
-		TokenURL: f.APIURL + "/api/client/v2/token", ServerListURL: f.APIURL + "/vpninfo/servers/v6", DIPURL: f.APIURL + "/api/client/v2/dedicated_ip"}
+	cfg := provider.Settings{"username": f.Username, "password": f.Password, "ca_file": ca, "serverlist_key_file": key,
+		"token_url": f.APIURL + "/api/client/v2/token", "serverlist_url": f.APIURL + "/vpninfo/servers/v6", "dip_url": f.APIURL + "/api/client/v2/dedicated_ip"}
 	return nil, f, cfg, filepath.Join(dir, "state")
 }
 
@@ -61,9 +60,9 @@ type run struct {
 }
 
 // start makes the tunnel with the provider and runs it.
-func start(t *testing.T, cfg config.Provider, stateDir string) (*run, *testnet.Client) {
+func start(t *testing.T, cfg provider.Settings, stateDir string) (*run, *testnet.Client) {
 	t.Helper()
-	env := provider.Env{Config: cfg, Log: slog.New(slog.DiscardHandler), State: state.Dir{Path: stateDir}, Roots: testRoots}
+	env := provider.Env{Settings: cfg, Log: slog.New(slog.DiscardHandler), State: state.Dir{Path: stateDir}, Roots: testRoots}
 	p, err := pia.New(env)
 	if err != nil {
 		t.Fatal(err)
@@ -196,8 +195,8 @@ func TestPIABusyPortGetsNewSignature(t *testing.T) {
 
 func TestPIADedicatedIP(t *testing.T) {
 	_, f, cfg, dir := fake(t)
-	cfg.DIPToken = config.Secret(f.DIPToken)
-	cfg.Region = "us_east" // ignored with a dedicated IP
+	cfg["dip_token"] = f.DIPToken
+	cfg["region"] = "us_east" // ignored with a dedicated IP
 	r, _ := start(t, cfg, dir)
 	if l := next(t, r); !l.Held() {
 		t.Errorf("dedicated IP lease %+v", l)
@@ -209,8 +208,8 @@ func TestPIADedicatedIP(t *testing.T) {
 func TestPIADedicatedIPWithoutPortForwarding(t *testing.T) {
 	_, f, cfg, dir := fake(t)
 	f.DIPRegion = "us_east"
-	cfg.DIPToken = config.Secret(f.DIPToken)
-	p, err := pia.New(provider.Env{Config: cfg, Log: slog.New(slog.DiscardHandler), State: state.Dir{Path: dir}, Roots: testRoots})
+	cfg["dip_token"] = f.DIPToken
+	p, err := pia.New(provider.Env{Settings: cfg, Log: slog.New(slog.DiscardHandler), State: state.Dir{Path: dir}, Roots: testRoots})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,39 +220,34 @@ func TestPIADedicatedIPWithoutPortForwarding(t *testing.T) {
 
 func TestPIAErrors(t *testing.T) {
 	_, f, cfg, dir := fake(t)
-	try := func(c config.Provider) error {
-		p, err := pia.New(provider.Env{Config: c, Log: slog.New(slog.DiscardHandler), State: state.Dir{Path: t.TempDir()}, Roots: testRoots})
+	try := func(c provider.Settings) error {
+		p, err := pia.New(provider.Env{Settings: c, Log: slog.New(slog.DiscardHandler), State: state.Dir{Path: t.TempDir()}, Roots: testRoots})
 		if err != nil {
 			return err
 		}
 		_, err = p.MakeTunnel(context.Background())
 		return err
 	}
-	bad := cfg
-	bad.Password = "wrong"
+	bad := cfg.With("password", "wrong")
 	if err := try(bad); err == nil || !strings.Contains(err.Error(), "refused the username or password") {
 		t.Errorf("wrong password: %v", err)
 	}
-	bad = cfg
-	bad.Region = "us_east"
+	bad = cfg.With("region", "us_east")
 	if err := try(bad); err == nil || !strings.Contains(err.Error(), "does not forward ports") || !strings.Contains(err.Error(), "de_berlin") {
 		t.Errorf("region without forwarding: %v", err)
 	}
-	bad = cfg
-	bad.Region = "mars"
+	bad = cfg.With("region", "mars")
 	if err := try(bad); err == nil || !strings.Contains(err.Error(), `no PIA region "mars"`) {
 		t.Errorf("unknown region: %v", err)
 	}
-	bad = cfg
-	bad.CAFile = ""
+	bad = cfg.With("ca_file", "")
 	if err := try(bad); err == nil || !strings.Contains(err.Error(), "ca.rsa.4096.crt") || !strings.Contains(err.Error(), "manual-connections") {
 		t.Errorf("missing CA: %v", err)
 	}
 	other, _ := testnet.NewCA("not PIA")
 	wrongCA := filepath.Join(t.TempDir(), "ca.crt")
 	os.WriteFile(wrongCA, other.PEM, 0o644)
-	bad = cfg
-	bad.CAFile = wrongCA
+	bad = cfg.With("ca_file", wrongCA)
 	if err := try(bad); err == nil || !strings.Contains(err.Error(), "CA mismatch") {
 		t.Errorf("wrong CA: %v", err)
 	}
@@ -261,13 +255,11 @@ func TestPIAErrors(t *testing.T) {
 	g, _ := testnet.StartPIA(fmt.Sprintf("127.88.%d.250", os.Getpid()%250))
 	defer g.Close()
 	os.WriteFile(otherKey, g.SigningKeyPEM(), 0o644)
-	bad = cfg
-	bad.ServerListKeyFile = otherKey
+	bad = cfg.With("serverlist_key_file", otherKey)
 	if err := try(bad); err == nil || !strings.Contains(err.Error(), "signature does not verify") {
 		t.Errorf("wrong signing key: %v", err)
 	}
-	bad = cfg
-	bad.Username = ""
+	bad = cfg.With("username", "")
 	if err := try(bad); err == nil || !strings.Contains(err.Error(), "--username") {
 		t.Errorf("no username: %v", err)
 	}

@@ -26,8 +26,11 @@ var Info = provider.Info{
 	Needs:   "a wg-quick file from PrivateVPN",
 	Port:    "fixed per server and account",
 	Renewal: "none (asked again after a reconnect)",
+	Options: []provider.Option{provider.APIURLOption},
 	New:     func(env provider.Env) (provider.Provider, error) { return &Provider{env: env}, nil },
 }
+
+func init() { provider.Register(Info) }
 
 // Provider asks once and holds the port.
 type Provider struct{ env provider.Env }

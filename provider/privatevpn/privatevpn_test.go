@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/provider"
 )
 
@@ -37,7 +36,7 @@ func TestRunAsksWithTunnelIP(t *testing.T) {
 		w.Write([]byte(`{"supported":true,"status":"Port 61527 UDP/TCP"}`))
 	}))
 	defer srv.Close()
-	env := provider.Env{Dialer: &net.Dialer{}, Log: slog.New(slog.DiscardHandler), Config: config.Provider{APIURL: srv.URL},
+	env := provider.Env{Dialer: &net.Dialer{}, Log: slog.New(slog.DiscardHandler), Settings: provider.Settings{"api_url": srv.URL},
 		Tunnel: []netip.Prefix{netip.MustParsePrefix("10.34.0.7/32")}}
 	p, _ := Info.New(env)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -40,10 +40,13 @@ var Info = provider.Info{
 	Needs:   "the WireGuard config from Proton's account page with \"NAT-PMP (Port Forwarding)\" on",
 	Port:    "random, chosen by Proton; kept while renewed",
 	Renewal: "every 30 s (60 s leases)",
+	Options: natpmp.Options,
 	New: func(env provider.Env) (provider.Provider, error) {
-		if env.Config.Gateway == "" {
-			env.Config.Gateway = Gateway
+		if env.Settings.String("gateway") == "" {
+			env.Settings = env.Settings.With("gateway", Gateway)
 		}
 		return natpmp.New(env, Conventions)
 	},
 }
+
+func init() { provider.Register(Info) }

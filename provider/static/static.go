@@ -18,7 +18,20 @@ var Info = provider.Info{
 	Needs:   "a wg-quick file; --port N[,N...]",
 	Port:    "fixed",
 	Renewal: "none",
+	Options: Options,
 	New:     New,
+}
+
+// Options are the reserved-port providers' settings.
+var Options = []provider.Option{
+	{Key: "ports", Flag: "port", Kind: provider.Ports, Usage: "forwarded `PORT`[,PORT...] you reserved with the provider"},
+	{Key: "port", Kind: provider.Ports, Usage: "one forwarded port (TOML; same as ports = [N])"},
+}
+
+func init() {
+	for _, i := range []provider.Info{Info, AirVPN, Windscribe, TorGuard} {
+		provider.Register(i)
+	}
 }
 
 // Reserved-port providers: static with their own help and checks.
@@ -27,21 +40,21 @@ var (
 		Name:    "airvpn",
 		Summary: "AirVPN: a port you reserve in Client Area > Ports (valid on every server, permanent)",
 		Needs:   "a wg-quick file from AirVPN's Config Generator; --port N (the reserved port, 1024 or above)",
-		Port:    "fixed, yours", Renewal: "none",
+		Port:    "fixed, yours", Renewal: "none", Options: Options,
 		New: variant("airvpn", "reserve one in AirVPN's Client Area > Ports", 1024),
 	}
 	Windscribe = provider.Info{
 		Name:    "windscribe",
 		Summary: "Windscribe (Pro): a port you set up in My Account > Port Forwarding",
 		Needs:   "a wg-quick file for the static-IP or ephemeral-port location; --port N",
-		Port:    "fixed (ephemeral ports expire after 7 days on Windscribe's side)", Renewal: "none",
+		Port:    "fixed (ephemeral ports expire after 7 days on Windscribe's side)", Renewal: "none", Options: Options,
 		New: variant("windscribe", "request one under Port Forwarding in your Windscribe account", 1),
 	}
 	TorGuard = provider.Info{
 		Name:    "torguard",
 		Summary: "TorGuard: ports you request in Tools > Port Forward Request",
 		Needs:   "a wg-quick file for the server the ports were requested on; --port N[,N]",
-		Port:    "fixed per server", Renewal: "none",
+		Port:    "fixed per server", Renewal: "none", Options: Options,
 		New: variant("torguard", "request them in TorGuard's Tools > Port Forward Request, for this server", 1),
 	}
 )
@@ -70,13 +83,15 @@ type Provider struct {
 	name  string
 }
 
-// New reads the ports from env.Config.
+// New reads the ports from the port and ports settings.
 func New(env provider.Env) (provider.Provider, error) {
 	var ports []uint16
-	for _, p := range append([]int{env.Config.Port}, env.Config.Ports...) {
-		if p > 0 && p < 65536 {
-			ports = append(ports, uint16(p))
+	for _, key := range []string{"port", "ports"} {
+		p, err := env.Settings.Ports(key)
+		if err != nil {
+			return nil, fmt.Errorf("provider.%s: %w", key, err)
 		}
+		ports = append(ports, p...)
 	}
 	if len(ports) == 0 {
 		return nil, errors.New("the static provider needs the port you reserved with your VPN provider: --port N (or provider.port in the config)")
