@@ -419,8 +419,9 @@ func (c *Config) validatePublish() []error {
 			if p.UseProxy && c.Proxy.SOCKS5 == "" {
 				add("publish %d (%s): use_proxy needs vpnfwd's SOCKS5 proxy, which is off", i+1, p.Type)
 			}
-			if p.UseProxy {
-				c.Warnings = append(c.Warnings, fmt.Sprintf("publish %d (%s): use_proxy makes libtorrent refuse incoming peer connections: the forwarded port will bring no peers in", i+1, p.Type))
+			if p.UseProxy && !c.KillSwitch.Enabled {
+				add("publish %d (%s): use_proxy sends trackers and name lookups through the tunnel but not peer connections (proxied, libtorrent stops accepting peers), "+
+					"so they would leave from your real address: turn on the kill switch (--killswitch), which blocks them instead", i+1, p.Type)
 			}
 			if p.UseProxy && c.Proxy.HasCredentials() {
 				add("publish %d (%s): use_proxy with proxy credentials is not supported", i+1, p.Type)

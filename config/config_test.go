@@ -289,3 +289,20 @@ func TestProviderOptions(t *testing.T) {
 		t.Errorf("password %q", pw)
 	}
 }
+
+// use_proxy keeps peers out of the proxy (libtorrent would stop listening),
+// so their outgoing connections must meet the kill switch.
+func TestQBittorrentProxyNeedsKillSwitch(t *testing.T) {
+	args := []string{"--provider", "natpmp", "--qbittorrent", "http://127.0.0.1:8080", "--qbittorrent-proxy"}
+	cfg, err := load(t, args, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--killswitch") {
+		t.Errorf("without the kill switch: %v", err)
+	}
+	cfg, err = load(t, append(args, "--killswitch"), nil)
+	if err != nil || cfg.Validate() != nil {
+		t.Errorf("with the kill switch: %v %v", err, cfg.Validate())
+	}
+}

@@ -95,7 +95,7 @@ var Options = []Option{
 	{Flag: "qbittorrent-password-file", Key: "password_file", Usage: "`FILE` holding the qBittorrent password", Set: setClient("qbittorrent", func(p *Publish, v string) { p.PasswordFile = v })},
 	{Flag: "qbittorrent-api-key-file", Key: "api_key_file", Usage: "`FILE` holding a qBittorrent 5.2+ API key", Set: setClient("qbittorrent", func(p *Publish, v string) { p.APIKeyFile = v })},
 	{Flag: "qbittorrent-multi-connections", Key: "multi_connections", Bool: true, Usage: "let qBittorrent accept several peers from one address (bridged peers share 127.0.0.1)", Set: setClientBool("qbittorrent", func(p *Publish, b bool) { p.MultiConnections = b })},
-	{Flag: "qbittorrent-proxy", Key: "use_proxy", Bool: true, Usage: "point qBittorrent's proxy at vpnfwd's SOCKS5 (peers, trackers, DHT through the tunnel)", Set: setClientBool("qbittorrent", func(p *Publish, b bool) { p.UseProxy = b })},
+	{Flag: "qbittorrent-proxy", Key: "use_proxy", Bool: true, Usage: "point qBittorrent's trackers and name lookups at vpnfwd's SOCKS5 (needs --killswitch; peers still come in through the forwarded port)", Set: setClientBool("qbittorrent", func(p *Publish, b bool) { p.UseProxy = b })},
 	{Flag: "transmission", Key: "[[publish]] type=\"transmission\" url", Usage: "keep Transmission's RPC at `URL` on the forwarded port", Set: setClient("transmission", func(p *Publish, v string) { p.URL = v })},
 	{Flag: "transmission-user", Key: "username", Usage: "Transmission RPC `USER`", Set: setClient("transmission", func(p *Publish, v string) { p.Username = v })},
 	{Flag: "transmission-password", Key: "password", Usage: "Transmission RPC `PASSWORD`", Set: setClient("transmission", func(p *Publish, v string) { p.Password = secret.String(v) })},

@@ -199,9 +199,15 @@ func (q *qbittorrent) wanted(p map[string]any) map[string]any {
 		} else {
 			w["proxy_type"] = "SOCKS5"
 			w["proxy_bittorrent"] = true
-			w["proxy_hostname_lookup"] = true
 		}
-		w["proxy_ip"], w["proxy_port"], w["proxy_peer_connections"] = host, float64(n), true
+		// Trackers (and names) through the tunnel, peers not: libtorrent
+		// closes its listening sockets while peer connections are proxied
+		// (seen with qbittorrent-nox 4.5 / libtorrent 2.0: the port stops
+		// listening the moment proxy_peer_connections is true), so the
+		// forwarded port would bring nobody in. Outgoing peer connections
+		// then need the kill switch to stay private; config requires it.
+		w["proxy_ip"], w["proxy_port"], w["proxy_peer_connections"] = host, float64(n), false
+		w["proxy_hostname_lookup"] = true
 	}
 	return w
 }

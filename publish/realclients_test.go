@@ -150,8 +150,25 @@ func TestRealQBittorrent(t *testing.T) {
 	q := c.c.(*qbittorrent)
 	prefs, err := q.prefs(context.Background())
 	if err != nil || prefs["enable_multi_connections_from_same_ip"] != true || prefs["proxy_type"] != float64(2) ||
-		prefs["proxy_port"] != float64(1080) || prefs["upnp"] != false {
+		prefs["proxy_port"] != float64(1080) || prefs["upnp"] != false || prefs["proxy_peer_connections"] != false {
 		t.Errorf("extras: %v %v", err, prefs)
+	}
+	// With the proxy set, peers still get in: libtorrent listens on the
+	// port (it stops while peer connections are proxied).
+	port, _, err := q.Current(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("qBittorrent with vpnfwd's proxy set does not accept peers on %d: %v", port, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	// A wrong password: a clear error and a long back-off, not a ban loop.
