@@ -1,0 +1,179 @@
+// Package tundev is the kernel data plane's device: a TUN in the current
+// network namespace for wireguard-go, given the tunnel's addresses and MTU,
+// with wg-quick's routing (a peer's default route goes in its own table,
+// taken by every packet not carrying the WireGuard socket's mark; other
+// allowed IPs are plain routes), and removed again on Close.
+//
+// Everything is done over netlink sockets opened by Open, so they act on
+// the namespace Open ran in whatever thread later calls Close.
+package tundev
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+// Config describes the device.
+type Config struct {
+	Name      string         // interface name, e.g. vpnfwd0
+	MTU       int            // 0: 1420
+	Addresses []netip.Prefix // the tunnel's addresses (IPv4 and IPv6)
+	Routes    []netip.Prefix // what goes through it: the peers' allowed IPs
+	// Mark is the SO_MARK of the WireGuard socket: packets carrying it
+	// use the main table, so the tunnel's own UDP never loops into it.
+	Mark uint32
+	// Table is the routing table for default routes (0: 51820, as
+	// wg-quick).
+	Table int
+}
+
+// Priorities of the two rules per family, as wg-quick gets them: first
+// "main, ignoring its default route" (so LAN and loopback keep working),
+// then "no mark: the tunnel's table".
+const (
+	prioSuppress = 32764
+	prioTunnel   = 32765
+)
+
+// Device is an open TUN with its addresses and routes.
+type Device struct {
+	tun   tun.Device
+	name  string
+	h     *netlink.Handle
+	rules []*netlink.Rule
+}
+
+// Open creates the TUN and configures it. It needs CAP_NET_ADMIN and
+// /dev/net/tun; the error says which is missing. On error nothing is left
+// behind.
+func Open(cfg Config) (*Device, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("tun: no interface name")
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = 1420
+	}
+	if cfg.Table == 0 {
+		cfg.Table = 51820
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		return nil, fmt.Errorf("tun mode needs /dev/net/tun (in a container: --device /dev/net/tun): %w", err)
+	}
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("tun: netlink: %w", err)
+	}
+	t, err := tun.CreateTUN(cfg.Name, cfg.MTU)
+	if err != nil {
+		h.Close()
+		if errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("tun mode needs CAP_NET_ADMIN (in a container: --cap-add NET_ADMIN): creating %s: %w", cfg.Name, err)
+		}
+		return nil, fmt.Errorf("creating TUN %s: %w", cfg.Name, err)
+	}
+	d := &Device{tun: t, name: cfg.Name, h: h}
+	if err := d.configure(cfg); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Device) configure(cfg Config) error {
+	link, err := d.h.LinkByName(d.name)
+	if err != nil {
+		return fmt.Errorf("tun: %s: %w", d.name, err)
+	}
+	for _, a := range cfg.Addresses {
+		addr := &netlink.Addr{IPNet: ipNet(a)}
+		if a.Addr().Is6() {
+			addr.Flags = unix.IFA_F_NODAD // usable at once, as wg-quick's addresses are
+		}
+		if err := d.h.AddrAdd(link, addr); err != nil {
+			return fmt.Errorf("tun: address %s: %w", a, err)
+		}
+	}
+	if err := d.h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("tun: bringing %s up: %w", d.name, err)
+	}
+	idx := link.Attrs().Index
+	ruled := map[int]bool{}
+	for _, r := range cfg.Routes {
+		r = r.Masked()
+		route := &netlink.Route{LinkIndex: idx, Dst: ipNet(r), Scope: netlink.SCOPE_LINK}
+		if r.Bits() == 0 {
+			route.Table = cfg.Table
+			fam := family(r.Addr())
+			if !ruled[fam] {
+				ruled[fam] = true
+				if err := d.addRules(fam, cfg); err != nil {
+					return err
+				}
+			}
+		}
+		if err := d.h.RouteReplace(route); err != nil {
+			return fmt.Errorf("tun: route %s: %w", r, err)
+		}
+	}
+	return nil
+}
+
+// addRules adds wg-quick's two rules for one address family.
+func (d *Device) addRules(fam int, cfg Config) error {
+	tunnel := netlink.NewRule()
+	tunnel.Family, tunnel.Priority, tunnel.Table = fam, prioTunnel, cfg.Table
+	tunnel.Mark, tunnel.Invert = cfg.Mark, true
+	mask := ^uint32(0)
+	tunnel.Mask = &mask
+	suppress := netlink.NewRule()
+	suppress.Family, suppress.Priority, suppress.Table = fam, prioSuppress, unix.RT_TABLE_MAIN
+	suppress.SuppressPrefixlen = 0
+	for _, r := range []*netlink.Rule{tunnel, suppress} {
+		if err := d.h.RuleAdd(r); err != nil {
+			return fmt.Errorf("tun: routing rule: %w", err)
+		}
+		d.rules = append(d.rules, r)
+	}
+	return nil
+}
+
+// TUN is the device for wireguard-go.
+func (d *Device) TUN() tun.Device { return d.tun }
+
+// Name is the interface's name.
+func (d *Device) Name() string { return d.name }
+
+// Close removes the rules and the device (and with it its addresses and
+// routes).
+func (d *Device) Close() error {
+	var errs []error
+	for _, r := range d.rules {
+		if err := d.h.RuleDel(r); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("tun: removing routing rule: %w", err))
+		}
+	}
+	d.rules = nil
+	if err := d.tun.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	d.h.Close()
+	return errors.Join(errs...)
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func family(a netip.Addr) int {
+	if a.Is4() {
+		return netlink.FAMILY_V4
+	}
+	return netlink.FAMILY_V6
+}
