@@ -26,7 +26,12 @@ if [ "$fuzztime" != 0 ]; then
 		pkg=./$(dirname "${file#./}")
 		for fn in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
 			echo "fuzz $pkg $fn ($fuzztime)"
-			go test "$pkg" -run '^$' -fuzz "^$fn\$" -fuzztime "$fuzztime" >/dev/null
+			# Quiet when it passes; everything it said when it does not
+			# (the failing input is then in $pkg/testdata/fuzz/$fn).
+			if ! out=$(go test "$pkg" -run '^$' -fuzz "^$fn\$" -fuzztime "$fuzztime" 2>&1); then
+				echo "$out" >&2
+				exit 1
+			fi
 		done
 	done
 	echo "fuzzing: no failures"
