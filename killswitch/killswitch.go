@@ -46,6 +46,9 @@ type Config struct {
 	// AllowMarkedTCP lets vpnfwd's own marked sockets reach these TCP ports
 	// before the tunnel exists (a provider's login API).
 	AllowMarkedTCP []uint16
+	// Tunnel, in the kernel data plane, is the TUN interface's name:
+	// everything may leave and arrive through it (it is the tunnel).
+	Tunnel string
 
 	cgroupID    uint64
 	cgroupLevel uint32

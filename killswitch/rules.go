@@ -193,6 +193,11 @@ func outputRules(c Config) []rule {
 		rule{exprs: cat(marked, docker, []expr.Any{count, accept}), comment: "vpnfwd's own lookups through Docker's DNS (marked sockets only)"},
 		rule{exprs: cat(docker, drop), comment: "Docker's embedded DNS resolves outside the tunnel (any port: Docker rewrites 53)"})
 	rs = append(rs, rule{exprs: []expr.Any{meta(expr.MetaKeyOIFNAME), eq(ifname("lo")), accept}, comment: "loopback"})
+	if c.Tunnel != "" {
+		// Before the DNS drops: the tunnel's DNS server is reached
+		// through it.
+		rs = append(rs, rule{exprs: []expr.Any{meta(expr.MetaKeyOIFNAME), eq(ifname(c.Tunnel)), accept}, comment: "tunnel interface " + c.Tunnel})
+	}
 	rs = append(rs, rule{exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chainEndpoint}}, comment: "the WireGuard endpoint"})
 	for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
 		rs = append(rs, rule{exprs: cat(marked, l4(proto), ports(0, 53), []expr.Any{count, accept}),
@@ -224,6 +229,10 @@ func inputRules(c Config) []rule {
 			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: u32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: u32(0)},
 			neq(u32(0)), accept}, comment: "replies"},
+	}
+	if c.Tunnel != "" {
+		// Peers coming in through the forwarded port.
+		rs = append(rs, rule{exprs: []expr.Any{meta(expr.MetaKeyIIFNAME), eq(ifname(c.Tunnel)), accept}, comment: "tunnel interface " + c.Tunnel})
 	}
 	for _, lan := range c.AllowLAN {
 		rs = append(rs, rule{exprs: append(addr(lan, true), accept), comment: "allow_lan " + lan.String()})

@@ -31,6 +31,17 @@ func TestOutputRules(t *testing.T) {
 		}
 		at += i
 	}
+	if strings.Contains(got, "tunnel interface") {
+		t.Error("no tunnel interface in the netstack data plane")
+	}
+	c.Tunnel = "vpnfwd0"
+	if got := comments(outputRules(c)); !strings.Contains(got, "loopback\ntunnel interface vpnfwd0\nthe WireGuard endpoint") {
+		t.Errorf("tun mode: the tunnel's interface right after loopback, before the DNS drops:\n%s", got)
+	}
+	if got := comments(inputRules(c)); !strings.Contains(got, "tunnel interface vpnfwd0") {
+		t.Errorf("tun mode: peers must come in through the tunnel:\n%s", got)
+	}
+	c.Tunnel = ""
 	if strings.Contains(got, "only_uid") || strings.Contains(got, "not confined") {
 		t.Error("namespace scope should not exempt anyone")
 	}

@@ -1,12 +1,16 @@
 package rootnet
 
 import (
+	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vpnfwd/vpnfwd/killswitch"
 	"github.com/vpnfwd/vpnfwd/tundev"
 )
 
@@ -113,4 +117,96 @@ func TestTunDevice(t *testing.T) {
 			t.Errorf("rules left after Close (%s): %s", fam, out)
 		}
 	}
+}
+
+// The kill switch in the kernel data plane: with the tunnel's interface
+// named, traffic into it leaves and peers come in through it, while the
+// LAN (not allowed) stays shut; without it, the same packet is dropped.
+func TestTunDeviceKillSwitch(t *testing.T) {
+	n := New(t)
+	ns, lan := n.NS("tunks"), n.NS("lan")
+	n.Link(ns, "eth0", "192.168.78.2/24", lan, "eth0", "192.168.78.1/24")
+	var dev *tundev.Device
+	if err := n.InNS(ns, func() (err error) {
+		dev, err = tundev.Open(tundev.Config{Name: "vpnfwd0", Addresses: []netip.Prefix{netip.MustParsePrefix("10.2.0.2/32")},
+			Routes: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	send := func(to string) error {
+		return n.InNS(ns, func() error {
+			c, err := net.Dial("udp", to)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.Write([]byte("x"))
+			return err
+		})
+	}
+	apply := func(tunnel string) {
+		t.Helper()
+		if err := n.InNS(ns, func() error {
+			killswitch.Remove(killswitch.DefaultTable)
+			_, err := killswitch.Apply(killswitch.Config{Tunnel: tunnel})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply("")
+	if err := send("203.0.113.9:9"); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("kill switch without the tunnel's interface: sending into the TUN gave %v, want EPERM (dropped)", err)
+	}
+	apply("vpnfwd0")
+	if err := send("203.0.113.9:9"); err != nil {
+		t.Errorf("kill switch with the tunnel's interface: sending into the TUN: %v", err)
+	}
+	if err := send("192.168.78.1:9"); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("the LAN is not allowed: got %v, want EPERM", err)
+	}
+
+	// A peer's datagram arriving through the TUN reaches a socket.
+	var pc net.PacketConn
+	if err := n.InNS(ns, func() (err error) { pc, err = net.ListenPacket("udp4", "10.2.0.2:6881"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pkt := udp4(netip.MustParseAddr("203.0.113.9"), netip.MustParseAddr("10.2.0.2"), 4000, 6881, []byte("peer"))
+	buf := append(make([]byte, 16), pkt...)
+	if _, err := dev.TUN().Write([][]byte{buf}, 16); err != nil {
+		t.Fatal(err)
+	}
+	pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b := make([]byte, 64)
+	k, from, err := pc.ReadFrom(b)
+	if err != nil || string(b[:k]) != "peer" || !strings.HasPrefix(from.String(), "203.0.113.9:") {
+		t.Errorf("inbound through the tunnel: %q from %v, %v", b[:k], from, err)
+	}
+	n.InNS(ns, func() error { return killswitch.Remove(killswitch.DefaultTable) })
+}
+
+// udp4 builds an IPv4 UDP packet (UDP checksum 0: none, allowed in IPv4).
+func udp4(src, dst netip.Addr, sport, dport uint16, payload []byte) []byte {
+	p := make([]byte, 28+len(payload))
+	p[0], p[8], p[9] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
+	s, d := src.As4(), dst.As4()
+	copy(p[12:], s[:])
+	copy(p[16:], d[:])
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(p[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(p[10:], ^uint16(sum))
+	binary.BigEndian.PutUint16(p[20:], sport)
+	binary.BigEndian.PutUint16(p[22:], dport)
+	binary.BigEndian.PutUint16(p[24:], uint16(8+len(payload)))
+	copy(p[28:], payload)
+	return p
 }
