@@ -82,18 +82,7 @@ func handshakeAfter(t *testing.T, dev *wg.Device, after time.Time, within time.D
 // Rehandshake starts a fresh handshake with the next packet, at once,
 // instead of waiting for wireguard-go's own timers (15 s and more).
 func TestRehandshakeIsImmediate(t *testing.T) {
-	srv, err := testnet.Start(testnet.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cfg, _ := srv.NewClient()
-	st, _ := netstack.New(netstack.Config{Addresses: cfg.Addresses(), DNS: cfg.DNSServers()})
-	dev, err := wg.New(context.Background(), st.TUN(), cfg, wg.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Close()
+	dev, st := clientDevice(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go keepSending(ctx, st)
@@ -178,4 +167,23 @@ func keepSending(ctx context.Context, st *netstack.Stack) {
 		case <-t.C:
 		}
 	}
+}
+
+// clientDevice is a client device on a netstack, connected to an
+// in-process server; both are closed at the end of the test.
+func clientDevice(t *testing.T) (*wg.Device, *netstack.Stack) {
+	t.Helper()
+	srv, err := testnet.Start(testnet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	cfg, _ := srv.NewClient()
+	st, _ := netstack.New(netstack.Config{Addresses: cfg.Addresses(), DNS: cfg.DNSServers()})
+	dev, err := wg.New(context.Background(), st.TUN(), cfg, wg.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() })
+	return dev, st
 }

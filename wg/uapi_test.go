@@ -2,34 +2,18 @@ package wg_test
 
 import (
 	"bufio"
-	"context"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
-	"github.com/vpnfwd/vpnfwd/netstack"
-	"github.com/vpnfwd/vpnfwd/wg"
 )
 
 // The control socket answers WireGuard's own protocol (what `wg show`
 // sends), is the owner's only, and is not taken from another process.
 func TestServeUAPI(t *testing.T) {
-	srv, err := testnet.Start(testnet.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cfg, _ := srv.NewClient()
-	st, _ := netstack.New(netstack.Config{Addresses: cfg.Addresses(), DNS: cfg.DNSServers()})
-	dev, err := wg.New(context.Background(), st.TUN(), cfg, wg.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Close()
+	dev, _ := clientDevice(t)
 	path := filepath.Join(t.TempDir(), "run", "vpnfwd.sock")
 	u, err := dev.ServeUAPI(path)
 	if err != nil {
