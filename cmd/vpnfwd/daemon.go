@@ -79,7 +79,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
-	info, ok := lookupProvider(cfg.Provider.Name)
+	info, ok := provider.Lookup(cfg.Provider.Name)
 	if !ok {
 		return nil, fmt.Errorf("unknown provider %q; 'vpnfwd providers' lists them", cfg.Provider.Name)
 	}

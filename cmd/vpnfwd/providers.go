@@ -22,10 +22,6 @@ import (
 	_ "github.com/vpnfwd/vpnfwd/provider/static"     // registers itself
 )
 
-func lookupProvider(name string) (provider.Info, bool) { return provider.Lookup(name) }
-
-func providerNames() string { return provider.Names() }
-
 func runProviders(ctx context.Context, env *cliEnv, args []string) error {
 	if len(args) >= 2 && args[0] == "pia" && args[1] == "regions" {
 		return runPIARegions(ctx, env, args[2:])

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/state"
 )
 
@@ -38,11 +39,11 @@ func loadUpConfig(flags *config.Flags, env *cliEnv) (*config.Config, error) {
 		return nil, err
 	}
 	if cfg.Provider.Name == "" {
-		return nil, fmt.Errorf("no provider: give --provider NAME (one of %s; 'vpnfwd providers' says what each needs)", providerNames())
+		return nil, fmt.Errorf("no provider: give --provider NAME (one of %s; 'vpnfwd providers' says what each needs)", provider.Names())
 	}
-	info, ok := lookupProvider(cfg.Provider.Name)
+	info, ok := provider.Lookup(cfg.Provider.Name)
 	if !ok {
-		return nil, fmt.Errorf("unknown provider %q (one of %s)", cfg.Provider.Name, providerNames())
+		return nil, fmt.Errorf("unknown provider %q (one of %s)", cfg.Provider.Name, provider.Names())
 	}
 	if cfg.StateDir == "" {
 		cfg.StateDir = state.DefaultPath()
