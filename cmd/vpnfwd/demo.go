@@ -255,15 +255,10 @@ func demoGatewayRestart(ctx context.Context, say func(string, ...any), srv *test
 	// A real gateway has been up a while: its epoch says so, and vpnfwd's
 	// next check (every 2 s) reads it.
 	g.Age(time.Hour)
-	g.Lock()
-	seen := g.Requests[natpmp.OpExternal]
-	g.Unlock()
+	seen := g.Requests(natpmp.OpExternal)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		g.Lock()
-		n := g.Requests[natpmp.OpExternal]
-		g.Unlock()
-		if n > seen {
+		if g.Requests(natpmp.OpExternal) > seen {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -36,9 +36,9 @@ type Gateway struct {
 	mu       sync.Mutex
 	start    time.Time
 	maps     map[mapKey]*mapping
-	// Requests counts requests by opcode; History keeps every mapping
-	// request in order (for tests; read under Lock).
-	Requests map[uint8]int
+	// requests counts requests by opcode (read with Requests); History
+	// keeps every mapping request in order (for tests; read under Lock).
+	requests map[uint8]int
 	History  []natpmp.MapRequest
 }
 
@@ -64,7 +64,7 @@ func startGateway(s *Server, proton bool, life uint32, public netip.Addr) (*Gate
 		return nil, err
 	}
 	g := &Gateway{s: s, proton: proton, life: life, public: public, pc: pc, start: time.Now(),
-		maps: map[mapKey]*mapping{}, Requests: map[uint8]int{}}
+		maps: map[mapKey]*mapping{}, requests: map[uint8]int{}}
 	s.goFunc(g.serve)
 	s.goFunc(g.expire)
 	return g, nil
@@ -90,6 +90,13 @@ func (g *Gateway) Restart() {
 		delete(g.maps, k)
 	}
 	g.start = time.Now()
+}
+
+// Requests returns how many requests with opcode op the gateway has had.
+func (g *Gateway) Requests(op uint8) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.requests[op]
 }
 
 // Mapped returns the external port of the client's TCP mapping, 0 if none.
@@ -129,7 +136,7 @@ func (g *Gateway) handle(b []byte, client netip.Addr) []byte {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	op, req, err := natpmp.ParseRequest(b)
-	g.Requests[op]++
+	g.requests[op]++
 	var re natpmp.ResultError
 	if errors.As(err, &re) {
 		if re.Code == natpmp.ResultUnsupportedVersion {

@@ -112,8 +112,10 @@ func TestGenericMapsTCPAndUDPOnSamePort(t *testing.T) {
 	if got := srv.Gateway.Mapped(clientAddr(c)); got != lease.Ports[0].Public {
 		t.Errorf("gateway maps %d, lease says %d", got, lease.Ports[0].Public)
 	}
-	if srv.Gateway.Requests[natpmp.OpMapTCP] < 1 || srv.Gateway.Requests[natpmp.OpMapUDP] < 1 {
-		t.Errorf("requests %v", srv.Gateway.Requests)
+	// Read under the gateway's lock: a request retried under load may be
+	// answered while the test reads (the race CI caught).
+	if tcp, udp := srv.Gateway.Requests(natpmp.OpMapTCP), srv.Gateway.Requests(natpmp.OpMapUDP); tcp < 1 || udp < 1 {
+		t.Errorf("requests: %d TCP, %d UDP", tcp, udp)
 	}
 	stop()
 	if got := srv.Gateway.Mapped(clientAddr(c)); got != 0 {
