@@ -139,7 +139,8 @@ type API struct {
 // DNS configures the DNS forwarder.
 type DNS struct {
 	// Listen is where the forwarder answers (UDP and TCP), e.g.
-	// 127.0.0.1:53; "" turns it off (the default).
+	// 127.0.0.1:53. Unset, it is 127.0.0.1:53 in tun mode and off
+	// otherwise; "off" turns it off.
 	Listen string `toml:"listen"`
 	// ResolvConf points /etc/resolv.conf at the forwarder while vpnfwd
 	// runs (a container's own file), and puts the old one back at exit.
@@ -251,6 +252,22 @@ func LoadFile(cfg *Config, path string) error {
 	return nil
 }
 
+// validateTun checks the TUN's name and sets tun mode's defaults: the DNS
+// forwarder on 127.0.0.1:53 unless turned off.
+func (c *Config) validateTun(add func(string, ...any)) {
+	name := c.WireGuard.Tun
+	switch {
+	case name == "":
+	case len(name) > 15 || strings.ContainsAny(name, "/ \t\n:") || name == "." || name == "..":
+		add("wireguard.tun: %q is not an interface name (at most 15 characters, no '/', ':' or spaces)", name)
+	case c.DNS.Listen == "":
+		c.DNS.Listen = "127.0.0.1:53"
+	}
+	if c.DNS.Listen == "off" {
+		c.DNS.Listen = ""
+	}
+}
+
 // LoadTunnel fills WireGuard from the wg-quick file it names, if any, and
 // validates it. A relative path is taken from the TOML file's directory.
 func (c *Config) LoadTunnel() error {
@@ -276,7 +293,7 @@ func (c *Config) LoadTunnel() error {
 	if err != nil {
 		return err
 	}
-	loaded.Config, loaded.Name = w.Config, w.Name
+	loaded.Config, loaded.Name, loaded.Tun = w.Config, w.Name, w.Tun
 	if w.MTU != 0 {
 		loaded.MTU = w.MTU
 	}
@@ -335,6 +352,7 @@ func (c *Config) Validate() error {
 	if err := c.validateAPI(); err != nil {
 		errs = append(errs, err)
 	}
+	c.validateTun(add)
 	if l := c.DNS.Listen; l != "" {
 		ap, err := netip.ParseAddrPort(l)
 		switch {

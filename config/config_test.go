@@ -170,6 +170,8 @@ func TestValidateErrors(t *testing.T) {
 		{[]string{"--http-proxy", "192.168.1.2:8118"}, "proxy.http = 192.168.1.2:8118 is reachable"},
 		{[]string{"--max-connections", "0"}, "forward.max_connections: 0"},
 		{[]string{"--idle-timeout", "0s"}, "forward.idle_timeout: 0s: want at least 1s"},
+		{[]string{"--tun", "a/b"}, `wireguard.tun: "a/b" is not an interface name`},
+		{[]string{"--tun", "a-name-far-too-long"}, "at most 15 characters"},
 	}
 	for _, tt := range tests {
 		cfg, err := load(t, tt.args, nil)
@@ -304,5 +306,34 @@ func TestQBittorrentProxyNeedsKillSwitch(t *testing.T) {
 	cfg, err = load(t, append(args, "--killswitch"), nil)
 	if err != nil || cfg.Validate() != nil {
 		t.Errorf("with the kill switch: %v %v", err, cfg.Validate())
+	}
+}
+
+// Tun mode turns the DNS forwarder on at 127.0.0.1:53 unless told
+// otherwise; elsewhere it stays off.
+func TestTunModeDNSDefault(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{nil, nil, ""},
+		{[]string{"--tun", "vpnfwd0"}, nil, "127.0.0.1:53"},
+		{nil, map[string]string{"VPNFWD_TUN": "vpnfwd0"}, "127.0.0.1:53"},
+		{[]string{"--tun", "vpnfwd0", "--dns-listen", "127.0.0.1:5353"}, nil, "127.0.0.1:5353"},
+		{[]string{"--tun", "vpnfwd0", "--dns-listen", "off"}, nil, ""},
+		{[]string{"--dns-listen", "off"}, nil, ""},
+	}
+	for _, tt := range tests {
+		cfg, err := load(t, tt.args, tt.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%v %v: %v", tt.args, tt.env, err)
+		}
+		if cfg.DNS.Listen != tt.want {
+			t.Errorf("%v %v: dns.listen %q, want %q", tt.args, tt.env, cfg.DNS.Listen, tt.want)
+		}
 	}
 }

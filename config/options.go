@@ -61,6 +61,7 @@ var Options = []Option{
 		return err
 	}},
 	{Flag: "wg-name", Key: "wireguard.name", Usage: "`NAME` for WireGuard's tools (`wg show NAME`; default vpnfwd; \"-\" serves no control socket)", Set: func(c *Config, v string) error { c.WireGuard.Name = v; return nil }},
+	{Flag: "tun", Key: "wireguard.tun", Usage: "run WireGuard on a kernel TUN `NAME` in this network namespace and route everything through it (needs CAP_NET_ADMIN and /dev/net/tun)", Set: func(c *Config, v string) error { c.WireGuard.Tun = v; return nil }},
 	{Flag: "provider", Key: "provider.name", Usage: "port-forwarding provider `NAME` (see 'vpnfwd providers')", Set: func(c *Config, v string) error { c.Provider.Name = v; return nil }},
 	{Flag: "forward", Key: "forward.target", Usage: "local service `HOST[:PORT]` (no port: same as forwarded)", Set: func(c *Config, v string) error { c.Forward.Target = v; return nil }},
 	{Flag: "protocols", Key: "forward.protocols", Usage: "`LIST` of protocols to bridge: tcp,udp", Set: func(c *Config, v string) error { c.Forward.Protocols = splitList(v); return nil }},
@@ -68,7 +69,7 @@ var Options = []Option{
 	{Flag: "http-proxy", Key: "proxy.http", Usage: "HTTP proxy `ADDR` (\"\" turns it off)", Set: func(c *Config, v string) error { c.Proxy.HTTP = v; return nil }},
 	{Flag: "proxy-username", Key: "proxy.username", Usage: "`USER` the SOCKS5 and HTTP proxies require (with --proxy-password-file)", Set: func(c *Config, v string) error { c.Proxy.Username = v; return nil }},
 	{Flag: "proxy-password-file", Key: "proxy.password_file", Usage: "`FILE` holding the proxies' password", Set: func(c *Config, v string) error { c.Proxy.PasswordFile = v; return nil }},
-	{Flag: "dns-listen", Key: "dns.listen", Usage: "answer DNS on `ADDR` (UDP and TCP, e.g. 127.0.0.1:53) through the tunnel's DNS servers", Set: func(c *Config, v string) error { c.DNS.Listen = v; return nil }},
+	{Flag: "dns-listen", Key: "dns.listen", Usage: "answer DNS on `ADDR` (UDP and TCP, e.g. 127.0.0.1:53) through the tunnel's DNS servers (default in tun mode 127.0.0.1:53; \"off\" turns it off)", Set: func(c *Config, v string) error { c.DNS.Listen = v; return nil }},
 	{Flag: "dns-resolv-conf", Key: "dns.resolv_conf", Bool: true, Usage: "point /etc/resolv.conf at the DNS forwarder while vpnfwd runs (restored at exit)", Set: func(c *Config, v string) error {
 		b, err := parseBool(v)
 		c.DNS.ResolvConf = b

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -48,6 +49,12 @@ type Device struct {
 	name  string
 	h     *netlink.Handle
 	rules []*netlink.Rule
+	// Warnings says what Open left out and why (IPv6 off in this
+	// namespace).
+	Warnings []string
+
+	mu    sync.Mutex // guards addrs and address changes
+	addrs []netip.Prefix
 }
 
 // Open creates the TUN and configures it. It needs CAP_NET_ADMIN and
@@ -91,14 +98,17 @@ func (d *Device) configure(cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("tun: %s: %w", d.name, err)
 	}
+	if !ipv6On() {
+		// Docker turns IPv6 off in most containers: nothing IPv6 can
+		// leave then, so there is nothing to route into the tunnel.
+		cfg.Addresses, cfg.Routes = only4(cfg.Addresses), only4(cfg.Routes)
+		d.Warnings = append(d.Warnings, "IPv6 is off in this network namespace: the tunnel carries IPv4 only")
+	}
 	for _, a := range cfg.Addresses {
-		addr := &netlink.Addr{IPNet: ipNet(a)}
-		if a.Addr().Is6() {
-			addr.Flags = unix.IFA_F_NODAD // usable at once, as wg-quick's addresses are
-		}
-		if err := d.h.AddrAdd(link, addr); err != nil {
+		if err := d.h.AddrAdd(link, d.addr(a)); err != nil {
 			return fmt.Errorf("tun: address %s: %w", a, err)
 		}
+		d.addrs = append(d.addrs, a)
 	}
 	if err := d.h.LinkSetUp(link); err != nil {
 		return fmt.Errorf("tun: bringing %s up: %w", d.name, err)
@@ -136,6 +146,10 @@ func (d *Device) addRules(fam int, cfg Config) error {
 	suppress.Family, suppress.Priority, suppress.Table = fam, prioSuppress, unix.RT_TABLE_MAIN
 	suppress.SuppressPrefixlen = 0
 	for _, r := range []*netlink.Rule{tunnel, suppress} {
+		// The same rule left by a vpnfwd that was killed (kill -9 takes
+		// the TUN but not the rules) goes first.
+		for d.h.RuleDel(r) == nil {
+		}
 		if err := d.h.RuleAdd(r); err != nil {
 			return fmt.Errorf("tun: routing rule: %w", err)
 		}
@@ -165,6 +179,23 @@ func (d *Device) Close() error {
 	}
 	d.h.Close()
 	return errors.Join(errs...)
+}
+
+// ipv6On reports whether this namespace has IPv6 (a container may have it
+// off: net.ipv6.conf.all.disable_ipv6 = 1).
+func ipv6On() bool {
+	b, err := os.ReadFile("/proc/sys/net/ipv6/conf/all/disable_ipv6")
+	return err == nil && len(b) > 0 && b[0] == '0'
+}
+
+func only4(ps []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range ps {
+		if p.Addr().Is4() {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func ipNet(p netip.Prefix) *net.IPNet {

@@ -20,7 +20,11 @@ type WireGuard struct {
 	// Name is the device's name for WireGuard's tools: its control socket
 	// is NAME.sock, so `wg show NAME` works ("vpnfwd" when empty; "-"
 	// serves none).
-	Name  string `toml:"name"`
+	Name string `toml:"name"`
+	// Tun, when set, runs the kernel data plane: wireguard-go over a
+	// kernel TUN of this name in the current network namespace, with
+	// every route through it (vpnfwd up --tun NAME).
+	Tun   string `toml:"tun"`
 	Peers []Peer `toml:"peer"`
 }
 

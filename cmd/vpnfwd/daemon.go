@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/secret"
 	"github.com/vpnfwd/vpnfwd/session"
 	"github.com/vpnfwd/vpnfwd/state"
+	"github.com/vpnfwd/vpnfwd/tundev"
 	"github.com/vpnfwd/vpnfwd/tunnel"
 	"github.com/vpnfwd/vpnfwd/wg"
 )
@@ -32,16 +34,21 @@ import (
 // tunnel's health and the lease. startDaemon builds it; run runs it until
 // ctx ends and shuts it down (releasing the lease) within a few seconds.
 type daemon struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	stack  *netstack.Stack
-	dev    *wg.Device
-	bridge *forward.Bridge
-	disp   *publish.Dispatcher
-	broker *api.Broker
-	prov   provider.Provider
-	sess   *session.Session
-	since  time.Time
+	cfg   *config.Config
+	log   *slog.Logger
+	plane dataPlane       // the stack or the TUN
+	stack *netstack.Stack // netstack mode
+	tun   *tundev.Device  // tun mode
+	// redirected: tun mode's redirect table is in (--forward HOST:PORT);
+	// only the session's goroutine changes it, closeAll removes it.
+	redirected bool
+	dev        *wg.Device
+	bridge     *forward.Bridge
+	disp       *publish.Dispatcher
+	broker     *api.Broker
+	prov       provider.Provider
+	sess       *session.Session
+	since      time.Time
 
 	socksL, httpL, apiL net.Listener
 	apiToken            string
@@ -122,6 +129,20 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 			return nil, err
 		}
 		direct = killswitch.MarkedDialer(d.ks.Mark())
+	} else if cfg.WireGuard.Tun != "" {
+		// The routing rules send every unmarked packet into the TUN: the
+		// WireGuard socket and a provider's login carry the mark.
+		wopts.FwMark = tunMark
+		direct = killswitch.MarkedDialer(tunMark)
+		if wopts.Resolve == nil {
+			// The endpoint's name is looked up around the tunnel, as
+			// wg-quick does before it routes: through it, the lookup
+			// would wait on the handshake it is needed for.
+			res := killswitch.MarkedResolver(tunMark)
+			wopts.Resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
+				return res.LookupNetIP(ctx, "ip", host)
+			}
+		}
 	}
 	if err := d.startProvider(ctx, info, direct); err != nil {
 		d.closeAll()
@@ -132,7 +153,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 		return nil, err
 	}
 	w := cfg.WireGuard
-	d.dev, err = wg.New(ctx, d.stack.TUN(), w, wopts)
+	d.dev, err = wg.New(ctx, d.plane.TUN(), w, wopts)
 	if err != nil {
 		d.closeAll()
 		return nil, err
@@ -146,7 +167,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 	if _, ok := d.prov.(provider.Prober); !ok && so.Probe == nil {
 		// No check of the provider's own: ask the tunnel's DNS server.
 		if dns := w.DNSServers(); len(dns) > 0 {
-			so.Probe = session.DNSProbe(d.stack, dns[0])
+			so.Probe = session.DNSProbe(d.plane, dns[0])
 		}
 	}
 	so.Sinks = append([]session.Sink{d.onEvent}, so.Sinks...)
@@ -181,15 +202,37 @@ func (d *daemon) startProvider(ctx context.Context, info provider.Info, direct p
 		if err != nil {
 			return err
 		}
-		w.Name = cfg.WireGuard.Name
+		w.Name, w.Tun = cfg.WireGuard.Name, cfg.WireGuard.Tun
 		cfg.WireGuard = w
 		tm.SetTunnel(w.Addresses(), w.DNSServers())
 	}
 	return nil
 }
 
-// buildDataPath makes the stack, the bridge on it and the publishers.
+// buildDataPath makes the data plane (the stack and the bridge on it, or
+// the TUN) and the publishers.
 func (d *daemon) buildDataPath(extra []publish.Consumer) error {
+	var err error
+	if d.cfg.WireGuard.Tun != "" {
+		err = d.openTun()
+	} else {
+		err = d.buildStack()
+	}
+	if err != nil {
+		return err
+	}
+	consumers, err := buildConsumers(d.cfg, d.log.With("component", "publish"))
+	if err != nil {
+		return err
+	}
+	consumers = append(consumers, extra...)
+	d.disp = publish.NewDispatcher(d.log.With("component", "publish"), func(r publish.Result) { d.broker.Publish("publish", r) }, consumers...)
+	return nil
+}
+
+// buildStack makes the netstack data plane: the stack and the bridge from
+// the forwarded port to the local service.
+func (d *daemon) buildStack() error {
 	cfg, w := d.cfg, d.cfg.WireGuard
 	var err error
 	f := cfg.Forward
@@ -211,12 +254,7 @@ func (d *daemon) buildDataPath(extra []publish.Consumer) error {
 		Log:         d.log.With("component", "forward"),
 	})
 	d.stack.SetTCPHandler(func(r *netstack.TCPRequest) { d.bridge.HandleTCP(r) })
-	consumers, err := buildConsumers(cfg, d.log.With("component", "publish"))
-	if err != nil {
-		return err
-	}
-	consumers = append(consumers, extra...)
-	d.disp = publish.NewDispatcher(d.log.With("component", "publish"), func(r publish.Result) { d.broker.Publish("publish", r) }, consumers...)
+	d.plane = d.stack
 	return nil
 }
 
@@ -231,7 +269,7 @@ func (d *daemon) rekey(ctx context.Context) (string, error) {
 	if err := d.dev.Reconfigure(ctx, w); err != nil {
 		return "", err
 	}
-	if err := d.stack.SetAddresses(w.Addresses()); err != nil {
+	if err := d.plane.SetAddresses(w.Addresses()); err != nil {
 		return "", err
 	}
 	if tm, ok := d.prov.(provider.TunnelMaker); ok {
@@ -268,14 +306,14 @@ func (d *daemon) serveUAPI() {
 	d.log.Info("WireGuard control socket", "path", u.Path(), "try", "wg show "+name)
 }
 
-// tunnelDialer dials through the daemon's stack once it exists.
+// tunnelDialer dials through the daemon's data plane once it exists.
 type tunnelDialer struct{ d *daemon }
 
 func (t tunnelDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	if t.d.stack == nil {
+	if t.d.plane == nil {
 		return nil, errors.New("the tunnel is not up yet")
 	}
-	return t.d.stack.DialContext(ctx, network, addr)
+	return t.d.plane.DialContext(ctx, network, addr)
 }
 
 // savedLease is what the state directory keeps of the last port.
@@ -356,7 +394,13 @@ func (d *daemon) closeAll() {
 	// The tunnel first: handshakes in progress and bridged connections
 	// fail at once, so the bridge's Close does not wait on remote peers.
 	if d.dev != nil {
-		d.dev.Close() // closes the stack too
+		d.dev.Close() // closes the stack or the TUN too
+	}
+	d.unredirect()
+	if d.tun != nil {
+		if err := d.tun.Close(); err != nil { // its routing rules
+			d.log.Error("removing the TUN", "err", err)
+		}
 	}
 	if d.stack != nil {
 		d.stack.Close()
@@ -380,12 +424,12 @@ func (d *daemon) run(ctx context.Context) error {
 	goFunc(func() { d.disp.Run(pubCtx) })
 	srvCtx, srvCancel := context.WithCancel(context.Background())
 	if d.socksL != nil {
-		s := &forward.SOCKS5{Tunnel: d.stack, Auth: d.proxyAuth, Log: d.log.With("component", "socks5")}
+		s := &forward.SOCKS5{Tunnel: d.plane, Auth: d.proxyAuth, Log: d.log.With("component", "socks5")}
 		goFunc(func() { s.Serve(d.socksL) })
 		d.log.Info("SOCKS5 proxy listening", "addr", d.socksL.Addr().String())
 	}
 	if d.httpL != nil {
-		h := forward.NewHTTPProxy(d.stack, d.proxyAuth, d.log.With("component", "http-proxy"))
+		h := forward.NewHTTPProxy(d.plane, d.proxyAuth, d.log.With("component", "http-proxy"))
 		goFunc(func() { api.Serve(srvCtx, d.httpL, h) })
 		d.log.Info("HTTP proxy listening", "addr", d.httpL.Addr().String())
 	}

@@ -39,7 +39,7 @@ func (d *daemon) serveDNS(ctx context.Context, goFunc func(func())) {
 	if d.dnsUDP == nil {
 		return
 	}
-	f := &dns.Forwarder{Upstreams: d.cfg.WireGuard.DNSServers(), Dialer: d.stack, Log: d.log.With("component", "dns")}
+	f := &dns.Forwarder{Upstreams: d.cfg.WireGuard.DNSServers(), Dialer: d.plane, Log: d.log.With("component", "dns")}
 	goFunc(func() { f.ServeUDP(ctx, d.dnsUDP) })
 	goFunc(func() { f.ServeTCP(ctx, d.dnsTCP) })
 	d.log.Info("DNS forwarder listening", "addr", d.cfg.DNS.Listen, "upstreams", fmt.Sprint(f.Upstreams))

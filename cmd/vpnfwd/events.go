@@ -24,7 +24,9 @@ func (d *daemon) onEvent(ev session.Event) {
 			d.log.Warn("saving the port in the state directory", "err", err)
 		}
 	case session.KindLost:
-		d.bridge.SetRoutes(nil)
+		if d.bridge != nil {
+			d.bridge.SetRoutes(nil)
+		}
 		d.disp.Send(publish.Event{Reason: "lost"})
 		d.broker.Publish("port", d.portStatus(ev.Lease))
 	case session.KindReconnect:
@@ -36,8 +38,13 @@ func (d *daemon) onEvent(ev session.Event) {
 	}
 }
 
-// moveBridge points the bridge at the lease's ports.
+// moveBridge points the bridge at the lease's ports. In tun mode there is
+// no bridge: the service is reached on the port itself.
 func (d *daemon) moveBridge(l provider.Lease) {
+	if d.bridge == nil {
+		d.tunPorts(l)
+		return
+	}
 	var routes []forward.Route
 	for _, p := range l.Ports {
 		t := d.targetPort

@@ -18,7 +18,7 @@ import (
 // OnEndpoint before using it, and its socket carries the mark.
 func (d *daemon) startKillSwitch(wopts *wg.Options, loginPorts []uint16) error {
 	k := d.cfg.KillSwitch
-	kc := killswitch.Config{Table: k.Table, Mark: killswitch.DefaultMark, OnlyCgroup: k.OnlyCgroup, AllowMarkedTCP: loginPorts}
+	kc := killswitch.Config{Table: k.Table, Mark: killswitch.DefaultMark, Tunnel: d.cfg.WireGuard.Tun, OnlyCgroup: k.OnlyCgroup, AllowMarkedTCP: loginPorts}
 	for _, l := range k.AllowLAN {
 		p, _ := tunnel.ParsePrefix(l)
 		kc.AllowLAN = append(kc.AllowLAN, netip.Prefix(p))

@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/vpnfwd/vpnfwd/api"
+	"github.com/vpnfwd/vpnfwd/forward"
+	"github.com/vpnfwd/vpnfwd/netstack"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/session"
 )
@@ -23,12 +25,15 @@ func (d *daemon) Status() api.Status {
 	if snap.State == session.StateStopping {
 		s.Tunnel.State = "down"
 	}
-	for _, a := range d.stack.Addresses() {
+	for _, a := range d.plane.Addresses() {
 		s.Tunnel.Addresses = append(s.Tunnel.Addresses, a.String())
 	}
 	s.Port = d.portStatus(snap.Lease)
-	bs := d.bridge.Stats()
-	ns := d.stack.Stats()
+	var bs forward.Stats
+	var ns netstack.Stats
+	if d.bridge != nil {
+		bs, ns = d.bridge.Stats(), d.stack.Stats()
+	}
 	s.Forward = api.ForwardStatus{
 		Target: d.targetHost, Protocols: d.cfg.Forward.Protocols,
 		TCPOpen: bs.TCPOpen, TCPTotal: bs.TCPTotal, TCPRefused: bs.TCPRefused, TCPEvicted: bs.TCPEvicted,

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/vpnfwd/vpnfwd/forward"
+	"github.com/vpnfwd/vpnfwd/killswitch"
+	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/tundev"
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+// dataPlane is WireGuard's TUN side and the way vpnfwd itself reaches
+// through the tunnel (provider, DNS forwarder, liveness checks, proxies):
+// a gVisor stack inside vpnfwd (netstack.Stack, the default) or a kernel
+// TUN (tundev.Device, --tun). The session does not know which it drives.
+type dataPlane interface {
+	TUN() tun.Device
+	forward.Tunnel
+	Addresses() []netip.Prefix
+	SetAddresses([]netip.Prefix) error
+}
+
+// tunMark is the WireGuard socket's mark in tun mode: the routing rules
+// keep marked packets out of the tunnel (the kill switch uses the same).
+const tunMark = killswitch.DefaultMark
+
+// openTun is the kernel data plane: a TUN named in the config, with the
+// tunnel's addresses and every peer's allowed IPs routed through it except
+// the WireGuard socket's own packets. No bridge: a service in this
+// namespace is reached on the forwarded port directly.
+func (d *daemon) openTun() error {
+	w := d.cfg.WireGuard
+	var routes []netip.Prefix
+	for _, p := range w.Peers {
+		for _, a := range p.AllowedIPs {
+			routes = append(routes, netip.Prefix(a))
+		}
+	}
+	t, err := tundev.Open(tundev.Config{Name: w.Tun, MTU: w.MTU, Addresses: w.Addresses(), Routes: routes, Mark: tunMark})
+	if err != nil {
+		return err
+	}
+	for _, warn := range t.Warnings {
+		d.log.Warn(warn)
+	}
+	d.tun, d.plane = t, t
+	d.log.Info("tun mode: everything in this network namespace goes through the tunnel", "device", w.Tun, "routes", fmt.Sprint(routes))
+	return nil
+}
+
+// redirectTable is tun mode's nftables table for --forward HOST:PORT.
+func (d *daemon) redirectTable() string { return "vpnfwd_fwd_" + d.cfg.WireGuard.Tun }
+
+// tunPorts says which port the service must listen on in tun mode, and
+// with --forward HOST:PORT redirects the forwarded port to PORT.
+func (d *daemon) tunPorts(l provider.Lease) {
+	var rs []killswitch.PortRedirect
+	for _, p := range l.Ports {
+		to := d.targetPort
+		if to == 0 || to == p.Local {
+			d.log.Info("tun mode: the service is reached on the forwarded port itself", "port", p.Local, "protocols", d.cfg.Forward.Protocols)
+			continue
+		}
+		for _, proto := range d.cfg.Forward.Protocols {
+			if p.Protocol == "" || p.Protocol == proto {
+				rs = append(rs, killswitch.PortRedirect{Proto: proto, From: p.Local, To: to})
+			}
+		}
+		d.log.Info("tun mode: the forwarded port is redirected (the service must listen on all addresses or the tunnel's, not on loopback only)", "port", p.Local, "to", to)
+	}
+	if len(rs) == 0 && !d.redirected {
+		return
+	}
+	if err := killswitch.Redirect(d.redirectTable(), d.cfg.WireGuard.Tun, rs); err != nil {
+		d.log.Error("redirecting the forwarded port to --forward's port", "err", err)
+		return
+	}
+	d.redirected = len(rs) > 0
+}
+
+// unredirect removes tun mode's redirect table, if any.
+func (d *daemon) unredirect() {
+	if !d.redirected {
+		return
+	}
+	if err := killswitch.Redirect(d.redirectTable(), d.cfg.WireGuard.Tun, nil); err != nil {
+		d.log.Error("removing the port redirect", "err", err)
+	}
+	d.redirected = false
+}

@@ -1,0 +1,65 @@
+package killswitch
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// PortRedirect is one forwarded port taken to another local port.
+type PortRedirect struct {
+	Proto string // "tcp" or "udp"
+	From  uint16 // the port connections arrive on through the tunnel
+	To    uint16 // the local service's port
+}
+
+// Redirect, in the kernel data plane, sends what arrives through the TUN
+// on each From port to the To port on the same host (nftables "redirect"
+// in a nat table of its own, named table). Each call replaces the rules
+// atomically; none removes the table. The service must listen on the
+// TUN's address or on all addresses (0.0.0.0 / ::), not on loopback only.
+func Redirect(table, tun string, rs []PortRedirect) error {
+	c, err := conn()
+	if err != nil {
+		return err
+	}
+	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
+	if old, err := c.ListTableOfFamily(table, nftables.TableFamilyINet); err == nil && old != nil {
+		c.DelTable(t)
+	}
+	if len(rs) == 0 {
+		if err := c.Flush(); err != nil && !errors.Is(err, syscall.ENOENT) {
+			return explain(err)
+		}
+		return nil
+	}
+	c.AddTable(t)
+	pol := nftables.ChainPolicyAccept
+	ch := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &pol})
+	for _, r := range rs {
+		proto := byte(unix.IPPROTO_TCP)
+		switch r.Proto {
+		case "tcp":
+		case "udp":
+			proto = unix.IPPROTO_UDP
+		default:
+			return fmt.Errorf("redirect: protocol %q", r.Proto)
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, UserData: comment(fmt.Sprintf("forwarded %s port %d to %d", r.Proto, r.From, r.To)), Exprs: []expr.Any{
+			meta(expr.MetaKeyIIFNAME), eq(ifname(tun)),
+			meta(expr.MetaKeyL4PROTO), eq([]byte{proto}),
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}, eq(be16(r.From)),
+			&expr.Immediate{Register: 1, Data: be16(r.To)},
+			&expr.Redir{RegisterProtoMin: 1},
+		}})
+	}
+	if err := c.Flush(); err != nil {
+		return explain(err)
+	}
+	return nil
+}
