@@ -21,6 +21,8 @@ fi
 go test -race -count=1 -timeout 15m ./...
 
 fuzztime=${FUZZTIME:-10s}
+# inputs counts the saved inputs in a fuzz corpus directory (0 if none).
+inputs() { if [ -d "$1" ]; then find "$1" -type f | wc -l; else echo 0; fi; }
 if [ "$fuzztime" != 0 ]; then
 	grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do
 		pkg=./$(dirname "${file#./}")
@@ -28,9 +30,9 @@ if [ "$fuzztime" != 0 ]; then
 			echo "fuzz $pkg $fn ($fuzztime)"
 			# Quiet when it passes; everything it said when it does not
 			# (the failing input is then in $pkg/testdata/fuzz/$fn).
-			before=$(ls "$pkg/testdata/fuzz/$fn" 2>/dev/null | wc -l)
+			before=$(inputs "$pkg/testdata/fuzz/$fn")
 			if ! out=$(go test "$pkg" -run '^$' -fuzz "^$fn\$" -fuzztime "$fuzztime" 2>&1); then
-				after=$(ls "$pkg/testdata/fuzz/$fn" 2>/dev/null | wc -l)
+				after=$(inputs "$pkg/testdata/fuzz/$fn")
 				# Go 1.26's fuzz coordinator can fail a run at the end of a
 				# timed -fuzztime with a bare "context deadline exceeded"
 				# and no failing input (golang/go#75804, fixed in Go 1.27):
