@@ -29,6 +29,8 @@ type Config struct {
 	Routes    []netip.Prefix // what goes through it: the peers' allowed IPs
 	// Mark is the SO_MARK of the WireGuard socket: packets carrying it
 	// use the main table, so the tunnel's own UDP never loops into it.
+	// 0: no WireGuard socket lives in this namespace (vpnfwd exec's), and
+	// every route goes in the main table, with no rules.
 	Mark uint32
 	// Table is the routing table for default routes (0: 51820, as
 	// wg-quick).
@@ -70,8 +72,12 @@ func Open(cfg Config) (*Device, error) {
 	if cfg.Table == 0 {
 		cfg.Table = 51820
 	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
+	st, err := os.Stat("/dev/net/tun")
+	if err != nil {
 		return nil, fmt.Errorf("tun mode needs /dev/net/tun (in a container: --device /dev/net/tun): %w", err)
+	}
+	if err := unix.Access("/dev/net/tun", unix.R_OK|unix.W_OK); err != nil {
+		return nil, fmt.Errorf("/dev/net/tun (mode %04o) cannot be opened by this user: %w (without root, vpnfwd exec needs it open to all, mode 0666, as Debian and most distributions ship it)", st.Mode().Perm(), err)
 	}
 	h, err := netlink.NewHandle()
 	if err != nil {
@@ -118,7 +124,7 @@ func (d *Device) configure(cfg Config) error {
 	for _, r := range cfg.Routes {
 		r = r.Masked()
 		route := &netlink.Route{LinkIndex: idx, Dst: ipNet(r), Scope: netlink.SCOPE_LINK}
-		if r.Bits() == 0 {
+		if r.Bits() == 0 && cfg.Mark != 0 {
 			route.Table = cfg.Table
 			fam := family(r.Addr())
 			if !ruled[fam] {

@@ -18,6 +18,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/forward"
 	"github.com/vpnfwd/vpnfwd/killswitch"
+	"github.com/vpnfwd/vpnfwd/netns"
 	"github.com/vpnfwd/vpnfwd/netstack"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/publish"
@@ -34,11 +35,12 @@ import (
 // tunnel's health and the lease. startDaemon builds it; run runs it until
 // ctx ends and shuts it down (releasing the lease) within a few seconds.
 type daemon struct {
-	cfg   *config.Config
-	log   *slog.Logger
-	plane dataPlane       // the stack or the TUN
-	stack *netstack.Stack // netstack mode
-	tun   *tundev.Device  // tun mode
+	cfg     *config.Config
+	log     *slog.Logger
+	plane   dataPlane       // the stack or the TUN
+	stack   *netstack.Stack // netstack mode
+	tun     *tundev.Device  // tun mode
+	sandbox *netns.Sandbox  // exec mode
 	// redirected: tun mode's redirect table is in (--forward HOST:PORT);
 	// only the session's goroutine changes it, closeAll removes it.
 	redirected bool
@@ -78,6 +80,8 @@ type daemonOptions struct {
 	Consumers []publish.Consumer
 	// Roots is trusted for providers' HTTPS instead of the system store.
 	Roots *x509.CertPool
+	// Exec makes exec's data plane: a TUN in a namespace of its own.
+	Exec bool
 }
 
 func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*daemon, error) {
@@ -148,7 +152,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 		d.closeAll()
 		return nil, fmt.Errorf("provider %s: %w", info.Name, err)
 	}
-	if err := d.buildDataPath(o.Consumers); err != nil {
+	if err := d.buildDataPath(o.Consumers, o.Exec); err != nil {
 		d.closeAll()
 		return nil, err
 	}
@@ -211,11 +215,14 @@ func (d *daemon) startProvider(ctx context.Context, info provider.Info, direct p
 
 // buildDataPath makes the data plane (the stack and the bridge on it, or
 // the TUN) and the publishers.
-func (d *daemon) buildDataPath(extra []publish.Consumer) error {
+func (d *daemon) buildDataPath(extra []publish.Consumer, exec bool) error {
 	var err error
-	if d.cfg.WireGuard.Tun != "" {
+	switch {
+	case exec:
+		err = d.openSandbox()
+	case d.cfg.WireGuard.Tun != "":
 		err = d.openTun()
-	} else {
+	default:
 		err = d.buildStack()
 	}
 	if err != nil {
@@ -397,6 +404,9 @@ func (d *daemon) closeAll() {
 		d.dev.Close() // closes the stack or the TUN too
 	}
 	d.unredirect()
+	if d.sandbox != nil {
+		d.sandbox.Close() // the agent, and CMD if still running
+	}
 	if d.tun != nil {
 		if err := d.tun.Close(); err != nil { // its routing rules
 			d.log.Error("removing the TUN", "err", err)

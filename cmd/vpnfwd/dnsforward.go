@@ -42,7 +42,7 @@ func (d *daemon) serveDNS(ctx context.Context, goFunc func(func())) {
 	f := &dns.Forwarder{Upstreams: d.cfg.WireGuard.DNSServers(), Dialer: d.plane, Log: d.log.With("component", "dns")}
 	goFunc(func() { f.ServeUDP(ctx, d.dnsUDP) })
 	goFunc(func() { f.ServeTCP(ctx, d.dnsTCP) })
-	d.log.Info("DNS forwarder listening", "addr", d.cfg.DNS.Listen, "upstreams", fmt.Sprint(f.Upstreams))
+	d.log.Info("DNS forwarder listening", "addr", d.dnsUDP.LocalAddr().String(), "upstreams", fmt.Sprint(f.Upstreams))
 	if len(f.Upstreams) == 0 {
 		d.log.Warn("the WireGuard configuration names no DNS server: the DNS forwarder answers SERVFAIL")
 	}

@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/vpnfwd/vpnfwd/netns"
 )
 
 var version = "0.1.0-dev"
@@ -38,6 +40,7 @@ var commands []command
 func init() {
 	commands = []command{
 		{"up", "bring the tunnel up, get a forwarded port and keep it", runUp},
+		{"exec", "run a command in a network namespace whose only way out is the tunnel (no root needed)", runExec},
 		{"status", "show a running instance's state (--json for JSON)", runStatus},
 		{"port", "print the forwarded port of a running instance", runPort},
 		{"providers", "list the port-forwarding providers and what each needs", runProviders},
@@ -62,6 +65,9 @@ func (e *exitError) Error() string { return e.err.Error() }
 const defaultMemoryLimit = 128 << 20
 
 func main() {
+	if os.Getenv(netns.AgentEnv) == "1" {
+		netns.Agent() // vpnfwd exec's agent, inside CMD's namespace
+	}
 	if _, ok := os.LookupEnv("GOMEMLIMIT"); !ok {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}

@@ -6,8 +6,10 @@ import (
 
 	"github.com/vpnfwd/vpnfwd/forward"
 	"github.com/vpnfwd/vpnfwd/killswitch"
+	"github.com/vpnfwd/vpnfwd/netns"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/tundev"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 	"golang.zx2c4.com/wireguard/tun"
 )
 
@@ -32,12 +34,7 @@ const tunMark = killswitch.DefaultMark
 // namespace is reached on the forwarded port directly.
 func (d *daemon) openTun() error {
 	w := d.cfg.WireGuard
-	var routes []netip.Prefix
-	for _, p := range w.Peers {
-		for _, a := range p.AllowedIPs {
-			routes = append(routes, netip.Prefix(a))
-		}
-	}
+	routes := allowedIPs(w.Peers)
 	t, err := tundev.Open(tundev.Config{Name: w.Tun, MTU: w.MTU, Addresses: w.Addresses(), Routes: routes, Mark: tunMark})
 	if err != nil {
 		return err
@@ -60,7 +57,7 @@ func (d *daemon) tunPorts(l provider.Lease) {
 	for _, p := range l.Ports {
 		to := d.targetPort
 		if to == 0 || to == p.Local {
-			d.log.Info("tun mode: the service is reached on the forwarded port itself", "port", p.Local, "protocols", d.cfg.Forward.Protocols)
+			d.log.Info("the service is reached on the forwarded port itself (no bridge)", "port", p.Local, "protocols", d.cfg.Forward.Protocols)
 			continue
 		}
 		for _, proto := range d.cfg.Forward.Protocols {
@@ -68,12 +65,12 @@ func (d *daemon) tunPorts(l provider.Lease) {
 				rs = append(rs, killswitch.PortRedirect{Proto: proto, From: p.Local, To: to})
 			}
 		}
-		d.log.Info("tun mode: the forwarded port is redirected (the service must listen on all addresses or the tunnel's, not on loopback only)", "port", p.Local, "to", to)
+		d.log.Info("the forwarded port is redirected (the service must listen on all addresses or the tunnel's, not on loopback only)", "port", p.Local, "to", to)
 	}
 	if len(rs) == 0 && !d.redirected {
 		return
 	}
-	if err := killswitch.Redirect(d.redirectTable(), d.cfg.WireGuard.Tun, rs); err != nil {
+	if err := d.redirect(rs); err != nil {
 		d.log.Error("redirecting the forwarded port to --forward's port", "err", err)
 		return
 	}
@@ -85,8 +82,35 @@ func (d *daemon) unredirect() {
 	if !d.redirected {
 		return
 	}
-	if err := killswitch.Redirect(d.redirectTable(), d.cfg.WireGuard.Tun, nil); err != nil {
+	if d.sandbox != nil {
+		return // the redirect goes with CMD's namespace
+	}
+	if err := d.redirect(nil); err != nil {
 		d.log.Error("removing the port redirect", "err", err)
 	}
 	d.redirected = false
+}
+
+// allowedIPs are every peer's allowed IPs: what the TUN routes.
+func allowedIPs(peers []tunnel.Peer) []netip.Prefix {
+	var routes []netip.Prefix
+	for _, p := range peers {
+		for _, a := range p.AllowedIPs {
+			routes = append(routes, netip.Prefix(a))
+		}
+	}
+	return routes
+}
+
+// redirect puts the redirects in: in vpnfwd's namespace in tun mode, in
+// CMD's in exec mode.
+func (d *daemon) redirect(rs []killswitch.PortRedirect) error {
+	if d.sandbox == nil {
+		return killswitch.Redirect(d.redirectTable(), d.cfg.WireGuard.Tun, rs)
+	}
+	var nrs []netns.Redirect
+	for _, r := range rs {
+		nrs = append(nrs, netns.Redirect{Proto: r.Proto, From: r.From, To: r.To})
+	}
+	return d.sandbox.Redirect(nrs)
 }

@@ -1,0 +1,113 @@
+package rootnet
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestExecUnprivileged: vpnfwd exec run as nobody (setpriv --reuid 65534)
+// puts CMD in a namespace of its own: two links only (lo and the TUN), out
+// with the VPN's address, names through the forwarder, a service on
+// $VPNFWD_PORT reached from the internet, and SIGTERM ends it all within
+// 5 s with the command's status.
+func TestExecUnprivileged(t *testing.T) { testExec(t, false) }
+
+// TestExecAsRootUser: the same as root, with --user dropping CMD's
+// privileges (no user namespace).
+func TestExecAsRootUser(t *testing.T) { testExec(t, true) }
+
+func testExec(t *testing.T, asRoot bool) {
+	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "dnsmasq", "socat", "curl", "setpriv", "getent", "unshare")
+	v := NewVPN(t, n, true)
+	startWhatsMyIP(t, n, v.Inet)
+	n.Start(v.Server, "dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--listen-address="+GatewayIP,
+		"--bind-interfaces", "--address=/vpn.test/"+InetAddr, "--pid-file=")
+
+	// Everything nobody needs, in a directory nobody can read and write.
+	dir, err := os.MkdirTemp("", "vpnfwd-exec-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o777)
+	bin := BuildVPNFWD(t, dir)
+	conf, _ := os.ReadFile(v.ClientConf)
+	confPath := filepath.Join(dir, "client.conf")
+	os.WriteFile(confPath, conf, 0o644)
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o777)
+	os.Chmod(out, 0o777)
+
+	script := fmt.Sprintf(`ip -o link | wc -l > %[1]s/links
+curl -s -m 5 http://%[2]s:8080/ > %[1]s/ip
+getent hosts vpn.test > %[1]s/dns
+echo "$VPNFWD_PORT" > %[1]s/port
+exec socat TCP-LISTEN:"$VPNFWD_PORT",fork,reuseaddr SYSTEM:'echo hello-from-exec'`, out, InetAddr)
+	// Debian's /dev/net/tun is open to all (0666); this machine's may be
+	// root's only. A node open to all is bound over it in a mount
+	// namespace of the test's: the machine's own stays as it is.
+	node := filepath.Join(dir, "tun")
+	if err := syscall.Mknod(node, syscall.S_IFCHR|0o666, 10<<8|200); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(node, 0o666)
+	start := time.Now()
+	args := []string{bin, "exec", "--wg-config", confPath, "--provider", "natpmp", "--state-dir", filepath.Join(dir, "state"), "--api", ""}
+	if asRoot {
+		args = append(args, "--user", "65534")
+	} else {
+		args = append([]string{"unshare", "--mount", "--propagation", "private", "sh", "-c", `mount --bind "$0" /dev/net/tun && exec "$@"`, node,
+			"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, args...)
+	}
+	ex := n.Start(v.Cli, append(args, "--", "sh", "-c", script)...)
+	var port string
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		b, _ := os.ReadFile(filepath.Join(out, "port"))
+		if port = strings.TrimSpace(string(b)); port != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CMD did not start within 15 s:\n%s", ex.Out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The service answers the internet through the forwarded port.
+	got, err := n.ExecUntil(v.Inet, "", "hello-from-exec", "socat", "-T2", "-", "TCP:"+PublicAddr+":"+port)
+	if err != nil {
+		t.Fatalf("service on $VPNFWD_PORT=%s from the internet: %q %v\n%s", port, got, err, ex.Out)
+	}
+	t.Logf("start to reachable: %s", time.Since(start).Round(time.Millisecond))
+	read := func(name string) string {
+		b, _ := os.ReadFile(filepath.Join(out, name))
+		return strings.TrimSpace(string(b))
+	}
+	// CMD ran as nobody (its files are nobody's, in both modes).
+	if fi, err := os.Stat(filepath.Join(out, "links")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+		t.Errorf("CMD's file is not nobody's: %v %+v", err, fi)
+	}
+	if l := read("links"); l != "2" {
+		t.Errorf("CMD sees %s links, want 2 (lo and the TUN)", l)
+	}
+	if ip := read("ip"); !strings.Contains(ip, PublicAddr) {
+		t.Errorf("CMD's exit address %q, want the VPN's %s", ip, PublicAddr)
+	}
+	if dns := read("dns"); !strings.Contains(dns, InetAddr) {
+		t.Errorf("CMD's lookup of vpn.test: %q", dns)
+	}
+	took, err := ex.Signal(syscall.SIGTERM, 5*time.Second)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, ex.Out)
+	}
+	t.Logf("SIGTERM to exit: %s (status %v)", took.Round(time.Millisecond), ex.Cmd.ProcessState)
+	if code := ex.Cmd.ProcessState.ExitCode(); code != 128+int(syscall.SIGTERM) {
+		t.Errorf("vpnfwd exited %d, want the command's 143 (SIGTERM)\n%s", code, ex.Out)
+	}
+	if !strings.Contains(ex.Out.String(), "released") {
+		t.Errorf("the lease was not released at exit:\n%s", ex.Out)
+	}
+}

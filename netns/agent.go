@@ -1,0 +1,241 @@
+package netns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vpnfwd/vpnfwd/killswitch"
+	"github.com/vpnfwd/vpnfwd/tundev"
+	"golang.org/x/sys/unix"
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+// agent is the process inside the namespaces. It answers vpnfwd's
+// requests on fd 3 until CMD has ended or vpnfwd is gone (it dies with
+// vpnfwd: PR_SET_PDEATHSIG).
+type agent struct {
+	c   *net.UnixConn
+	dev *tundev.Device
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// Agent runs the agent; vpnfwd's main calls it when AgentEnv is set. It
+// does not return.
+func Agent() {
+	f := os.NewFile(3, "netns-control")
+	fc, err := net.FileConn(f)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vpnfwd netns agent:", err)
+		os.Exit(1)
+	}
+	f.Close()
+	a := &agent{c: fc.(*net.UnixConn)}
+	for {
+		var rq request
+		files, err := recv(a.c, &rq)
+		closeAll(files)
+		if err != nil {
+			a.stop() // vpnfwd is done or gone: so is CMD
+			os.Exit(0)
+		}
+		go a.handle(rq)
+	}
+}
+
+func (a *agent) handle(rq request) {
+	var (
+		files []*os.File
+		rp    = reply{ID: rq.ID}
+		err   error
+	)
+	switch rq.Op {
+	case "setup":
+		files, err = a.setup(rq)
+	case "dial":
+		files, err = a.dial(rq)
+	case "listenudp":
+		files, err = a.listenUDP(rq)
+	case "addresses":
+		err = a.dev.SetAddresses(rq.Addresses)
+	case "redirect":
+		err = a.redirect(rq.Redirects)
+	case "start":
+		rp.PID, err = a.start(rq)
+	case "signal":
+		err = a.signal(syscall.Signal(rq.Signal))
+	default:
+		err = fmt.Errorf("unknown request %q", rq.Op)
+	}
+	if err != nil {
+		rp.Err = err.Error()
+	}
+	send(a.c, rp, files...)
+	closeAll(files)
+}
+
+// setup makes the namespace: lo up, the TUN with its addresses and
+// routes, resolv.conf, the DNS forwarder's sockets. It returns the TUN's
+// file, then the forwarder's UDP and TCP sockets if asked for.
+func (a *agent) setup(rq request) ([]*os.File, error) {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return nil, fmt.Errorf("loopback: %w", err)
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		return nil, fmt.Errorf("loopback up: %w", err)
+	}
+	a.dev, err = tundev.Open(tundev.Config{Name: rq.Tun, MTU: rq.MTU, Addresses: rq.Addresses, Routes: rq.Routes})
+	if err != nil {
+		return nil, err
+	}
+	tf := a.dev.TUN().(*tun.NativeTun).File()
+	fd, err := unix.Dup(int(tf.Fd()))
+	if err != nil {
+		return nil, err
+	}
+	files := []*os.File{os.NewFile(uintptr(fd), "tun")}
+	if rq.ResolvConf != "" {
+		if err := bindResolvConf(rq.ResolvConf); err != nil {
+			closeAll(files)
+			return nil, err
+		}
+	}
+	if rq.DNS != "" {
+		pc, err := net.ListenPacket("udp", rq.DNS)
+		if err != nil {
+			closeAll(files)
+			return nil, fmt.Errorf("DNS forwarder's socket on %s: %w", rq.DNS, err)
+		}
+		l, err := net.Listen("tcp", rq.DNS)
+		if err != nil {
+			pc.Close()
+			closeAll(files)
+			return nil, fmt.Errorf("DNS forwarder's socket on %s (TCP): %w", rq.DNS, err)
+		}
+		uf, err1 := pc.(*net.UDPConn).File()
+		lf, err2 := l.(*net.TCPListener).File()
+		pc.Close()
+		l.Close()
+		if err := errors.Join(err1, err2); err != nil {
+			closeAll(files)
+			return nil, err
+		}
+		files = append(files, uf, lf)
+	}
+	return files, nil
+}
+
+// bindResolvConf makes this mount namespace's mounts private and puts file
+// over /etc/resolv.conf in it (the host's file is untouched).
+func bindResolvConf(file string) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making mounts private: %w", err)
+	}
+	if err := unix.Mount(file, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind-mounting resolv.conf: %w", err)
+	}
+	return nil
+}
+
+func (a *agent) dial(rq request) ([]*os.File, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rq.TimeoutMS)*time.Millisecond)
+	defer cancel()
+	c, err := (&net.Dialer{}).DialContext(ctx, rq.Network, rq.Address)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	f, err := c.(interface{ File() (*os.File, error) }).File()
+	if err != nil {
+		return nil, err
+	}
+	return []*os.File{f}, nil
+}
+
+func (a *agent) listenUDP(rq request) ([]*os.File, error) {
+	pc, err := net.ListenPacket(rq.Network, rq.Address)
+	if err != nil {
+		return nil, err
+	}
+	defer pc.Close()
+	f, err := pc.(*net.UDPConn).File()
+	if err != nil {
+		return nil, err
+	}
+	return []*os.File{f}, nil
+}
+
+func (a *agent) redirect(rs []Redirect) error {
+	var prs []killswitch.PortRedirect
+	for _, r := range rs {
+		prs = append(prs, killswitch.PortRedirect{Proto: r.Proto, From: r.From, To: r.To})
+	}
+	return killswitch.Redirect("vpnfwd_fwd", a.dev.Name(), prs)
+}
+
+// start runs CMD and reports its end (event "exited").
+func (a *agent) start(rq request) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cmd != nil {
+		return 0, errors.New("already started")
+	}
+	if len(rq.Argv) == 0 {
+		return 0, errors.New("no command")
+	}
+	cmd := exec.Command(rq.Argv[0], rq.Argv[1:]...)
+	cmd.Env, cmd.Dir = rq.Env, rq.Dir
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	// CMD dies with the agent, which dies with vpnfwd.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if rq.UID != nil {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: *rq.UID, Gid: *rq.GID}
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	a.cmd = cmd
+	go func() {
+		err := cmd.Wait()
+		status := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			status = ee.ExitCode()
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				status = 128 + int(ws.Signal())
+			}
+		} else if err != nil {
+			status = 127
+		}
+		// The agent stays: the lease is released through the tunnel
+		// after CMD has ended; vpnfwd closes the socket when it is done.
+		send(a.c, reply{Event: "exited", Status: status})
+	}()
+	return cmd.Process.Pid, nil
+}
+
+func (a *agent) signal(sig syscall.Signal) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cmd == nil {
+		return errors.New("no command running")
+	}
+	return a.cmd.Process.Signal(sig)
+}
+
+func (a *agent) stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cmd != nil {
+		a.cmd.Process.Kill()
+	}
+}
