@@ -17,8 +17,7 @@ func TestDNSForwarderInKillSwitchedNamespace(t *testing.T) {
 	bin := BuildVPNFWD(t, t.TempDir())
 	// The same resolver answers inside the tunnel (the gateway) and, as a
 	// home router would, on the client's own link.
-	n.Start(v.Server, "dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--listen-address="+GatewayIP, "--listen-address="+UnderVPN,
-		"--bind-interfaces", "--address=/vpn.test/"+InetAddr, "--pid-file=")
+	startResolver(n, v, GatewayIP, UnderVPN)
 	waitFor(t, func() bool {
 		out, err := n.Exec(v.Cli, "dig", "+time=1", "+tries=1", "+short", "@"+UnderVPN, "vpn.test")
 		return err == nil && strings.Contains(out, InetAddr)

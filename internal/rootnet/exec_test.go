@@ -25,8 +25,7 @@ func testExec(t *testing.T, asRoot bool) {
 	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "dnsmasq", "socat", "curl", "setpriv", "getent", "unshare")
 	v := NewVPN(t, n, true)
 	startWhatsMyIP(t, n, v.Inet)
-	n.Start(v.Server, "dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--listen-address="+GatewayIP,
-		"--bind-interfaces", "--address=/vpn.test/"+InetAddr, "--pid-file=")
+	startResolver(n, v, GatewayIP)
 
 	// Everything nobody needs, in a directory nobody can read and write.
 	dir, err := os.MkdirTemp("", "vpnfwd-exec-test-")

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -213,4 +214,31 @@ func startWhatsMyIP(t *testing.T, n *Net, ns string) {
 		_, err := n.Exec(ns, "socat", "-T1", "/dev/null", "TCP:127.0.0.1:8080")
 		return err == nil
 	})
+}
+
+// startQBittorrent starts Debian's qbittorrent-nox in ns with a fresh
+// profile (Web UI on 127.0.0.1:8080, admin/adminadmin) and waits for its
+// Web UI; it returns the profile directory.
+func startQBittorrent(t *testing.T, n *Net, ns string) string {
+	t.Helper()
+	profile := t.TempDir()
+	conf := filepath.Join(profile, "qBittorrent", "config", "qBittorrent.conf")
+	os.MkdirAll(filepath.Dir(conf), 0o755)
+	os.WriteFile(conf, []byte("[LegalNotice]\nAccepted=true\n[Preferences]\nConnection\\PortRangeMin=6881\nWebUI\\Port=8080\n"), 0o644)
+	n.Start(ns, "qbittorrent-nox", "--profile="+profile)
+	waitFor(t, func() bool {
+		_, err := n.Exec(ns, "socat", "-T1", "/dev/null", "TCP:127.0.0.1:8080")
+		return err == nil
+	})
+	return profile
+}
+
+// startResolver starts Debian's dnsmasq in the VPN server's namespace,
+// answering vpn.test with the internet host's address on each of addrs.
+func startResolver(n *Net, v *VPN, addrs ...string) {
+	args := []string{"dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces", "--address=/vpn.test/" + InetAddr, "--pid-file="}
+	for _, a := range addrs {
+		args = append(args, "--listen-address="+a)
+	}
+	n.Start(v.Server, args...)
 }

@@ -3,7 +3,6 @@ package rootnet
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -20,15 +19,7 @@ func TestQBittorrentFollowsThePort(t *testing.T) {
 	v := NewVPN(t, n, true)
 	bin := BuildVPNFWD(t, t.TempDir())
 
-	profile := t.TempDir()
-	conf := filepath.Join(profile, "qBittorrent", "config", "qBittorrent.conf")
-	os.MkdirAll(filepath.Dir(conf), 0o755)
-	os.WriteFile(conf, []byte("[LegalNotice]\nAccepted=true\n[Preferences]\nConnection\\PortRangeMin=6881\nWebUI\\Port=8080\n"), 0o644)
-	n.Start(v.Cli, "qbittorrent-nox", "--profile="+profile)
-	waitFor(t, func() bool {
-		_, err := n.Exec(v.Cli, "socat", "-T1", "/dev/null", "TCP:127.0.0.1:8080")
-		return err == nil
-	})
+	profile := startQBittorrent(t, n, v.Cli)
 
 	var last int
 	for round := 1; round <= 2; round++ {

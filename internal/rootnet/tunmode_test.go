@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,17 +22,8 @@ func TestTunModeSidecar(t *testing.T) {
 	v := NewVPN(t, n, true)
 	bin := BuildVPNFWD(t, t.TempDir())
 	startWhatsMyIP(t, n, v.Inet)
-	n.Start(v.Server, "dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--listen-address="+GatewayIP,
-		"--bind-interfaces", "--address=/vpn.test/"+InetAddr, "--pid-file=")
-	profile := t.TempDir()
-	conf := filepath.Join(profile, "qBittorrent", "config", "qBittorrent.conf")
-	os.MkdirAll(filepath.Dir(conf), 0o755)
-	os.WriteFile(conf, []byte("[LegalNotice]\nAccepted=true\n[Preferences]\nConnection\\PortRangeMin=6881\nWebUI\\Port=8080\n"), 0o644)
-	n.Start(v.Cli, "qbittorrent-nox", "--profile="+profile)
-	waitFor(t, func() bool {
-		_, err := n.Exec(v.Cli, "socat", "-T1", "/dev/null", "TCP:127.0.0.1:8080")
-		return err == nil
-	})
+	startResolver(n, v, GatewayIP)
+	startQBittorrent(t, n, v.Cli)
 
 	cap := startCapture(t, n, v.Cli, "eth0")
 	start := time.Now()
