@@ -77,7 +77,7 @@ func Open(cfg Config) (*Device, error) {
 		return nil, fmt.Errorf("tun mode needs /dev/net/tun (in a container: --device /dev/net/tun): %w", err)
 	}
 	if err := unix.Access("/dev/net/tun", unix.R_OK|unix.W_OK); err != nil {
-		return nil, fmt.Errorf("/dev/net/tun (mode %04o) cannot be opened by this user: %w (without root, vpnfwd exec needs it open to all, mode 0666, as Debian and most distributions ship it)", st.Mode().Perm(), err)
+		return nil, fmt.Errorf("/dev/net/tun (mode %04o) cannot be opened by this user: %w (up --tun needs root or CAP_NET_ADMIN; vpnfwd exec without root needs the device open to all, mode 0666, as Debian and most distributions ship it)", st.Mode().Perm(), err)
 	}
 	h, err := netlink.NewHandle()
 	if err != nil {
