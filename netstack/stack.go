@@ -18,7 +18,6 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -59,7 +58,8 @@ type Config struct {
 type Stack struct {
 	cfg    Config
 	stack  *stack.Stack
-	ep     *channel.Endpoint
+	link   *linkEndpoint
+	taken  []*stack.PacketBuffer // tunDevice.Read's scratch
 	events chan tun.Event
 	notify chan struct{}
 	closed chan struct{}
@@ -100,7 +100,6 @@ func New(cfg Config) (*Stack, error) {
 			// own and drop the packet as a martian if HandleLocal were on.
 			HandleLocal: !cfg.Promiscuous,
 		}),
-		ep:     channel.New(4096, uint32(cfg.MTU), ""),
 		events: make(chan tun.Event, 4),
 		notify: make(chan struct{}, 1),
 		closed: make(chan struct{}),
@@ -108,8 +107,8 @@ func New(cfg Config) (*Stack, error) {
 	if err := s.tune(); err != nil {
 		return nil, err
 	}
-	s.ep.AddNotify(s)
-	if err := s.stack.CreateNIC(nicID, s.ep); err != nil {
+	s.link = newLinkEndpoint(cfg.MTU, s.wake)
+	if err := s.stack.CreateNIC(nicID, s.link); err != nil {
 		return nil, fmt.Errorf("creating NIC: %s", err)
 	}
 	var has4, has6 bool
@@ -212,7 +211,7 @@ func (s *Stack) Close() error {
 		// Handshakes in progress end now, not when their peers give up.
 		s.adm.abortAll()
 		s.stack.Close()
-		s.ep.Close()
+		s.link.Close()
 		s.stack.Wait()
 		close(s.events)
 	})

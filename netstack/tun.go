@@ -2,12 +2,8 @@ package netstack
 
 import (
 	"os"
-	"syscall"
 
 	"golang.zx2c4.com/wireguard/tun"
-	"gvisor.dev/gvisor/pkg/buffer"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
 // batch is how many packets one Read hands to wireguard-go at most.
@@ -19,9 +15,9 @@ func (s *Stack) TUN() tun.Device { return tunDevice{s} }
 
 type tunDevice struct{ s *Stack }
 
-// WriteNotify is called by the channel endpoint when an outbound packet is
-// queued; it wakes a blocked Read.
-func (s *Stack) WriteNotify() {
+// wake is called by the link endpoint when outbound packets are queued; it
+// wakes a blocked Read.
+func (s *Stack) wake() {
 	select {
 	case s.notify <- struct{}{}:
 	default:
@@ -36,24 +32,23 @@ func (t tunDevice) BatchSize() int           { return batch }
 func (t tunDevice) Close() error             { return t.s.Close() }
 
 // Read blocks until the stack has at least one packet to send into the
-// tunnel, then returns as many as are queued (up to len(bufs)).
+// tunnel, then returns as many as are queued (up to len(bufs)), large TCP
+// segments cut to the MTU. wireguard-go calls it from one goroutine.
 func (t tunDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	for {
+		pkts := t.s.link.take(t.s.taken[:0], len(bufs))
 		n := 0
-		for n < len(bufs) {
-			pkt := t.s.ep.Read()
-			if pkt == nil {
-				break
-			}
-			view := pkt.ToView()
+		for i, pkt := range pkts {
+			n += writeOut(pkt, bufs[n:], sizes[n:], offset)
 			pkt.DecRef()
-			m, _ := view.Read(bufs[n][offset:])
-			view.Release()
-			sizes[n] = m
-			n++
+			pkts[i] = nil
 		}
+		t.s.taken = pkts[:0]
 		if n > 0 {
 			return n, nil
+		}
+		if len(pkts) > 0 {
+			continue // all dropped as malformed
 		}
 		select {
 		case <-t.s.notify:
@@ -63,24 +58,9 @@ func (t tunDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	}
 }
 
-// Write injects packets decrypted by wireguard-go into the stack.
+// Write injects packets decrypted by wireguard-go into the stack, a batch
+// at a time (so that GRO can merge a flow's segments).
 func (t tunDevice) Write(bufs [][]byte, offset int) (int, error) {
-	for _, b := range bufs {
-		pkt := b[offset:]
-		if len(pkt) == 0 {
-			continue
-		}
-		pb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
-		switch pkt[0] >> 4 {
-		case 4:
-			t.s.ep.InjectInbound(header.IPv4ProtocolNumber, pb)
-		case 6:
-			t.s.ep.InjectInbound(header.IPv6ProtocolNumber, pb)
-		default:
-			pb.DecRef()
-			return 0, syscall.EAFNOSUPPORT
-		}
-		pb.DecRef()
-	}
+	t.s.link.deliver(bufs, offset)
 	return len(bufs), nil
 }
