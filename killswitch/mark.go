@@ -1,7 +1,10 @@
 package killswitch
 
 import (
+	"context"
 	"net"
+	"net/netip"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -23,9 +26,18 @@ func MarkedDialer(mark uint32) *net.Dialer {
 	}}
 }
 
-// MarkedResolver resolves with the system's DNS servers over marked
-// sockets.
-func MarkedResolver(mark uint32) *net.Resolver {
+// MarkedResolver resolves over marked sockets with servers, in turn, or
+// with those /etc/resolv.conf names when servers is empty. (Once
+// --dns-resolv-conf has pointed the file at vpnfwd's own forwarder, its
+// servers lead through the tunnel: useless for finding the endpoint.)
+func MarkedResolver(mark uint32, servers []netip.AddrPort) *net.Resolver {
 	d := MarkedDialer(mark)
-	return &net.Resolver{PreferGo: true, Dial: d.DialContext}
+	if len(servers) == 0 {
+		return &net.Resolver{PreferGo: true, Dial: d.DialContext}
+	}
+	var next atomic.Uint32
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		ap := servers[int(next.Add(1)-1)%len(servers)]
+		return d.DialContext(ctx, network, ap.String())
+	}}
 }

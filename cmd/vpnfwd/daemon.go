@@ -142,7 +142,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 			// The endpoint's name is looked up around the tunnel, as
 			// wg-quick does before it routes: through it, the lookup
 			// would wait on the handshake it is needed for.
-			res := killswitch.MarkedResolver(tunMark)
+			res := killswitch.MarkedResolver(tunMark, d.systemNameservers())
 			wopts.Resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
 				return res.LookupNetIP(ctx, "ip", host)
 			}

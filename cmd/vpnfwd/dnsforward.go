@@ -7,12 +7,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/vpnfwd/vpnfwd/dns"
 )
 
 // resolvConf is the file --dns-resolv-conf points at the forwarder.
-const resolvConf = "/etc/resolv.conf"
+var resolvConf = "/etc/resolv.conf" // a variable for tests
 
 // dnsSockets opens the forwarder's UDP and TCP sockets on dns.listen (nil
 // when off), before anything else starts, so a busy port fails fast.
@@ -53,17 +55,73 @@ func (d *daemon) serveDNS(ctx context.Context, goFunc func(func())) {
 	}
 }
 
+// resolvMarker begins the resolv.conf that --dns-resolv-conf writes.
+const resolvMarker = "# written by vpnfwd"
+
+// savedResolvConf keeps the replaced resolv.conf in the state directory,
+// so that a vpnfwd killed before it could put the file back is undone by
+// the next one.
+func (d *daemon) savedResolvConf() string {
+	return filepath.Join(d.cfg.StateDir, "resolv.conf.orig")
+}
+
+// originalResolvConf is /etc/resolv.conf as it was before any vpnfwd
+// pointed it at its forwarder.
+func (d *daemon) originalResolvConf() ([]byte, error) {
+	cur, err := os.ReadFile(resolvConf)
+	if err != nil || !bytes.HasPrefix(cur, []byte(resolvMarker)) {
+		return cur, err
+	}
+	if saved, err := os.ReadFile(d.savedResolvConf()); err == nil {
+		return saved, nil
+	}
+	return cur, nil
+}
+
+// systemNameservers are the name servers for vpnfwd's own lookups around
+// the tunnel (the endpoint's name) when --dns-resolv-conf is on: those of
+// the original resolv.conf. nil: the resolver reads the file itself.
+func (d *daemon) systemNameservers() []netip.AddrPort {
+	if !d.cfg.DNS.ResolvConf {
+		return nil
+	}
+	orig, err := d.originalResolvConf()
+	if err != nil {
+		return nil
+	}
+	listen, _ := netip.ParseAddrPort(d.cfg.DNS.Listen)
+	var out []netip.AddrPort
+	for _, line := range strings.Split(string(orig), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "nameserver" {
+			continue
+		}
+		a, err := netip.ParseAddr(f[1])
+		if err != nil || a == listen.Addr() {
+			continue
+		}
+		out = append(out, netip.AddrPortFrom(a, 53))
+	}
+	return out
+}
+
 // pointResolvConf writes a resolv.conf naming the forwarder, in place (in
 // a container the file is a bind mount: it cannot be replaced), keeping
-// the old contents to put back at exit.
+// the old contents to put back at exit (in memory and in the state
+// directory).
 func (d *daemon) pointResolvConf() error {
-	old, err := os.ReadFile(resolvConf)
+	old, err := d.originalResolvConf()
 	if err != nil {
 		return err
 	}
+	if err := os.MkdirAll(d.cfg.StateDir, 0o700); err == nil {
+		if err := os.WriteFile(d.savedResolvConf(), old, 0o600); err != nil {
+			d.log.Warn("saving the old resolv.conf", "err", err)
+		}
+	}
 	ap, _ := netip.ParseAddrPort(d.cfg.DNS.Listen)
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "# written by vpnfwd while it runs (--dns-resolv-conf); the old file comes back at exit\nnameserver %s\n", ap.Addr())
+	fmt.Fprintf(&b, "%s while it runs (--dns-resolv-conf); the old file comes back at exit\nnameserver %s\n", resolvMarker, ap.Addr())
 	if err := os.WriteFile(resolvConf, b.Bytes(), 0o644); err != nil {
 		return err
 	}
@@ -81,5 +139,6 @@ func (d *daemon) restoreResolvConf() {
 		d.log.Error("restoring /etc/resolv.conf", "err", err)
 		return
 	}
+	os.Remove(d.savedResolvConf())
 	d.oldResolvConf = nil
 }

@@ -42,7 +42,7 @@ func (d *daemon) startKillSwitch(wopts *wg.Options, loginPorts []uint16) error {
 	d.log.Info("kill switch on: nothing but vpnfwd's WireGuard socket may leave", "scope", scope, "allow_lan", strings.Join(k.AllowLAN, ","))
 	wopts.FwMark = ks.Mark()
 	if wopts.Resolve == nil {
-		res := killswitch.MarkedResolver(ks.Mark())
+		res := killswitch.MarkedResolver(ks.Mark(), d.systemNameservers())
 		wopts.Resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
 			d.log.Info("resolving the endpoint outside the tunnel (the kill switch lets only vpnfwd's own lookups out)", "host", host)
 			return res.LookupNetIP(ctx, "ip", host)
