@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,21 +18,33 @@ import (
 )
 
 // TestWholePath is the whole-path benchmark (bench/whole-path.sh runs it;
-// it skips unless VPNFWD_BENCH=1). On the namespace testbed it measures:
-// start to port reachable; bulk TCP through the forwarded port in both
-// directions, next to Debian's kernel-TUN wireguard-go client on the same
-// server in the same run; and vpnfwd's resident memory with 1,000 bridged
-// TCP connections and 1,000 UDP peers.
+// it skips unless VPNFWD_BENCH=1). On the namespace testbed (Debian's
+// wireguard-go as the VPN server) it measures: start to port reachable
+// from the internet namespace in each mode (netstack, --tun, exec); bulk
+// TCP through the forwarded port in both directions for vpnfwd (netstack
+// and --tun) next to Debian's kernel-TUN wireguard-go client on the same
+// server, interleaved in one run, with each client's own CPU time per GB;
+// and vpnfwd's resident memory with 1,000 bridged TCP connections and
+// 1,000 UDP peers. VPNFWD_BENCH_BIN measures another vpnfwd binary (an
+// older build, for a before/after in one setting); VPNFWD_BENCH_PERF=DIR
+// records each vpnfwd's CPU profile with perf during the first round.
 func TestWholePath(t *testing.T) {
 	if os.Getenv("VPNFWD_BENCH") != "1" {
 		t.Skip("set VPNFWD_BENCH=1 (bench/whole-path.sh)")
 	}
 	n := New(t, "wireguard-go", "wg", "nft", "iperf3", "socat")
 	v := NewVPN(t, n, false)
-	bin := BuildVPNFWD(t, t.TempDir())
+	bin := os.Getenv("VPNFWD_BENCH_BIN")
+	if bin == "" {
+		bin = BuildVPNFWD(t, t.TempDir())
+	}
 	secs := os.Getenv("VPNFWD_BENCH_SECONDS")
 	if secs == "" {
 		secs = "5"
+	}
+	rounds := 3
+	if r, err := strconv.Atoi(os.Getenv("VPNFWD_BENCH_ROUNDS")); err == nil && r > 0 {
+		rounds = r
 	}
 
 	// A second client: Debian's wireguard-go with a kernel TUN, 10.2.0.3.
@@ -40,7 +53,7 @@ func TestWholePath(t *testing.T) {
 	ck, _ := tunnel.NewPrivateKey()
 	wgSrv := "wg" + n.prefix
 	n.Must(v.Server, "wg", "set", wgSrv, "peer", ck.Public().String(), "allowed-ips", "10.2.0.3/32")
-	n.Start(cli2, "env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", "wgk")
+	kernelWG := n.Start(cli2, "env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", "wgk")
 	waitFor(t, func() bool { _, err := n.Exec(cli2, "ip", "link", "show", "wgk"); return err == nil })
 	key := filepath.Join(v.Dir, "cli2.key")
 	os.WriteFile(key, []byte(ck.Base64()), 0o600)
@@ -49,30 +62,74 @@ func TestWholePath(t *testing.T) {
 	n.Must(cli2, "ip", "addr", "add", "10.2.0.3/32", "dev", "wgk")
 	n.Must(cli2, "ip", "link", "set", "wgk", "up")
 	n.Must(cli2, "ip", "route", "add", "default", "dev", "wgk") // the endpoint stays on-link via eth0
+	// vpnfwd --tun (10.2.0.4) and vpnfwd exec (10.2.0.5) on hosts of their own.
+	cli3, ip3, conf3 := v.AddClient(3)
+	cli4, ip4, conf4 := v.AddClient(4)
 
-	// Static DNAT on the server: 5201 -> vpnfwd's client, 5202 -> the kernel client.
-	n.Must(v.Server, "nft", "add", "rule", "inet", "filter", "prerouting", "iifname", "pub", "tcp", "dport", "5201", "dnat", "ip", "to", ClientIP+":5201")
-	n.Must(v.Server, "nft", "add", "rule", "inet", "filter", "prerouting", "iifname", "pub", "tcp", "dport", "5202", "dnat", "ip", "to", "10.2.0.3:5202")
-	n.Must(v.Server, "nft", "add", "rule", "inet", "filter", "prerouting", "iifname", "pub", "udp", "dport", "5203", "dnat", "ip", "to", ClientIP+":5203")
-	n.Must(v.Server, "nft", "add", "rule", "inet", "filter", "prerouting", "iifname", "pub", "tcp", "dport", "5203", "dnat", "ip", "to", ClientIP+":5203")
+	// Static DNAT on the server, as a provider's forwarded port:
+	// 5201, 5203 -> vpnfwd (netstack); 5202 -> the kernel client;
+	// 5204, 5205 -> vpnfwd --tun; 5206 -> vpnfwd exec.
+	for _, r := range []struct{ proto, port, to string }{
+		{"tcp", "5201", ClientIP}, {"tcp", "5203", ClientIP}, {"udp", "5203", ClientIP},
+		{"tcp", "5202", "10.2.0.3"}, {"tcp", "5204", ip3}, {"tcp", "5205", ip3}, {"tcp", "5206", ip4},
+	} {
+		n.Must(v.Server, "nft", "add", "rule", "inet", "filter", "prerouting", "iifname", "pub",
+			r.proto, "dport", r.port, "dnat", "ip", "to", r.to+":"+r.port)
+	}
 
 	n.Start(v.Cli, "iperf3", "-s", "-B", "127.0.0.1", "-p", "5201")
 	n.Start(cli2, "iperf3", "-s", "-B", "10.2.0.3", "-p", "5202")
-
 	self, _ := os.Executable()
 	echo := n.Start(v.Cli, "env", "VPNFWD_HELPER=echo", "VPNFWD_ADDR=127.0.0.1:5203", self)
 	waitFor(t, func() bool { return strings.Contains(echo.Out.String(), "ready") })
 
+	// Start to reachable: from starting vpnfwd to the first echo through
+	// the forwarded port from the internet namespace (polling with socat).
+	reachable := func(port string) bool {
+		out, _ := n.ExecInput(v.Inet, "ping\n", "socat", "-T1", "-", "TCP:"+PublicAddr+":"+port)
+		return strings.Contains(out, "ping")
+	}
 	start := time.Now()
-	up := n.Start(v.Cli, bin, "up", "--wg-config", v.ClientConf, "--provider", "static", "--port", "5201,5203",
+	upArgs := []string{bin, "up", "--wg-config", v.ClientConf, "--provider", "static", "--port", "5201,5203",
 		"--forward", "127.0.0.1", "--log-level", "warn",
 		// The load comes from one address here; in life, from 1,000.
-		"--max-connections-per-source", "2000", "--max-udp-flows-per-source", "2000")
-	waitFor(t, func() bool {
-		out, _ := n.ExecInput(v.Inet, "ping\n", "socat", "-T1", "-", "TCP:"+PublicAddr+":5203")
-		return strings.Contains(out, "ping")
-	})
-	fmt.Printf("start to port reachable from the internet namespace: %d ms (polling with socat)\n", time.Since(start).Milliseconds())
+		"--max-connections-per-source", "2000", "--max-udp-flows-per-source", "2000"}
+	up := n.Start(v.Cli, upArgs...)
+	waitFor(t, func() bool { return reachable("5203") })
+	fmt.Printf("start to port reachable from the internet (socat polling):\n")
+	fmt.Printf("  netstack (default)   %4d ms\n", time.Since(start).Milliseconds())
+
+	n.Start(cli3, "socat", "TCP-LISTEN:5205,fork,reuseaddr", "EXEC:cat")
+	n.Start(cli3, "iperf3", "-s", "-p", "5204") // no -B: the address comes with the TUN
+	start = time.Now()
+	tunUp := n.Start(cli3, bin, "up", "--tun", "wgt", "--wg-config", conf3, "--provider", "static",
+		"--port", "5204,5205", "--dns-listen", "off", "--log-level", "warn")
+	waitFor(t, func() bool { return reachable("5205") })
+	fmt.Printf("  --tun                %4d ms\n", time.Since(start).Milliseconds())
+
+	start = time.Now()
+	execUp := n.Start(cli4, bin, "exec", "--wg-config", conf4, "--provider", "static", "--port", "5206",
+		"--dns-listen", "off", "--log-level", "warn", "--", "socat", "TCP-LISTEN:5206,fork,reuseaddr", "EXEC:cat")
+	waitFor(t, func() bool { return reachable("5206") })
+	fmt.Printf("  exec                 %4d ms (including CMD's start)\n", time.Since(start).Milliseconds())
+	execUp.Signal(syscall.SIGTERM, 5*time.Second)
+
+	// VPNFWD_BENCH_BIN2: a second vpnfwd build in netstack mode, on a host
+	// of its own (10.2.0.6, port 5207), measured in the same rounds.
+	var other *Proc
+	if bin2 := os.Getenv("VPNFWD_BENCH_BIN2"); bin2 != "" {
+		cli5, ip5, conf5 := v.AddClient(5)
+		n.Must(v.Server, "nft", "add", "rule", "inet", "filter", "prerouting", "iifname", "pub",
+			"tcp", "dport", "5207", "dnat", "ip", "to", ip5+":5207")
+		n.Start(cli5, "iperf3", "-s", "-B", "127.0.0.1", "-p", "5207")
+		other = n.Start(cli5, bin2, "up", "--wg-config", conf5, "--provider", "static", "--port", "5207",
+			"--forward", "127.0.0.1", "--dns-listen", "off", "--log-level", "warn")
+		waitFor(t, func() bool {
+			_, err := n.Exec(v.Inet, "socat", "-T1", "/dev/null", "TCP:"+PublicAddr+":5207")
+			return err == nil
+		})
+	}
+
 	idle := rss(t, up.Cmd.Process.Pid)
 	// Memory with 1,000 TCP connections and 1,000 UDP peers held open.
 	a := append([]string{"ip", "netns", "exec", v.Inet}, "env", "VPNFWD_HELPER=load", "VPNFWD_ADDR="+PublicAddr+":5203", "VPNFWD_N=1000", self)
@@ -103,40 +160,111 @@ func TestWholePath(t *testing.T) {
 	io.WriteString(stdin, "\n")
 	stdin.Close()
 	load.Wait()
-	iperf := func(port string, reverse bool) float64 {
+
+	// The bulk runs get a fresh vpnfwd: the load's aftermath (its heap
+	// near the soft memory limit) would weigh on the first client only.
+	up.Signal(syscall.SIGTERM, 5*time.Second)
+	up = n.Start(v.Cli, upArgs...)
+	waitFor(t, func() bool { return reachable("5203") })
+
+	// One iperf3 run: Mbit/s and the client's CPU seconds per GB moved.
+	iperf := func(port string, pid int, reverse bool) (mbps, cpuPerGB float64) {
 		args := []string{"iperf3", "-c", PublicAddr, "-p", port, "-t", secs, "-J"}
 		if reverse {
 			args = append(args, "-R")
 		}
+		cpu0 := cpuSeconds(t, pid)
 		out := n.Must(v.Inet, args...)
+		cpu := cpuSeconds(t, pid) - cpu0
 		var r struct {
 			End struct {
 				SumReceived struct {
+					Bytes         float64 `json:"bytes"`
 					BitsPerSecond float64 `json:"bits_per_second"`
 				} `json:"sum_received"`
 			} `json:"end"`
 		}
-		if err := json.Unmarshal([]byte(out), &r); err != nil {
-			t.Fatalf("iperf3: %v\n%s", err, out)
+		if err := json.Unmarshal([]byte(out), &r); err != nil || r.End.SumReceived.Bytes == 0 {
+			t.Fatalf("iperf3 to port %s: %v\n%s", port, err, out)
 		}
-		return r.End.SumReceived.BitsPerSecond / 1e6
+		return r.End.SumReceived.BitsPerSecond / 1e6, cpu / (r.End.SumReceived.Bytes / 1e9)
 	}
-	// Interleave the runs so machine noise hits both alike.
-	var vDown, vUp, kDown, kUp float64
-	rounds := 2
+	clients := []struct {
+		name, port string
+		pid        int
+	}{
+		{"kernel-TUN wireguard-go (reference)", "5202", kernelWG.Cmd.Process.Pid},
+		{"vpnfwd (netstack, --forward)", "5201", up.Cmd.Process.Pid},
+		{"vpnfwd --tun", "5204", tunUp.Cmd.Process.Pid},
+	}
+	if other != nil {
+		clients = append(clients, struct {
+			name, port string
+			pid        int
+		}{"vpnfwd (netstack, VPNFWD_BENCH_BIN2)", "5207", other.Cmd.Process.Pid})
+	}
+	// [client][direction] -> per-round figures; the runs are interleaved
+	// so that machine noise hits all clients alike.
+	rate := make([][2][]float64, len(clients))
+	cpu := make([][2][]float64, len(clients))
 	for i := 0; i < rounds; i++ {
-		vDown += iperf("5201", false) / float64(rounds)
-		kDown += iperf("5202", false) / float64(rounds)
-		vUp += iperf("5201", true) / float64(rounds)
-		kUp += iperf("5202", true) / float64(rounds)
+		for dir := 0; dir < 2; dir++ {
+			for c, cl := range clients {
+				var perf *exec.Cmd
+				if pdir := os.Getenv("VPNFWD_BENCH_PERF"); pdir != "" && i == 0 && c > 0 {
+					// perf record of this client's process during this run.
+					perf = exec.Command("perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(cl.pid),
+						"-o", filepath.Join(pdir, fmt.Sprintf("perf-%s-%s.data", cl.port, [2]string{"down", "up"}[dir])), "--", "sleep", secs)
+					perf.Start()
+				}
+				r, p := iperf(cl.port, cl.pid, dir == 1)
+				if perf != nil {
+					perf.Wait()
+				}
+				rate[c][dir] = append(rate[c][dir], r)
+				cpu[c][dir] = append(cpu[c][dir], p)
+			}
+		}
 	}
-	fmt.Printf("bulk TCP, Mbit/s (mean of %d x %ss)        vpnfwd   kernel-TUN wireguard-go   ratio\n", rounds, secs)
-	fmt.Printf("  internet -> service (download)         %7.0f   %7.0f                   %.2f\n", vDown, kDown, vDown/kDown)
-	fmt.Printf("  service -> internet (upload, seeding)  %7.0f   %7.0f                   %.2f\n", vUp, kUp, vUp/kUp)
+	fmt.Printf("bulk TCP through the forwarded port: median of %d interleaved %ss iperf3 runs; CPU = the client process's own user+system time\n", rounds, secs)
+	fmt.Printf("  %-36s %28s   %28s\n", "", "download (internet -> service)", "upload (service -> internet)")
+	fmt.Printf("  %-36s %8s %7s %11s   %8s %7s %11s\n", "client", "Mbit/s", "x ref", "CPU s/GB", "Mbit/s", "x ref", "CPU s/GB")
+	for c, cl := range clients {
+		fmt.Printf("  %-36s", cl.name)
+		for dir := 0; dir < 2; dir++ {
+			fmt.Printf(" %8.0f %7.2f %11.2f  ", median(rate[c][dir]), median(rate[c][dir])/median(rate[0][dir]), median(cpu[c][dir]))
+		}
+		fmt.Println()
+	}
 
 	after := rss(t, up.Cmd.Process.Pid)
 	fmt.Printf("memory after the bulk runs: RSS %.1f MB (peak %.1f MB)\n", after.cur, after.peak)
+
 	up.Signal(syscall.SIGTERM, 5*time.Second)
+	tunUp.Signal(syscall.SIGTERM, 5*time.Second)
+}
+
+// cpuSeconds is a process's user + system CPU time so far (/proc/PID/stat,
+// in clock ticks of 1/100 s).
+func cpuSeconds(t *testing.T, pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command name (field 2) may hold spaces: count from its ")".
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64) // field 14
+	st, _ := strconv.ParseFloat(f[12], 64) // field 15
+	return (ut + st) / 100
+}
+
+func median(x []float64) float64 {
+	s := slices.Clone(x)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
 }
 
 type mem struct{ cur, peak float64 }

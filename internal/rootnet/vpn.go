@@ -250,3 +250,31 @@ func (n *Net) ExecUntil(ns, input, want string, args ...string) (string, error) 
 	}
 	return out, err
 }
+
+// AddClient adds a client host "cli<i>" (i >= 2) with its own underlay link
+// to the server (100.<64+i>.7.0/24) and its own peer (10.2.0.<i+1>) on the
+// server; it returns the namespace, the client's tunnel address and a
+// wg-quick file for it. No DNS line: the caller chooses.
+func (v *VPN) AddClient(i int) (ns, ip, conf string) {
+	v.t.Helper()
+	n := v.Net
+	ns = n.NS(fmt.Sprintf("cli%d", i))
+	srv, cli := fmt.Sprintf("100.%d.7.1", 64+i), fmt.Sprintf("100.%d.7.2", 64+i)
+	n.Link(v.Server, fmt.Sprintf("under%d", i), srv+"/24", ns, "eth0", cli+"/24")
+	n.Must(ns, "ip", "route", "add", "default", "via", srv)
+	ip = fmt.Sprintf("10.2.0.%d", i+1)
+	ck, _ := tunnel.NewPrivateKey()
+	n.Must(v.Server, "wg", "set", v.wgIf, "peer", ck.Public().String(), "allowed-ips", ip+"/32")
+	conf = filepath.Join(v.Dir, fmt.Sprintf("client%d.conf", i))
+	os.WriteFile(conf, []byte(fmt.Sprintf(`[Interface]
+PrivateKey = %s
+Address = %s/32
+
+[Peer]
+PublicKey = %s
+AllowedIPs = 0.0.0.0/0
+Endpoint = %s:%d
+PersistentKeepalive = 25
+`, ck.Base64(), ip, v.ServerPub, srv, WGPort)), 0o600)
+	return ns, ip, conf
+}
