@@ -35,7 +35,12 @@ type KillSwitchStatus struct {
 
 // TunnelStatus describes the WireGuard tunnel.
 type TunnelStatus struct {
-	State         string    `json:"state"`
+	State string `json:"state"`
+	// Mode is the data plane: "netstack" (apps use the proxies), "tun"
+	// (a kernel TUN routes this network namespace) or "exec" (a TUN in
+	// CMD's own namespace). Device names the kernel TUN.
+	Mode          string    `json:"mode"`
+	Device        string    `json:"device,omitempty"`
 	Endpoint      string    `json:"endpoint"`
 	Addresses     []string  `json:"addresses"`
 	LastHandshake time.Time `json:"last_handshake,omitzero"`

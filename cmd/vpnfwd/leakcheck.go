@@ -131,12 +131,15 @@ func leakCheck(ctx context.Context, status func(context.Context) (api.Status, er
 	if err != nil {
 		return []checkResult{errRes("status", "%v", err)}
 	}
+	if st.Tunnel.Mode == "exec" {
+		return []checkResult{skip("mode", "vpnfwd exec: its command's network namespace holds only lo and the TUN %s, so nothing it sends can leave outside the tunnel; the checks here would test this namespace, which the command does not use", st.Tunnel.Device)}
+	}
 	checks := []func() checkResult{
-		func() checkResult { r, _ := checkExitIP(ctx, st.Proxy.SOCKS5, o.ipURL); return r },
-		func() checkResult { return checkDNS(ctx, o.dnsServers) },
-		func() checkResult { return checkIPv6(ctx, o.ipv6Target) },
+		func() checkResult { r, _ := checkExitIP(ctx, st, o.ipURL); return r },
+		func() checkResult { return checkDNS(ctx, st, o.dnsServers) },
+		func() checkResult { return checkIPv6(ctx, st, o.ipv6Target) },
 		func() checkResult { return checkKillSwitch(st) },
-		func() checkResult { return checkPort(ctx, st.Proxy.SOCKS5, o.portURL, st.Port.Port) },
+		func() checkResult { return checkPort(ctx, st, o.portURL, st.Port.Port) },
 	}
 	if o.simulate {
 		checks = append(checks, func() checkResult { return simulateOutage(ctx, status, o) })
@@ -158,6 +161,9 @@ func checkKillSwitch(st api.Status) checkResult {
 	info, err := killswitch.Status(st.KillSwitch.Table)
 	if err != nil {
 		return errRes(name, "%v", err)
+	}
+	if !info.Installed && st.Tunnel.Mode == "tun" {
+		return leak(name, "not installed in this network namespace: what the routing does not send into %s (IPv6 without a tunnel address, the LAN, sockets bound to another interface) leaves directly (start vpnfwd with --killswitch)", st.Tunnel.Device)
 	}
 	if !info.Installed {
 		return leak(name, "not installed in this network namespace: an app that ignores the proxy goes around the tunnel (start vpnfwd with --killswitch)")
@@ -187,7 +193,7 @@ func simulateOutage(ctx context.Context, status func(context.Context) (api.Statu
 	}
 	start := time.Now()
 	direct, derr := fetch(ctx, directClient(), o.ipURL)
-	dns := checkDNS(ctx, o.dnsServers)
+	dns := checkDNS(ctx, st, o.dnsServers)
 	if rest := o.outage - time.Since(start); rest > 0 {
 		select {
 		case <-ctx.Done():

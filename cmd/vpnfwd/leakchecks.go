@@ -8,13 +8,18 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/net/proxy"
+	"golang.org/x/sys/unix"
+
+	"github.com/vpnfwd/vpnfwd/api"
 )
 
 // Result of one leak check.
@@ -56,6 +61,31 @@ func tunnelClient(socks string) (*http.Client, error) {
 	return &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{Proxy: nil, DialContext: d.(proxy.ContextDialer).DialContext}}, nil
 }
 
+// tunClient fetches over sockets bound to the kernel TUN dev
+// (SO_BINDTODEVICE): through the tunnel whatever the routing says.
+func tunClient(dev string) *http.Client {
+	d := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) { serr = unix.BindToDevice(int(fd), dev) }); err != nil {
+			return err
+		}
+		return serr
+	}}
+	return &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{Proxy: nil, DialContext: d.DialContext}}
+}
+
+// throughTunnel is an HTTP client whose requests go through vpnfwd's
+// tunnel: over the TUN in tun mode, else through the SOCKS5 proxy.
+func throughTunnel(st api.Status) (*http.Client, error) {
+	if st.Tunnel.Mode == "tun" {
+		return tunClient(st.Tunnel.Device), nil
+	}
+	if st.Proxy.SOCKS5 == "" {
+		return nil, errors.New("vpnfwd's SOCKS5 proxy is off: nothing to reach the tunnel through")
+	}
+	return tunnelClient(st.Proxy.SOCKS5)
+}
+
 // directClient goes around the tunnel, the way an app that ignores the
 // proxy would.
 func directClient() *http.Client {
@@ -80,13 +110,12 @@ func fetch(ctx context.Context, c *http.Client, url string) (string, error) {
 }
 
 // checkExitIP compares the address the internet sees through the tunnel
-// with a direct attempt.
-func checkExitIP(ctx context.Context, socks, ipURL string) (checkResult, string) {
+// with a direct attempt. In tun mode the direct attempt is an app's plain
+// request, which the routing must send through the TUN: it must exit with
+// the tunnel's address.
+func checkExitIP(ctx context.Context, st api.Status, ipURL string) (checkResult, string) {
 	const name = "exit-ip"
-	if socks == "" {
-		return errRes(name, "vpnfwd's SOCKS5 proxy is off: nothing to reach the tunnel through"), ""
-	}
-	tc, err := tunnelClient(socks)
+	tc, err := throughTunnel(st)
 	if err != nil {
 		return errRes(name, "%v", err), ""
 	}
@@ -95,6 +124,15 @@ func checkExitIP(ctx context.Context, socks, ipURL string) (checkResult, string)
 		return errRes(name, "through the tunnel, %s: %v", ipURL, err), ""
 	}
 	direct, err := fetch(ctx, directClient(), ipURL)
+	if st.Tunnel.Mode == "tun" {
+		switch {
+		case err != nil:
+			return errRes(name, "the tunnel exits as %s, but a plain request (as an app makes) failed: %v", through, err), through
+		case direct != through:
+			return leak(name, "the tunnel exits as %s, but a plain request got out as %s: the routing does not send apps through %s", through, direct, st.Tunnel.Device), through
+		}
+		return pass(name, "apps exit as %s, through the TUN %s", through, st.Tunnel.Device), through
+	}
 	switch {
 	case err != nil && blocked(err):
 		return pass(name, "tunnel exits as %s; the direct attempt was blocked (%v)", through, shortErr(err)), through
@@ -131,11 +169,38 @@ func systemDNS() []string {
 }
 
 // checkDNS sends a query straight to each resolver outside the tunnel: any
-// answer, even a refusal, means DNS leaves the host.
-func checkDNS(ctx context.Context, servers []string) checkResult {
+// answer, even a refusal, means DNS leaves the host. In tun mode queries
+// are meant to go to vpnfwd's forwarder or be routed through the TUN: the
+// kernel's route to each resolver tells.
+func checkDNS(ctx context.Context, st api.Status, servers []string) checkResult {
 	const name = "dns"
 	if len(servers) == 0 {
 		return skip(name, "no resolver in /etc/resolv.conf and no --dns-server")
+	}
+	if st.Tunnel.Mode == "tun" {
+		var ok []string
+		for _, s := range servers {
+			ap, err := netip.ParseAddrPort(s)
+			if err != nil {
+				return errRes(name, "%s: %v", s, err)
+			}
+			if st.DNS != "" && ap.String() == st.DNS {
+				ok = append(ok, s+" (vpnfwd's forwarder)")
+				continue
+			}
+			dev, err := routeDevice(ap.Addr())
+			switch {
+			case err != nil:
+				return errRes(name, "route to %s: %v", s, err)
+			case dev == st.Tunnel.Device:
+				ok = append(ok, s+" (routed through "+dev+")")
+			case dev == "lo":
+				return leak(name, "queries go to %s, a resolver on this host that is not vpnfwd's forwarder: it asks outside the tunnel (--dns-resolv-conf points resolv.conf at the forwarder)", s)
+			default:
+				return leak(name, "queries to %s leave through %s, outside the tunnel", s, dev)
+			}
+		}
+		return pass(name, "names are resolved through the tunnel: %s", strings.Join(ok, ", "))
 	}
 	q := dnsQuery("example.com.")
 	var ok []string
@@ -172,9 +237,17 @@ func dnsQuery(name string) []byte {
 	return out
 }
 
-// checkIPv6 tries a direct IPv6 connection.
-func checkIPv6(ctx context.Context, target string) checkResult {
+// checkIPv6 tries a direct IPv6 connection. In tun mode one routed
+// through the TUN is the tunnel's, not a leak.
+func checkIPv6(ctx context.Context, st api.Status, target string) checkResult {
 	const name = "ipv6"
+	if st.Tunnel.Mode == "tun" {
+		if ap, err := netip.ParseAddrPort(target); err == nil {
+			if dev, err := routeDevice(ap.Addr()); err == nil && dev == st.Tunnel.Device {
+				return pass(name, "IPv6 to %s is routed through %s", target, dev)
+			}
+		}
+	}
 	c, err := (&net.Dialer{Timeout: 3 * time.Second}).DialContext(ctx, "tcp6", target)
 	if err == nil {
 		c.Close()
@@ -205,7 +278,7 @@ func portAnswer(body string) string {
 
 // checkPort asks an outside checker, through the tunnel, whether the
 // forwarded port is open.
-func checkPort(ctx context.Context, socks, tmpl string, port int) checkResult {
+func checkPort(ctx context.Context, st api.Status, tmpl string, port int) checkResult {
 	const name = "port"
 	if tmpl == "" {
 		return skip(name, "turned off (--port-check-url \"\")")
@@ -213,7 +286,7 @@ func checkPort(ctx context.Context, socks, tmpl string, port int) checkResult {
 	if port == 0 {
 		return errRes(name, "vpnfwd holds no forwarded port")
 	}
-	tc, err := tunnelClient(socks)
+	tc, err := throughTunnel(st)
 	if err != nil {
 		return errRes(name, "%v", err)
 	}
@@ -229,4 +302,21 @@ func checkPort(ctx context.Context, socks, tmpl string, port int) checkResult {
 		return checkResult{Check: name, Result: "fail", Detail: fmt.Sprintf("port %d is NOT reachable from outside (%s): the provider stopped forwarding, or the service is down", port, url)}
 	}
 	return errRes(name, "%s answered %q (want 1/0, true/false, open/closed)", url, body)
+}
+
+// routeDevice is the interface the kernel routes an ordinary packet to
+// dst through (RTM_GETROUTE, policy rules included).
+func routeDevice(dst netip.Addr) (string, error) {
+	routes, err := netlink.RouteGet(dst.AsSlice())
+	if err != nil {
+		return "", err
+	}
+	if len(routes) == 0 {
+		return "", errors.New("no route")
+	}
+	l, err := netlink.LinkByIndex(routes[0].LinkIndex)
+	if err != nil {
+		return "", err
+	}
+	return l.Attrs().Name, nil
 }

@@ -25,6 +25,13 @@ func (d *daemon) Status() api.Status {
 	if snap.State == session.StateStopping {
 		s.Tunnel.State = "down"
 	}
+	s.Tunnel.Mode = "netstack"
+	switch {
+	case d.sandbox != nil:
+		s.Tunnel.Mode = "exec"
+	case d.tun != nil:
+		s.Tunnel.Mode, s.Tunnel.Device = "tun", d.tun.Name()
+	}
 	for _, a := range d.plane.Addresses() {
 		s.Tunnel.Addresses = append(s.Tunnel.Addresses, a.String())
 	}

@@ -91,3 +91,71 @@ func TestLeakCheck(t *testing.T) {
 		}
 	}
 }
+
+// leak-check against vpnfwd --tun: apps' plain requests must exit through
+// the TUN, names resolve through the forwarder (or a resolver routed
+// through the TUN), and without the kill switch a resolver on the LAN and
+// IPv6 outside the tunnel are found.
+func TestLeakCheckTunMode(t *testing.T) {
+	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "socat")
+	v := NewVPN(t, n, true)
+	bin := BuildVPNFWD(t, t.TempDir())
+	n.Must(v.Server, "ip", "addr", "add", "fd00:65::1/64", "dev", "under", "nodad")
+	n.Must(v.Cli, "ip", "addr", "add", "fd00:65::2/64", "dev", "eth0", "nodad")
+	n.Start(v.Server, "socat", "TCP6-LISTEN:8080,fork,reuseaddr", "SYSTEM:echo v6")
+	n.Start(v.Server, "socat", "UDP-RECVFROM:53,fork", "SYSTEM:cat") // a resolver on the LAN
+	startWhatsMyIP(t, n, v.Inet)
+	self, _ := os.Executable()
+	pc := n.Start(v.Inet, "env", "VPNFWD_HELPER=portcheck", "VPNFWD_ADDR=:9000", "VPNFWD_TARGET="+PublicAddr, self)
+	waitFor(t, func() bool { return strings.Contains(pc.Out.String(), "ready") })
+	// The service: the forwarded port is redirected to 7777 (--forward).
+	n.Start(v.Cli, "socat", "TCP-LISTEN:7777,fork,reuseaddr", "SYSTEM:cat")
+
+	check := func(dnsServer string, args ...string) (leakReport, map[string]string) {
+		t.Helper()
+		a := append([]string{bin, "leak-check", "--json", "--ip-url", "http://" + InetAddr + ":8080/",
+			"--port-check-url", "http://" + InetAddr + ":9000/{port}", "--ipv6-target", "[fd00:65::1]:8080", "--dns-server", dnsServer}, args...)
+		out, _ := n.ExecTimeout(v.Cli, 2*time.Minute, a...)
+		var r leakReport
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("leak-check output: %v\n%s", err, out)
+		}
+		m := map[string]string{}
+		for _, c := range r.Checks {
+			t.Logf("%-10s %-5s %5.2fs %s", c.Check, c.Result, c.Seconds, c.Detail)
+			m[c.Check] = c.Result
+		}
+		return r, m
+	}
+
+	// Kill switch and the forwarder on 127.0.0.1:53: all pass, outage too.
+	up := n.Start(v.Cli, bin, "up", "--tun", "wgt", "--wg-config", v.ClientConf, "--provider", "natpmp",
+		"--forward", "127.0.0.1:7777", "--killswitch")
+	waitForPort(t, n, v.Cli, bin)
+	r, m := check("127.0.0.1", "--simulate-outage", "--outage", "2s")
+	if r.Exit != 0 {
+		t.Errorf("tun mode with the kill switch: exit %d\n%s", r.Exit, up.Out)
+	}
+	for _, c := range []string{"exit-ip", "dns", "ipv6", "killswitch", "port", "outage"} {
+		if m[c] != "pass" {
+			t.Errorf("tun mode with the kill switch: %s: %s", c, m[c])
+		}
+	}
+	for _, c := range r.Checks {
+		if c.Check == "exit-ip" && !strings.Contains(c.Detail, "apps exit as "+PublicAddr+", through the TUN wgt") {
+			t.Errorf("exit-ip: %s", c.Detail)
+		}
+	}
+	up.Signal(syscall.SIGTERM, 5*time.Second)
+
+	// No kill switch, the LAN's resolver in use: apps still exit through
+	// the TUN, but DNS and IPv6 leave around it.
+	up = n.Start(v.Cli, bin, "up", "--tun", "wgt", "--wg-config", v.ClientConf, "--provider", "natpmp",
+		"--forward", "127.0.0.1:7777")
+	waitForPort(t, n, v.Cli, bin)
+	r, m = check(UnderVPN)
+	if r.Exit != 1 || m["exit-ip"] != "pass" || m["dns"] != "leak" || m["ipv6"] != "leak" || m["killswitch"] != "leak" || m["port"] != "pass" {
+		t.Errorf("tun mode without the kill switch: exit %d %v", r.Exit, m)
+	}
+	up.Signal(syscall.SIGTERM, 5*time.Second)
+}
