@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -208,7 +209,11 @@ func (p *prober) failedBetween(from, to time.Time) (failed, total int) {
 func upWithEcho(t *testing.T, n *Net, v *VPN, extra ...string) (*Proc, *echoService, int, string) {
 	t.Helper()
 	bin := BuildVPNFWD(t, t.TempDir())
-	echo := startEcho(t, n, v.Cli, "127.0.0.1:7777")
+	addr := "127.0.0.1:7777"
+	if slices.Contains(extra, "--tun") {
+		addr = ":7777" // the forwarded port is redirected to the TUN's address
+	}
+	echo := startEcho(t, n, v.Cli, addr)
 	args := append([]string{bin, "up", "--wg-config", v.ClientConf, "--provider", "natpmp", "--gateway", GatewayIP,
 		"--forward", "127.0.0.1:7777", "--lifetime", "60s"}, extra...)
 	up := n.Start(v.Cli, args...)
@@ -237,14 +242,20 @@ func currentPort(t *testing.T, n *Net, v *VPN) int {
 // the local service each fail in turn. Each recovery must come within its
 // allowance (gateway restart 5 s, server restart 10 s, end of a 10-s
 // blackout 3 s, service restart at once), on the same port throughout,
-// and every probe outside the faults succeeds.
+// and every probe outside the faults succeeds. Both data planes:
+// netstack (the bridge to the service) and --tun (a kernel TUN).
 func TestFaultSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
 	}
+	t.Run("netstack", func(t *testing.T) { faultSoak(t) })
+	t.Run("tun", func(t *testing.T) { faultSoak(t, "--tun", "wgt") })
+}
+
+func faultSoak(t *testing.T, extra ...string) {
 	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "curl")
 	v := NewVPN(t, n, true)
-	up, echo, port, pub := upWithEcho(t, n, v)
+	up, echo, port, pub := upWithEcho(t, n, v, extra...)
 	pr := startProber(t, n, v.Inet, pub)
 	pr.recovered(t, time.Time{}, 10*time.Second)
 	calm := time.Now()
@@ -327,6 +338,7 @@ func TestFaultSoak(t *testing.T) {
 		t.Logf("vpnfwd log:\n%s", up.Out)
 	}
 	if path := os.Getenv("VPNFWD_FIGURES"); path != "" {
+		path += "." + strings.ReplaceAll(t.Name(), "/", "-")
 		os.WriteFile(path, []byte(strings.Join(figures, "\n")+"\n"), 0o644)
 	}
 	if _, err := up.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
