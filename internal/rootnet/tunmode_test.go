@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.zx2c4.com/wireguard/wgctrl"
 )
 
 // TestTunModeSidecar is the Docker sidecar's shape: vpnfwd up --tun with
@@ -75,6 +77,21 @@ func TestTunModeSidecar(t *testing.T) {
 	}
 	if _, err := n.Exec(v.Cli, "wg", "show", "vpnfwd"); err != nil {
 		t.Errorf("wg show: %v", err)
+	}
+	// What wgctrl-based tools (exporters, dashboards) read off the device.
+	if wc, err := wgctrl.New(); err != nil {
+		t.Errorf("wgctrl: %v", err)
+	} else {
+		dev, err := wc.Device("vpnfwd")
+		switch {
+		case err != nil:
+			t.Errorf("wgctrl Device(vpnfwd): %v", err)
+		case len(dev.Peers) != 1 || dev.Peers[0].PublicKey.String() != v.ServerPub.String() ||
+			dev.Peers[0].LastHandshakeTime.IsZero() || dev.Peers[0].ReceiveBytes == 0 ||
+			dev.Peers[0].Endpoint.String() != UnderVPN+":51820" || dev.FirewallMark != 0x7670:
+			t.Errorf("wgctrl sees: %+v, peers %+v", dev, dev.Peers)
+		}
+		wc.Close()
 	}
 
 	// kill -9: the TUN goes with the process, the kill switch stays, and
