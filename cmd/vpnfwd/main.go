@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
 	"syscall"
 
@@ -65,26 +64,12 @@ func (e *exitError) Error() string { return e.err.Error() }
 // keeping the high-water mark (measured in bench/whole-path.sh).
 const defaultMemoryLimit = 128 << 20
 
-// defaultProcs is how many threads run Go code when GOMAXPROCS is unset:
-// half of what the runtime would take (the CPUs, or the container's CPU
-// limit), at least one. Every packet batch crosses five goroutines (the
-// bridge, gVisor's TCP processor, wireguard-go's reader, encrypter and
-// sender); with a spare P for each, every crossing wakes a thread on
-// another CPU, and those wake-ups cost more than the work they hand over.
-// The other half is left to the kernel's share of the path (UDP, the
-// service's socket). On 2 CPUs, one P cut vpnfwd's CPU time per GB
-// uploaded by about a third and raised throughput (bench/whole-path.sh).
-func defaultProcs(n int) int { return max(1, n/2) }
-
 func main() {
 	if os.Getenv(netns.AgentEnv) == "1" {
 		netns.Agent() // vpnfwd exec's agent, inside CMD's namespace
 	}
 	if _, ok := os.LookupEnv("GOMEMLIMIT"); !ok {
 		debug.SetMemoryLimit(defaultMemoryLimit)
-	}
-	if _, ok := os.LookupEnv("GOMAXPROCS"); !ok {
-		runtime.GOMAXPROCS(defaultProcs(runtime.GOMAXPROCS(0)))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
