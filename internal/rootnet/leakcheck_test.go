@@ -17,18 +17,26 @@ type leakReport struct {
 	}
 }
 
-func TestLeakCheck(t *testing.T) {
+// leakTestbed is the namespace testbed with what leak-check asks: a
+// what's-my-IP service and a port checker on the internet side, an IPv6
+// service and a resolver on the client's LAN (outside the tunnel).
+func leakTestbed(t *testing.T) (*Net, *VPN, string) {
 	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "socat")
 	v := NewVPN(t, n, true)
 	bin := BuildVPNFWD(t, t.TempDir())
 	n.Must(v.Server, "ip", "addr", "add", "fd00:65::1/64", "dev", "under", "nodad")
 	n.Must(v.Cli, "ip", "addr", "add", "fd00:65::2/64", "dev", "eth0", "nodad")
 	n.Start(v.Server, "socat", "TCP6-LISTEN:8080,fork,reuseaddr", "SYSTEM:echo v6")
-	n.Start(v.Server, "socat", "UDP-RECVFROM:53,fork", "SYSTEM:cat") // a resolver outside the tunnel
+	n.Start(v.Server, "socat", "UDP-RECVFROM:53,fork", "SYSTEM:cat") // a resolver on the LAN
 	startWhatsMyIP(t, n, v.Inet)
 	self, _ := os.Executable()
 	pc := n.Start(v.Inet, "env", "VPNFWD_HELPER=portcheck", "VPNFWD_ADDR=:9000", "VPNFWD_TARGET="+PublicAddr, self)
 	waitFor(t, func() bool { return strings.Contains(pc.Out.String(), "ready") })
+	return n, v, bin
+}
+
+func TestLeakCheck(t *testing.T) {
+	n, v, bin := leakTestbed(t)
 	n.Start(v.Cli, "socat", "TCP-LISTEN:7777,bind=127.0.0.1,fork,reuseaddr", "SYSTEM:cat")
 
 	check := func(args ...string) leakReport {
@@ -97,17 +105,7 @@ func TestLeakCheck(t *testing.T) {
 // through the TUN), and without the kill switch a resolver on the LAN and
 // IPv6 outside the tunnel are found.
 func TestLeakCheckTunMode(t *testing.T) {
-	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "socat")
-	v := NewVPN(t, n, true)
-	bin := BuildVPNFWD(t, t.TempDir())
-	n.Must(v.Server, "ip", "addr", "add", "fd00:65::1/64", "dev", "under", "nodad")
-	n.Must(v.Cli, "ip", "addr", "add", "fd00:65::2/64", "dev", "eth0", "nodad")
-	n.Start(v.Server, "socat", "TCP6-LISTEN:8080,fork,reuseaddr", "SYSTEM:echo v6")
-	n.Start(v.Server, "socat", "UDP-RECVFROM:53,fork", "SYSTEM:cat") // a resolver on the LAN
-	startWhatsMyIP(t, n, v.Inet)
-	self, _ := os.Executable()
-	pc := n.Start(v.Inet, "env", "VPNFWD_HELPER=portcheck", "VPNFWD_ADDR=:9000", "VPNFWD_TARGET="+PublicAddr, self)
-	waitFor(t, func() bool { return strings.Contains(pc.Out.String(), "ready") })
+	n, v, bin := leakTestbed(t)
 	// The service: the forwarded port is redirected to 7777 (--forward).
 	n.Start(v.Cli, "socat", "TCP-LISTEN:7777,fork,reuseaddr", "SYSTEM:cat")
 
