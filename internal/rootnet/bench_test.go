@@ -168,14 +168,20 @@ func TestWholePath(t *testing.T) {
 	waitFor(t, func() bool { return reachable("5203") })
 
 	// One iperf3 run: Mbit/s and the client's CPU seconds per GB moved.
+	// The VPN server's share: how busy Debian's wireguard-go server was
+	// during each client's runs (a ceiling for every client alike).
+	serverPid := v.server.Cmd.Process.Pid
+	serverBusy := map[string][]float64{}
 	iperf := func(port string, pid int, reverse bool) (mbps, cpuPerGB float64) {
 		args := []string{"iperf3", "-c", PublicAddr, "-p", port, "-t", secs, "-J"}
 		if reverse {
 			args = append(args, "-R")
 		}
-		cpu0 := cpuSeconds(t, pid)
+		cpu0, srv0, wall0 := cpuSeconds(t, pid), cpuSeconds(t, serverPid), time.Now()
 		out := n.Must(v.Inet, args...)
 		cpu := cpuSeconds(t, pid) - cpu0
+		key := port + [2]string{" down", " up"}[map[bool]int{false: 0, true: 1}[reverse]]
+		serverBusy[key] = append(serverBusy[key], (cpuSeconds(t, serverPid)-srv0)/time.Since(wall0).Seconds())
 		var r struct {
 			End struct {
 				SumReceived struct {
@@ -237,6 +243,10 @@ func TestWholePath(t *testing.T) {
 		fmt.Println()
 	}
 
+	fmt.Printf("  VPN server (Debian's wireguard-go) CPU use during each client's runs, in CPUs (median):\n")
+	for _, cl := range clients {
+		fmt.Printf("    %-36s download %.2f, upload %.2f\n", cl.name, median(serverBusy[cl.port+" down"]), median(serverBusy[cl.port+" up"]))
+	}
 	after := rss(t, up.Cmd.Process.Pid)
 	fmt.Printf("memory after the bulk runs: RSS %.1f MB (peak %.1f MB)\n", after.cur, after.peak)
 
