@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -22,11 +23,14 @@ func segments(pkt *stack.PacketBuffer) int {
 // it cannot make sense of.
 func writeOut(pkt *stack.PacketBuffer, bufs [][]byte, sizes []int, offset int) int {
 	if pkt.GSOOptions.Type == stack.GSONone {
-		n, ok := gather(bufs[0][offset:], pkt.AsSlices(), 0)
-		if !ok {
+		out := bufs[0][offset:]
+		if pkt.Size() > len(out) {
 			return 0
 		}
-		sizes[0] = n
+		if _, _, ok := read(out[:pkt.Size()], pkt.AsSlices(), 0); !ok {
+			return 0
+		}
+		sizes[0] = pkt.Size()
 		return 1
 	}
 	return splitTCP(pkt, bufs, sizes, offset)
@@ -72,18 +76,18 @@ func splitTCP(pkt *stack.PacketBuffer, bufs [][]byte, sizes []int, offset int) i
 			return 0
 		}
 		seg := out[:hdrLen+plen]
-		var src, dst []byte
+		var src, dst tcpip.Address
 		if is4 {
 			ip := header.IPv4(seg)
 			ip.SetTotalLength(uint16(len(seg)))
 			ip.SetID(id + uint16(i))
 			ip.SetChecksum(0)
 			ip.SetChecksum(^ip.CalculateChecksum())
-			src, dst = ip.SourceAddressSlice(), ip.DestinationAddressSlice()
+			src, dst = ip.SourceAddress(), ip.DestinationAddress()
 		} else {
 			ip := header.IPv6(seg)
 			ip.SetPayloadLength(uint16(len(seg) - header.IPv6MinimumSize))
-			src, dst = seg[8:24], seg[24:40]
+			src, dst = ip.SourceAddress(), ip.DestinationAddress()
 		}
 		tcp := header.TCP(seg[ipLen:])
 		tcp.SetSequenceNumber(seq + uint32(i*mss))
@@ -96,37 +100,11 @@ func splitTCP(pkt *stack.PacketBuffer, bufs [][]byte, sizes []int, offset int) i
 		}
 		tcp.SetFlags(uint8(f))
 		tcp.SetChecksum(0)
-		sum := pseudoSum(src, dst, uint16(len(seg)-ipLen))
+		sum := header.PseudoHeaderChecksum(header.TCPProtocolNumber, src, dst, uint16(len(seg)-ipLen))
 		tcp.SetChecksum(^checksum.Checksum(seg[ipLen:], sum))
 		sizes[i] = len(seg)
 	}
 	return n
-}
-
-// pseudoSum is the TCP pseudo-header's checksum (RFC 793, RFC 8200 8.1).
-func pseudoSum(src, dst []byte, length uint16) uint16 {
-	sum := checksum.Checksum(src, 0)
-	sum = checksum.Checksum(dst, sum)
-	sum = checksum.Combine(sum, uint16(header.TCPProtocolNumber))
-	return checksum.Combine(sum, length)
-}
-
-// gather copies the bytes of slices, after the first skip, into dst.
-func gather(dst []byte, slices [][]byte, skip int) (int, bool) {
-	n := 0
-	for _, s := range slices {
-		if skip >= len(s) {
-			skip -= len(s)
-			continue
-		}
-		s = s[skip:]
-		skip = 0
-		if n+len(s) > len(dst) {
-			return n, false
-		}
-		n += copy(dst[n:], s)
-	}
-	return n, true
 }
 
 // read fills dst from slices, starting skip bytes in, and returns where

@@ -27,7 +27,7 @@ func gsoPacket(t *testing.T, v6 bool, payload []byte, mss uint16, flags header.T
 	copy(tcp[header.TCPMinimumSize:], []byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2}) // NOP NOP timestamps
 	src, dst := netip.MustParseAddr("10.2.0.2"), netip.MustParseAddr("100.64.7.2")
 	gso := stack.GSO{Type: stack.GSOTCPv4, NeedsCsum: true, CsumOffset: header.TCPChecksumOffset,
-		MSS: mss, L3HdrLen: header.IPv4MinimumSize, MaxSize: gsoMaxSize}
+		MSS: mss, L3HdrLen: header.IPv4MinimumSize, MaxSize: gsoMaxSize(1420)}
 	if v6 {
 		src, dst = netip.MustParseAddr("fd00::2"), netip.MustParseAddr("2001:db8::7")
 		gso.Type, gso.L3HdrLen = stack.GSOTCPv6, header.IPv6MinimumSize
@@ -134,5 +134,16 @@ func TestWriteOutPlainAndTooMany(t *testing.T) {
 	bufs, sizes = [][]byte{make([]byte, 1500), make([]byte, 1500)}, []int{0, 0}
 	if n := writeOut(big, bufs, sizes, 0); n != 0 {
 		t.Fatalf("3 segments into 2 buffers: wrote %d", n)
+	}
+}
+
+// Even at the smallest MTU a config may set, the largest segment gVisor
+// hands over is cut into no more packets than one wireguard-go batch.
+func TestGSOMaxSizeFitsABatch(t *testing.T) {
+	for _, mtu := range []int{576, 1280, 1420, 9000} {
+		mss := mtu - header.IPv4MinimumSize - header.TCPMinimumSize - 40 // 40: the most TCP options
+		if segs := (int(gsoMaxSize(mtu)) + mss - 1) / mss; segs > maxSegments || maxSegments > batch {
+			t.Errorf("MTU %d: %d segments of %d bytes", mtu, segs, mss)
+		}
 	}
 }

@@ -27,8 +27,14 @@ import (
 //     authenticated them, as the kernel's WireGuard marks them
 //     CHECKSUM_UNNECESSARY (drivers/net/wireguard/receive.c).
 
-// gsoMaxSize is the largest TCP segment gVisor hands over.
-const gsoMaxSize = 1<<16 - 1
+// gsoMaxSize is the largest TCP segment gVisor hands over: 64 KiB, or
+// less on a small MTU, so that one segment is never cut into more than
+// maxSegments packets (wireguard-go's batch is 128).
+func gsoMaxSize(mtu int) uint32 {
+	return uint32(min(1<<16-1, maxSegments*(mtu-100))) // MSS >= MTU - IPv6 - TCP with options
+}
+
+const maxSegments = 100
 
 // queueLimit bounds the outbound queue, in MTU-sized packets: more than
 // wireguard-go takes in a few batches, little enough not to hide
@@ -76,7 +82,7 @@ func (e *linkEndpoint) ARPHardwareType() header.ARPHardwareType { return header.
 func (e *linkEndpoint) AddHeader(*stack.PacketBuffer)           {}
 func (e *linkEndpoint) ParseHeader(*stack.PacketBuffer) bool    { return true }
 func (e *linkEndpoint) SetOnCloseAction(func())                 {}
-func (e *linkEndpoint) GSOMaxSize() uint32                      { return gsoMaxSize }
+func (e *linkEndpoint) GSOMaxSize() uint32                      { return gsoMaxSize(int(e.mtu.Load())) }
 func (e *linkEndpoint) SupportedGSO() stack.SupportedGSO        { return stack.HostGSOSupported }
 
 // Capabilities: inbound checksums are trusted (see above); outbound ones
@@ -123,8 +129,8 @@ func (e *linkEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Err
 }
 
 // take moves up to max MTU-sized packets' worth of queued packets into
-// dst. A GSO packet is never split across two calls: max must be at least
-// maxSegments.
+// dst. A GSO packet is never split across two calls: the first is taken
+// whatever its size (at most maxSegments, less than wireguard-go's batch).
 func (e *linkEndpoint) take(dst []*stack.PacketBuffer, max int) []*stack.PacketBuffer {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -139,9 +145,6 @@ func (e *linkEndpoint) take(dst []*stack.PacketBuffer, max int) []*stack.PacketB
 		e.queue[i] = nil
 	}
 	e.queued -= n
-	if e.queued < 0 {
-		e.queued = 0
-	}
 	rest := copy(e.queue, e.queue[i:])
 	clear(e.queue[rest:])
 	e.queue = e.queue[:rest]
