@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/vpnfwd/vpnfwd/dns"
 )
@@ -91,16 +90,10 @@ func (d *daemon) systemNameservers() []netip.AddrPort {
 	}
 	listen, _ := netip.ParseAddrPort(d.cfg.DNS.Listen)
 	var out []netip.AddrPort
-	for _, line := range strings.Split(string(orig), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 || f[0] != "nameserver" {
-			continue
+	for _, a := range nameservers(orig) {
+		if a != listen.Addr() {
+			out = append(out, netip.AddrPortFrom(a, 53))
 		}
-		a, err := netip.ParseAddr(f[1])
-		if err != nil || a == listen.Addr() {
-			continue
-		}
-		out = append(out, netip.AddrPortFrom(a, 53))
 	}
 	return out
 }

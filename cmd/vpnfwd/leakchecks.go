@@ -154,15 +154,27 @@ func shortErr(err error) string {
 
 // systemDNS lists the host's resolvers from /etc/resolv.conf.
 func systemDNS() []string {
-	b, err := os.ReadFile("/etc/resolv.conf")
+	b, err := os.ReadFile(resolvConf)
 	if err != nil {
 		return nil
 	}
 	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, a := range nameservers(b) {
+		out = append(out, netip.AddrPortFrom(a, 53).String())
+	}
+	return out
+}
+
+// nameservers are the addresses of a resolv.conf's nameserver lines.
+func nameservers(resolvConf []byte) []netip.Addr {
+	var out []netip.Addr
+	for _, l := range strings.Split(string(resolvConf), "\n") {
 		f := strings.Fields(l)
-		if len(f) >= 2 && f[0] == "nameserver" {
-			out = append(out, net.JoinHostPort(f[1], "53"))
+		if len(f) < 2 || f[0] != "nameserver" {
+			continue
+		}
+		if a, err := netip.ParseAddr(f[1]); err == nil {
+			out = append(out, a)
 		}
 	}
 	return out
@@ -178,29 +190,7 @@ func checkDNS(ctx context.Context, st api.Status, servers []string) checkResult 
 		return skip(name, "no resolver in /etc/resolv.conf and no --dns-server")
 	}
 	if st.Tunnel.Mode == "tun" {
-		var ok []string
-		for _, s := range servers {
-			ap, err := netip.ParseAddrPort(s)
-			if err != nil {
-				return errRes(name, "%s: %v", s, err)
-			}
-			if st.DNS != "" && ap.String() == st.DNS {
-				ok = append(ok, s+" (vpnfwd's forwarder)")
-				continue
-			}
-			dev, err := routeDevice(ap.Addr())
-			switch {
-			case err != nil:
-				return errRes(name, "route to %s: %v", s, err)
-			case dev == st.Tunnel.Device:
-				ok = append(ok, s+" (routed through "+dev+")")
-			case dev == "lo":
-				return leak(name, "queries go to %s, a resolver on this host that is not vpnfwd's forwarder: it asks outside the tunnel (--dns-resolv-conf points resolv.conf at the forwarder)", s)
-			default:
-				return leak(name, "queries to %s leave through %s, outside the tunnel", s, dev)
-			}
-		}
-		return pass(name, "names are resolved through the tunnel: %s", strings.Join(ok, ", "))
+		return checkDNSRoutes(st, servers)
 	}
 	q := dnsQuery("example.com.")
 	var ok []string
@@ -227,6 +217,34 @@ func checkDNS(ctx context.Context, st api.Status, servers []string) checkResult 
 		}
 	}
 	return pass(name, "no answer outside the tunnel from %s; the tunnel resolves names", strings.Join(ok, ", "))
+}
+
+// checkDNSRoutes is checkDNS in tun mode: each resolver must be vpnfwd's
+// forwarder or be routed into the TUN.
+func checkDNSRoutes(st api.Status, servers []string) checkResult {
+	const name = "dns"
+	var ok []string
+	for _, s := range servers {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			return errRes(name, "%s: %v", s, err)
+		}
+		if st.DNS != "" && ap.String() == st.DNS {
+			ok = append(ok, s+" (vpnfwd's forwarder)")
+			continue
+		}
+		dev, err := routeDevice(ap.Addr())
+		switch {
+		case err != nil:
+			return errRes(name, "route to %s: %v", s, err)
+		case dev == "lo":
+			return leak(name, "queries go to %s, a resolver on this host that is not vpnfwd's forwarder: it asks outside the tunnel (--dns-resolv-conf points resolv.conf at the forwarder)", s)
+		case dev != st.Tunnel.Device:
+			return leak(name, "queries to %s leave through %s, outside the tunnel", s, dev)
+		}
+		ok = append(ok, s+" (routed through "+dev+")")
+	}
+	return pass(name, "names are resolved through the tunnel: %s", strings.Join(ok, ", "))
 }
 
 func dnsQuery(name string) []byte {
