@@ -167,21 +167,19 @@ func TestWholePath(t *testing.T) {
 	up = n.Start(v.Cli, upArgs...)
 	waitFor(t, func() bool { return reachable("5203") })
 
-	// One iperf3 run: Mbit/s and the client's CPU seconds per GB moved.
-	// The VPN server's share: how busy Debian's wireguard-go server was
-	// during each client's runs (a ceiling for every client alike).
+	// One iperf3 run (dir 0: download, 1: upload -R): Mbit/s, the client's
+	// CPU seconds per GB moved, and how busy the VPN server (Debian's
+	// wireguard-go, a ceiling for every client alike) was meanwhile, in CPUs.
 	serverPid := v.server.Cmd.Process.Pid
-	serverBusy := map[string][]float64{}
-	iperf := func(port string, pid int, reverse bool) (mbps, cpuPerGB float64) {
+	iperf := func(port string, pid, dir int) (mbps, cpuPerGB, serverCPUs float64) {
 		args := []string{"iperf3", "-c", PublicAddr, "-p", port, "-t", secs, "-J"}
-		if reverse {
+		if dir == 1 {
 			args = append(args, "-R")
 		}
 		cpu0, srv0, wall0 := cpuSeconds(t, pid), cpuSeconds(t, serverPid), time.Now()
 		out := n.Must(v.Inet, args...)
 		cpu := cpuSeconds(t, pid) - cpu0
-		key := port + [2]string{" down", " up"}[map[bool]int{false: 0, true: 1}[reverse]]
-		serverBusy[key] = append(serverBusy[key], (cpuSeconds(t, serverPid)-srv0)/time.Since(wall0).Seconds())
+		serverCPUs = (cpuSeconds(t, serverPid) - srv0) / time.Since(wall0).Seconds()
 		var r struct {
 			End struct {
 				SumReceived struct {
@@ -193,26 +191,25 @@ func TestWholePath(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &r); err != nil || r.End.SumReceived.Bytes == 0 {
 			t.Fatalf("iperf3 to port %s: %v\n%s", port, err, out)
 		}
-		return r.End.SumReceived.BitsPerSecond / 1e6, cpu / (r.End.SumReceived.Bytes / 1e9)
+		return r.End.SumReceived.BitsPerSecond / 1e6, cpu / (r.End.SumReceived.Bytes / 1e9), serverCPUs
 	}
-	clients := []struct {
+	type benchClient struct {
 		name, port string
 		pid        int
-	}{
+	}
+	clients := []benchClient{
 		{"kernel-TUN wireguard-go (reference)", "5202", kernelWG.Cmd.Process.Pid},
 		{"vpnfwd (netstack, --forward)", "5201", up.Cmd.Process.Pid},
 		{"vpnfwd --tun", "5204", tunUp.Cmd.Process.Pid},
 	}
 	if other != nil {
-		clients = append(clients, struct {
-			name, port string
-			pid        int
-		}{"vpnfwd (netstack, VPNFWD_BENCH_BIN2)", "5207", other.Cmd.Process.Pid})
+		clients = append(clients, benchClient{"vpnfwd (netstack, VPNFWD_BENCH_BIN2)", "5207", other.Cmd.Process.Pid})
 	}
 	// [client][direction] -> per-round figures; the runs are interleaved
 	// so that machine noise hits all clients alike.
-	rate := make([][2][]float64, len(clients))
-	cpu := make([][2][]float64, len(clients))
+	type figures struct{ rate, cpu, server []float64 }
+	fig := make([][2]figures, len(clients))
+	dirName := [2]string{"down", "up"}
 	for i := 0; i < rounds; i++ {
 		for dir := 0; dir < 2; dir++ {
 			for c, cl := range clients {
@@ -220,15 +217,15 @@ func TestWholePath(t *testing.T) {
 				if pdir := os.Getenv("VPNFWD_BENCH_PERF"); pdir != "" && i == 0 && c > 0 {
 					// perf record of this client's process during this run.
 					perf = exec.Command("perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(cl.pid),
-						"-o", filepath.Join(pdir, fmt.Sprintf("perf-%s-%s.data", cl.port, [2]string{"down", "up"}[dir])), "--", "sleep", secs)
+						"-o", filepath.Join(pdir, fmt.Sprintf("perf-%s-%s.data", cl.port, dirName[dir])), "--", "sleep", secs)
 					perf.Start()
 				}
-				r, p := iperf(cl.port, cl.pid, dir == 1)
+				r, p, srv := iperf(cl.port, cl.pid, dir)
 				if perf != nil {
 					perf.Wait()
 				}
-				rate[c][dir] = append(rate[c][dir], r)
-				cpu[c][dir] = append(cpu[c][dir], p)
+				f := &fig[c][dir]
+				f.rate, f.cpu, f.server = append(f.rate, r), append(f.cpu, p), append(f.server, srv)
 			}
 		}
 	}
@@ -238,14 +235,14 @@ func TestWholePath(t *testing.T) {
 	for c, cl := range clients {
 		fmt.Printf("  %-36s", cl.name)
 		for dir := 0; dir < 2; dir++ {
-			fmt.Printf(" %8.0f %7.2f %11.2f  ", median(rate[c][dir]), median(rate[c][dir])/median(rate[0][dir]), median(cpu[c][dir]))
+			f := fig[c][dir]
+			fmt.Printf(" %8.0f %7.2f %11.2f  ", median(f.rate), median(f.rate)/median(fig[0][dir].rate), median(f.cpu))
 		}
 		fmt.Println()
 	}
-
 	fmt.Printf("  VPN server (Debian's wireguard-go) CPU use during each client's runs, in CPUs (median):\n")
-	for _, cl := range clients {
-		fmt.Printf("    %-36s download %.2f, upload %.2f\n", cl.name, median(serverBusy[cl.port+" down"]), median(serverBusy[cl.port+" up"]))
+	for c, cl := range clients {
+		fmt.Printf("    %-36s download %.2f, upload %.2f\n", cl.name, median(fig[c][0].server), median(fig[c][1].server))
 	}
 	after := rss(t, up.Cmd.Process.Pid)
 	fmt.Printf("memory after the bulk runs: RSS %.1f MB (peak %.1f MB)\n", after.cur, after.peak)
