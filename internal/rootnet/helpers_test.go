@@ -1,6 +1,7 @@
 package rootnet
 
 import (
+	"encoding/json"
 	"net/netip"
 	"os/exec"
 
@@ -241,4 +242,25 @@ func startResolver(n *Net, v *VPN, addrs ...string) {
 		args = append(args, "--listen-address="+a)
 	}
 	n.Start(v.Server, args...)
+}
+
+// waitForSyncedPort waits until vpnfwd in ns holds a port and its one
+// publisher (a torrent client) has taken it, and returns the port.
+func waitForSyncedPort(t *testing.T, n *Net, ns, bin string) int {
+	t.Helper()
+	var st struct {
+		Port    struct{ Port int }
+		Publish []struct {
+			OK    bool
+			Ports []int
+		}
+	}
+	waitFor(t, func() bool {
+		out, err := n.Exec(ns, bin, "status", "--json")
+		if err != nil || json.Unmarshal([]byte(out), &st) != nil {
+			return false
+		}
+		return st.Port.Port != 0 && len(st.Publish) == 1 && st.Publish[0].OK && st.Publish[0].Ports[0] == st.Port.Port
+	})
+	return st.Port.Port
 }

@@ -1,7 +1,6 @@
 package rootnet
 
 import (
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -25,23 +24,7 @@ func TestQBittorrentFollowsThePort(t *testing.T) {
 	for round := 1; round <= 2; round++ {
 		up := n.Start(v.Cli, bin, "up", "--wg-config", v.ClientConf, "--provider", "natpmp",
 			"--qbittorrent", "http://127.0.0.1:8080", "--qbittorrent-user", "admin", "--qbittorrent-password", "adminadmin")
-		var st struct {
-			Port    struct{ Port int }
-			Publish []struct {
-				Consumer string
-				OK       bool
-				Ports    []int
-				Error    string
-			}
-		}
-		waitFor(t, func() bool {
-			out, err := n.Exec(v.Cli, bin, "status", "--json")
-			if err != nil || json.Unmarshal([]byte(out), &st) != nil {
-				return false
-			}
-			return st.Port.Port != 0 && len(st.Publish) == 1 && st.Publish[0].OK && st.Publish[0].Ports[0] == st.Port.Port
-		})
-		port := st.Port.Port
+		port := waitForSyncedPort(t, n, v.Cli, bin)
 		if round == 2 && port == last {
 			t.Logf("miniupnpd gave the same port %d again; the change is not exercised", port)
 		}

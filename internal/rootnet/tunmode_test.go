@@ -1,7 +1,6 @@
 package rootnet
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -31,21 +30,7 @@ func TestTunModeSidecar(t *testing.T) {
 	start := time.Now()
 	up := n.Start(v.Cli, bin, "up", "--tun", "vpnfwd0", "--wg-config", v.ClientConf, "--provider", "natpmp", "--killswitch",
 		"--qbittorrent", "http://127.0.0.1:8080", "--qbittorrent-user", "admin", "--qbittorrent-password", "adminadmin")
-	var st struct {
-		Port    struct{ Port int }
-		Publish []struct {
-			OK    bool
-			Ports []int
-		}
-	}
-	waitFor(t, func() bool {
-		out, err := n.Exec(v.Cli, bin, "status", "--json")
-		if err != nil || json.Unmarshal([]byte(out), &st) != nil {
-			return false
-		}
-		return st.Port.Port != 0 && len(st.Publish) == 1 && st.Publish[0].OK && st.Publish[0].Ports[0] == st.Port.Port
-	})
-	port := st.Port.Port
+	port := waitForSyncedPort(t, n, v.Cli, bin)
 	t.Logf("start to port synced: %s", time.Since(start).Round(time.Millisecond))
 
 	// A peer on the internet connects to qBittorrent through the VPN's
