@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,11 +24,16 @@ import (
 // from the internet namespace in each mode (netstack, --tun, exec); bulk
 // TCP through the forwarded port in both directions for vpnfwd (netstack
 // and --tun) next to Debian's kernel-TUN wireguard-go client on the same
-// server, interleaved in one run, with each client's own CPU time per GB;
-// and vpnfwd's resident memory with 1,000 bridged TCP connections and
-// 1,000 UDP peers. VPNFWD_BENCH_BIN measures another vpnfwd binary (an
-// older build, for a before/after in one setting); VPNFWD_BENCH_PERF=DIR
-// records each vpnfwd's CPU profile with perf during the first round.
+// server, interleaved in one run, with each client's own CPU time per GB,
+// how busy the server and the whole machine were and what share of the
+// datagrams the server's socket dropped (so that a ceiling of the testbed
+// shows as one); and vpnfwd's resident memory with 1,000 bridged TCP
+// connections and 1,000 UDP peers, and every client's after the bulk runs.
+// VPNFWD_BENCH_BIN measures another vpnfwd binary and VPNFWD_BENCH_BIN2
+// adds one (an older build, for a before/after in one setting);
+// VPNFWD_BENCH_ROUNDS, _SECONDS and _STREAMS (TCP connections per run) set
+// the runs; VPNFWD_BENCH_PERF=DIR records each vpnfwd's CPU profile with
+// perf during the first round.
 func TestWholePath(t *testing.T) {
 	if os.Getenv("VPNFWD_BENCH") != "1" {
 		t.Skip("set VPNFWD_BENCH=1 (bench/whole-path.sh)")
@@ -42,7 +48,17 @@ func TestWholePath(t *testing.T) {
 	if secs == "" {
 		secs = "5"
 	}
+	dur, err := strconv.Atoi(secs)
+	if err != nil || dur <= 0 {
+		t.Fatalf("VPNFWD_BENCH_SECONDS=%q: want a whole number of seconds", secs)
+	}
 	rounds := 3
+	// VPNFWD_BENCH_STREAMS: TCP connections per run (iperf3 -P), as a
+	// seeding client serves several peers at once; 1 by default.
+	streams := 1
+	if p, err := strconv.Atoi(os.Getenv("VPNFWD_BENCH_STREAMS")); err == nil && p > 0 {
+		streams = p
+	}
 	if r, err := strconv.Atoi(os.Getenv("VPNFWD_BENCH_ROUNDS")); err == nil && r > 0 {
 		rounds = r
 	}
@@ -169,17 +185,26 @@ func TestWholePath(t *testing.T) {
 
 	// One iperf3 run (dir 0: download, 1: upload -R): Mbit/s, the client's
 	// CPU seconds per GB moved, and how busy the VPN server (Debian's
-	// wireguard-go, a ceiling for every client alike) was meanwhile, in CPUs.
+	// wireguard-go, a ceiling for every client alike) and the whole
+	// machine were meanwhile, in CPUs.
 	serverPid := v.server.Cmd.Process.Pid
-	iperf := func(port string, pid, dir int) (mbps, cpuPerGB, serverCPUs float64) {
-		args := []string{"iperf3", "-c", PublicAddr, "-p", port, "-t", secs, "-J"}
+	type result struct{ mbps, cpuPerGB, serverCPUs, machineCPUs, serverDrops float64 }
+	iperf := func(port string, pid, dir int) result {
+		args := []string{"iperf3", "-c", PublicAddr, "-p", port, "-t", secs, "-P", strconv.Itoa(streams), "-J"}
 		if dir == 1 {
 			args = append(args, "-R")
 		}
-		cpu0, srv0, wall0 := cpuSeconds(t, pid), cpuSeconds(t, serverPid), time.Now()
-		out := n.Must(v.Inet, args...)
+		cpu0, srv0, busy0, wall0 := cpuSeconds(t, pid), cpuSeconds(t, serverPid), machineBusy(t), time.Now()
+		in0, drop0 := udpCounters(t, n, v.Server)
+		// iperf3 runs secs, then reports: Exec's 10-s limit would kill
+		// a longer run.
+		out, err := n.ExecTimeout(v.Inet, time.Duration(dur+10)*time.Second, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wall := time.Since(wall0).Seconds()
 		cpu := cpuSeconds(t, pid) - cpu0
-		serverCPUs = (cpuSeconds(t, serverPid) - srv0) / time.Since(wall0).Seconds()
+		in1, drop1 := udpCounters(t, n, v.Server)
 		var r struct {
 			End struct {
 				SumReceived struct {
@@ -191,7 +216,13 @@ func TestWholePath(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &r); err != nil || r.End.SumReceived.Bytes == 0 {
 			t.Fatalf("iperf3 to port %s: %v\n%s", port, err, out)
 		}
-		return r.End.SumReceived.BitsPerSecond / 1e6, cpu / (r.End.SumReceived.Bytes / 1e9), serverCPUs
+		return result{
+			mbps:        r.End.SumReceived.BitsPerSecond / 1e6,
+			cpuPerGB:    cpu / (r.End.SumReceived.Bytes / 1e9),
+			serverCPUs:  (cpuSeconds(t, serverPid) - srv0) / wall,
+			machineCPUs: (machineBusy(t) - busy0) / wall,
+			serverDrops: (drop1 - drop0) / max(1, in1-in0+drop1-drop0),
+		}
 	}
 	type benchClient struct {
 		name, port string
@@ -207,7 +238,7 @@ func TestWholePath(t *testing.T) {
 	}
 	// [client][direction] -> per-round figures; the runs are interleaved
 	// so that machine noise hits all clients alike.
-	type figures struct{ rate, cpu, server []float64 }
+	type figures struct{ rate, cpu, server, machine, drops []float64 }
 	fig := make([][2]figures, len(clients))
 	dirName := [2]string{"down", "up"}
 	for i := 0; i < rounds; i++ {
@@ -220,16 +251,18 @@ func TestWholePath(t *testing.T) {
 						"-o", filepath.Join(pdir, fmt.Sprintf("perf-%s-%s.data", cl.port, dirName[dir])), "--", "sleep", secs)
 					perf.Start()
 				}
-				r, p, srv := iperf(cl.port, cl.pid, dir)
+				r := iperf(cl.port, cl.pid, dir)
 				if perf != nil {
 					perf.Wait()
 				}
 				f := &fig[c][dir]
-				f.rate, f.cpu, f.server = append(f.rate, r), append(f.cpu, p), append(f.server, srv)
+				f.rate, f.cpu = append(f.rate, r.mbps), append(f.cpu, r.cpuPerGB)
+				f.server, f.machine = append(f.server, r.serverCPUs), append(f.machine, r.machineCPUs)
+				f.drops = append(f.drops, r.serverDrops)
 			}
 		}
 	}
-	fmt.Printf("bulk TCP through the forwarded port: median of %d interleaved %ss iperf3 runs; CPU = the client process's own user+system time\n", rounds, secs)
+	fmt.Printf("bulk TCP through the forwarded port: median of %d interleaved %ss iperf3 runs, %d TCP connection(s) each; CPU = the client process's own user+system time\n", rounds, secs, streams)
 	fmt.Printf("  %-36s %28s   %28s\n", "", "download (internet -> service)", "upload (service -> internet)")
 	fmt.Printf("  %-36s %8s %7s %11s   %8s %7s %11s\n", "client", "Mbit/s", "x ref", "CPU s/GB", "Mbit/s", "x ref", "CPU s/GB")
 	for c, cl := range clients {
@@ -240,12 +273,23 @@ func TestWholePath(t *testing.T) {
 		}
 		fmt.Println()
 	}
-	fmt.Printf("  VPN server (Debian's wireguard-go) CPU use during each client's runs, in CPUs (median):\n")
+	fmt.Printf("  CPUs busy during each client's runs (median), the VPN server (Debian's wireguard-go) / the whole machine (of %d):\n", runtime.NumCPU())
 	for c, cl := range clients {
-		fmt.Printf("    %-36s download %.2f, upload %.2f\n", cl.name, median(fig[c][0].server), median(fig[c][1].server))
+		fmt.Printf("    %-36s download %.2f / %.2f, upload %.2f / %.2f\n", cl.name,
+			median(fig[c][0].server), median(fig[c][0].machine), median(fig[c][1].server), median(fig[c][1].machine))
 	}
-	after := rss(t, up.Cmd.Process.Pid)
-	fmt.Printf("memory after the bulk runs: RSS %.1f MB (peak %.1f MB)\n", after.cur, after.peak)
+	// Datagrams the VPN server's UDP socket had no room for (it reads
+	// one per system call): where the uploads lose packets on this
+	// testbed, for every client alike.
+	fmt.Printf("  datagrams dropped at the VPN server's socket (median share of those that reached it):\n")
+	for c, cl := range clients {
+		fmt.Printf("    %-36s download %.1f %%, upload %.1f %%\n", cl.name, 100*median(fig[c][0].drops), 100*median(fig[c][1].drops))
+	}
+	fmt.Printf("memory after the bulk runs, RSS (peak):\n")
+	for _, cl := range clients {
+		m := rss(t, cl.pid)
+		fmt.Printf("    %-36s %.1f MB (%.1f MB)\n", cl.name, m.cur, m.peak)
+	}
 
 	up.Signal(syscall.SIGTERM, 5*time.Second)
 	tunUp.Signal(syscall.SIGTERM, 5*time.Second)
@@ -263,6 +307,55 @@ func cpuSeconds(t *testing.T, pid int) float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64) // field 14
 	st, _ := strconv.ParseFloat(f[12], 64) // field 15
 	return (ut + st) / 100
+}
+
+// machineBusy is the CPU time the whole machine has spent on anything but
+// idling so far (/proc/stat, in clock ticks of 1/100 s).
+func machineBusy(t *testing.T) float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	busy := 0.0
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 || i >= 8 { // idle, iowait; guest time is in user already
+			continue
+		}
+		x, _ := strconv.ParseFloat(v, 64)
+		busy += x
+	}
+	return busy / 100
+}
+
+// udpCounters are a namespace's UDP datagrams received and dropped for
+// want of socket buffer room so far (/proc/net/snmp: InDatagrams,
+// RcvbufErrors).
+func udpCounters(t *testing.T, n *Net, ns string) (in, drops float64) {
+	var names []string
+	for _, l := range strings.Split(n.Must(ns, "cat", "/proc/net/snmp"), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i := 1; i < len(f) && i < len(names); i++ {
+			x, _ := strconv.ParseFloat(f[i], 64)
+			switch names[i] {
+			case "InDatagrams":
+				in = x
+			case "RcvbufErrors":
+				drops = x
+			}
+		}
+		return in, drops
+	}
+	t.Fatalf("no Udp counters in %s's /proc/net/snmp", ns)
+	return 0, 0
 }
 
 func median(x []float64) float64 {
