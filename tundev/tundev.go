@@ -59,6 +59,38 @@ type Device struct {
 	addrs []netip.Prefix
 }
 
+// Check says, creating nothing, whether this process can make the TUN
+// that up --tun needs: /dev/net/tun there and open to it, and
+// CAP_NET_ADMIN held. up --tun calls it before anything else starts, so
+// that a user without the rights hears about them first, not about a
+// later step (a privileged DNS port) that would fail as well.
+func Check() error {
+	if err := checkDevice(); err != nil {
+		return err
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var caps [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &caps[0]); err != nil {
+		return nil // unknown: Open says what fails
+	}
+	if caps[0].Effective&(1<<unix.CAP_NET_ADMIN) == 0 {
+		return errors.New("tun mode needs root or CAP_NET_ADMIN (in a container: --cap-add NET_ADMIN); without them use the netstack data plane (no --tun) or vpnfwd exec")
+	}
+	return nil
+}
+
+// checkDevice says whether /dev/net/tun is there and open to this user.
+func checkDevice() error {
+	st, err := os.Stat("/dev/net/tun")
+	if err != nil {
+		return fmt.Errorf("tun mode needs /dev/net/tun (in a container: --device /dev/net/tun): %w", err)
+	}
+	if err := unix.Access("/dev/net/tun", unix.R_OK|unix.W_OK); err != nil {
+		return fmt.Errorf("/dev/net/tun (mode %04o) cannot be opened by this user: %w (up --tun needs root or CAP_NET_ADMIN; vpnfwd exec without root needs the device open to all, mode 0666, as Debian and most distributions ship it)", st.Mode().Perm(), err)
+	}
+	return nil
+}
+
 // Open creates the TUN and configures it. It needs CAP_NET_ADMIN and
 // /dev/net/tun; the error says which is missing. On error nothing is left
 // behind.
@@ -72,12 +104,8 @@ func Open(cfg Config) (*Device, error) {
 	if cfg.Table == 0 {
 		cfg.Table = 51820
 	}
-	st, err := os.Stat("/dev/net/tun")
-	if err != nil {
-		return nil, fmt.Errorf("tun mode needs /dev/net/tun (in a container: --device /dev/net/tun): %w", err)
-	}
-	if err := unix.Access("/dev/net/tun", unix.R_OK|unix.W_OK); err != nil {
-		return nil, fmt.Errorf("/dev/net/tun (mode %04o) cannot be opened by this user: %w (up --tun needs root or CAP_NET_ADMIN; vpnfwd exec without root needs the device open to all, mode 0666, as Debian and most distributions ship it)", st.Mode().Perm(), err)
+	if err := checkDevice(); err != nil {
+		return nil, err
 	}
 	h, err := netlink.NewHandle()
 	if err != nil {

@@ -115,6 +115,11 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 		}
 		d.proxyAuth = forward.Credentials{Username: cfg.Proxy.Username, Password: pw}
 	}
+	if cfg.WireGuard.Tun != "" && !o.Exec {
+		if err := tundev.Check(); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.listen(); err != nil {
 		d.closeAll()
 		return nil, err
