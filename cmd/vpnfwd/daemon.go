@@ -455,6 +455,12 @@ func (d *daemon) run(ctx context.Context) error {
 		d.log.Info("control API listening", "addr", d.apiL.Addr().String())
 	}
 	d.serveDNS(srvCtx, goFunc)
+	goFunc(func() {
+		trimMemory(srvCtx, func() (uint64, error) {
+			st, err := d.dev.Stats()
+			return st.RxBytes + st.TxBytes, err
+		})
+	})
 	followCtx, stopFollow := context.WithCancel(ctx)
 	if d.ks != nil {
 		goFunc(func() {

@@ -33,7 +33,8 @@ import (
 // adds one (an older build, for a before/after in one setting);
 // VPNFWD_BENCH_ROUNDS, _SECONDS and _STREAMS (TCP connections per run) set
 // the runs; VPNFWD_BENCH_PERF=DIR records each vpnfwd's CPU profile with
-// perf during the first round.
+// perf during the first round; VPNFWD_BENCH_SETTLE=S follows the RSS for
+// S seconds after the runs.
 func TestWholePath(t *testing.T) {
 	if os.Getenv("VPNFWD_BENCH") != "1" {
 		t.Skip("set VPNFWD_BENCH=1 (bench/whole-path.sh)")
@@ -289,6 +290,17 @@ func TestWholePath(t *testing.T) {
 	for _, cl := range clients {
 		m := rss(t, cl.pid)
 		fmt.Printf("    %-36s %.1f MB (%.1f MB)\n", cl.name, m.cur, m.peak)
+	}
+	// VPNFWD_BENCH_SETTLE=S: RSS every 10 s for S seconds more, idle.
+	if settle, _ := strconv.Atoi(os.Getenv("VPNFWD_BENCH_SETTLE")); settle > 0 {
+		for i := 10; i <= settle; i += 10 {
+			time.Sleep(10 * time.Second)
+			fmt.Printf("  %3d s later, RSS:", i)
+			for _, cl := range clients {
+				fmt.Printf(" %.1f MB", rss(t, cl.pid).cur)
+			}
+			fmt.Println()
+		}
 	}
 
 	up.Signal(syscall.SIGTERM, 5*time.Second)
