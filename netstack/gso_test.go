@@ -142,8 +142,17 @@ func TestWriteOutPlainAndTooMany(t *testing.T) {
 func TestGSOMaxSizeFitsABatch(t *testing.T) {
 	for _, mtu := range []int{576, 1280, 1420, 9000} {
 		mss := mtu - header.IPv4MinimumSize - header.TCPMinimumSize - 40 // 40: the most TCP options
-		if segs := (int(gsoMaxSize(mtu)) + mss - 1) / mss; segs > maxSegments || maxSegments > batch {
-			t.Errorf("MTU %d: %d segments of %d bytes", mtu, segs, mss)
+		burst := sendBurst(mtu)
+		if segs := (int(gsoMaxSize(mtu)) + mss - 1) / mss; segs > burst || burst > batch {
+			t.Errorf("MTU %d: %d segments of %d bytes, burst %d", mtu, segs, mss, burst)
 		}
+		// A burst of full WireGuard messages, with Ethernet, VLAN, IPv6
+		// and UDP headers, stays within a 64 KiB GSO packet.
+		if size := burst*(mtu+32) + 18 + 40 + 8; size > 1<<16 && burst > 1 {
+			t.Errorf("MTU %d: a burst of %d makes a %d-byte GSO packet", mtu, burst, size)
+		}
+	}
+	if b := sendBurst(1420); b != 45 {
+		t.Errorf("burst at MTU 1420: %d, want 45 (46 messages of 1,424 bytes overflow 64 KiB on a veth)", b)
 	}
 }

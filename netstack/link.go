@@ -28,13 +28,26 @@ import (
 //     CHECKSUM_UNNECESSARY (drivers/net/wireguard/receive.c).
 
 // gsoMaxSize is the largest TCP segment gVisor hands over: 64 KiB, or
-// less on a small MTU, so that one segment is never cut into more than
-// maxSegments packets (wireguard-go's batch is 128).
+// less when the MTU makes a burst shorter, so that one segment is never
+// cut into more packets than sendBurst lets one Read return.
 func gsoMaxSize(mtu int) uint32 {
-	return uint32(min(1<<16-1, maxSegments*(mtu-100))) // MSS >= MTU - IPv6 - TCP with options
+	return uint32(min(1<<16-1, sendBurst(mtu)*(mtu-100))) // MSS >= MTU - IPv6 - TCP with options
 }
 
-const maxSegments = 100
+// sendBurst is how many packets one Read hands to wireguard-go at most.
+// wireguard-go sends a run of equal-sized packets to the same peer as one
+// UDP GSO message of up to 65,507 bytes, but the kernel cuts up in
+// software any GSO packet longer than the device's gso_max_size (64 KiB),
+// link-layer header included: 46 WireGuard messages of 1,424 bytes (a
+// full segment of gVisor's MSS at MTU 1420) make 65,546 bytes on a veth
+// and left as single datagrams (tcpdump on the client's link), which cost
+// this process CPU and gave the VPN server's UDP GRO nothing to merge.
+// Within the limit, counting an Ethernet header with a VLAN tag, IPv6
+// and UDP (66 bytes) and WireGuard's 32 bytes a message: 45 at MTU 1420.
+func sendBurst(mtu int) int {
+	const gsoLimit, headers, wgOverhead = 1 << 16, 18 + 40 + 8, 32
+	return max(1, min(batch, (gsoLimit-headers)/(mtu+wgOverhead)))
+}
 
 // queueLimit bounds the outbound queue, in MTU-sized packets: more than
 // wireguard-go takes in a few batches, little enough not to hide
@@ -130,7 +143,7 @@ func (e *linkEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Err
 
 // take moves up to max MTU-sized packets' worth of queued packets into
 // dst. A GSO packet is never split across two calls: the first is taken
-// whatever its size (at most maxSegments, less than wireguard-go's batch).
+// whatever its size (at most sendBurst's, by gsoMaxSize).
 func (e *linkEndpoint) take(dst []*stack.PacketBuffer, max int) []*stack.PacketBuffer {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -263,6 +263,8 @@ func TestWholePath(t *testing.T) {
 			}
 		}
 	}
+	ver, _ := exec.Command(ServerBinary(), "--version").Output()
+	fmt.Printf("VPN server: %s\n", strings.SplitN(string(ver), "\n", 2)[0])
 	fmt.Printf("bulk TCP through the forwarded port: median of %d interleaved %ss iperf3 runs, %d TCP connection(s) each; CPU = the client process's own user+system time\n", rounds, secs, streams)
 	fmt.Printf("  %-36s %28s   %28s\n", "", "download (internet -> service)", "upload (service -> internet)")
 	fmt.Printf("  %-36s %8s %7s %11s   %8s %7s %11s\n", "client", "Mbit/s", "x ref", "CPU s/GB", "Mbit/s", "x ref", "CPU s/GB")

@@ -120,13 +120,23 @@ PersistentKeepalive = 25
 	return v
 }
 
+// ServerBinary is the VPN server's wireguard-go: Debian's, or the one
+// VPNFWD_TEST_WG_SERVER names (for instance a current upstream build, to
+// see the clients with a server that is not the testbed's ceiling).
+func ServerBinary() string {
+	if b := os.Getenv("VPNFWD_TEST_WG_SERVER"); b != "" {
+		return b
+	}
+	return "wireguard-go"
+}
+
 // StartServer starts the WireGuard server (wireguard-go on a kernel TUN)
 // with the client as its one peer; it knows the client's endpoint only
 // from the client's next handshake, as a real server after a restart.
 func (v *VPN) StartServer() {
 	v.t.Helper()
 	n := v.Net
-	v.server = n.Start(v.Server, "env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", v.wgIf)
+	v.server = n.Start(v.Server, "env", "WG_PROCESS_FOREGROUND=1", ServerBinary(), v.wgIf)
 	waitFor(v.t, func() bool { _, err := n.Exec(v.Server, "ip", "link", "show", v.wgIf); return err == nil })
 	n.Must(v.Server, "wg", "set", v.wgIf, "private-key", v.keyFile, "listen-port", fmt.Sprint(WGPort),
 		"peer", v.clientPub.String(), "allowed-ips", ClientIP+"/32")
