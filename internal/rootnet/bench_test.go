@@ -276,7 +276,7 @@ func TestWholePath(t *testing.T) {
 		}
 		fmt.Println()
 	}
-	fmt.Printf("  CPUs busy during each client's runs (median), the VPN server (Debian's wireguard-go) / the whole machine (of %d):\n", runtime.NumCPU())
+	fmt.Printf("  CPUs busy during each client's runs (median), the VPN server / the whole machine (of %d):\n", runtime.NumCPU())
 	for c, cl := range clients {
 		fmt.Printf("    %-36s download %.2f / %.2f, upload %.2f / %.2f\n", cl.name,
 			median(fig[c][0].server), median(fig[c][0].machine), median(fig[c][1].server), median(fig[c][1].machine))
