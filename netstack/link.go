@@ -40,8 +40,8 @@ func gsoMaxSize(mtu int) uint32 {
 // software any GSO packet longer than the device's gso_max_size (64 KiB),
 // link-layer header included: 46 WireGuard messages of 1,424 bytes (a
 // full segment of gVisor's MSS at MTU 1420) make 65,546 bytes on a veth
-// and left as single datagrams (tcpdump on the client's link), which cost
-// this process CPU and gave the VPN server's UDP GRO nothing to merge.
+// and went out as single datagrams (tcpdump on the client's link), which
+// cost this process CPU and gave the VPN server's UDP GRO nothing to merge.
 // Within the limit, counting an Ethernet header with a VLAN tag, IPv6
 // and UDP (66 bytes) and WireGuard's 32 bytes a message: 45 at MTU 1420.
 func sendBurst(mtu int) int {

@@ -33,7 +33,8 @@ func (t tunDevice) Close() error             { return t.s.Close() }
 
 // Read blocks until the stack has at least one packet to send into the
 // tunnel, then returns as many as are queued (up to len(bufs) and
-// sendBurst), large TCP segments cut to the MTU. wireguard-go calls it from one goroutine.
+// sendBurst), large TCP segments cut to the MTU. wireguard-go calls it
+// from one goroutine.
 func (t tunDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	for {
 		pkts := t.s.link.take(t.s.taken[:0], min(len(bufs), sendBurst(int(t.s.link.MTU()))))
