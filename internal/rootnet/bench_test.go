@@ -34,7 +34,8 @@ import (
 // VPNFWD_BENCH_ROUNDS, _SECONDS and _STREAMS (TCP connections per run) set
 // the runs; VPNFWD_BENCH_PERF=DIR records each vpnfwd's CPU profile with
 // perf during the first round; VPNFWD_BENCH_SETTLE=S follows the RSS for
-// S seconds after the runs.
+// S seconds after the runs; VPNFWD_TEST_WG_SERVER=PATH runs another
+// wireguard-go as the VPN server (Debian's caps every client).
 func TestWholePath(t *testing.T) {
 	if os.Getenv("VPNFWD_BENCH") != "1" {
 		t.Skip("set VPNFWD_BENCH=1 (bench/whole-path.sh)")
@@ -185,9 +186,8 @@ func TestWholePath(t *testing.T) {
 	waitFor(t, func() bool { return reachable("5203") })
 
 	// One iperf3 run (dir 0: download, 1: upload -R): Mbit/s, the client's
-	// CPU seconds per GB moved, and how busy the VPN server (Debian's
-	// wireguard-go, a ceiling for every client alike) and the whole
-	// machine were meanwhile, in CPUs.
+	// CPU seconds per GB moved, and how busy the VPN server (a ceiling for
+	// every client alike) and the whole machine were meanwhile, in CPUs.
 	serverPid := v.server.Cmd.Process.Pid
 	type result struct{ mbps, cpuPerGB, serverCPUs, machineCPUs, serverDrops float64 }
 	iperf := func(port string, pid, dir int) result {
