@@ -40,29 +40,19 @@ func TestWholePath(t *testing.T) {
 	if os.Getenv("VPNFWD_BENCH") != "1" {
 		t.Skip("set VPNFWD_BENCH=1 (bench/whole-path.sh)")
 	}
+	// The knobs are read before the testbed is built: a bad value fails
+	// at once. STREAMS: TCP connections per run (iperf3 -P), as a seeding
+	// client serves several peers at once.
+	dur := benchKnob(t, "VPNFWD_BENCH_SECONDS", 5)
+	secs := strconv.Itoa(dur)
+	rounds := benchKnob(t, "VPNFWD_BENCH_ROUNDS", 3)
+	streams := benchKnob(t, "VPNFWD_BENCH_STREAMS", 1)
+	settle := benchKnob(t, "VPNFWD_BENCH_SETTLE", 0)
 	n := New(t, "wireguard-go", "wg", "nft", "iperf3", "socat")
 	v := NewVPN(t, n, false)
 	bin := os.Getenv("VPNFWD_BENCH_BIN")
 	if bin == "" {
 		bin = BuildVPNFWD(t, t.TempDir())
-	}
-	secs := os.Getenv("VPNFWD_BENCH_SECONDS")
-	if secs == "" {
-		secs = "5"
-	}
-	dur, err := strconv.Atoi(secs)
-	if err != nil || dur <= 0 {
-		t.Fatalf("VPNFWD_BENCH_SECONDS=%q: want a whole number of seconds", secs)
-	}
-	rounds := 3
-	// VPNFWD_BENCH_STREAMS: TCP connections per run (iperf3 -P), as a
-	// seeding client serves several peers at once; 1 by default.
-	streams := 1
-	if p, err := strconv.Atoi(os.Getenv("VPNFWD_BENCH_STREAMS")); err == nil && p > 0 {
-		streams = p
-	}
-	if r, err := strconv.Atoi(os.Getenv("VPNFWD_BENCH_ROUNDS")); err == nil && r > 0 {
-		rounds = r
 	}
 
 	// A second client: Debian's wireguard-go with a kernel TUN, 10.2.0.3.
@@ -294,7 +284,7 @@ func TestWholePath(t *testing.T) {
 		fmt.Printf("    %-36s %.1f MB (%.1f MB)\n", cl.name, m.cur, m.peak)
 	}
 	// VPNFWD_BENCH_SETTLE=S: RSS every 10 s for S seconds more, idle.
-	if settle, _ := strconv.Atoi(os.Getenv("VPNFWD_BENCH_SETTLE")); settle > 0 {
+	if settle > 0 {
 		for i := 10; i <= settle; i += 10 {
 			time.Sleep(10 * time.Second)
 			fmt.Printf("  %3d s later, RSS:", i)
@@ -321,6 +311,20 @@ func cpuSeconds(t *testing.T, pid int) float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64) // field 14
 	st, _ := strconv.ParseFloat(f[12], 64) // field 15
 	return (ut + st) / 100
+}
+
+// benchKnob reads a whole-number setting from the environment: def when
+// unset; not a number, negative, or 0 where def is not, fails the test.
+func benchKnob(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || (n == 0 && def > 0) {
+		t.Fatalf("%s=%q: want a whole number (at least %d)", name, v, min(def, 1))
+	}
+	return n
 }
 
 // machineBusy is the CPU time the whole machine has spent on anything but
