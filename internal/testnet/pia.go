@@ -64,8 +64,8 @@ type FakePIA struct {
 	bound   map[uint16]netip.Addr // port -> the peer it forwards to
 	issued  int
 	base    int // issued ports are base+1, base+2, ... (random, so concurrent tests do not collide)
-	Binds   int
-	Logins  int
+	binds   int // bindPort calls
+	logins  int // token requests
 	nextIP  byte
 	servers []*http.Server
 }
@@ -177,6 +177,12 @@ func (f *FakePIA) Port(n int) uint16 { return uint16(f.base + n) }
 // Issued counts the signatures given out.
 func (f *FakePIA) Issued() int { f.mu.Lock(); defer f.mu.Unlock(); return f.issued }
 
+// Binds and Logins count bindPort calls and token requests so far. They
+// are read under the lock: a handler may still be running when a test
+// looks (a stopped provider's last request, a new one's first).
+func (f *FakePIA) Binds() int  { f.mu.Lock(); defer f.mu.Unlock(); return f.binds }
+func (f *FakePIA) Logins() int { f.mu.Lock(); defer f.mu.Unlock(); return f.logins }
+
 func jsonReply(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -189,7 +195,7 @@ func (f *FakePIA) apiMux() *http.ServeMux {
 		r.ParseForm()
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.Logins++
+		f.logins++
 		if r.PostForm.Get("username") != f.Username || r.PostForm.Get("password") != f.Password {
 			jsonReply(w, 401, map[string]string{"message": "Unauthorized"})
 			return
@@ -306,7 +312,7 @@ func (f *FakePIA) pfMux() *http.ServeMux {
 		port := uint16(p.Port)
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.Binds++
+		f.binds++
 		switch {
 		case time.Now().After(exp):
 			jsonReply(w, 200, map[string]string{"status": "ERROR", "message": "payload expired"})

@@ -121,7 +121,7 @@ func TestPIAFullFlowAndSamePortAfterRestart(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("payload not saved 0600: %v %v", err, fi)
 	}
-	logins := f.Logins
+	logins := f.Logins()
 	r2, _ := start(t, cfg, dir)
 	if l2 := next(t, r2); l2.Ports[0].Public != port {
 		t.Errorf("after a restart the port changed: %d then %d", port, l2.Ports[0].Public)
@@ -129,8 +129,8 @@ func TestPIAFullFlowAndSamePortAfterRestart(t *testing.T) {
 	if f.Issued() != 1 {
 		t.Errorf("a second signature was asked for (%d): the saved payload should be reused", f.Issued())
 	}
-	if f.Logins != logins {
-		t.Errorf("logged in again (%d -> %d): the token is cached", logins, f.Logins)
+	if f.Logins() != logins {
+		t.Errorf("logged in again (%d -> %d): the token is cached", logins, f.Logins())
 	}
 }
 
@@ -177,10 +177,10 @@ func TestPIAPayloadFromAnotherServerNotReused(t *testing.T) {
 	saved["server"] = "berlin999"
 	b, _ = json.Marshal(saved)
 	os.WriteFile(path, b, 0o600)
-	binds := f.Binds
+	binds := f.Binds()
 	r2, _ := start(t, cfg, dir)
-	if l := next(t, r2); l.Ports[0].Public != f.Port(2) || f.Issued() != 2 || f.Binds != binds+1 {
-		t.Errorf("lease %+v, %d signatures, %d binds: the other server's payload was tried", l, f.Issued(), f.Binds-binds)
+	if l := next(t, r2); l.Ports[0].Public != f.Port(2) || f.Issued() != 2 || f.Binds() != binds+1 {
+		t.Errorf("lease %+v, %d signatures, %d binds: the other server's payload was tried", l, f.Issued(), f.Binds()-binds)
 	}
 }
 
