@@ -38,6 +38,10 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	m("vpnfwd_tunnel_recoveries_total", "counter", "Tunnel outages recovered from.", st.Tunnel.Recoveries)
 	m("vpnfwd_tunnel_probe_failures_total", "counter", "Liveness checks through the tunnel that failed.", st.Tunnel.ProbeFailures)
 	m("vpnfwd_port_held", "gauge", "1 while a forwarded port is held.", b2i(st.Port.Port != 0))
+	m("vpnfwd_port_dead", "gauge", "1 while the held port is known not to work (see /v1/status port.dead); recovery is under way.", b2i(st.Port.Dead != ""))
+	if !st.Port.Verified.IsZero() {
+		m("vpnfwd_port_verified_seconds", "gauge", "Unix time the held port was last proven forwarded (see port.verified_by).", st.Port.Verified.Unix())
+	}
 	m("vpnfwd_provider_error", "gauge", "1 while the provider's last attempt failed (see /v1/status port.error).", b2i(st.Port.Error != ""))
 	m("vpnfwd_killswitch_enabled", "gauge", "1 when vpnfwd runs with its kill switch.", b2i(st.KillSwitch.Enabled))
 	m("vpnfwd_forwarded_port", "gauge", "The forwarded port (0 when none).", st.Port.Port)

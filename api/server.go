@@ -146,7 +146,14 @@ func (s *Server) port(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no forwarded port held yet", "state": st.State})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"port": st.Port.Port, "ports": st.Port.Ports})
+	ans := map[string]any{"port": st.Port.Port, "ports": st.Port.Ports}
+	if !st.Port.Verified.IsZero() {
+		ans["verified"] = st.Port.Verified
+	}
+	if st.Port.Dead != "" {
+		ans["dead"] = st.Port.Dead
+	}
+	writeJSON(w, http.StatusOK, ans)
 }
 
 // publicIP answers like gluetun's /v1/publicip/ip: the VPN's public
@@ -167,11 +174,15 @@ func (s *Server) vpnStatus(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	st := s.src.Status()
-	if !st.Healthy() {
-		http.Error(w, fmt.Sprintf("unhealthy: tunnel %s, port %d\n", st.Tunnel.State, st.Port.Port), http.StatusServiceUnavailable)
+	if why := st.Unhealthy(); why != "" {
+		http.Error(w, "unhealthy: "+why, http.StatusServiceUnavailable)
 		return
 	}
-	fmt.Fprintf(w, "ok: port %d\n", st.Port.Port)
+	verified := "not verified yet"
+	if !st.Port.Verified.IsZero() {
+		verified = fmt.Sprintf("verified %s ago (%s)", time.Since(st.Port.Verified).Round(time.Second), st.Port.VerifiedBy)
+	}
+	fmt.Fprintf(w, "ok: port %d, %s\n", st.Port.Port, verified)
 }
 
 func (s *Server) sse(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/vpnfwd/vpnfwd/publish"
@@ -68,6 +69,20 @@ type PortStatus struct {
 	Expires     time.Time `json:"expires,omitzero"`
 	LastRenewal time.Time `json:"last_renewal,omitzero"`
 	Error       string    `json:"error,omitempty"`
+	// Verified is when the port was last proven forwarded, VerifiedBy
+	// how ("mapping re-asserted with the gateway", "lease renewed with
+	// the provider", the outside check). Held is not verified: a held
+	// port that nothing has proven yet has no Verified.
+	Verified   time.Time `json:"verified,omitzero"`
+	VerifiedBy string    `json:"verified_by,omitempty"`
+	// Dead, when set, says why the held port is known not to work (since
+	// DeadSince); recovery is under way and /healthz answers 503.
+	Dead      string    `json:"dead,omitempty"`
+	DeadSince time.Time `json:"dead_since,omitzero"`
+	// Outside is the outside port check's last answer (open, closed,
+	// unknown; empty when off or not run yet), OutsideAt when.
+	Outside   string    `json:"outside_check,omitempty"`
+	OutsideAt time.Time `json:"outside_check_at,omitzero"`
 }
 
 // ForwardStatus describes the bridge to the local service.
@@ -98,8 +113,24 @@ type ProxyStatus struct {
 	HTTP   string `json:"http"`
 }
 
-// Healthy is true when the tunnel is up and a port is held.
-func (s Status) Healthy() bool { return s.Tunnel.State == "up" && s.Port.Port != 0 }
+// Healthy is true when the tunnel is up and a port is held and not known
+// dead.
+func (s Status) Healthy() bool { return s.Unhealthy() == "" }
+
+// Unhealthy says why the status is not healthy ("" when it is).
+func (s Status) Unhealthy() string {
+	switch {
+	case s.Tunnel.State != "up":
+		return "tunnel " + s.Tunnel.State
+	case s.Port.Port == 0 && s.Port.Error != "":
+		return "no forwarded port: " + s.Port.Error
+	case s.Port.Port == 0:
+		return "no forwarded port yet"
+	case s.Port.Dead != "":
+		return fmt.Sprintf("port %d is dead: %s", s.Port.Port, s.Port.Dead)
+	}
+	return ""
+}
 
 // Source gives the current status.
 type Source interface{ Status() Status }

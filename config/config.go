@@ -16,6 +16,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/vpnfwd/vpnfwd/portcheck"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/secret"
 	"github.com/vpnfwd/vpnfwd/tunnel"
@@ -32,6 +33,7 @@ type Config struct {
 	API        API              `toml:"api"`
 	DNS        DNS              `toml:"dns"`
 	KillSwitch KillSwitch       `toml:"killswitch"`
+	PortCheck  PortCheck        `toml:"port_check"`
 	Publish    []Publish        `toml:"publish"`
 
 	// Warnings collected while loading (ignored wg-quick keys, unknown
@@ -125,6 +127,18 @@ func (p Proxy) Secret() (string, error) {
 // HasCredentials reports whether the proxies require a login.
 func (p Proxy) HasCredentials() bool {
 	return p.Username != "" || p.Password != "" || p.PasswordFile != ""
+}
+
+// PortCheck configures the outside check of the forwarded port: a port
+// checker on the internet, asked through the tunnel (see package
+// portcheck).
+type PortCheck struct {
+	// URL is the checker's URL template with {port} (and {ip} if it
+	// needs the public address); "" or "off": no outside check.
+	URL string `toml:"url"`
+	// Every is how often it is asked while the port is fine (default
+	// 5 min; at least 1 min: these are other people's servers).
+	Every Duration `toml:"every"`
 }
 
 // API configures the control API.
@@ -324,6 +338,16 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateLimits(add)
+	if u := c.PortCheck.URL; u == "off" {
+		c.PortCheck.URL = ""
+	} else if u != "" {
+		if err := portcheck.ParseTemplate(u); err != nil {
+			add("port_check.url (--port-check): %v, or \"off\"", err)
+		}
+	}
+	if e := time.Duration(c.PortCheck.Every); e != 0 && e < time.Minute {
+		add("port_check.every (--port-check-every): %s is too often for someone else's server (at least 1m)", e)
+	}
 	for _, a := range []struct{ name, v string }{{"proxy.socks5", c.Proxy.SOCKS5}, {"proxy.http", c.Proxy.HTTP}} {
 		if a.v == "" {
 			continue

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/vpnfwd/vpnfwd/portcheck"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/secret"
 )
@@ -73,6 +74,12 @@ var Options = []Option{
 	{Flag: "dns-resolv-conf", Key: "dns.resolv_conf", Bool: true, Usage: "point /etc/resolv.conf at the DNS forwarder while vpnfwd runs (restored at exit)", Set: func(c *Config, v string) error {
 		b, err := parseBool(v)
 		c.DNS.ResolvConf = b
+		return err
+	}},
+	{Flag: "port-check", Key: "port_check.url", Usage: "outside port checker `URL` with {port} (and {ip}), asked through the tunnel every few minutes and after each recovery; two 'closed' in a row make the port dead, no answer is never 'closed' (e.g. " + portcheck.Transmission + "; default off)", Set: func(c *Config, v string) error { c.PortCheck.URL = v; return nil }},
+	{Flag: "port-check-every", Key: "port_check.every", Usage: "`DURATION` between outside port checks while the port is fine (default 5m)", Set: func(c *Config, v string) error {
+		d, err := parseDuration(v)
+		c.PortCheck.Every = Duration(d)
 		return err
 	}},
 	{Flag: "api", Key: "api.listen", Usage: "control API `ADDR` or unix:PATH (\"\" turns it off)", Set: func(c *Config, v string) error { c.API.Listen = v; return nil }},

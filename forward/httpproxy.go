@@ -1,7 +1,9 @@
 package forward
 
 import (
+	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"time"
@@ -14,20 +16,24 @@ type HTTPProxy struct {
 	Tunnel Tunnel
 	Log    *slog.Logger
 	auth   Credentials
+	guard  *Guard
 	rp     *httputil.ReverseProxy
 }
 
-// NewHTTPProxy makes the proxy handler.
-func NewHTTPProxy(t Tunnel, auth Credentials, log *slog.Logger) *HTTPProxy {
+// NewHTTPProxy makes the proxy handler. A non-nil guard refuses what
+// belongs to vpnfwd alone (502 with the reason).
+func NewHTTPProxy(t Tunnel, auth Credentials, guard *Guard, log *slog.Logger) *HTTPProxy {
 	tr := &http.Transport{
-		Proxy:               nil, // never another proxy, never direct
-		DialContext:         t.DialContext,
+		Proxy: nil, // never another proxy, never direct
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return guard.dial(ctx, t, clientOf(ctx), network, addr)
+		},
 		ForceAttemptHTTP2:   false,
 		MaxIdleConns:        64,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 15 * time.Second,
 	}
-	p := &HTTPProxy{Tunnel: t, Log: log, auth: auth}
+	p := &HTTPProxy{Tunnel: t, Log: log, auth: auth, guard: guard}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = pr.In.URL
@@ -50,6 +56,7 @@ func (p *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "vpnfwd proxy: username and password required", http.StatusProxyAuthRequired)
 		return
 	}
+	r = r.WithContext(withClient(r.Context(), r.RemoteAddr))
 	if r.Method == http.MethodConnect {
 		p.connect(w, r)
 		return
@@ -62,7 +69,7 @@ func (p *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *HTTPProxy) connect(w http.ResponseWriter, r *http.Request) {
-	up, err := p.Tunnel.DialContext(r.Context(), "tcp", r.Host)
+	up, err := p.guard.dial(r.Context(), p.Tunnel, r.RemoteAddr, "tcp", r.Host)
 	if err != nil {
 		http.Error(w, "vpnfwd proxy: "+err.Error(), http.StatusBadGateway)
 		return

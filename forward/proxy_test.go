@@ -108,7 +108,7 @@ func TestHTTPProxyAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: NewHTTPProxy(loopTunnel{}, Credentials{"alice", "s3cret"}, nil)}
+	srv := &http.Server{Handler: NewHTTPProxy(loopTunnel{}, Credentials{"alice", "s3cret"}, nil, nil)}
 	go srv.Serve(l)
 	defer srv.Close()
 	connect := func(auth string) string {

@@ -27,6 +27,7 @@ type Tunnel interface {
 const (
 	socksOK              = 0
 	socksFailure         = 1
+	socksNotAllowed      = 2
 	socksHostUnreachable = 4
 	socksRefused         = 5
 	socksCmdUnsupported  = 7
@@ -40,7 +41,10 @@ type SOCKS5 struct {
 	Tunnel Tunnel
 	Auth   Credentials
 	Log    *slog.Logger
-	wg     sync.WaitGroup
+	// Guard, if set, refuses connections and datagrams to what belongs
+	// to vpnfwd alone (reply 2, "not allowed by ruleset").
+	Guard *Guard
+	wg    sync.WaitGroup
 }
 
 // Serve accepts on l until it is closed, then waits for open sessions.
@@ -167,10 +171,13 @@ func contains(b []byte, v byte) bool {
 func (s *SOCKS5) connect(c net.Conn, host string, port uint16) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	up, err := s.Tunnel.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
+	up, err := s.Guard.dial(ctx, s.Tunnel, c.RemoteAddr().String(), "tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
 	if err != nil {
 		code := byte(socksHostUnreachable)
-		if isRefusedErr(err) {
+		switch {
+		case errors.Is(err, ErrReserved):
+			code = socksNotAllowed
+		case isRefusedErr(err):
 			code = socksRefused
 		}
 		reply(c, code, nil)

@@ -40,6 +40,9 @@ func (s *SOCKS5) associate(c net.Conn, reqHost string, reqPort uint16) error {
 		return err
 	}
 	defer up.Close()
+	if s.Guard != nil {
+		up = guardedPacketConn{PacketConn: up, g: s.Guard, client: c.RemoteAddr().String()}
+	}
 	if err := reply(c, socksOK, local.LocalAddr()); err != nil {
 		return err
 	}

@@ -142,12 +142,43 @@ type Provider interface {
 }
 
 // Prober is a provider with a cheap request through the tunnel that its
-// gateway answers (NAT-PMP: the 2-byte external-address request). The
+// gateway answers (NAT-PMP: the held mapping asked for again). The
 // session calls Probe every few seconds as the tunnel's liveness check; an
-// error means nothing came back through the tunnel. A provider may act on
-// the answer itself (a gateway that restarted: map again at once).
+// error means nothing came back through the tunnel. The Check says what
+// the answer proved about the port itself. A provider may act on the
+// answer (a gateway that restarted or forgot the mapping: map again at
+// once).
 type Prober interface {
-	Probe(ctx context.Context) error
+	Probe(ctx context.Context) (Check, error)
+}
+
+// Check is what a liveness check learned about the forwarded port, beyond
+// "the tunnel answers". The zero Check proves nothing either way.
+type Check struct {
+	// Verified: the answer proved the port is forwarded now; Method says
+	// how ("mapping re-asserted").
+	Verified bool
+	Method   string
+	// Dead, when set, says the port is known not to work and why (the
+	// gateway no longer maps it, or refused to keep it). The provider
+	// has already started mapping again.
+	Dead string
+}
+
+// Guarded is a provider that talks to control endpoints on the VPN's side
+// (a NAT-PMP gateway, PIA's port API) that no local program may reach
+// through vpnfwd's proxies or, in tun and exec mode, at all: a "delete all
+// mappings" from anyone else would kill the port. ControlEndpoints may
+// change (PIA moves to another server); callers ask again when it does.
+type Guarded interface {
+	ControlEndpoints() []Endpoint
+}
+
+// Endpoint is one control endpoint: a network ("tcp" or "udp") and an
+// address.
+type Endpoint struct {
+	Network string
+	Addr    netip.AddrPort
 }
 
 // Refresher is a provider that can renew at once instead of at its next

@@ -17,18 +17,25 @@ import (
 // onTick reads the counters and starts a liveness check.
 func (l *loop) onTick() {
 	st, ok := l.readStats()
-	if ok && (l.o.Probe == nil || !l.probeOK) {
+	if ok && (l.check == nil || !l.probeOK) {
 		// No check, or one that never answered (a DNS server that drops
 		// queries): the counters decide.
 		l.passive(st)
 	}
 	l.probe()
+	l.portHealthTick()
 	l.publish()
+}
+
+// probeResult is a liveness check's answer.
+type probeResult struct {
+	check provider.Check
+	err   error
 }
 
 // probe starts a liveness check unless one is under way.
 func (l *loop) probe() {
-	if l.o.Probe == nil || l.probing {
+	if l.check == nil || l.probing {
 		return
 	}
 	l.probing = true
@@ -38,7 +45,8 @@ func (l *loop) probe() {
 		defer l.wg.Done()
 		ctx, cancel := context.WithTimeout(l.ctx, l.o.ProbeTimeout)
 		defer cancel()
-		l.probeDone <- l.o.Probe(ctx)
+		c, err := l.check(ctx)
+		l.probeDone <- probeResult{c, err}
 	}()
 }
 
@@ -122,6 +130,7 @@ func (l *loop) alive() {
 		if r, ok := l.prov.(provider.Refresher); ok {
 			r.Refresh()
 		}
+		l.portCheckSoon()
 	}
 }
 

@@ -41,6 +41,9 @@ const (
 	KindReconnect Kind = "reconnect" // the tunnel came back with the same port: re-apply it
 	KindError     Kind = "error"     // the provider's last attempt failed (Detail), or recovered ("")
 	KindRecovery  Kind = "recovery"  // a recovery step (Detail): new handshake forced, tunnel back
+	// KindHealth: the port's health changed: known dead (Detail says
+	// why), or verified working again (Detail says how).
+	KindHealth Kind = "health"
 )
 
 // Event is one change, numbered in the order it happened.
@@ -50,6 +53,7 @@ type Event struct {
 	At     time.Time      `json:"at"`
 	State  State          `json:"state"`
 	Lease  provider.Lease `json:"lease"`
+	Health PortHealth     `json:"health"`
 	Detail string         `json:"detail,omitempty"`
 }
 
@@ -92,6 +96,20 @@ type Options struct {
 	// again every RekeyAfter while it stays down.
 	Rekey      func(ctx context.Context) (string, error)
 	RekeyAfter time.Duration
+	// PortCheck, if set, asks an outside checker through the tunnel
+	// whether the held port is open (see portcheck). open is meaningful
+	// only when err is nil; an error is "unknown", never "closed". It
+	// runs every PortCheckEvery (5 min), at once after a new port and
+	// after every recovery.
+	PortCheck      func(ctx context.Context, l provider.Lease) (open bool, err error)
+	PortCheckEvery time.Duration
+	// PortCheckRecheck is how soon the outside check asks again after
+	// one "closed" (two in a row make the port dead), and how often while
+	// the port is dead (15 s).
+	PortCheckRecheck time.Duration
+	// PortCheckName says what the outside check is, for status
+	// ("outside check by portcheck.example").
+	PortCheckName string
 	// Sinks hear every event.
 	Sinks []Sink
 }
@@ -118,6 +136,15 @@ func (o *Options) defaults() {
 	if o.RekeyAfter <= 0 {
 		o.RekeyAfter = time.Minute
 	}
+	if o.PortCheckEvery <= 0 {
+		o.PortCheckEvery = 5 * time.Minute
+	}
+	if o.PortCheckRecheck <= 0 {
+		o.PortCheckRecheck = 15 * time.Second
+	}
+	if o.PortCheckName == "" {
+		o.PortCheckName = "outside port check"
+	}
 }
 
 // Snapshot is the session's state at one moment, for status and metrics.
@@ -135,6 +162,22 @@ type Snapshot struct {
 	Endpoint      netip.AddrPort
 	Lease         provider.Lease // Error holds the provider's last error
 	Seq           uint64         // the last event's number
+	Port          PortHealth
+}
+
+// PortHealth is what is known about the held port beyond "held": when it
+// was last proven forwarded and how, and whether it is known dead.
+type PortHealth struct {
+	Verified   time.Time // last proof that the port is forwarded (zero: none yet)
+	VerifiedBy string    // how: "mapping re-asserted with the gateway", "lease renewed", the outside check
+	// Dead, when set, says why the held port is known not to work;
+	// DeadSince is when that was first seen. Recovery is under way.
+	Dead      string
+	DeadSince time.Time
+	// Outside is the outside check's last answer: "open", "closed" or
+	// "unknown" ("" while it has not run or is off); OutsideAt when.
+	Outside   string
+	OutsideAt time.Time
 }
 
 // Session is one supervised run. New makes it; Run runs it until ctx ends.
@@ -146,18 +189,22 @@ type Session struct {
 
 	reports chan provider.Lease
 	snap    atomic.Pointer[Snapshot]
+	// check is the liveness check: Options.Probe, else the provider's.
+	check func(ctx context.Context) (provider.Check, error)
 }
 
 // New makes a session over a tunnel that is already configured (its first
 // packet starts the handshake) and a provider that has not run yet.
 func New(t Tunnel, p provider.Provider, o Options) *Session {
 	o.defaults()
-	if o.Probe == nil {
-		if pr, ok := p.(provider.Prober); ok {
-			o.Probe = pr.Probe
-		}
-	}
 	s := &Session{tunnel: t, prov: p, o: o, log: o.Log, reports: make(chan provider.Lease)}
+	switch pr, ok := p.(provider.Prober); {
+	case o.Probe != nil:
+		probe := o.Probe
+		s.check = func(ctx context.Context) (provider.Check, error) { return provider.Check{}, probe(ctx) }
+	case ok:
+		s.check = pr.Probe
+	}
 	s.snap.Store(&Snapshot{State: StateConnecting, Since: time.Now(), Endpoint: t.Endpoint()})
 	return s
 }
@@ -181,7 +228,12 @@ type loop struct {
 	lastRekey              time.Time
 	probeOK                bool   // the check has answered at least once
 	probeRx                uint64 // received bytes when the check started
-	probeDone              chan error
+	probeDone              chan probeResult
+	portChecking           bool
+	portCheckDone          chan portCheckResult
+	nextPortCheck          time.Time
+	closedCount            int       // outside checks in a row that said closed
+	deadActed              time.Time // when recovery last acted on a dead port
 	rehandshakeDone        chan error
 	fails                  int
 	lastRehandshake        time.Time
@@ -200,8 +252,8 @@ type rekeyResult struct {
 // and emits the final events. It returns the provider's error if the
 // provider could not work at all.
 func (s *Session) Run(ctx context.Context) error {
-	l := &loop{Session: s, ctx: ctx, start: time.Now(), cur: s.Snapshot(), probeDone: make(chan error, 1), rehandshakeDone: make(chan error, 1),
-		rekeyDone: make(chan rekeyResult, 1)}
+	l := &loop{Session: s, ctx: ctx, start: time.Now(), cur: s.Snapshot(), probeDone: make(chan probeResult, 1), rehandshakeDone: make(chan error, 1),
+		rekeyDone: make(chan rekeyResult, 1), portCheckDone: make(chan portCheckResult, 1)}
 	l.lastRxAt = time.Now()
 	provCtx, provCancel := context.WithCancel(context.Background())
 	defer provCancel()
@@ -252,14 +304,22 @@ func (l *loop) serve(provDone chan error) error {
 			return nil
 		case lease := <-l.reports:
 			l.onLease(lease)
-		case err := <-l.probeDone:
+		case r := <-l.probeDone:
 			l.probing = false
+			err := r.err
 			l.onProbe(err)
+			if err == nil {
+				l.onCheck(r.check)
+				l.publish()
+			}
 			if err != nil && l.cur.State == StateUp && l.fails > 0 {
 				// One check lost: ask again at once rather than at the
 				// next tick, so a dead tunnel is known within seconds.
 				l.probe()
 			}
+		case r := <-l.portCheckDone:
+			l.portChecking = false
+			l.onPortCheck(r)
 		case r := <-l.rekeyDone:
 			l.rekeying = false
 			if r.err != nil {
@@ -314,8 +374,10 @@ func (l *loop) onLease(next provider.Lease) {
 	if next.Held() && l.cur.State == StateConnecting {
 		l.alive()
 	}
+	newPort := next.Held() && (!prev.Held() || !next.SamePorts(prev))
+	l.leaseHealth(prev, next, newPort)
 	switch {
-	case next.Held() && (!prev.Held() || !next.SamePorts(prev)):
+	case newPort:
 		args := []any{"ports", next.PublicPorts(), "provider", next.Provider}
 		if next.PublicIP.IsValid() {
 			args = append(args, "public_ip", next.PublicIP.String())
@@ -354,7 +416,7 @@ func (l *loop) emit(k Kind, detail string) {
 	if k == KindRecovery {
 		l.cur.LastRecovery = detail
 	}
-	ev := Event{Seq: l.cur.Seq, Kind: k, At: time.Now(), State: l.cur.State, Lease: l.cur.Lease, Detail: detail}
+	ev := Event{Seq: l.cur.Seq, Kind: k, At: time.Now(), State: l.cur.State, Lease: l.cur.Lease, Health: l.cur.Port, Detail: detail}
 	l.publish()
 	for _, sink := range l.o.Sinks {
 		sink(ev)

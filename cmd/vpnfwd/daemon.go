@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/killswitch"
 	"github.com/vpnfwd/vpnfwd/netns"
 	"github.com/vpnfwd/vpnfwd/netstack"
+	"github.com/vpnfwd/vpnfwd/portcheck"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/publish"
 	"github.com/vpnfwd/vpnfwd/secret"
@@ -179,6 +181,11 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 			so.Probe = session.DNSProbe(d.plane, dns[0])
 		}
 	}
+	if u := cfg.PortCheck.URL; u != "" && so.PortCheck == nil {
+		so.PortCheck, so.PortCheckName = d.outsideCheck(u), "outside check by "+portcheck.Host(u)
+		so.PortCheckEvery = time.Duration(cfg.PortCheck.Every)
+		log.Info("outside port check on", "checker", portcheck.Host(u), "every", cmpDuration(so.PortCheckEvery, 5*time.Minute).String())
+	}
 	so.Sinks = append([]session.Sink{d.onEvent}, so.Sinks...)
 	d.sess = session.New(d.dev, d.prov, so)
 	log.Info("tunnel starting", "endpoint", d.dev.Endpoint().String(), "address", prefixes(w.Address), "provider", info.Name)
@@ -318,6 +325,46 @@ func (d *daemon) serveUAPI() {
 	d.log.Info("WireGuard control socket", "path", u.Path(), "try", "wg show "+name)
 }
 
+// outsideCheck asks the port checker at tmpl through the tunnel whether
+// the lease's first port is open.
+func (d *daemon) outsideCheck(tmpl string) func(context.Context, provider.Lease) (bool, error) {
+	c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{Proxy: nil, DialContext: tunnelDialer{d}.DialContext,
+		MaxIdleConns: 1, IdleConnTimeout: time.Second}}
+	return func(ctx context.Context, l provider.Lease) (bool, error) {
+		return portcheck.Check(ctx, c, tmpl, l.PublicIP, l.PublicPorts()[0])
+	}
+}
+
+// cmpDuration is d, or def when d is zero.
+func cmpDuration(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// guard keeps the proxies' clients away from the provider's control
+// endpoints (nil when the provider has none).
+func (d *daemon) guard() *forward.Guard {
+	g, ok := d.prov.(provider.Guarded)
+	if !ok {
+		return nil
+	}
+	return forward.NewGuard(func(network string, dst netip.AddrPort) bool {
+		return reserved(g, network, dst)
+	}, d.log.With("component", "proxy-guard"))
+}
+
+// reserved reports whether dst is one of the provider's control endpoints.
+func reserved(g provider.Guarded, network string, dst netip.AddrPort) bool {
+	for _, e := range g.ControlEndpoints() {
+		if e.Network == network && e.Addr == dst {
+			return true
+		}
+	}
+	return false
+}
+
 // tunnelDialer dials through the daemon's data plane once it exists.
 type tunnelDialer struct{ d *daemon }
 
@@ -439,12 +486,12 @@ func (d *daemon) run(ctx context.Context) error {
 	goFunc(func() { d.disp.Run(pubCtx) })
 	srvCtx, srvCancel := context.WithCancel(context.Background())
 	if d.socksL != nil {
-		s := &forward.SOCKS5{Tunnel: d.plane, Auth: d.proxyAuth, Log: d.log.With("component", "socks5")}
+		s := &forward.SOCKS5{Tunnel: d.plane, Auth: d.proxyAuth, Guard: d.guard(), Log: d.log.With("component", "socks5")}
 		goFunc(func() { s.Serve(d.socksL) })
 		d.log.Info("SOCKS5 proxy listening", "addr", d.socksL.Addr().String())
 	}
 	if d.httpL != nil {
-		h := forward.NewHTTPProxy(d.plane, d.proxyAuth, d.log.With("component", "http-proxy"))
+		h := forward.NewHTTPProxy(d.plane, d.proxyAuth, d.guard(), d.log.With("component", "http-proxy"))
 		goFunc(func() { api.Serve(srvCtx, d.httpL, h) })
 		d.log.Info("HTTP proxy listening", "addr", d.httpL.Addr().String())
 	}

@@ -19,7 +19,7 @@ func (d *daemon) onEvent(ev session.Event) {
 	case session.KindPort:
 		d.moveBridge(ev.Lease)
 		d.disp.Send(publish.Event{Ports: ev.Lease.PublicPorts(), Reason: "port"})
-		d.broker.Publish("port", d.portStatus(ev.Lease))
+		d.broker.Publish("port", d.portStatus(ev.Lease, ev.Health))
 		if err := d.store.Save("lease", savedLease{Provider: ev.Lease.Provider, Ports: ev.Lease.PublicPorts(), At: time.Now()}); err != nil {
 			d.log.Warn("saving the port in the state directory", "err", err)
 		}
@@ -28,11 +28,13 @@ func (d *daemon) onEvent(ev session.Event) {
 			d.bridge.SetRoutes(nil)
 		}
 		d.disp.Send(publish.Event{Reason: "lost"})
-		d.broker.Publish("port", d.portStatus(ev.Lease))
+		d.broker.Publish("port", d.portStatus(ev.Lease, ev.Health))
 	case session.KindReconnect:
 		d.disp.Send(publish.Event{Ports: ev.Lease.PublicPorts(), Reason: "reconnect"})
 	case session.KindState:
 		d.broker.Publish("state", map[string]string{"state": string(ev.State), "detail": ev.Detail})
+	case session.KindHealth:
+		d.broker.Publish("health", d.portStatus(ev.Lease, ev.Health))
 	case session.KindError, session.KindRecovery:
 		d.broker.Publish(string(ev.Kind), map[string]any{"detail": ev.Detail, "state": ev.State, "at": ev.At})
 	}

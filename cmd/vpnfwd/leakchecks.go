@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vpnfwd/vpnfwd/api"
+	"github.com/vpnfwd/vpnfwd/portcheck"
 )
 
 // Result of one leak check.
@@ -280,20 +280,6 @@ func checkIPv6(ctx context.Context, st api.Status, target string) checkResult {
 	return errRes(name, "%s: %v", target, err)
 }
 
-// portAnswer reduces a checker's answer to a word: a bare 1/0/true/open,
-// or a JSON object with "open", "reachable" or "status".
-func portAnswer(body string) string {
-	var m map[string]any
-	if json.Unmarshal([]byte(body), &m) == nil {
-		for _, k := range []string{"open", "reachable", "status", "result"} {
-			if v, ok := m[k]; ok {
-				return strings.ToLower(fmt.Sprint(v))
-			}
-		}
-	}
-	return strings.ToLower(strings.TrimSpace(body))
-}
-
 // checkPort asks an outside checker, through the tunnel, whether the
 // forwarded port is open.
 func checkPort(ctx context.Context, st api.Status, tmpl string, port int) checkResult {
@@ -308,18 +294,16 @@ func checkPort(ctx context.Context, st api.Status, tmpl string, port int) checkR
 	if err != nil {
 		return errRes(name, "%v", err)
 	}
-	url := strings.ReplaceAll(tmpl, "{port}", fmt.Sprint(port))
-	body, err := fetch(ctx, tc, url)
-	if err != nil {
-		return errRes(name, "%s: %v", url, err)
-	}
-	switch portAnswer(body) {
-	case "1", "true", "open", "yes":
+	ip, _ := netip.ParseAddr(st.Port.PublicIP)
+	url := portcheck.Expand(tmpl, ip, uint16(port))
+	open, err := portcheck.Check(ctx, tc, tmpl, ip, uint16(port))
+	switch {
+	case err != nil:
+		return errRes(name, "%v", err)
+	case open:
 		return pass(name, "port %d is reachable from outside (%s)", port, url)
-	case "0", "false", "closed", "no":
-		return checkResult{Check: name, Result: "fail", Detail: fmt.Sprintf("port %d is NOT reachable from outside (%s): the provider stopped forwarding, or the service is down", port, url)}
 	}
-	return errRes(name, "%s answered %q (want 1/0, true/false, open/closed)", url, body)
+	return checkResult{Check: name, Result: "fail", Detail: fmt.Sprintf("port %d is NOT reachable from outside (%s): the provider stopped forwarding, or the service is down", port, url)}
 }
 
 // routeDevice is the interface the kernel routes an ordinary packet to

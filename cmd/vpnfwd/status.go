@@ -63,6 +63,17 @@ func printStatus(w io.Writer, st api.Status) {
 		if !st.Port.Expires.IsZero() {
 			row("lease", "renewed %s, expires in %s", ago(st.Port.LastRenewal), time.Until(st.Port.Expires).Round(time.Second))
 		}
+		switch {
+		case st.Port.Dead != "":
+			row("health", "DEAD since %s: %s (recovering)", ago(st.Port.DeadSince), st.Port.Dead)
+		case st.Port.Verified.IsZero():
+			row("health", "held, not verified yet")
+		default:
+			row("health", "verified %s (%s)", ago(st.Port.Verified), st.Port.VerifiedBy)
+		}
+		if st.Port.Outside != "" {
+			row("outside", "%s (%s)", st.Port.Outside, ago(st.Port.OutsideAt))
+		}
 	} else if st.Port.Error != "" {
 		row("port", "none (%s): %s", st.Port.Provider, st.Port.Error)
 	} else {

@@ -35,7 +35,7 @@ func (d *daemon) Status() api.Status {
 	for _, a := range d.plane.Addresses() {
 		s.Tunnel.Addresses = append(s.Tunnel.Addresses, a.String())
 	}
-	s.Port = d.portStatus(snap.Lease)
+	s.Port = d.portStatus(snap.Lease, snap.Port)
 	var bs forward.Stats
 	var ns netstack.Stats
 	if d.bridge != nil {
@@ -73,9 +73,12 @@ func (d *daemon) Status() api.Status {
 }
 
 // portStatus describes a lease for status and the event stream.
-func (d *daemon) portStatus(l provider.Lease) api.PortStatus {
+func (d *daemon) portStatus(l provider.Lease, h session.PortHealth) api.PortStatus {
 	p := api.PortStatus{Provider: d.cfg.Provider.Name, Ports: []int{}, ListenPorts: []int{},
 		Protocols: l.Protocols, Expires: l.Expires, LastRenewal: l.Renewed, Error: l.Error}
+	if l.Held() {
+		p.Verified, p.VerifiedBy, p.Dead, p.DeadSince, p.Outside, p.OutsideAt = h.Verified, h.VerifiedBy, h.Dead, h.DeadSince, h.Outside, h.OutsideAt
+	}
 	if l.PublicIP.IsValid() {
 		p.PublicIP = l.PublicIP.String()
 	}

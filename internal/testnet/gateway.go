@@ -40,6 +40,7 @@ type Gateway struct {
 	// keeps every mapping request in order (for tests; read under Lock).
 	requests map[uint8]int
 	History  []natpmp.MapRequest
+	taken    map[uint16]bool // public ports someone else holds (Forget)
 }
 
 // Lock and Unlock guard the fields tests read and set.
@@ -90,6 +91,26 @@ func (g *Gateway) Restart() {
 		delete(g.maps, k)
 	}
 	g.start = time.Now()
+}
+
+// Forget drops every mapping but keeps the epoch counting, as miniupnpd
+// does when restarted with system_uptime=yes (the setting Debian ships:
+// its epoch is the system's uptime), or a gateway that cleans up one
+// client's mappings. With taken, the forgotten public ports are then held
+// by someone else, so the client cannot have them back.
+func (g *Gateway) Forget(taken bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for k, m := range g.maps {
+		m.fwd.shut()
+		delete(g.maps, k)
+		if taken {
+			if g.taken == nil {
+				g.taken = map[uint16]bool{}
+			}
+			g.taken[m.external] = true
+		}
+	}
 }
 
 // Requests returns how many requests with opcode op the gateway has had.
@@ -204,7 +225,7 @@ func (g *Gateway) pick(op uint8, suggested uint16) uint16 {
 				return true
 			}
 		}
-		return false
+		return g.taken[p]
 	}
 	if suggested >= 1024 && !used(suggested) && g.s.publicFree(op, netip.AddrPortFrom(g.public, suggested)) {
 		return suggested

@@ -71,6 +71,8 @@ type Provider struct {
 	// restarted: the gateway lost its mappings; the next mapping is a
 	// recovery step.
 	restarted atomic.Bool
+	// held is what the probe re-asserts; the mapping loop sets it.
+	held atomic.Pointer[heldMaps]
 }
 
 // Option adjusts a Provider (tests shorten the retry schedule).
@@ -110,24 +112,115 @@ func New(env provider.Env, conv Conventions, opts ...Option) (*Provider, error) 
 	return p, nil
 }
 
-// Probe asks the gateway for its external address (2 bytes each way). An
-// ICMP refusal also proves the tunnel carries traffic, so it is no error
-// here; the mapping loop reports it. A reply whose epoch went back means
-// the gateway restarted and lost the mappings: they are made again now.
-func (p *Provider) Probe(ctx context.Context) error {
-	_, err := p.probe.External(ctx)
-	switch {
-	case errors.Is(err, ErrRefused):
-		return nil
-	case err != nil:
-		return err
+// Probe is the tunnel's liveness check and the proof that the port is
+// still forwarded. While a port is held it asks the gateway for each held
+// mapping again, with the same internal port, public port and lifetime:
+// RFC 6886 3.3 makes that idempotent for a mapping that exists, and a
+// gateway that forgot it (restarted without resetting its epoch, as
+// miniupnpd does with its shipped system_uptime=yes, or a mapping deleted
+// by someone else) makes it again, on the same public port where that is
+// free. Two small requests every check (about 60 a minute at the default
+// 2-s check). With no port held it asks for the external address only.
+//
+// An ICMP refusal also proves the tunnel carries traffic, so it is no
+// error here; the mapping loop reports it. A reply whose epoch went back
+// (a gateway restart), a different public port or a refusal to keep the
+// mapping make the mapping loop map again at once.
+func (p *Provider) Probe(ctx context.Context) (provider.Check, error) {
+	h := p.held.Load()
+	if h == nil {
+		_, err := p.probe.External(ctx)
+		switch {
+		case errors.Is(err, ErrRefused):
+			return provider.Check{}, nil
+		case err != nil:
+			return provider.Check{}, err
+		}
+		p.noticeRestart()
+		return provider.Check{}, nil
 	}
-	if p.probe.Restarted() {
-		p.env.Log.Warn("NAT-PMP gateway restarted (epoch went back): mapping again", "gateway", p.gateway.String())
+	check := provider.Check{Verified: true, Method: "mapping re-asserted with the gateway"}
+	for _, m := range h.maps {
+		r, err := p.probe.Map(ctx, m.req)
+		var re ResultError
+		switch {
+		case errors.Is(err, ErrRefused):
+			return provider.Check{}, nil // the gateway's service is gone; the mapping loop says so
+		case errors.As(err, &re):
+			// It answered, so the tunnel works, but will not keep the mapping.
+			check = provider.Check{Dead: fmt.Sprintf("the gateway refused to keep %s port %d: %v", ProtoName(m.req.Op), m.public, err)}
+		case err != nil:
+			return provider.Check{}, err
+		case r.External != m.public:
+			check = provider.Check{Dead: fmt.Sprintf("the gateway no longer forwards %s port %d (it had forgotten the mapping and now gives %d)", ProtoName(m.req.Op), m.public, r.External)}
+		}
+		if check.Dead != "" {
+			break
+		}
+	}
+	if p.noticeRestart() {
+		return check, nil
+	}
+	if check.Dead != "" {
+		p.env.Log.Warn("NAT-PMP gateway lost the mapping: mapping again", "gateway", p.gateway.String(), "why", check.Dead)
 		p.restarted.Store(true)
 		p.Refresh()
 	}
-	return nil
+	return check, nil
+}
+
+// noticeRestart maps again at once when the probe's replies showed that
+// the gateway restarted (its epoch went back); it reports whether so.
+func (p *Provider) noticeRestart() bool {
+	if !p.probe.Restarted() {
+		return false
+	}
+	p.env.Log.Warn("NAT-PMP gateway restarted (epoch went back): mapping again", "gateway", p.gateway.String())
+	p.restarted.Store(true)
+	p.Refresh()
+	return true
+}
+
+// ControlEndpoints implements provider.Guarded: the gateway's NAT-PMP
+// port, which answers anyone in the tunnel.
+func (p *Provider) ControlEndpoints() []provider.Endpoint {
+	return []provider.Endpoint{{Network: "udp", Addr: netip.AddrPortFrom(p.gateway, Port)}}
+}
+
+// heldMaps is what the probe re-asserts: the requests that made the held
+// lease, with the public port each must get back.
+type heldMaps struct {
+	maps []heldMap
+}
+
+type heldMap struct {
+	req    MapRequest
+	public uint16
+}
+
+// hold records the lease the probe re-asserts (nil: none held).
+func (p *Provider) hold(l provider.Lease, life time.Duration) {
+	if !l.Held() {
+		p.held.Store(nil)
+		return
+	}
+	h := &heldMaps{}
+	for _, port := range l.Ports {
+		internal := port.Local
+		if p.conv.ZeroInternal {
+			internal = 0
+		}
+		for _, op := range []uint8{OpMapTCP, OpMapUDP} {
+			if port.Protocol != "" && port.Protocol != ProtoName(op) {
+				continue
+			}
+			h.maps = append(h.maps, heldMap{
+				req:    MapRequest{Op: op, Internal: internal, External: port.Public, Lifetime: uint32(life / time.Second)},
+				public: port.Public,
+			})
+		}
+	}
+	p.held.Store(h)
 }
 
 // Refresh makes the mapping loop renew now.
@@ -164,6 +257,7 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 	for {
 		lease, err := p.mapAll(ctx, held)
 		if ctx.Err() != nil {
+			p.held.Store(nil)
 			p.release(held)
 			return nil
 		}
@@ -171,12 +265,14 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 		if err != nil {
 			if held.Held() && time.Now().After(held.Expires) {
 				held = provider.Lease{Provider: p.conv.Name}
+				p.hold(held, 0)
 			}
 			report(held.Failed(fmt.Errorf("port mapping via %s: %w", gw, p.explain(err))))
 			wait, backoff = backoff, min(backoff*2, 30*time.Second)
 		} else {
 			backoff = time.Second
 			held = lease
+			p.hold(held, p.life)
 			if p.client.Restarted() {
 				// The restart may have come between our TCP and UDP
 				// requests: map everything again now, asking for the same port.
@@ -192,6 +288,7 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			p.held.Store(nil)
 			p.release(held)
 			return nil
 		case <-t.C:

@@ -297,3 +297,71 @@ func TestTCPAndUDPOnDifferentPorts(t *testing.T) {
 		t.Error("the odd UDP mapping was not deleted before asking again")
 	}
 }
+
+// The probe re-asserts the held mapping: a gateway that forgot it without
+// an epoch change (miniupnpd restarted with system_uptime=yes) has it
+// back at the next check, on the same port; one that now gives another
+// port makes the check say the port is dead and the mapping loop report
+// the new port at once.
+func TestProbeReassertsForgottenMapping(t *testing.T) {
+	srv, c := setup(t, "generic", 0)
+	log := &logBuf{}
+	e := env(c, log, nil)
+	e.TargetPort = 45678
+	p, err := natpmp.New(e, natpmp.Generic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLeases()
+	stop := run(t, p, l)
+	defer stop()
+	first := l.next(t, 5*time.Second)
+	port := first.Ports[0].Public
+	probe := func() provider.Check {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		check, err := p.Probe(ctx)
+		if err != nil {
+			t.Fatalf("probe: %v", err)
+		}
+		return check
+	}
+	if c := probe(); !c.Verified || c.Dead != "" {
+		t.Fatalf("probe of a live mapping: %+v", c)
+	}
+
+	srv.Gateway.Forget(false)
+	if got := srv.Gateway.Mapped(clientAddr(c)); got != 0 {
+		t.Fatalf("gateway still maps %d", got)
+	}
+	if c := probe(); !c.Verified {
+		t.Errorf("re-asserting a forgotten but free port: %+v", c)
+	}
+	if got := srv.Gateway.Mapped(clientAddr(c)); got != port {
+		t.Errorf("after the check the gateway maps %d, want %d again", got, port)
+	}
+
+	srv.Gateway.Forget(true) // and someone else took the port
+	check := probe()
+	if check.Dead == "" || check.Verified {
+		t.Fatalf("a port the gateway gave away: %+v", check)
+	}
+	next := l.next(t, 3*time.Second)
+	if next.SamePorts(first) || !next.Held() {
+		t.Fatalf("after the port was lost the loop reported %+v", next)
+	}
+	if got := srv.Gateway.Mapped(clientAddr(c)); got != next.Ports[0].Public {
+		t.Errorf("gateway maps %d, lease says %d", got, next.Ports[0].Public)
+	}
+	if !strings.Contains(log.String(), "lost the mapping") {
+		t.Errorf("log:\n%s", log)
+	}
+	if c := probe(); !c.Verified {
+		t.Errorf("probe of the new mapping: %+v", c)
+	}
+	eps := p.ControlEndpoints()
+	if len(eps) != 1 || eps[0].Network != "udp" || eps[0].Addr.Port() != natpmp.Port {
+		t.Errorf("control endpoints %v", eps)
+	}
+}

@@ -415,3 +415,16 @@ func (p *Provider) SetTunnel(addrs []netip.Prefix, dns []netip.Addr) {
 // SetDialer sets the dialer through the tunnel (the daemon creates the
 // tunnel after MakeTunnel).
 func (p *Provider) SetDialer(d provider.Dialer) { p.env.Dialer = d }
+
+// ControlEndpoints implements provider.Guarded: the current server's port
+// API (getSignature, bindSignature), which answers anyone in the tunnel.
+func (p *Provider) ControlEndpoints() []provider.Endpoint {
+	p.mu.Lock()
+	vip := p.vip
+	p.mu.Unlock()
+	a, err := netip.ParseAddr(vip)
+	if err != nil {
+		return nil
+	}
+	return []provider.Endpoint{{Network: "tcp", Addr: netip.AddrPortFrom(a, pfPort)}}
+}

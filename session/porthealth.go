@@ -1,0 +1,190 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/provider"
+)
+
+// The port's health, apart from the tunnel's: a held port is "verified"
+// when something proved it forwarded (the gateway re-asserted the
+// mapping, the provider renewed it, an outside checker reached it), and
+// "dead" when something proved it is not (the gateway forgot it or
+// refused it, the outside checker found it closed twice, the lease expired
+// while the provider could not renew). A dead port makes recovery act:
+// map again at once, then a fresh handshake, again while it stays dead.
+// All of it runs on the session's goroutine.
+
+// Recovery steps for a dead port: the provider maps again at once; if the
+// port is still dead after deadRehandshakeAfter, a fresh handshake; both
+// again every deadRetryEvery while it stays dead.
+const (
+	deadRehandshakeAfter = 5 * time.Second
+	deadRetryEvery       = 30 * time.Second
+)
+
+// portCheckResult is an outside check's answer for one port.
+type portCheckResult struct {
+	port uint16
+	open bool
+	err  error
+}
+
+// leaseHealth updates the port's health from a provider report.
+func (l *loop) leaseHealth(prev, next provider.Lease, newPort bool) {
+	h := &l.cur.Port
+	switch {
+	case !next.Held():
+		*h = PortHealth{}
+		l.closedCount = 0
+		return
+	case newPort:
+		// A new port: what was known of the old one says nothing.
+		if h.Dead != "" {
+			l.log.Info("a new port replaces the dead one", "ports", next.PublicPorts())
+		}
+		*h = PortHealth{}
+		l.closedCount = 0
+		l.portCheckSoon()
+	}
+	if next.Error == "" && !next.Renewed.IsZero() && next.Renewed.After(prev.Renewed) {
+		l.verified("lease renewed with the provider")
+	}
+	l.expiryHealth()
+}
+
+// expiryHealth: a lease the provider could not renew and that has expired
+// is dead.
+func (l *loop) expiryHealth() {
+	ls := l.cur.Lease
+	if ls.Held() && ls.Error != "" && !ls.Expires.IsZero() && time.Now().After(ls.Expires) {
+		l.dead("the lease expired and the provider cannot renew it: " + ls.Error)
+	}
+}
+
+// onCheck takes in what a liveness check proved about the port.
+func (l *loop) onCheck(c provider.Check) {
+	if !l.cur.Lease.Held() {
+		return
+	}
+	switch {
+	case c.Dead != "":
+		l.dead(c.Dead)
+	case c.Verified:
+		l.verified(c.Method)
+	}
+}
+
+// onPortCheck takes in the outside checker's answer.
+func (l *loop) onPortCheck(r portCheckResult) {
+	h := &l.cur.Port
+	ports := l.cur.Lease.PublicPorts()
+	if len(ports) == 0 || ports[0] != r.port {
+		return // about a port no longer held
+	}
+	h.OutsideAt = time.Now()
+	switch {
+	case r.err != nil:
+		h.Outside = "unknown"
+		l.log.Info("outside port check: no answer, so nothing is known (not taken for closed)", "port", r.port, "err", r.err)
+		l.nextPortCheck = time.Now().Add(l.o.PortCheckEvery)
+	case r.open:
+		h.Outside = "open"
+		l.closedCount = 0
+		l.verified(l.o.PortCheckName)
+		l.nextPortCheck = time.Now().Add(l.o.PortCheckEvery)
+	default:
+		h.Outside = "closed"
+		l.closedCount++
+		l.nextPortCheck = time.Now().Add(l.o.PortCheckRecheck)
+		if l.closedCount >= 2 {
+			l.dead(fmt.Sprintf("the %s found port %d closed %d times in a row", l.o.PortCheckName, r.port, l.closedCount))
+		} else {
+			l.log.Warn("outside port check: closed; asking again before taking the port for dead", "port", r.port, "again_in", l.o.PortCheckRecheck.String())
+		}
+	}
+	l.publish()
+}
+
+// verified records a proof that the held port is forwarded.
+func (l *loop) verified(how string) {
+	h := &l.cur.Port
+	h.Verified, h.VerifiedBy = time.Now(), how
+	if h.Dead == "" {
+		return
+	}
+	l.log.Info("forwarded port works again", "ports", l.cur.Lease.PublicPorts(), "how", how, "dead_for", time.Since(h.DeadSince).Round(100*time.Millisecond).String())
+	h.Dead, h.DeadSince = "", time.Time{}
+	l.closedCount = 0
+	l.cur.Recoveries++
+	l.emit(KindHealth, "verified: "+how)
+}
+
+// dead records that the held port is known not to work, and acts.
+func (l *loop) dead(why string) {
+	h := &l.cur.Port
+	if h.Dead != "" {
+		h.Dead = why
+		return
+	}
+	h.Dead, h.DeadSince = why, time.Now()
+	l.log.Warn("forwarded port is dead; mapping again", "ports", l.cur.Lease.PublicPorts(), "why", why)
+	l.emit(KindHealth, "dead: "+why)
+	l.remap()
+}
+
+// remap asks the provider for the port again at once.
+func (l *loop) remap() {
+	l.deadActed = time.Now()
+	if r, ok := l.prov.(provider.Refresher); ok {
+		r.Refresh()
+	}
+	l.emit(KindRecovery, "port dead: asking the provider again")
+	l.portCheckSoon()
+}
+
+// portHealthTick runs every tick: lease expiry, recovery of a dead port,
+// and the outside check when due.
+func (l *loop) portHealthTick() {
+	l.expiryHealth()
+	h := &l.cur.Port
+	if h.Dead != "" && l.cur.State == StateUp {
+		since := time.Since(h.DeadSince)
+		switch {
+		case since >= deadRehandshakeAfter && l.deadActed.Sub(h.DeadSince) < deadRehandshakeAfter && !l.rehandshaking:
+			l.log.Warn("forwarded port still dead: forcing a new handshake", "why", h.Dead, "dead_for", since.Round(100*time.Millisecond).String())
+			l.deadActed = time.Now()
+			l.rehandshake()
+		case time.Since(l.deadActed) >= deadRetryEvery:
+			l.remap()
+		}
+	}
+	l.maybePortCheck()
+}
+
+// portCheckSoon makes the outside check run now (after a new port or a
+// recovery), if there is one.
+func (l *loop) portCheckSoon() {
+	l.nextPortCheck = time.Time{}
+	l.maybePortCheck()
+}
+
+// maybePortCheck starts the outside check, off the loop, when it is due.
+func (l *loop) maybePortCheck() {
+	if l.o.PortCheck == nil || l.portChecking || !l.cur.Lease.Held() || l.cur.State != StateUp || time.Now().Before(l.nextPortCheck) {
+		return
+	}
+	lease := l.cur.Lease
+	l.portChecking = true
+	l.nextPortCheck = time.Now().Add(l.o.PortCheckEvery)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		ctx, cancel := context.WithTimeout(l.ctx, 30*time.Second)
+		defer cancel()
+		open, err := l.o.PortCheck(ctx, lease)
+		l.portCheckDone <- portCheckResult{port: lease.PublicPorts()[0], open: open, err: err}
+	}()
+}

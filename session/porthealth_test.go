@@ -1,0 +1,163 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/provider"
+)
+
+// checkingProvider is a fakeProvider whose liveness check says what the
+// test sets (as natpmp.Provider's re-assertion of the mapping does).
+type checkingProvider struct {
+	fakeProvider
+	check atomic.Pointer[provider.Check]
+}
+
+func (p *checkingProvider) Probe(context.Context) (provider.Check, error) {
+	if c := p.check.Load(); c != nil {
+		return *c, nil
+	}
+	return provider.Check{}, nil
+}
+
+// runWith runs a session over prov with o (fast checks) until the test
+// ends.
+func runWith(t *testing.T, prov provider.Provider, o Options) (*Session, *fakeTunnel, *events) {
+	t.Helper()
+	tun, evs := &fakeTunnel{}, &events{}
+	o.ProbeEvery, o.ProbeTimeout, o.RehandshakeEvery = 20*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond
+	o.Sinks = []Sink{evs.sink}
+	s := New(tun, prov, o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s, tun, evs
+}
+
+func waitSnap(t *testing.T, s *Session, what string, ok func(Snapshot) bool) Snapshot {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		snap := s.Snapshot()
+		if ok(snap) {
+			return snap
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: snapshot %+v", what, snap)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// A check that proves the mapping makes the port verified; one that says
+// the gateway lost it makes the port dead at once, asks the provider to
+// map again, and a later proof (or a new port) makes it healthy again,
+// each change an event of its own.
+func TestPortDeadThenVerified(t *testing.T) {
+	prov := &checkingProvider{fakeProvider: fakeProvider{leases: make(chan provider.Lease)}}
+	prov.check.Store(&provider.Check{Verified: true, Method: "mapping re-asserted"})
+	s, _, evs := runWith(t, prov, Options{})
+	prov.leases <- lease(1000)
+	waitSnap(t, s, "verified", func(sn Snapshot) bool { return sn.Port.VerifiedBy == "mapping re-asserted" })
+
+	refreshed := prov.refreshed.Load()
+	prov.check.Store(&provider.Check{Dead: "the gateway forgot port 1000"})
+	snap := waitSnap(t, s, "dead", func(sn Snapshot) bool { return sn.Port.Dead != "" })
+	if !strings.Contains(snap.Port.Dead, "forgot") || snap.Port.DeadSince.IsZero() {
+		t.Errorf("dead port: %+v", snap.Port)
+	}
+	if prov.refreshed.Load() == refreshed {
+		t.Error("the provider was not asked to map again")
+	}
+	evs.wait(t, "health")
+	prov.check.Store(&provider.Check{Verified: true, Method: "mapping re-asserted"})
+	waitSnap(t, s, "alive again", func(sn Snapshot) bool { return sn.Port.Dead == "" && sn.Port.DeadSince.IsZero() })
+	var health []string
+	for _, ev := range evs.all() {
+		if ev.Kind == KindHealth {
+			health = append(health, ev.Detail)
+		}
+	}
+	if len(health) != 2 || !strings.HasPrefix(health[0], "dead: ") || !strings.HasPrefix(health[1], "verified: ") {
+		t.Errorf("health events %q", health)
+	}
+
+	// Dead again, then the provider maps a new port: the new port starts
+	// with nothing known of it, and is not dead.
+	prov.check.Store(&provider.Check{Dead: "gone"})
+	waitSnap(t, s, "dead", func(sn Snapshot) bool { return sn.Port.Dead != "" })
+	prov.check.Store(&provider.Check{})
+	prov.leases <- lease(2000)
+	waitSnap(t, s, "new port", func(sn Snapshot) bool {
+		return sn.Lease.Held() && sn.Lease.Ports[0].Public == 2000 && sn.Port.Dead == ""
+	})
+}
+
+// A port whose lease expired while the provider could not renew it is
+// dead.
+func TestExpiredLeaseIsDead(t *testing.T) {
+	prov := &fakeProvider{leases: make(chan provider.Lease)}
+	s, _, _ := runWith(t, prov, Options{Probe: func(context.Context) error { return nil }})
+	l := lease(1000)
+	l.Expires = time.Now().Add(50 * time.Millisecond)
+	prov.leases <- l.Failed(errors.New("the API is down"))
+	snap := waitSnap(t, s, "dead", func(sn Snapshot) bool { return sn.Port.Dead != "" })
+	if !strings.Contains(snap.Port.Dead, "the API is down") {
+		t.Errorf("dead: %q", snap.Port.Dead)
+	}
+}
+
+// The outside check: open verifies; one "closed" is asked again before
+// anything is concluded; no answer is "unknown", never closed; two closed
+// in a row make the port dead.
+func TestOutsideCheck(t *testing.T) {
+	var answer atomic.Value // "open", "closed", "error"
+	answer.Store("open")
+	var asked atomic.Int64
+	prov := &fakeProvider{leases: make(chan provider.Lease)}
+	o := Options{Probe: func(context.Context) error { return nil }, PortCheckName: "outside check by test",
+		PortCheckEvery: 30 * time.Millisecond, PortCheckRecheck: 30 * time.Millisecond,
+		PortCheck: func(ctx context.Context, l provider.Lease) (bool, error) {
+			asked.Add(1)
+			switch answer.Load() {
+			case "open":
+				return true, nil
+			case "closed":
+				return false, nil
+			}
+			return false, errors.New("checker down")
+		}}
+	s, _, _ := runWith(t, prov, o)
+	prov.leases <- lease(1000)
+	waitSnap(t, s, "open", func(sn Snapshot) bool {
+		return sn.Port.Outside == "open" && sn.Port.VerifiedBy == "outside check by test"
+	})
+	answer.Store("error")
+	waitSnap(t, s, "unknown", func(sn Snapshot) bool { return sn.Port.Outside == "unknown" })
+	if s.Snapshot().Port.Dead != "" {
+		t.Fatal("no answer taken for dead")
+	}
+	answer.Store("closed")
+	waitSnap(t, s, "closed once", func(sn Snapshot) bool { return sn.Port.Outside == "closed" })
+	if s.Snapshot().Port.Dead != "" {
+		t.Fatal("one closed answer taken for dead")
+	}
+	snap := waitSnap(t, s, "closed twice", func(sn Snapshot) bool { return sn.Port.Dead != "" })
+	if !strings.Contains(snap.Port.Dead, "times in a row") {
+		t.Errorf("dead: %q", snap.Port.Dead)
+	}
+	if prov.refreshed.Load() == 0 {
+		t.Error("a port found closed was not mapped again")
+	}
+	answer.Store("open")
+	waitSnap(t, s, "open again", func(sn Snapshot) bool { return sn.Port.Dead == "" && sn.Port.Outside == "open" })
+	if asked.Load() < 5 {
+		t.Errorf("asked %d times", asked.Load())
+	}
+}
