@@ -96,6 +96,7 @@ type Bridge struct {
 	tcp    map[uint16]uint16 // TCP routes: listen port -> target port
 	udpTo  map[uint16]uint16 // UDP routes
 	udp    map[uint16]*udpListener
+	tcpL   map[uint16]net.Listener // kernel listeners (StreamListener)
 	closed bool
 	wg     sync.WaitGroup
 	conns  *connTable
@@ -134,7 +135,7 @@ func NewBridge(in PacketListener, cfg BridgeConfig) *Bridge {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	b := &Bridge{cfg: cfg, in: in, log: cfg.Log, tcp: map[uint16]uint16{}, udpTo: map[uint16]uint16{}, udp: map[uint16]*udpListener{},
+	b := &Bridge{cfg: cfg, in: in, log: cfg.Log, tcp: map[uint16]uint16{}, udpTo: map[uint16]uint16{}, udp: map[uint16]*udpListener{}, tcpL: map[uint16]net.Listener{},
 		conns: newConnTable(cfg.MaxConns, cfg.MaxConnsPerSource), stop: make(chan struct{})}
 	b.wg.Add(1)
 	go b.sweepIdle()
@@ -197,6 +198,9 @@ func (b *Bridge) SetRoutes(routes []Route) error {
 	}
 	b.tcp, b.udpTo = tcp, udp
 	var firstErr error
+	if sl, ok := b.in.(StreamListener); ok {
+		firstErr = b.setTCPListeners(sl)
+	}
 	for port, target := range udp {
 		if _, ok := b.udp[port]; ok {
 			continue
@@ -250,6 +254,10 @@ func (b *Bridge) Close() error {
 	for port, l := range b.udp {
 		l.close()
 		delete(b.udp, port)
+	}
+	for port, l := range b.tcpL {
+		l.Close()
+		delete(b.tcpL, port)
 	}
 	b.mu.Unlock()
 	b.conns.closeAll()

@@ -68,6 +68,8 @@ func (a *agent) handle(rq request) {
 		err = a.dev.SetAddresses(rq.Addresses)
 	case "redirect":
 		err = a.redirect(rq.Redirects)
+	case "guard":
+		err = killswitch.Guard("vpnfwd_guard", killswitch.OwnMark, rq.Reserved)
 	case "start":
 		rp.PID, err = a.start(rq)
 	case "signal":
@@ -149,7 +151,7 @@ func bindResolvConf(file string) error {
 func (a *agent) dial(rq request) ([]*os.File, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rq.TimeoutMS)*time.Millisecond)
 	defer cancel()
-	c, err := (&net.Dialer{}).DialContext(ctx, rq.Network, rq.Address)
+	c, err := (&net.Dialer{Control: markOwn}).DialContext(ctx, rq.Network, rq.Address)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +164,7 @@ func (a *agent) dial(rq request) ([]*os.File, error) {
 }
 
 func (a *agent) listenUDP(rq request) ([]*os.File, error) {
-	pc, err := net.ListenPacket(rq.Network, rq.Address)
+	pc, err := (&net.ListenConfig{Control: markOwn}).ListenPacket(context.Background(), rq.Network, rq.Address)
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +174,17 @@ func (a *agent) listenUDP(rq request) ([]*os.File, error) {
 		return nil, err
 	}
 	return []*os.File{f}, nil
+}
+
+// markOwn marks vpnfwd's own sockets in the namespace (killswitch.OwnMark),
+// so that the guard's rules let exactly them reach the provider's control
+// endpoints.
+func markOwn(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, killswitch.OwnMark)
+	})
+	return errors.Join(err, serr)
 }
 
 func (a *agent) redirect(rs []Redirect) error {

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vpnfwd/vpnfwd/killswitch"
 	"net"
 	"net/netip"
 	"os"
@@ -28,7 +29,7 @@ const AgentEnv = "VPNFWD_NETNS_AGENT"
 // file descriptors attached where the operation makes one.
 type request struct {
 	ID int    `json:"id"`
-	Op string `json:"op"` // setup, dial, listenudp, addresses, redirect, start, signal
+	Op string `json:"op"` // setup, dial, listenudp, addresses, redirect, guard, start, signal
 
 	// setup
 	Tun        string         `json:"tun,omitempty"`
@@ -45,6 +46,9 @@ type request struct {
 
 	// redirect
 	Redirects []Redirect `json:"redirects,omitempty"`
+
+	// guard
+	Reserved []killswitch.Reserved `json:"reserved,omitempty"`
 
 	// start
 	Argv []string `json:"argv,omitempty"`

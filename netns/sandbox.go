@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vpnfwd/vpnfwd/killswitch"
 	"net"
 	"net/netip"
 	"os"
@@ -286,6 +287,14 @@ func (s *Sandbox) SetAddresses(addrs []netip.Prefix) error {
 	s.addrs = append([]netip.Prefix(nil), addrs...)
 	s.mu.Unlock()
 	return nil
+}
+
+// Guard makes the provider's control endpoints reachable from vpnfwd's
+// own sockets only, inside the namespace (killswitch.Guard; nil removes
+// the rules).
+func (s *Sandbox) Guard(ctx context.Context, rs []killswitch.Reserved) error {
+	_, err := s.call(ctx, request{Op: "guard", Reserved: rs})
+	return err
 }
 
 // Redirect sends the forwarded ports on to other ports inside (replacing

@@ -29,14 +29,44 @@ func (d *Device) DialContext(ctx context.Context, network, addr string) (net.Con
 	return c, nil
 }
 
-// ListenUDP opens a UDP socket on ap whose datagrams leave through the TUN.
+// ListenUDP opens a UDP socket on ap whose datagrams leave through the TUN
+// (no address: the tunnel's IPv4 address, for the bridge).
 func (d *Device) ListenUDP(ap netip.AddrPort) (net.PacketConn, error) {
+	if !ap.Addr().IsValid() && ap.Port() != 0 {
+		a, err := d.addr4()
+		if err != nil {
+			return nil, err
+		}
+		ap = netip.AddrPortFrom(a, ap.Port())
+	}
 	lc := net.ListenConfig{Control: d.bind}
 	network := "udp4"
 	if ap.Addr().Is6() && !ap.Addr().Is4In6() {
 		network = "udp6"
 	}
 	return lc.ListenPacket(context.Background(), network, ap.String())
+}
+
+// ListenTCP listens on the tunnel's IPv4 address (not on all addresses,
+// so that a service on 127.0.0.1 with the same port is no conflict), for
+// the bridge (forward.StreamListener).
+func (d *Device) ListenTCP(port uint16) (net.Listener, error) {
+	a, err := d.addr4()
+	if err != nil {
+		return nil, err
+	}
+	lc := net.ListenConfig{Control: d.bind}
+	return lc.Listen(context.Background(), "tcp4", netip.AddrPortFrom(a, port).String())
+}
+
+// addr4 is the tunnel's first IPv4 address.
+func (d *Device) addr4() (netip.Addr, error) {
+	for _, p := range d.Addresses() {
+		if p.Addr().Is4() {
+			return p.Addr(), nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("the tunnel %s has no IPv4 address to listen on", d.name)
 }
 
 // Resolve looks host up with the system's resolver (in tun mode
@@ -53,6 +83,9 @@ func (d *Device) bind(_, _ string, c syscall.RawConn) error {
 	var serr error
 	err := c.Control(func(fd uintptr) {
 		serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, d.name)
+		if serr == nil && d.ownMark != 0 {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(d.ownMark))
+		}
 	})
 	return errors.Join(err, serr)
 }

@@ -35,6 +35,10 @@ type Config struct {
 	// Table is the routing table for default routes (0: 51820, as
 	// wg-quick).
 	Table int
+	// OwnMark, when set, is put on vpnfwd's own sockets through the TUN
+	// (DialContext, ListenUDP), so that firewall rules can tell them from
+	// every other program's (killswitch.Guard). It must differ from Mark.
+	OwnMark uint32
 }
 
 // Priorities of the two rules per family, as wg-quick gets them: first
@@ -57,6 +61,8 @@ type Device struct {
 
 	mu    sync.Mutex // guards addrs and address changes
 	addrs []netip.Prefix
+
+	ownMark uint32
 }
 
 // Check says, creating nothing, whether this process can make the TUN
@@ -119,7 +125,7 @@ func Open(cfg Config) (*Device, error) {
 		}
 		return nil, fmt.Errorf("creating TUN %s: %w", cfg.Name, err)
 	}
-	d := &Device{tun: t, name: cfg.Name, h: h}
+	d := &Device{tun: t, name: cfg.Name, h: h, ownMark: cfg.OwnMark}
 	if err := d.configure(cfg); err != nil {
 		d.Close()
 		return nil, err

@@ -118,6 +118,9 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 		d.proxyAuth = forward.Credentials{Username: cfg.Proxy.Username, Password: pw}
 	}
 	if cfg.WireGuard.Tun != "" && !o.Exec {
+		if err := d.checkTunTarget(); err != nil {
+			return nil, err
+		}
 		if err := tundev.Check(); err != nil {
 			return nil, err
 		}
@@ -240,6 +243,7 @@ func (d *daemon) buildDataPath(extra []publish.Consumer, exec bool) error {
 	if err != nil {
 		return err
 	}
+	d.guardControl(context.Background())
 	consumers, err := buildConsumers(d.cfg, d.log.With("component", "publish"))
 	if err != nil {
 		return err
@@ -252,16 +256,25 @@ func (d *daemon) buildDataPath(extra []publish.Consumer, exec bool) error {
 // buildStack makes the netstack data plane: the stack and the bridge from
 // the forwarded port to the local service.
 func (d *daemon) buildStack() error {
-	cfg, w := d.cfg, d.cfg.WireGuard
+	w, f := d.cfg.WireGuard, d.cfg.Forward
 	var err error
-	f := cfg.Forward
 	d.stack, err = netstack.New(netstack.Config{Addresses: w.Addresses(), DNS: w.DNSServers(), MTU: w.MTU,
 		MaxPendingHandshakes: f.MaxPendingHandshakes, MaxPendingPerSource: f.MaxPendingPerSource,
 		Log: d.log.With("component", "netstack")})
 	if err != nil {
 		return err
 	}
-	d.bridge = forward.NewBridge(d.stack, forward.BridgeConfig{
+	d.bridge = d.newBridge(d.stack)
+	d.stack.SetTCPHandler(func(r *netstack.TCPRequest) { d.bridge.HandleTCP(r) })
+	d.plane = d.stack
+	return nil
+}
+
+// newBridge makes the bridge from the forwarded port, on the data plane
+// in, to the local service.
+func (d *daemon) newBridge(in forward.PacketListener) *forward.Bridge {
+	cfg, f := d.cfg, d.cfg.Forward
+	return forward.NewBridge(in, forward.BridgeConfig{
 		TargetHost:  d.targetHost,
 		TCP:         hasProto(cfg.Forward.Protocols, "tcp"),
 		UDP:         hasProto(cfg.Forward.Protocols, "udp"),
@@ -272,9 +285,6 @@ func (d *daemon) buildStack() error {
 		PerPeer:     cfg.Forward.PerPeerSource,
 		Log:         d.log.With("component", "forward"),
 	})
-	d.stack.SetTCPHandler(func(r *netstack.TCPRequest) { d.bridge.HandleTCP(r) })
-	d.plane = d.stack
-	return nil
 }
 
 // rekey has the provider register a fresh key and moves the tunnel to it:
@@ -294,6 +304,7 @@ func (d *daemon) rekey(ctx context.Context) (string, error) {
 	if tm, ok := d.prov.(provider.TunnelMaker); ok {
 		tm.SetTunnel(w.Addresses(), w.DNSServers())
 	}
+	d.guardControl(ctx)
 	return fmt.Sprintf("endpoint %s, address %s", w.Peers[0].Endpoint, prefixes(w.Address)), nil
 }
 
@@ -456,6 +467,7 @@ func (d *daemon) closeAll() {
 		d.dev.Close() // closes the stack or the TUN too
 	}
 	d.unredirect()
+	d.unguard()
 	if d.sandbox != nil {
 		d.sandbox.Close() // the agent, and CMD if still running
 	}

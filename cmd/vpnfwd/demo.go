@@ -255,10 +255,10 @@ func demoGatewayRestart(ctx context.Context, say func(string, ...any), srv *test
 	// A real gateway has been up a while: its epoch says so, and vpnfwd's
 	// next check (every 2 s) reads it.
 	g.Age(time.Hour)
-	seen := g.Requests(natpmp.OpExternal)
+	seen := g.Requests(natpmp.OpMapTCP)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if g.Requests(natpmp.OpExternal) > seen {
+		if g.Requests(natpmp.OpMapTCP) > seen {
 			break
 		}
 		if time.Now().After(deadline) {

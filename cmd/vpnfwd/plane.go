@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 
@@ -35,7 +36,7 @@ const tunMark = killswitch.DefaultMark
 func (d *daemon) openTun() error {
 	w := d.cfg.WireGuard
 	routes := allowedIPs(w.Peers)
-	t, err := tundev.Open(tundev.Config{Name: w.Tun, MTU: w.MTU, Addresses: w.Addresses(), Routes: routes, Mark: tunMark})
+	t, err := tundev.Open(tundev.Config{Name: w.Tun, MTU: w.MTU, Addresses: w.Addresses(), Routes: routes, Mark: tunMark, OwnMark: killswitch.OwnMark})
 	if err != nil {
 		return err
 	}
@@ -44,7 +45,90 @@ func (d *daemon) openTun() error {
 	}
 	d.tun, d.plane = t, t
 	d.log.Info("tun mode: everything in this network namespace goes through the tunnel", "device", w.Tun, "routes", fmt.Sprint(routes))
+	if d.tunBridged() {
+		// A service on loopback cannot be reached by a redirect (the
+		// kernel does not route to 127.0.0.0/8 from another interface):
+		// vpnfwd's bridge listens on the tunnel's address instead.
+		d.bridge = d.newBridge(t)
+		d.log.Info("tun mode with a loopback service: the bridge listens on the tunnel's address", "target", d.cfg.Forward.Target)
+	}
 	return nil
+}
+
+// tunBridged says whether tun mode bridges the forwarded port (--forward
+// names a loopback address and a port) rather than redirecting it in the
+// kernel (--forward with the tunnel's address or 0.0.0.0 and a port) or
+// leaving it to the service (no port: the service listens on the
+// forwarded port itself, on all addresses).
+func (d *daemon) tunBridged() bool {
+	return d.targetPort != 0 && isLoopback(d.targetHost)
+}
+
+// checkTunTarget: in tun mode --forward's host must be loopback (bridged),
+// the tunnel's address or all addresses (redirected in the kernel).
+func (d *daemon) checkTunTarget() error {
+	h := d.targetHost
+	if isLoopback(h) || h == "" || h == "0.0.0.0" || h == "::" {
+		return nil
+	}
+	if a, err := netip.ParseAddr(h); err == nil {
+		for _, p := range d.cfg.WireGuard.Addresses() {
+			if p.Addr() == a.Unmap() {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("--forward %s: in tun mode the service must be in this network namespace: give 127.0.0.1:PORT for a service on loopback (vpnfwd bridges to it), 0.0.0.0:PORT or the tunnel's address for one on all addresses (redirected in the kernel), or no port for a service that listens on the forwarded port itself", d.cfg.Forward.Target)
+}
+
+// isLoopback: "localhost" or a loopback address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+// guardTable is tun mode's nftables table that keeps the provider's
+// control endpoints to vpnfwd.
+func (d *daemon) guardTable() string { return "vpnfwd_guard_" + d.cfg.WireGuard.Tun }
+
+// guardControl makes the provider's control endpoints (NAT-PMP's 5351,
+// PIA's port API) reachable from vpnfwd's own sockets only, in the kernel
+// data planes, where every program shares the tunnel: tun mode's
+// namespace, exec's. (In netstack mode only the proxies reach the tunnel,
+// and their guard refuses.) Called again when the endpoints move.
+func (d *daemon) guardControl(ctx context.Context) {
+	g, ok := d.prov.(provider.Guarded)
+	if !ok || (d.tun == nil && d.sandbox == nil) {
+		return
+	}
+	var rs []killswitch.Reserved
+	for _, e := range g.ControlEndpoints() {
+		rs = append(rs, killswitch.Reserved{Proto: e.Network, Addr: e.Addr})
+	}
+	var err error
+	if d.sandbox != nil {
+		err = d.sandbox.Guard(ctx, rs)
+	} else {
+		err = killswitch.Guard(d.guardTable(), killswitch.OwnMark, rs)
+	}
+	if err != nil {
+		d.log.Error("keeping the provider's port-forwarding service to vpnfwd: other programs in the namespace can reach it", "err", err)
+		return
+	}
+	d.log.Info("the provider's port-forwarding service is vpnfwd's alone (other programs are refused)", "endpoints", fmt.Sprint(rs))
+}
+
+// unguard removes tun mode's guard table (exec's goes with the namespace).
+func (d *daemon) unguard() {
+	if d.tun == nil {
+		return
+	}
+	if err := killswitch.Guard(d.guardTable(), killswitch.OwnMark, nil); err != nil {
+		d.log.Error("removing the guard table", "table", d.guardTable(), "err", err)
+	}
 }
 
 // redirectTable is tun mode's nftables table for --forward HOST:PORT.

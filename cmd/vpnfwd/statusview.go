@@ -39,7 +39,10 @@ func (d *daemon) Status() api.Status {
 	var bs forward.Stats
 	var ns netstack.Stats
 	if d.bridge != nil {
-		bs, ns = d.bridge.Stats(), d.stack.Stats()
+		bs = d.bridge.Stats()
+	}
+	if d.stack != nil {
+		ns = d.stack.Stats()
 	}
 	s.Forward = api.ForwardStatus{
 		Target: d.targetHost, Protocols: d.cfg.Forward.Protocols,

@@ -1,0 +1,81 @@
+package killswitch
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"syscall"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// OwnMark is the SO_MARK of vpnfwd's own sockets through the kernel TUN
+// (tun and exec mode: the provider's requests, the liveness checks). It
+// differs from DefaultMark, which keeps the WireGuard socket out of the
+// tunnel: these must go into it.
+const OwnMark = 0x7671
+
+// Reserved is one control endpoint that only vpnfwd's own sockets may
+// reach: "tcp" or "udp", and the address.
+type Reserved struct {
+	Proto string
+	Addr  netip.AddrPort
+}
+
+// Guard makes the provider's control endpoints (the NAT-PMP gateway's
+// 5351, PIA's port API) vpnfwd's alone in this network namespace: an inet
+// table of its own (named table) rejects every packet to them that does
+// not carry mark, from local programs (output) and from hosts this
+// namespace routes for (forward); the program gets an ICMP refusal at
+// once. Each call replaces the table atomically; an empty list removes it.
+func Guard(table string, mark uint32, rs []Reserved) error {
+	c, err := conn()
+	if err != nil {
+		return err
+	}
+	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
+	if old, err := c.ListTableOfFamily(table, nftables.TableFamilyINet); err == nil && old != nil {
+		c.DelTable(t)
+	}
+	if len(rs) == 0 {
+		if err := c.Flush(); err != nil && !errors.Is(err, syscall.ENOENT) {
+			return explain(err)
+		}
+		return nil
+	}
+	c.AddTable(t)
+	pol := nftables.ChainPolicyAccept
+	for _, hook := range []struct {
+		name string
+		num  *nftables.ChainHook
+	}{{"output", nftables.ChainHookOutput}, {"forward", nftables.ChainHookForward}} {
+		// Before the kill switch's chains (priority 0): a refusal here is
+		// final whatever they would accept.
+		ch := c.AddChain(&nftables.Chain{Name: hook.name, Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: hook.num, Priority: nftables.ChainPriorityRef(-10), Policy: &pol})
+		for _, r := range rs {
+			proto := byte(unix.IPPROTO_TCP)
+			switch r.Proto {
+			case "tcp":
+			case "udp":
+				proto = unix.IPPROTO_UDP
+			default:
+				return fmt.Errorf("guard: protocol %q", r.Proto)
+			}
+			a := r.Addr.Addr().Unmap()
+			reject := &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH}
+			if proto == unix.IPPROTO_TCP {
+				reject = &expr.Reject{Type: unix.NFT_REJECT_TCP_RST}
+			}
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, UserData: comment(fmt.Sprintf("only vpnfwd reaches %s %s", r.Proto, r.Addr)),
+				Exprs: cat(addr(netip.PrefixFrom(a, a.BitLen()), false), l4(proto), ports(0, r.Addr.Port()),
+					[]expr.Any{meta(expr.MetaKeyMARK), neq(u32(mark)), count, reject})})
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return explain(err)
+	}
+	return nil
+}
