@@ -114,9 +114,9 @@ func TestTunModeSidecar(t *testing.T) {
 	}
 }
 
-// TestTunModeForwardRedirect: with --forward HOST:PORT, tun mode
-// redirects the forwarded port to PORT (the service listens on all
-// addresses); without vpnfwd the redirect is gone.
+// TestTunModeForwardRedirect: with --forward 0.0.0.0:PORT, tun mode
+// redirects the forwarded port to PORT in the kernel (the service listens
+// on all addresses); without vpnfwd the redirect is gone.
 func TestTunModeForwardRedirect(t *testing.T) {
 	n := New(t, "wireguard-go", "wg", "nft")
 	v := NewVPN(t, n, false)
@@ -125,7 +125,7 @@ func TestTunModeForwardRedirect(t *testing.T) {
 	n.Must(v.Server, "nft", "add", "rule", "inet", "filter", "prerouting", "iifname", "pub", "tcp", "dport", "4000", "dnat", "ip", "to", ClientIP)
 	startEcho(t, n, v.Cli, ":7000")
 	up := n.Start(v.Cli, bin, "up", "--tun", "vpnfwd0", "--wg-config", v.ClientConf, "--provider", "static", "--port", "4000",
-		"--forward", "127.0.0.1:7000", "--dns-listen", "off")
+		"--forward", "0.0.0.0:7000", "--dns-listen", "off")
 	waitForPort(t, n, v.Cli, bin)
 	var err error
 	for try := 0; try < 20; try++ { // the redirect follows the port event

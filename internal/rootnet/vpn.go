@@ -90,18 +90,7 @@ table inet filter {
 	}
 	if natpmp {
 		v.upnpConf = filepath.Join(v.Dir, "miniupnpd.conf")
-		os.WriteFile(v.upnpConf, []byte(strings.Join([]string{
-			"ext_ifname=pub",
-			"ext_ip=" + ReportedIP,
-			"listening_ip=" + v.wgIf,
-			"enable_natpmp=yes",
-			"enable_upnp=no",
-			"secure_mode=yes",
-			"min_lifetime=10",
-			"max_lifetime=3600",
-			"allow 1024-65535 10.2.0.0/24 1024-65535",
-			"deny 0-65535 0.0.0.0/0 0-65535",
-		}, "\n")+"\n"), 0o644)
+		v.GatewayConf()
 		v.StartGateway()
 	}
 	v.ClientConf = filepath.Join(v.Dir, "client.conf")
@@ -152,6 +141,26 @@ func (v *VPN) StopServer() {
 		v.t.Fatal(err)
 	}
 	waitFor(v.t, func() bool { _, err := v.Net.Exec(v.Server, "ip", "link", "show", v.wgIf); return err != nil })
+}
+
+// GatewayConf writes miniupnpd's configuration with extra lines (for
+// instance "system_uptime=yes", as Debian's shipped file has it: the
+// NAT-PMP epoch is then the system's uptime, and a restart does not show
+// in it). It takes effect at the gateway's next start.
+func (v *VPN) GatewayConf(extra ...string) {
+	lines := append([]string{
+		"ext_ifname=pub",
+		"ext_ip=" + ReportedIP,
+		"listening_ip=" + v.wgIf,
+		"enable_natpmp=yes",
+		"enable_upnp=no",
+		"secure_mode=yes",
+		"min_lifetime=10",
+		"max_lifetime=3600",
+		"allow 1024-65535 10.2.0.0/24 1024-65535",
+		"deny 0-65535 0.0.0.0/0 0-65535",
+	}, extra...)
+	os.WriteFile(v.upnpConf, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 }
 
 // StartGateway starts miniupnpd answering NAT-PMP on the gateway address.

@@ -1,0 +1,201 @@
+package rootnet
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// deleteAll is NAT-PMP's "delete all my mappings" for op (1 UDP, 2 TCP):
+// internal port 0, lifetime 0 (RFC 6886 3.4).
+func deleteAll(op byte) []byte { return []byte{0, op, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} }
+
+// socksUDP sends payload to dst through a SOCKS5 proxy's UDP relay (RFC
+// 1928 UDP ASSOCIATE), as any local program may, and returns what comes
+// back within wait (nothing: nil).
+func socksUDP(proxy string, dst netip.AddrPort, payload []byte, wait time.Duration) ([]byte, error) {
+	c, err := net.DialTimeout("tcp", proxy, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte{5, 1, 0})
+	if _, err := io.ReadFull(c, make([]byte, 2)); err != nil {
+		return nil, err
+	}
+	c.Write([]byte{5, 3, 0, 1, 0, 0, 0, 0, 0, 0})
+	rep := make([]byte, 10)
+	if _, err := io.ReadFull(c, rep); err != nil || rep[1] != 0 {
+		return nil, fmt.Errorf("UDP ASSOCIATE: %v %v", rep, err)
+	}
+	relay := netip.AddrPortFrom(netip.AddrFrom4([4]byte(rep[4:8])), binary.BigEndian.Uint16(rep[8:]))
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	defer pc.Close()
+	hdr := append([]byte{0, 0, 0, 1}, dst.Addr().AsSlice()...)
+	hdr = binary.BigEndian.AppendUint16(hdr, dst.Port())
+	if _, err := pc.WriteTo(append(hdr, payload...), net.UDPAddrFromAddrPort(relay)); err != nil {
+		return nil, err
+	}
+	pc.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 512)
+	n, _, err := pc.ReadFrom(buf)
+	if err != nil {
+		return nil, nil // nothing came back
+	}
+	return buf[:n], nil
+}
+
+// TestPortHealthFaults: the faults that used to leave the port dead while
+// every signal said "ok", against real miniupnpd configured as Debian
+// ships it (system_uptime=yes), in both data planes, with a prober on the
+// internet side every 250 ms:
+//   - a local program sends the gateway NAT-PMP "delete all my mappings"
+//     for UDP and TCP (through the SOCKS5 proxy in netstack mode, straight
+//     to the gateway in tun mode, where every program shares the tunnel):
+//     refused, the gateway keeps the mapping, no probe fails;
+//   - miniupnpd restarts (its mappings gone, its epoch not reset): the
+//     port is reachable again within 3 s, on the same port.
+func TestPortHealthFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	t.Run("netstack", func(t *testing.T) { portHealthFaults(t) })
+	t.Run("tun", func(t *testing.T) { portHealthFaults(t, "--tun", "wgt") })
+}
+
+func portHealthFaults(t *testing.T, extra ...string) {
+	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "curl")
+	v := NewVPN(t, n, true)
+	v.StopGateway()
+	v.GatewayConf("system_uptime=yes")
+	v.StartGateway()
+	up, _, port, pub := upWithEcho(t, n, v, extra...)
+	pr := startProber(t, n, v.Inet, pub)
+	pr.recovered(t, time.Time{}, 10*time.Second)
+	tun := slices.Contains(extra, "--tun")
+	mapped := func() bool {
+		out, _ := n.Exec(v.Server, "nft", "list", "chain", "inet", "filter", "prerouting_miniupnpd")
+		return strings.Contains(out, fmt.Sprintf("dport %d ", port))
+	}
+	if !mapped() {
+		t.Fatalf("miniupnpd holds no mapping for %d", port)
+	}
+
+	// 1. "Delete all" from a local program.
+	gw := netip.AddrPortFrom(netip.MustParseAddr(GatewayIP), 5351)
+	attack := time.Now()
+	for _, op := range []byte{1, 2} {
+		if tun {
+			err := n.InNS(v.Cli, func() error {
+				c, err := net.Dial("udp", gw.String())
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(2 * time.Second))
+				c.Write(deleteAll(op))
+				_, err = c.Read(make([]byte, 64))
+				return err
+			})
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Errorf("a program's NAT-PMP request to the gateway in tun mode: %v, want refused at once", err)
+			}
+		} else {
+			var reply []byte
+			err := n.InNS(v.Cli, func() (err error) {
+				reply, err = socksUDP("127.0.0.1:1080", gw, deleteAll(op), time.Second)
+				return err
+			})
+			if err != nil || reply != nil {
+				t.Errorf("delete-all through the SOCKS5 proxy: reply %v, %v (want none)", reply, err)
+			}
+		}
+	}
+	if !mapped() {
+		t.Errorf("the gateway dropped the mapping of %d after a local program's delete-all", port)
+	}
+	// Ten seconds of probes after the attack: not one may fail.
+	time.Sleep(10 * time.Second) // the observation window, not a wait for a condition
+	if failed, total := pr.failedBetween(attack, time.Now()); failed > 0 || total < 30 {
+		t.Errorf("after the delete-all: %d of %d probes failed", failed, total)
+	}
+	if !tun && !strings.Contains(up.Out.String(), "proxy client refused") {
+		t.Error("the proxy's refusal was not logged")
+	}
+	if h := healthz(t, n, v); !strings.HasPrefix(h, "ok: port") || !strings.Contains(h, "verified") {
+		t.Errorf("/healthz after the attack: %q", h)
+	}
+
+	// 2. The gateway restarts without an epoch change.
+	v.StopGateway()
+	v.LoseMappings()
+	v.StartGateway()
+	ended := time.Now()
+	took, _ := pr.recovered(t, ended, 3*time.Second)
+	t.Logf("gateway restart without an epoch change: port reachable again %.1f s after", took.Seconds())
+	if took > 3*time.Second {
+		t.Errorf("port back %s after the restart, allowed 3 s", took.Round(100*time.Millisecond))
+	}
+	if got := currentPort(t, n, v); got != port {
+		t.Errorf("port moved from %d to %d", port, got)
+	}
+	if strings.Contains(up.Out.String(), "epoch went back") {
+		t.Error("the test gateway's epoch went back: this is not the fault under test")
+	}
+	if _, err := up.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
+		t.Error(err)
+	}
+}
+
+// healthz is the control API's /healthz answer.
+func healthz(t *testing.T, n *Net, v *VPN) string {
+	t.Helper()
+	out, _ := n.Exec(v.Cli, "curl", "-sS", "--max-time", "2", "http://127.0.0.1:9070/healthz")
+	return strings.TrimSpace(out)
+}
+
+// TestTunModeLoopbackService: in tun mode a service bound only to
+// 127.0.0.1 is reached through vpnfwd's bridge on the tunnel's address
+// (--forward 127.0.0.1:PORT); a --forward host elsewhere is refused at
+// once with what to give instead.
+func TestTunModeLoopbackService(t *testing.T) {
+	n := New(t, "wireguard-go", "wg", "nft")
+	v := NewVPN(t, n, false)
+	bin := BuildVPNFWD(t, t.TempDir())
+	n.Must(v.Server, "nft", "add", "rule", "inet", "filter", "prerouting", "iifname", "pub", "tcp", "dport", "4000", "dnat", "ip", "to", ClientIP)
+	startEcho(t, n, v.Cli, "127.0.0.1:7000")
+
+	out, err := n.ExecTimeout(v.Cli, 10*time.Second, bin, "up", "--tun", "vpnfwd0", "--wg-config", v.ClientConf, "--provider", "static", "--port", "4000",
+		"--forward", "192.0.2.9:7000", "--dns-listen", "off")
+	if err == nil || !strings.Contains(out, "127.0.0.1:PORT") {
+		t.Errorf("--forward to another host in tun mode: %v\n%s", err, out)
+	}
+
+	up := n.Start(v.Cli, bin, "up", "--tun", "vpnfwd0", "--wg-config", v.ClientConf, "--provider", "static", "--port", "4000",
+		"--forward", "127.0.0.1:7000", "--dns-listen", "off")
+	waitForPort(t, n, v.Cli, bin)
+	for try := 0; ; try++ { // the bridge follows the port event
+		if err = n.InNS(v.Inet, func() error { return echoOnce(PublicAddr+":4000", "hello") }); err == nil {
+			break
+		}
+		if try == 50 {
+			t.Fatalf("echo through the forwarded port to the loopback service: %v\n%s", err, up.Out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := up.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
