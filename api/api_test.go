@@ -55,8 +55,28 @@ func TestRoutes(t *testing.T) {
 	if code, _ := get(t, h, "/healthz"); code != 200 {
 		t.Errorf("healthz %d", code)
 	}
+	// Verified, then dead: /v1/port says so, gluetun's routes keep their
+	// shape, /healthz fails with the reason, metrics say dead.
+	src.st.Port.Verified, src.st.Port.VerifiedBy = time.Now(), "mapping re-asserted with the gateway"
+	if code, body := get(t, h, "/healthz"); code != 200 || !strings.Contains(body, "verified") || !strings.Contains(body, "re-asserted") {
+		t.Errorf("healthz of a verified port: %d %q", code, body)
+	}
+	if _, body := get(t, h, "/v1/portforward"); strings.Join(strings.Fields(body), "") != `{"port":51413,"ports":[51413]}` {
+		t.Errorf("gluetun shape with a verified port: %s", body)
+	}
+	src.st.Port.Dead = "the gateway no longer forwards tcp port 51413"
+	if code, body := get(t, h, "/healthz"); code != 503 || !strings.Contains(body, "no longer forwards") {
+		t.Errorf("healthz of a dead port: %d %q", code, body)
+	}
+	if code, body := get(t, h, "/v1/port"); code != 200 || !strings.Contains(body, `"dead": "the gateway`) || !strings.Contains(body, `"verified"`) {
+		t.Errorf("/v1/port of a dead port: %d %s", code, body)
+	}
+	if _, body := get(t, h, "/metrics"); !strings.Contains(body, "vpnfwd_port_dead 1") || !strings.Contains(body, "vpnfwd_port_verified_seconds ") {
+		t.Errorf("metrics of a dead port:\n%s", body)
+	}
+	src.st.Port.Dead, src.st.Port.Verified = "", time.Time{}
 	code, body := get(t, h, "/metrics")
-	for _, want := range []string{"vpnfwd_forwarded_port 51413", "vpnfwd_tunnel_up 1", "vpnfwd_provider_error 0", "# TYPE vpnfwd_forward_bytes_total counter", `vpnfwd_forward_bytes_total{direction="in"} 0`} {
+	for _, want := range []string{"vpnfwd_port_dead 0", "vpnfwd_forwarded_port 51413", "vpnfwd_tunnel_up 1", "vpnfwd_provider_error 0", "# TYPE vpnfwd_forward_bytes_total counter", `vpnfwd_forward_bytes_total{direction="in"} 0`} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}

@@ -54,8 +54,8 @@ func NewServer(src Source, events *Broker, o Options) *Server {
 	s := &Server{src: src, events: events, o: o, log: o.Log, mux: http.NewServeMux(), streams: make(chan struct{}, o.MaxStreams)}
 	s.mux.HandleFunc("GET /v1/status", s.status)
 	s.mux.HandleFunc("GET /v1/port", s.port)
-	s.mux.HandleFunc("GET /v1/portforward", s.port)
-	s.mux.HandleFunc("GET /v1/openvpn/portforwarded", s.port)
+	s.mux.HandleFunc("GET /v1/portforward", s.gluetunPort)
+	s.mux.HandleFunc("GET /v1/openvpn/portforwarded", s.gluetunPort)
 	s.mux.HandleFunc("GET /v1/publicip/ip", s.publicIP)
 	s.mux.HandleFunc("GET /v1/vpn/status", s.vpnStatus)
 	s.mux.HandleFunc("GET /v1/events", s.sse)
@@ -140,6 +140,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.src.Status())
 }
 
+// gluetunPort answers gluetun's port routes: {"port","ports"} only.
+func (s *Server) gluetunPort(w http.ResponseWriter, r *http.Request) { s.port(w, r) }
+
+// port answers /v1/port: the port, and its health.
 func (s *Server) port(w http.ResponseWriter, r *http.Request) {
 	st := s.src.Status()
 	if st.Port.Port == 0 {
@@ -147,6 +151,10 @@ func (s *Server) port(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ans := map[string]any{"port": st.Port.Port, "ports": st.Port.Ports}
+	if r.URL.Path != "/v1/port" {
+		writeJSON(w, http.StatusOK, ans) // gluetun's shape, nothing more
+		return
+	}
 	if !st.Port.Verified.IsZero() {
 		ans["verified"] = st.Port.Verified
 	}
