@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +68,7 @@ type Provider struct {
 	life    time.Duration
 	client  *Client // mappings, one request at a time
 	probe   *Client // liveness: one quick try, its own socket
+	probe2  *Client // the second mapping's check, at the same time
 	refresh chan struct{}
 	// restarted: the gateway lost its mappings; the next mapping is a
 	// recovery step.
@@ -104,8 +106,9 @@ func New(env provider.Env, conv Conventions, opts ...Option) (*Provider, error) 
 	// RFC 6886 doubles the wait up to 64 s; capped at 2 s a mapping goes
 	// through within 2 s of the tunnel coming back.
 	p.client.MaxTimeout = 2 * time.Second
-	p.probe = NewClient(env.Dialer, gw, env.Log)
+	p.probe, p.probe2 = NewClient(env.Dialer, gw, env.Log), NewClient(env.Dialer, gw, env.Log)
 	p.probe.FirstTimeout, p.probe.Attempts = time.Second, 1
+	p.probe2.FirstTimeout, p.probe2.Attempts = time.Second, 1
 	for _, o := range opts {
 		o(p)
 	}
@@ -139,24 +142,56 @@ func (p *Provider) Probe(ctx context.Context) (provider.Check, error) {
 		p.noticeRestart()
 		return provider.Check{}, nil
 	}
+	// Both mappings at once, each on its own socket: one round trip.
+	type answer struct {
+		m   heldMap
+		r   MapReply
+		err error
+	}
+	answers := make([]answer, len(h.maps))
+	var wg sync.WaitGroup
+	for i, m := range h.maps {
+		c := p.probe
+		if i > 0 {
+			c = p.probe2
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := c.Map(ctx, m.req)
+			answers[i] = answer{m, r, err}
+		}()
+	}
+	wg.Wait()
 	check := provider.Check{Verified: true, Method: "mapping re-asserted with the gateway"}
-	for _, m := range h.maps {
-		r, err := p.probe.Map(ctx, m.req)
+	var lost error // a request that got nothing back
+	answered := false
+	for _, a := range answers {
 		var re ResultError
 		switch {
-		case errors.Is(err, ErrRefused):
+		case errors.Is(a.err, ErrRefused):
 			return provider.Check{}, nil // the gateway's service is gone; the mapping loop says so
-		case errors.As(err, &re):
+		case errors.As(a.err, &re):
 			// It answered, so the tunnel works, but will not keep the mapping.
-			check = provider.Check{Dead: fmt.Sprintf("the gateway refused to keep %s port %d: %v", ProtoName(m.req.Op), m.public, err)}
-		case err != nil:
-			return provider.Check{}, err
-		case r.External != m.public:
-			check = provider.Check{Dead: fmt.Sprintf("the gateway no longer forwards %s port %d (it had forgotten the mapping and now gives %d)", ProtoName(m.req.Op), m.public, r.External)}
+			answered = true
+			check = provider.Check{Dead: fmt.Sprintf("the gateway refused to keep %s port %d: %v", ProtoName(a.m.req.Op), a.m.public, a.err)}
+		case a.err != nil:
+			lost = a.err
+		case a.r.External != a.m.public:
+			answered = true
+			check = provider.Check{Dead: fmt.Sprintf("the gateway no longer forwards %s port %d (it had forgotten the mapping and now gives %d)", ProtoName(a.m.req.Op), a.m.public, a.r.External)}
+		default:
+			answered = true
 		}
 		if check.Dead != "" {
 			break
 		}
+	}
+	switch {
+	case lost != nil && !answered:
+		return provider.Check{}, lost
+	case lost != nil && check.Dead == "":
+		check = provider.Check{} // the tunnel works; one mapping unknown this time
 	}
 	if p.noticeRestart() {
 		return check, nil
@@ -172,7 +207,7 @@ func (p *Provider) Probe(ctx context.Context) (provider.Check, error) {
 // noticeRestart maps again at once when the probe's replies showed that
 // the gateway restarted (its epoch went back); it reports whether so.
 func (p *Provider) noticeRestart() bool {
-	if !p.probe.Restarted() {
+	if r1, r2 := p.probe.Restarted(), p.probe2.Restarted(); !r1 && !r2 {
 		return false
 	}
 	p.env.Log.Warn("NAT-PMP gateway restarted (epoch went back): mapping again", "gateway", p.gateway.String())
@@ -251,6 +286,7 @@ func gatewayOf(env provider.Env) (netip.Addr, error) {
 func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 	defer p.client.Close()
 	defer p.probe.Close()
+	defer p.probe2.Close()
 	var held provider.Lease
 	backoff := time.Second
 	gw := netip.AddrPortFrom(p.gateway, Port)
