@@ -33,7 +33,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	m("vpnfwd_tunnel_rx_bytes_total", "counter", "Bytes received through the tunnel.", st.Tunnel.RxBytes)
 	m("vpnfwd_tunnel_tx_bytes_total", "counter", "Bytes sent through the tunnel.", st.Tunnel.TxBytes)
 	m("vpnfwd_tunnel_rehandshakes_total", "counter", "Fresh WireGuard handshakes forced to recover the tunnel.", st.Tunnel.Rehandshakes)
-	m("vpnfwd_tunnel_rekeys_total", "counter", "Fresh WireGuard keys registered because the tunnel stayed dead (PIA).", st.Tunnel.Rekeys)
+	m("vpnfwd_tunnel_failovers_total", "counter", "Moves to the next server because the tunnel, or the port, stayed dead (PIA: fresh keys registered).", st.Tunnel.Failovers)
 	m("vpnfwd_port_remaps_total", "counter", "Ports mapped again because the gateway restarted and lost them.", st.Tunnel.Remaps)
 	m("vpnfwd_tunnel_recoveries_total", "counter", "Tunnel outages recovered from.", st.Tunnel.Recoveries)
 	m("vpnfwd_tunnel_probe_failures_total", "counter", "Liveness checks through the tunnel that failed.", st.Tunnel.ProbeFailures)

@@ -52,7 +52,7 @@ type TunnelStatus struct {
 	// LastRecovery is the last recovery step taken.
 	LastRecovery  string `json:"last_recovery,omitempty"`
 	Rehandshakes  int64  `json:"rehandshakes"`   // fresh handshakes forced
-	Rekeys        int64  `json:"rekeys"`         // fresh keys registered (PIA)
+	Failovers     int64  `json:"failovers"`      // moves to another server (PIA: fresh keys registered)
 	Remaps        int64  `json:"remaps"`         // ports mapped again after a gateway restart
 	Recoveries    int64  `json:"recoveries"`     // outages recovered from
 	ProbeFailures int64  `json:"probe_failures"` // liveness checks that failed

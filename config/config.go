@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -35,6 +36,15 @@ type Config struct {
 	KillSwitch KillSwitch       `toml:"killswitch"`
 	PortCheck  PortCheck        `toml:"port_check"`
 	Publish    []Publish        `toml:"publish"`
+
+	// Servers are the tunnels of every wg-quick file --wg-config names,
+	// in order (LoadTunnel fills it; WireGuard is the first): vpnfwd moves
+	// to the next when one stays dead (FailoverAfter).
+	Servers []tunnel.WireGuard `toml:"-"`
+	// FailoverAfter is how long the tunnel may stay down, or the port
+	// dead or unobtainable, before vpnfwd moves to the next server (with
+	// several wg-quick files, or PIA's next server in the region).
+	FailoverAfter Duration `toml:"failover_after"`
 
 	// Warnings collected while loading (ignored wg-quick keys, unknown
 	// TOML keys). The caller logs them.
@@ -298,21 +308,62 @@ func (c *Config) LoadTunnel() error {
 	if w.HasInline() {
 		return fmt.Errorf("%s: [wireguard] has both config = %q and inline keys; use one", c.nameOr("config"), w.Config)
 	}
-	path := w.Config
-	if c.File != "" && !filepath.IsAbs(path) {
-		path = filepath.Join(filepath.Dir(c.File), path)
-	}
-	loaded, warns, err := LoadWGQuick(path)
-	c.Warnings = append(c.Warnings, warns...)
+	paths, err := c.serverFiles(w.Config)
 	if err != nil {
 		return err
 	}
-	loaded.Config, loaded.Name, loaded.Tun = w.Config, w.Name, w.Tun
-	if w.MTU != 0 {
-		loaded.MTU = w.MTU
+	c.Servers = nil
+	for _, path := range paths {
+		loaded, warns, err := LoadWGQuick(path)
+		c.Warnings = append(c.Warnings, warns...)
+		if err != nil {
+			return err
+		}
+		loaded.Config, loaded.Name, loaded.Tun = path, w.Name, w.Tun
+		if w.MTU != 0 {
+			loaded.MTU = w.MTU
+		}
+		c.Servers = append(c.Servers, loaded)
 	}
-	*w = loaded
+	*w = c.Servers[0]
 	return nil
+}
+
+// serverFiles expands wireguard.config: a comma-separated list of wg-quick
+// files and directories (each directory's *.conf files, in name order).
+// A relative path is taken from the TOML file's directory.
+func (c *Config) serverFiles(list string) ([]string, error) {
+	var out []string
+	for _, path := range strings.Split(list, ",") {
+		path = strings.TrimSpace(path)
+		if path == "" {
+			continue
+		}
+		if c.File != "" && !filepath.IsAbs(path) {
+			path = filepath.Join(filepath.Dir(c.File), path)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading WireGuard config: %w", err)
+		}
+		if !fi.IsDir() {
+			out = append(out, path)
+			continue
+		}
+		confs, err := filepath.Glob(filepath.Join(path, "*.conf"))
+		if err != nil {
+			return nil, err
+		}
+		if len(confs) == 0 {
+			return nil, fmt.Errorf("WireGuard config directory %s holds no *.conf file", path)
+		}
+		sort.Strings(confs)
+		out = append(out, confs...)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no WireGuard configuration: --wg-config names no file")
+	}
+	return out, nil
 }
 
 func (c *Config) nameOr(s string) string {
@@ -344,6 +395,9 @@ func (c *Config) Validate() error {
 		if err := portcheck.ParseTemplate(u); err != nil {
 			add("port_check.url (--port-check): %v, or \"off\"", err)
 		}
+	}
+	if f := time.Duration(c.FailoverAfter); f < 0 || (f != 0 && f < time.Second) {
+		add("failover_after (--failover-after): %s is too short (at least 1s)", f)
 	}
 	if e := time.Duration(c.PortCheck.Every); e != 0 && e < time.Minute {
 		add("port_check.every (--port-check-every): %s is too often for someone else's server (at least 1m)", e)

@@ -19,7 +19,9 @@ type Option struct {
 	Key   string // TOML key it overrides
 	Usage string
 	Bool  bool
-	Set   func(c *Config, v string) error
+	// List: the flag may be repeated; its values are joined with ",".
+	List bool
+	Set  func(c *Config, v string) error
 }
 
 // EnvName is the environment variable for a flag: VPNFWD_ + upper case.
@@ -56,9 +58,24 @@ func AllOptions() []Option {
 // Options lists vpnfwd's own settings of `vpnfwd up`; AllOptions adds the
 // providers'.
 var Options = []Option{
-	{Flag: "wg-config", Key: "wireguard.config", Usage: "wg-quick `FILE` from your VPN provider", Set: func(c *Config, v string) error {
-		abs, err := filepath.Abs(v)
-		c.WireGuard.Config = abs
+	{Flag: "wg-config", Key: "wireguard.config", List: true, Usage: "wg-quick `FILE` from your VPN provider; several (repeat the flag, or FILE,FILE, or a directory of *.conf) are servers to fail over to, in order", Set: func(c *Config, v string) error {
+		var abs []string
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			a, err := filepath.Abs(p)
+			if err != nil {
+				return err
+			}
+			abs = append(abs, a)
+		}
+		c.WireGuard.Config = strings.Join(abs, ",")
+		return nil
+	}},
+	{Flag: "failover-after", Key: "failover_after", Usage: "`DURATION` the tunnel may stay down, or the port dead or unobtainable, before vpnfwd moves to the next server (several --wg-config files; PIA: the region's next server) (default 5s)", Set: func(c *Config, v string) error {
+		d, err := parseDuration(v)
+		c.FailoverAfter = Duration(d)
 		return err
 	}},
 	{Flag: "wg-name", Key: "wireguard.name", Usage: "`NAME` for WireGuard's tools (`wg show NAME`; default vpnfwd; \"-\" serves no control socket)", Set: func(c *Config, v string) error { c.WireGuard.Name = v; return nil }},
@@ -214,6 +231,18 @@ func (b boolString) Set(v string) error {
 }
 func (b boolString) IsBoolFlag() bool { return true }
 
+// listString is a flag that may be repeated: its values are joined with ",".
+type listString struct{ s *string }
+
+func (l listString) String() string { return "" }
+func (l listString) Set(v string) error {
+	if *l.s != "" {
+		v = *l.s + "," + v
+	}
+	*l.s = v
+	return nil
+}
+
 // RegisterFlags adds --config and every Option to fs.
 func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{fs: fs, vals: map[string]*string{}}
@@ -221,9 +250,12 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	for _, o := range AllOptions() {
 		v := new(string)
 		f.vals[o.Flag] = v
-		if o.Bool {
+		switch {
+		case o.Bool:
 			fs.Var(boolString{v}, o.Flag, o.Usage)
-		} else {
+		case o.List:
+			fs.Var(listString{v}, o.Flag, o.Usage)
+		default:
 			fs.StringVar(v, o.Flag, "", o.Usage)
 		}
 	}

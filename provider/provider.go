@@ -181,6 +181,14 @@ type Endpoint struct {
 	Addr    netip.AddrPort
 }
 
+// Mover is a provider told that the tunnel moved to another server of the
+// same provider (failover between wg-quick files): what it held lives on
+// the old server, so it gets a port on the new one at once (asking for the
+// same number where the provider lets it choose). It must not block.
+type Mover interface {
+	Moved()
+}
+
 // Refresher is a provider that can renew at once instead of at its next
 // renewal; the session calls Refresh after the tunnel came back from an
 // outage, when the gateway may have lost the mapping. It must not block.

@@ -145,30 +145,12 @@ func (l *loop) failed(err error) {
 		l.log.Warn("tunnel down: nothing comes back through it; forcing a new handshake", "endpoint", l.tunnel.Endpoint().String(), "err", err)
 		l.setState(StateDown, err.Error())
 	}
-	if l.o.Rekey != nil && l.cur.State == StateDown && !l.rekeying && !l.rehandshaking &&
-		time.Since(l.cur.DownSince) >= l.o.RekeyAfter && time.Since(l.lastRekey) >= l.o.RekeyAfter {
-		l.rekey()
+	if l.maybeFailover() {
 		return
 	}
-	if !l.rehandshaking && !l.rekeying && time.Since(l.lastRehandshake) >= l.o.RehandshakeEvery {
+	if !l.rehandshaking && !l.failingOver && time.Since(l.lastRehandshake) >= l.o.RehandshakeEvery {
 		l.rehandshake()
 	}
-}
-
-// rekey registers a fresh key, off the loop.
-func (l *loop) rekey() {
-	l.rekeying = true
-	l.lastRekey = time.Now()
-	l.log.Warn("the tunnel stays dead: registering a fresh key", "down_for", time.Since(l.cur.DownSince).Round(time.Second).String())
-	l.emit(KindRecovery, "registering a fresh key")
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		ctx, cancel := context.WithTimeout(l.ctx, 30*time.Second)
-		defer cancel()
-		detail, err := l.o.Rekey(ctx)
-		l.rekeyDone <- rekeyResult{detail, err}
-	}()
 }
 
 // rehandshake makes the tunnel start over, off the loop (resolving the

@@ -21,7 +21,7 @@ import (
 // port is still dead after deadRehandshakeAfter, a fresh handshake; both
 // again every deadRetryEvery while it stays dead.
 const (
-	deadRehandshakeAfter = 5 * time.Second
+	deadRehandshakeAfter = 3 * time.Second
 	deadRetryEvery       = 30 * time.Second
 )
 
@@ -149,6 +149,10 @@ func (l *loop) remap() {
 // and the outside check when due.
 func (l *loop) portHealthTick() {
 	l.expiryHealth()
+	l.noteHealthy()
+	if l.maybeFailover() {
+		return
+	}
 	h := &l.cur.Port
 	if h.Dead != "" && l.cur.State == StateUp {
 		since := time.Since(h.DeadSince)

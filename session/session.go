@@ -90,12 +90,16 @@ type Options struct {
 	// StallAfter is the passive rule when there is no probe: sent but
 	// nothing received for this long means down (30 s).
 	StallAfter time.Duration
-	// Rekey, if set, registers a fresh key (a provider that makes its own
-	// tunnel, PIA) and moves the tunnel to it; it returns what it did. It
-	// is called when the tunnel has been down for RekeyAfter (60 s), and
-	// again every RekeyAfter while it stays down.
-	Rekey      func(ctx context.Context) (string, error)
-	RekeyAfter time.Duration
+	// Failover, if set, moves the tunnel to the next server (the next
+	// wg-quick file; PIA: a fresh key on the region's next server) and
+	// returns what it did; the provider then gets a port there. It is
+	// called when the tunnel has stayed down, the port dead, or no port
+	// could be had, for FailoverAfter (5 s); on the new server the same
+	// rule applies, with the wait doubled (up to 2 min) while no server
+	// has worked since the last move. It never moves back by itself:
+	// only the same rule moves on, round the list.
+	Failover      func(ctx context.Context) (string, error)
+	FailoverAfter time.Duration
 	// PortCheck, if set, asks an outside checker through the tunnel
 	// whether the held port is open (see portcheck). open is meaningful
 	// only when err is nil; an error is "unknown", never "closed". It
@@ -133,8 +137,8 @@ func (o *Options) defaults() {
 	if o.StallAfter <= 0 {
 		o.StallAfter = 30 * time.Second
 	}
-	if o.RekeyAfter <= 0 {
-		o.RekeyAfter = time.Minute
+	if o.FailoverAfter <= 0 {
+		o.FailoverAfter = 5 * time.Second
 	}
 	if o.PortCheckEvery <= 0 {
 		o.PortCheckEvery = 5 * time.Minute
@@ -154,7 +158,7 @@ type Snapshot struct {
 	DownSince     time.Time // when the tunnel went down (zero while up)
 	LastRecovery  string    // the last recovery step, for status
 	Rehandshakes  int64     // fresh handshakes forced
-	Rekeys        int64     // fresh keys registered
+	Failovers     int64     // moves to another server (PIA: fresh keys registered)
 	Remaps        int64     // ports the provider mapped again (a gateway restart)
 	Recoveries    int64     // outages recovered from
 	ProbeFailures int64     // liveness checks that failed
@@ -223,11 +227,14 @@ type loop struct {
 	warned bool           // the no-handshake warning was given
 
 	probing, rehandshaking bool
-	rekeying               bool
-	rekeyDone              chan rekeyResult
-	lastRekey              time.Time
-	probeOK                bool   // the check has answered at least once
-	probeRx                uint64 // received bytes when the check started
+	failingOver            bool
+	failoverDone           chan failoverResult
+	lastFailover           time.Time     // when the last move started
+	failoverWait           time.Duration // the current wait before a move
+	healthySinceMove       bool          // a port worked since the last move
+	moved                  bool          // moved server: the next lease is a new port, whatever its number
+	probeOK                bool          // the check has answered at least once
+	probeRx                uint64        // received bytes when the check started
 	probeDone              chan probeResult
 	portChecking           bool
 	portCheckDone          chan portCheckResult
@@ -242,7 +249,7 @@ type loop struct {
 	lastTx                 uint64
 }
 
-type rekeyResult struct {
+type failoverResult struct {
 	detail string
 	err    error
 }
@@ -253,7 +260,8 @@ type rekeyResult struct {
 // provider could not work at all.
 func (s *Session) Run(ctx context.Context) error {
 	l := &loop{Session: s, ctx: ctx, start: time.Now(), cur: s.Snapshot(), probeDone: make(chan probeResult, 1), rehandshakeDone: make(chan error, 1),
-		rekeyDone: make(chan rekeyResult, 1), portCheckDone: make(chan portCheckResult, 1)}
+		failoverDone: make(chan failoverResult, 1), portCheckDone: make(chan portCheckResult, 1)}
+	l.failoverWait = s.o.FailoverAfter
 	l.lastRxAt = time.Now()
 	provCtx, provCancel := context.WithCancel(context.Background())
 	defer provCancel()
@@ -320,17 +328,8 @@ func (l *loop) serve(provDone chan error) error {
 		case r := <-l.portCheckDone:
 			l.portChecking = false
 			l.onPortCheck(r)
-		case r := <-l.rekeyDone:
-			l.rekeying = false
-			if r.err != nil {
-				l.log.Warn("registering a fresh key", "err", r.err)
-				l.emit(KindRecovery, "registering a fresh key failed: "+r.err.Error())
-				break
-			}
-			l.cur.Rekeys++
-			l.log.Info("fresh key registered", "detail", r.detail)
-			l.emit(KindRecovery, "fresh key registered: "+r.detail)
-			l.probe()
+		case r := <-l.failoverDone:
+			l.onFailover(r)
 		case err := <-l.rehandshakeDone:
 			l.rehandshaking = false
 			if err != nil {
@@ -374,7 +373,11 @@ func (l *loop) onLease(next provider.Lease) {
 	if next.Held() && l.cur.State == StateConnecting {
 		l.alive()
 	}
-	newPort := next.Held() && (!prev.Held() || !next.SamePorts(prev))
+	movedIP := next.PublicIP.IsValid() && prev.PublicIP.IsValid() && next.PublicIP != prev.PublicIP
+	newPort := next.Held() && (!prev.Held() || !next.SamePorts(prev) || movedIP || l.moved)
+	if next.Held() {
+		l.moved = false
+	}
 	l.leaseHealth(prev, next, newPort)
 	switch {
 	case newPort:

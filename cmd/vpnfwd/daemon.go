@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -64,6 +65,10 @@ type daemon struct {
 
 	targetHost string
 	targetPort uint16
+
+	// server is the index in cfg.Servers of the server in use (only the
+	// session's failover changes it).
+	server int
 
 	ks    *killswitch.KillSwitch
 	store state.Dir
@@ -175,8 +180,17 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 	d.serveUAPI()
 	so := o.Session
 	so.Log = log.With("component", "session")
-	if _, ok := d.prov.(provider.Rekeyer); ok && so.Rekey == nil {
-		so.Rekey = d.rekey
+	if so.Failover == nil {
+		switch _, ok := d.prov.(provider.Rekeyer); {
+		case ok:
+			so.Failover = d.rekey
+		case len(cfg.Servers) > 1:
+			so.Failover = d.nextServer
+			log.Info("server failover on", "servers", len(cfg.Servers), "after", cmpDuration(time.Duration(cfg.FailoverAfter), 5*time.Second).String())
+		}
+	}
+	if so.FailoverAfter == 0 {
+		so.FailoverAfter = time.Duration(cfg.FailoverAfter)
 	}
 	if _, ok := d.prov.(provider.Prober); !ok && so.Probe == nil {
 		// No check of the provider's own: ask the tunnel's DNS server.
@@ -306,6 +320,30 @@ func (d *daemon) rekey(ctx context.Context) (string, error) {
 	}
 	d.guardControl(ctx)
 	return fmt.Sprintf("endpoint %s, address %s", w.Peers[0].Endpoint, prefixes(w.Address)), nil
+}
+
+// nextServer moves the tunnel to the next wg-quick file's server (round
+// the list): the device's key and peer (the kill switch's endpoint
+// follows), the data plane's addresses, the provider (which gets a port
+// there). It runs on a goroutine the session owns, one at a time.
+func (d *daemon) nextServer(ctx context.Context) (string, error) {
+	servers := d.cfg.Servers
+	next := (d.server + 1) % len(servers)
+	w := servers[next]
+	if err := d.dev.Reconfigure(ctx, w); err != nil {
+		return "", fmt.Errorf("server %d of %d (%s): %w", next+1, len(servers), w.Config, err)
+	}
+	if !slices.Equal(w.Addresses(), d.plane.Addresses()) {
+		if err := d.plane.SetAddresses(w.Addresses()); err != nil {
+			return "", err
+		}
+	}
+	d.server = next
+	if m, ok := d.prov.(provider.Mover); ok {
+		m.Moved()
+	}
+	d.guardControl(ctx)
+	return fmt.Sprintf("server %d of %d (%s), endpoint %s", next+1, len(servers), filepath.Base(w.Config), w.Peers[0].Endpoint), nil
 }
 
 // serveUAPI serves the device's control socket so `wg show NAME` works:

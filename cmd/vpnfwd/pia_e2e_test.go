@@ -67,7 +67,7 @@ func TestUpPIA(t *testing.T) {
 }
 
 // The PIA server forgets our key (as PIA's do after a restart or when a
-// key sits unused): handshakes keep failing, so after RekeyAfter vpnfwd
+// key sits unused): handshakes keep failing, so after FailoverAfter vpnfwd
 // registers a fresh key, the tunnel comes back and the port is bound again
 // and re-applied.
 func TestPIARekeyWhenHandshakesKeepFailing(t *testing.T) {
@@ -94,7 +94,7 @@ func TestPIARekeyWhenHandshakesKeepFailing(t *testing.T) {
 	d, err := startDaemon(context.Background(), &cfg, daemonOptions{Log: slog.New(slog.DiscardHandler), Roots: f.CA.Pool,
 		Consumers: []publish.Consumer{rec},
 		Session: session.Options{ProbeEvery: 200 * time.Millisecond, ProbeTimeout: 150 * time.Millisecond,
-			RehandshakeEvery: 200 * time.Millisecond, RekeyAfter: time.Second,
+			RehandshakeEvery: 200 * time.Millisecond, FailoverAfter: time.Second,
 			Sinks: []session.Sink{states.sink, func(ev session.Event) {
 				if ev.Kind == session.KindRecovery {
 					mu.Lock()
@@ -119,9 +119,9 @@ func TestPIARekeyWhenHandshakesKeepFailing(t *testing.T) {
 	states.wait(t, "up", 2, 15*time.Second)
 	rec.wait(t, "reconnect")
 	st := d.Status()
-	if st.Tunnel.Rekeys != 1 || st.Port.Port != port {
+	if st.Tunnel.Failovers != 1 || st.Port.Port != port {
 		mu.Lock()
-		t.Errorf("after the server forgot our key: %d fresh keys, port %d (was %d); recovery steps %q", st.Tunnel.Rekeys, st.Port.Port, port, recoveries)
+		t.Errorf("after the server forgot our key: %d fresh keys, port %d (was %d); recovery steps %q", st.Tunnel.Failovers, st.Port.Port, port, recoveries)
 		mu.Unlock()
 	}
 	// Reachable again from the internet, on the new key's address.

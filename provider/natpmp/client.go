@@ -146,6 +146,9 @@ func (c *Client) roundTrip(ctx context.Context, req []byte, op uint8) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
+	// A cancelled ctx ends a read at once, not at its timeout.
+	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
+	defer stop()
 	timeout := c.FirstTimeout
 	buf := make([]byte, 64)
 	gw := netip.AddrPortFrom(c.Gateway, Port)

@@ -75,6 +75,12 @@ type Provider struct {
 	restarted atomic.Bool
 	// held is what the probe re-asserts; the mapping loop sets it.
 	held atomic.Pointer[heldMaps]
+	// moved: the tunnel moved to another server (Moved); interrupt ends
+	// the mapping loop's current attempt; prefer is the port number held
+	// on the old server, asked for on the new one (mapping loop only).
+	moved     chan struct{}
+	interrupt atomic.Pointer[context.CancelFunc]
+	prefer    uint16
 }
 
 // Option adjusts a Provider (tests shorten the retry schedule).
@@ -101,7 +107,7 @@ func New(env provider.Env, conv Conventions, opts ...Option) (*Provider, error) 
 	if life < 2*time.Second {
 		return nil, fmt.Errorf("provider.lifetime %s is too short (at least 2s)", life)
 	}
-	p := &Provider{env: env, conv: conv, gateway: gw, life: life, refresh: make(chan struct{}, 1)}
+	p := &Provider{env: env, conv: conv, gateway: gw, life: life, refresh: make(chan struct{}, 1), moved: make(chan struct{}, 1)}
 	p.client = NewClient(env.Dialer, gw, env.Log)
 	// RFC 6886 doubles the wait up to 64 s; capped at 2 s a mapping goes
 	// through within 2 s of the tunnel coming back.
@@ -291,11 +297,18 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 	backoff := time.Second
 	gw := netip.AddrPortFrom(p.gateway, Port)
 	for {
-		lease, err := p.mapAll(ctx, held)
+		mctx, interrupt := context.WithCancel(ctx)
+		p.interrupt.Store(&interrupt)
+		lease, err := p.mapAll(mctx, held)
+		interrupt()
 		if ctx.Err() != nil {
 			p.held.Store(nil)
 			p.release(held)
 			return nil
+		}
+		if p.takeMoved(&held) {
+			backoff = time.Second
+			continue
 		}
 		wait := p.life / 2
 		if err != nil {
@@ -330,8 +343,50 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 		case <-t.C:
 		case <-p.refresh:
 			t.Stop()
+		case <-p.moved:
+			t.Stop()
+			p.forget(&held)
+			backoff = time.Second
 		}
 	}
+}
+
+// Moved implements provider.Mover: the tunnel is on another server, where
+// nothing is mapped. The mapping loop stops what it is doing and maps at
+// once, asking for the port number it held.
+func (p *Provider) Moved() {
+	p.held.Store(nil)
+	select {
+	case p.moved <- struct{}{}:
+	default:
+	}
+	if f := p.interrupt.Load(); f != nil {
+		(*f)()
+	}
+}
+
+// takeMoved, on the mapping loop, forgets the old server's lease if the
+// tunnel moved; it reports whether it did.
+func (p *Provider) takeMoved(held *provider.Lease) bool {
+	select {
+	case <-p.moved:
+		p.forget(held)
+		return true
+	default:
+		return false
+	}
+}
+
+// forget drops the lease of the server the tunnel left, keeping its port
+// number to ask for on the new one.
+func (p *Provider) forget(held *provider.Lease) {
+	if held.Held() {
+		p.prefer = held.Ports[0].Public
+	}
+	*held = provider.Lease{Provider: p.conv.Name}
+	p.held.Store(nil)
+	p.restarted.Store(false)
+	p.env.Log.Info("the tunnel moved to another server: mapping a port there", "asking_for", p.prefer)
 }
 
 // explain turns a mapping error into what the user should do.
@@ -353,6 +408,9 @@ func (p *Provider) explain(err error) error {
 func (p *Provider) suggest(held provider.Lease) uint16 {
 	if held.Held() {
 		return held.Ports[0].Public
+	}
+	if p.prefer != 0 {
+		return p.prefer
 	}
 	if len(p.env.LastPorts) > 0 {
 		return p.env.LastPorts[0]

@@ -1,0 +1,103 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Server failover: when the tunnel stays down, the held port stays dead,
+// or no port can be had, for FailoverAfter, the session moves the tunnel
+// to the next server (Options.Failover: the next wg-quick file, or PIA's
+// next server with a fresh key). On the new server the same rule applies;
+// while no server has worked since the last move the wait doubles (up to
+// maxFailoverWait), so a dead link of one's own does not make vpnfwd spin
+// round the list. It never moves back by itself. All of it runs on the
+// session's goroutine; the move runs on a goroutine it owns.
+
+const maxFailoverWait = 2 * time.Minute
+
+// failoverReason says why the session should move now ("" if it should
+// not): what has been wrong, and for how long, since the later of when it
+// began and the last move.
+func (l *loop) failoverReason() string {
+	if l.o.Failover == nil || l.failingOver {
+		return ""
+	}
+	since := func(t time.Time) time.Duration {
+		if l.lastFailover.After(t) {
+			t = l.lastFailover
+		}
+		return time.Since(t)
+	}
+	wait := l.failoverWait
+	switch {
+	case l.cur.State == StateDown && since(l.cur.DownSince) >= wait:
+		return fmt.Sprintf("the tunnel has been down for %s", time.Since(l.cur.DownSince).Round(100*time.Millisecond))
+	case l.cur.State == StateConnecting && since(l.start) >= wait && !l.seen:
+		return fmt.Sprintf("no handshake in %s", time.Since(l.start).Round(100*time.Millisecond))
+	case l.cur.State != StateUp:
+		return ""
+	case l.cur.Lease.Held() && l.cur.Port.Dead != "" && since(l.cur.Port.DeadSince) >= wait:
+		return "the port has been dead for " + time.Since(l.cur.Port.DeadSince).Round(100*time.Millisecond).String() + ": " + l.cur.Port.Dead
+	case !l.cur.Lease.Held() && l.cur.Lease.Error != "" && since(l.cur.Since) >= wait:
+		return "no port could be had: " + l.cur.Lease.Error
+	}
+	return ""
+}
+
+// maybeFailover starts a move when one is due; it reports whether it did.
+func (l *loop) maybeFailover() bool {
+	why := l.failoverReason()
+	if why == "" {
+		return false
+	}
+	l.failingOver = true
+	if !l.healthySinceMove && !l.lastFailover.IsZero() {
+		l.failoverWait = min(2*l.failoverWait, maxFailoverWait)
+	}
+	l.healthySinceMove = false
+	l.lastFailover = time.Now()
+	l.log.Warn("moving to the next server", "why", why)
+	l.emit(KindRecovery, "moving to the next server: "+why)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		ctx, cancel := context.WithTimeout(l.ctx, 30*time.Second)
+		defer cancel()
+		detail, err := l.o.Failover(ctx)
+		l.failoverDone <- failoverResult{detail, err}
+	}()
+	return true
+}
+
+// onFailover takes in a finished move.
+func (l *loop) onFailover(r failoverResult) {
+	l.failingOver = false
+	if r.err != nil {
+		l.log.Warn("moving to the next server", "err", r.err)
+		l.emit(KindRecovery, "moving to the next server failed: "+r.err.Error())
+		return
+	}
+	l.cur.Failovers++
+	l.moved = true
+	l.cur.Endpoint = l.tunnel.Endpoint()
+	l.seen = false // the new server's first handshake is logged
+	if l.cur.Lease.Held() {
+		// The old server's port means nothing here; the provider maps a
+		// new one, which consumers hear as a port change.
+		l.cur.Port.Dead, l.cur.Port.DeadSince = "moved to another server; getting a port there", time.Now()
+	}
+	l.log.Info("moved to the next server", "detail", r.detail)
+	l.emit(KindRecovery, "moved to the next server: "+r.detail)
+	l.probe() // its packet starts the handshake
+}
+
+// noteHealthy records that the tunnel works with a live port: the next
+// move, if any, waits FailoverAfter again.
+func (l *loop) noteHealthy() {
+	if l.cur.State == StateUp && l.cur.Lease.Held() && l.cur.Port.Dead == "" {
+		l.healthySinceMove = true
+		l.failoverWait = l.o.FailoverAfter
+	}
+}
