@@ -337,3 +337,55 @@ func TestTunModeDNSDefault(t *testing.T) {
 		}
 	}
 }
+
+// Several servers: --wg-config repeated, FILE,FILE, or a directory of
+// *.conf (name order); the first is the one used, all are in Servers.
+func TestServerList(t *testing.T) {
+	dir := t.TempDir()
+	a := writeFile(t, dir, "a.conf", protonConf)
+	b := writeFile(t, dir, "b.conf", strings.Replace(protonConf, "Endpoint = ", "Endpoint = 198.51.100.9:51820\n#", 1))
+	sub := filepath.Join(dir, "servers")
+	os.Mkdir(sub, 0o700)
+	writeFile(t, sub, "2-second.conf", protonConf)
+	writeFile(t, sub, "1-first.conf", protonConf)
+	writeFile(t, sub, "notes.txt", "not a config")
+	for _, c := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{"repeated", []string{"--wg-config", a, "--wg-config", b}, nil, []string{a, b}},
+		{"comma", []string{"--wg-config", a + "," + b}, nil, []string{a, b}},
+		{"env", nil, map[string]string{"VPNFWD_WG_CONFIG": b + "," + a}, []string{b, a}},
+		{"directory", []string{"--wg-config", sub}, nil, []string{filepath.Join(sub, "1-first.conf"), filepath.Join(sub, "2-second.conf")}},
+	} {
+		cfg, err := load(t, c.args, c.env)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if err := cfg.LoadTunnel(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var got []string
+		for _, s := range cfg.Servers {
+			got = append(got, s.Config)
+		}
+		if !slices.Equal(got, c.want) || cfg.WireGuard.Config != c.want[0] {
+			t.Errorf("%s: servers %v, using %s; want %v", c.name, got, cfg.WireGuard.Config, c.want)
+		}
+	}
+	empty := filepath.Join(dir, "empty")
+	os.Mkdir(empty, 0o700)
+	cfg, _ := load(t, []string{"--wg-config", empty}, nil)
+	if err := cfg.LoadTunnel(); err == nil || !strings.Contains(err.Error(), "no *.conf") {
+		t.Errorf("an empty directory: %v", err)
+	}
+	if _, err := load(t, []string{"--failover-after", "soon"}, nil); err == nil {
+		t.Error("--failover-after soon accepted")
+	}
+	cfg, _ = load(t, []string{"--failover-after", "100ms"}, nil)
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "failover") {
+		t.Errorf("--failover-after 100ms: %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,9 +17,14 @@ import (
 type checkingProvider struct {
 	fakeProvider
 	check atomic.Pointer[provider.Check]
+	dead  atomic.Bool // nothing comes back through the tunnel
 }
 
-func (p *checkingProvider) Probe(context.Context) (provider.Check, error) {
+func (p *checkingProvider) Probe(ctx context.Context) (provider.Check, error) {
+	if p.dead.Load() {
+		<-ctx.Done()
+		return provider.Check{}, errors.New("no answer")
+	}
 	if c := p.check.Load(); c != nil {
 		return *c, nil
 	}
@@ -159,5 +165,66 @@ func TestOutsideCheck(t *testing.T) {
 	waitSnap(t, s, "open again", func(sn Snapshot) bool { return sn.Port.Dead == "" && sn.Port.Outside == "open" })
 	if asked.Load() < 5 {
 		t.Errorf("asked %d times", asked.Load())
+	}
+}
+
+// Failover: a tunnel that stays down moves to the next server after
+// FailoverAfter; while no server works the wait doubles; once a port
+// works again the wait is back to FailoverAfter. A port that stays dead
+// moves too.
+func TestFailoverRule(t *testing.T) {
+	prov := &checkingProvider{fakeProvider: fakeProvider{leases: make(chan provider.Lease)}}
+	var moves atomic.Int64
+	var movedAt []time.Time
+	var mu sync.Mutex
+	o := Options{FailoverAfter: 100 * time.Millisecond, Failover: func(context.Context) (string, error) {
+		moves.Add(1)
+		mu.Lock()
+		movedAt = append(movedAt, time.Now())
+		mu.Unlock()
+		return "server 2 of 2", nil
+	}}
+	s, _, evs := runWith(t, prov, o)
+	prov.leases <- lease(1000)
+	waitSnap(t, s, "up", func(sn Snapshot) bool { return sn.State == StateUp && sn.Lease.Held() })
+	time.Sleep(300 * time.Millisecond) // healthy for a while: no move
+	if moves.Load() != 0 {
+		t.Fatalf("moved while healthy")
+	}
+	prov.dead.Store(true)
+	waitSnap(t, s, "three moves", func(sn Snapshot) bool { return sn.Failovers >= 3 })
+	mu.Lock()
+	gap1, gap2 := movedAt[1].Sub(movedAt[0]), movedAt[2].Sub(movedAt[1])
+	mu.Unlock()
+	if gap2 < gap1*3/2 {
+		t.Errorf("no server works, yet the wait did not grow: %s then %s", gap1, gap2)
+	}
+	// Back: a new port on the new server is heard as a port change even
+	// with the same number.
+	prov.dead.Store(false)
+	prov.check.Store(&provider.Check{Verified: true, Method: "mapping re-asserted"})
+	prov.leases <- lease(1000)
+	waitSnap(t, s, "healthy", func(sn Snapshot) bool { return sn.State == StateUp && sn.Port.Dead == "" && sn.Port.VerifiedBy != "" })
+	n := 0
+	for _, ev := range evs.all() {
+		if ev.Kind == KindPort {
+			n++
+		}
+	}
+	if n < 2 {
+		t.Errorf("the port after a move was not a port event (%d)", n)
+	}
+	before := moves.Load()
+	time.Sleep(300 * time.Millisecond)
+	if moves.Load() != before {
+		t.Errorf("moved again while healthy")
+	}
+	// A port that stays dead moves too, after FailoverAfter (not the
+	// doubled wait: a port worked since).
+	prov.check.Store(&provider.Check{Dead: "gone"})
+	deadAt := time.Now()
+	waitSnap(t, s, "moved for a dead port", func(sn Snapshot) bool { return sn.Failovers > before })
+	if took := time.Since(deadAt); took > time.Second {
+		t.Errorf("a dead port moved after %s", took)
 	}
 }
