@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"fmt"
 	"time"
 )
 
@@ -17,33 +16,43 @@ import (
 
 const maxFailoverWait = 2 * time.Minute
 
-// failoverReason says why the session should move now ("" if it should
-// not): what has been wrong, and for how long, since the later of when it
-// began and the last move.
-func (l *loop) failoverReason() string {
+// failoverDue says when the session should move if nothing changes, and
+// why (zero time: no move pending): what has been wrong since the later of
+// when it began (for a dead tunnel: its last sign of life) and the last
+// move, plus the current wait.
+func (l *loop) failoverDue() (time.Time, string) {
 	if l.o.Failover == nil || l.failingOver {
-		return ""
+		return time.Time{}, ""
 	}
-	since := func(t time.Time) time.Duration {
+	from := func(t time.Time) time.Time {
 		if l.lastFailover.After(t) {
 			t = l.lastFailover
 		}
-		return time.Since(t)
+		return t.Add(l.failoverWait)
 	}
-	wait := l.failoverWait
 	switch {
-	case l.cur.State == StateDown && since(l.cur.DownSince) >= wait:
-		return fmt.Sprintf("the tunnel has been down for %s", time.Since(l.cur.DownSince).Round(100*time.Millisecond))
-	case l.cur.State == StateConnecting && since(l.start) >= wait && !l.seen:
-		return fmt.Sprintf("no handshake in %s", time.Since(l.start).Round(100*time.Millisecond))
+	case l.cur.State == StateDown:
+		// Counted from the last sign of life, not from when the checks
+		// declared it down (two failed checks, 2-4 s later).
+		return from(l.lastAlive), "nothing has come back through the tunnel since " + l.lastAlive.Format(time.TimeOnly)
+	case l.cur.State == StateConnecting && !l.seen:
+		return from(l.start), "no handshake yet"
 	case l.cur.State != StateUp:
-		return ""
-	case l.cur.Lease.Held() && l.cur.Port.Dead != "" && since(l.cur.Port.DeadSince) >= wait:
-		return "the port has been dead for " + time.Since(l.cur.Port.DeadSince).Round(100*time.Millisecond).String() + ": " + l.cur.Port.Dead
-	case !l.cur.Lease.Held() && l.cur.Lease.Error != "" && since(l.cur.Since) >= wait:
-		return "no port could be had: " + l.cur.Lease.Error
+	case l.cur.Lease.Held() && l.cur.Port.Dead != "":
+		return from(l.cur.Port.DeadSince), "the port is dead: " + l.cur.Port.Dead
+	case !l.cur.Lease.Held() && l.cur.Lease.Error != "":
+		return from(l.cur.Since), "no port could be had: " + l.cur.Lease.Error
 	}
-	return ""
+	return time.Time{}, ""
+}
+
+// failoverReason says why the session should move now ("" if not yet).
+func (l *loop) failoverReason() string {
+	due, why := l.failoverDue()
+	if due.IsZero() || time.Now().Before(due) {
+		return ""
+	}
+	return why
 }
 
 // maybeFailover starts a move when one is due; it reports whether it did.

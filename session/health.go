@@ -61,7 +61,11 @@ func (l *loop) readStats() (wg.Stats, bool) {
 	l.cur.Endpoint = l.tunnel.Endpoint()
 	if !st.LastHandshake.IsZero() && !l.seen {
 		l.seen = true
-		l.log.Info("handshake complete", "endpoint", st.Endpoint, "after", time.Since(l.start).Round(time.Millisecond).String())
+		from := l.start
+		if !l.lastFailover.IsZero() {
+			from = l.lastFailover
+		}
+		l.log.Info("handshake complete", "endpoint", st.Endpoint, "after", time.Since(from).Round(time.Millisecond).String())
 	}
 	if !l.seen && !l.warned && time.Since(l.start) > 10*time.Second {
 		l.warned = true
@@ -111,6 +115,7 @@ func (l *loop) onProbe(err error) {
 // alive: something came back through the tunnel.
 func (l *loop) alive() {
 	l.fails = 0
+	l.lastAlive = time.Now()
 	if l.cur.State != StateUp {
 		l.readStats()
 	}

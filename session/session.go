@@ -233,6 +233,7 @@ type loop struct {
 	failoverWait           time.Duration // the current wait before a move
 	healthySinceMove       bool          // a port worked since the last move
 	moved                  bool          // moved server: the next lease is a new port, whatever its number
+	lastAlive              time.Time     // when something last came back through the tunnel
 	probeOK                bool          // the check has answered at least once
 	probeRx                uint64        // received bytes when the check started
 	probeDone              chan probeResult
@@ -343,6 +344,10 @@ func (l *loop) serve(provDone chan error) error {
 			every := l.o.ProbeEvery
 			if l.cur.State != StateUp {
 				every /= 2
+			}
+			// A move falls due between ticks: wake for it.
+			if due, _ := l.failoverDue(); !due.IsZero() {
+				every = max(min(every, time.Until(due)), 10*time.Millisecond)
 			}
 			tick.Reset(every)
 		}

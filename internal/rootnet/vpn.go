@@ -39,6 +39,10 @@ type VPN struct {
 	ClientConf        string // path of the client's wg-quick file
 	ServerPub         tunnel.Key
 	Dir               string
+	// Public is the server's public address (what the internet
+	// connects to), Under its address on the client's underlay, CliIf
+	// the client's interface to it.
+	Public, Under, CliIf string
 
 	t          testing.TB
 	wgIf       string
@@ -53,7 +57,7 @@ type VPN struct {
 // NewVPN builds the topology. natpmp starts miniupnpd (NAT-PMP only).
 func NewVPN(t testing.TB, n *Net, natpmp bool) *VPN {
 	t.Helper()
-	v := &VPN{Net: n, Dir: t.TempDir()}
+	v := &VPN{Net: n, Dir: t.TempDir(), Public: PublicAddr, Under: UnderVPN, CliIf: "eth0"}
 	v.Inet, v.Server, v.Cli = n.NS("inet"), n.NS("vpn"), n.NS("cli")
 	n.Link(v.Server, "pub", PublicAddr+"/24", v.Inet, "eth0", InetAddr+"/24")
 	n.Link(v.Server, "under", UnderVPN+"/24", v.Cli, "eth0", UnderCli+"/24")
@@ -61,12 +65,44 @@ func NewVPN(t testing.TB, n *Net, natpmp bool) *VPN {
 	// Like a real host, the client has a default route (outside the
 	// tunnel): a leak would get out.
 	n.Must(v.Cli, "ip", "route", "add", "default", "via", UnderVPN)
-	n.Must(v.Server, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	v.build(t, natpmp, "wg"+n.prefix)
+	return v
+}
 
+// Second-server addresses: its public side (to inet's eth1) and its
+// underlay to the client (the client's eth1).
+const (
+	Public2   = "100.64.8.1"
+	Inet2     = "100.64.8.2"
+	UnderVPN2 = "100.67.7.1"
+	UnderCli2 = "100.67.7.2"
+)
+
+// AddServer adds a second WireGuard server of the same provider, as a
+// provider's second wg-quick file names: its own host ("vpn2"), public
+// address (Public2) and key, the same tunnel addressing (gateway 10.2.0.1,
+// client 10.2.0.2, as Proton's servers all have), its own miniupnpd if
+// natpmp, and its own client key; ClientConf is its wg-quick file.
+func (v *VPN) AddServer(natpmp bool) *VPN {
+	t, n := v.t, v.Net
+	t.Helper()
+	s := &VPN{Net: n, Dir: t.TempDir(), Inet: v.Inet, Cli: v.Cli, Public: Public2, Under: UnderVPN2, CliIf: "eth1"}
+	s.Server = n.NS("vpn2")
+	n.Link(s.Server, "pub", Public2+"/24", v.Inet, "eth1", Inet2+"/24")
+	n.Link(s.Server, "under", UnderVPN2+"/24", v.Cli, "eth1", UnderCli2+"/24")
+	s.build(t, natpmp, "wh"+n.prefix)
+	return s
+}
+
+// build starts the server's WireGuard, NAT and gateway and writes the
+// client's wg-quick file.
+func (v *VPN) build(t testing.TB, natpmp bool, wgIf string) {
+	n := v.Net
+	n.Must(v.Server, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	sk, _ := tunnel.NewPrivateKey()
 	ck, _ := tunnel.NewPrivateKey()
 	v.t, v.ServerPub, v.clientPub = t, sk.Public(), ck.Public()
-	v.wgIf = "wg" + n.prefix
+	v.wgIf = wgIf
 	v.keyFile = filepath.Join(v.Dir, "server.key")
 	os.WriteFile(v.keyFile, []byte(sk.Base64()+"\n"), 0o600)
 	v.StartServer()
@@ -105,8 +141,7 @@ PublicKey = %s
 AllowedIPs = 0.0.0.0/0
 Endpoint = %s:%d
 PersistentKeepalive = 25
-`, ck.Base64(), ClientIP, GatewayIP, sk.Public(), UnderVPN, WGPort)), 0o600)
-	return v
+`, ck.Base64(), ClientIP, GatewayIP, sk.Public(), v.Under, WGPort)), 0o600)
 }
 
 // ServerBinary is the VPN server's wireguard-go: Debian's, or the one
@@ -131,6 +166,16 @@ func (v *VPN) StartServer() {
 		"peer", v.clientPub.String(), "allowed-ips", ClientIP+"/32")
 	n.Must(v.Server, "ip", "addr", "add", GatewayIP+"/24", "dev", v.wgIf)
 	n.Must(v.Server, "ip", "link", "set", v.wgIf, "up")
+}
+
+// KillServer kills the WireGuard server for good (SIGKILL) and waits
+// until its interface is gone.
+func (v *VPN) KillServer() {
+	v.t.Helper()
+	if _, err := v.server.Signal(syscall.SIGKILL, 5*time.Second); err != nil {
+		v.t.Fatal(err)
+	}
+	waitFor(v.t, func() bool { _, err := v.Net.Exec(v.Server, "ip", "link", "show", v.wgIf); return err != nil })
 }
 
 // StopServer stops the WireGuard server (SIGTERM) and waits until its
@@ -201,7 +246,7 @@ func (v *VPN) Blackout(on bool) {
 	}
 	v.blackedOut = on
 	// An ingress drop at each end of the underlay link.
-	for _, end := range []struct{ ns, dev string }{{v.Server, "under"}, {v.Cli, "eth0"}} {
+	for _, end := range []struct{ ns, dev string }{{v.Server, "under"}, {v.Cli, v.CliIf}} {
 		if !on {
 			v.Net.Must(end.ns, "nft", "delete", "table", "netdev", "blackout")
 			continue
