@@ -56,6 +56,9 @@ type TunnelStatus struct {
 	Remaps        int64  `json:"remaps"`         // ports mapped again after a gateway restart
 	Recoveries    int64  `json:"recoveries"`     // outages recovered from
 	ProbeFailures int64  `json:"probe_failures"` // liveness checks that failed
+	// FailedChecks is how many checks in a row got nothing back: while
+	// any did, the tunnel is suspect and /healthz answers 503.
+	FailedChecks int `json:"failed_checks"`
 }
 
 // PortStatus describes the forwarded port.
@@ -122,6 +125,8 @@ func (s Status) Unhealthy() string {
 	switch {
 	case s.Tunnel.State != "up":
 		return "tunnel " + s.Tunnel.State
+	case s.Tunnel.FailedChecks > 0:
+		return "the last liveness check through the tunnel got nothing back"
 	case s.Port.Port == 0 && s.Port.Error != "":
 		return "no forwarded port: " + s.Port.Error
 	case s.Port.Port == 0:

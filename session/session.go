@@ -77,7 +77,7 @@ type Options struct {
 	// something came back. Default: the provider's own (provider.Prober);
 	// with none, the tunnel's counters alone (passive, slower).
 	Probe func(ctx context.Context) error
-	// ProbeEvery is the check interval while up (2 s); while down or
+	// ProbeEvery is the check interval while up (1.5 s); while down or
 	// connecting it is halved.
 	ProbeEvery time.Duration
 	// ProbeTimeout bounds one check (1 s).
@@ -123,7 +123,9 @@ func (o *Options) defaults() {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.ProbeEvery <= 0 {
-		o.ProbeEvery = 2 * time.Second
+		// With a 1-s check, a tunnel that dies is suspect (a failed
+		// check, /healthz 503) within 2.5 s.
+		o.ProbeEvery = 1500 * time.Millisecond
 	}
 	if o.ProbeTimeout <= 0 {
 		o.ProbeTimeout = time.Second
@@ -162,6 +164,7 @@ type Snapshot struct {
 	Remaps        int64     // ports the provider mapped again (a gateway restart)
 	Recoveries    int64     // outages recovered from
 	ProbeFailures int64     // liveness checks that failed
+	FailedChecks  int       // checks in a row that got nothing back (0: the last one answered)
 	Tunnel        wg.Stats
 	Endpoint      netip.AddrPort
 	Lease         provider.Lease // Error holds the provider's last error
@@ -319,8 +322,9 @@ func (l *loop) serve(provDone chan error) error {
 			l.onProbe(err)
 			if err == nil {
 				l.onCheck(r.check)
-				l.publish()
 			}
+			l.cur.FailedChecks = l.fails
+			l.publish()
 			if err != nil && l.cur.State == StateUp && l.fails > 0 {
 				// One check lost: ask again at once rather than at the
 				// next tick, so a dead tunnel is known within seconds.

@@ -253,7 +253,7 @@ func httpGet(c *http.Client, url string) (string, error) {
 func demoGatewayRestart(ctx context.Context, say func(string, ...any), srv *testnet.Server, steps <-chan string, port uint16) error {
 	g := srv.Gateway
 	// A real gateway has been up a while: its epoch says so, and vpnfwd's
-	// next check (every 2 s) reads it.
+	// next check (every 1.5 s) reads it.
 	g.Age(time.Hour)
 	seen := g.Requests(natpmp.OpMapTCP)
 	deadline := time.Now().Add(10 * time.Second)

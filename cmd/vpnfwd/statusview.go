@@ -20,7 +20,7 @@ func (d *daemon) Status() api.Status {
 		State: string(snap.State), Endpoint: snap.Endpoint.String(),
 		LastHandshake: snap.Tunnel.LastHandshake, RxBytes: snap.Tunnel.RxBytes, TxBytes: snap.Tunnel.TxBytes,
 		DownSince: snap.DownSince, LastRecovery: snap.LastRecovery,
-		Rehandshakes: snap.Rehandshakes, Failovers: snap.Failovers, Remaps: snap.Remaps, Recoveries: snap.Recoveries, ProbeFailures: snap.ProbeFailures,
+		Rehandshakes: snap.Rehandshakes, Failovers: snap.Failovers, Remaps: snap.Remaps, Recoveries: snap.Recoveries, ProbeFailures: snap.ProbeFailures, FailedChecks: snap.FailedChecks,
 	}
 	if snap.State == session.StateStopping {
 		s.Tunnel.State = "down"

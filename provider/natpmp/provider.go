@@ -128,8 +128,9 @@ func New(env provider.Env, conv Conventions, opts ...Option) (*Provider, error) 
 // gateway that forgot it (restarted without resetting its epoch, as
 // miniupnpd does with its shipped system_uptime=yes, or a mapping deleted
 // by someone else) makes it again, on the same public port where that is
-// free. Two small requests every check (about 60 a minute at the default
-// 2-s check). With no port held it asks for the external address only.
+// free. Two small requests every check, at once (80 a minute at the
+// default 1.5-s check). With no port held it asks for the external
+// address only.
 //
 // An ICMP refusal also proves the tunnel carries traffic, so it is no
 // error here; the mapping loop reports it. A reply whose epoch went back
