@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/vpnfwd/vpnfwd/api"
 )
 
 // apiClient talks to a running vpnfwd's control API.
@@ -32,7 +34,7 @@ func apiFlags(fs *flag.FlagSet, env *cliEnv) (*string, *string) {
 }
 
 func newAPIClient(addr, tokenFile string) (*apiClient, error) {
-	token, err := readToken(tokenFile)
+	token, err := api.ReadToken(tokenFile)
 	if err != nil {
 		return nil, err
 	}

@@ -13,12 +13,14 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/proxy"
+
 	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/daemon"
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/provider/natpmp"
 	"github.com/vpnfwd/vpnfwd/session"
-	"golang.org/x/net/proxy"
 )
 
 // runDemo runs the real daemon against an in-process VPN provider
@@ -72,7 +74,7 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) error {
 
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
-	sink, leases := portSink()
+	sink, leases := daemon.PortSink()
 	steps := make(chan string, 16)
 	recoveries := func(ev session.Event) {
 		if ev.Kind == session.KindRecovery {
@@ -82,12 +84,12 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) error {
 			}
 		}
 	}
-	d, err := startDaemon(dctx, &cfg, daemonOptions{Log: log.With("component", "vpnfwd"), Session: session.Options{Sinks: []session.Sink{sink, recoveries}}})
+	d, err := daemon.New(dctx, &cfg, daemon.Options{Version: version, Log: log.With("component", "vpnfwd"), Session: session.Options{Sinks: []session.Sink{sink, recoveries}}})
 	if err != nil {
 		return err
 	}
 	done := make(chan error, 1)
-	go func() { done <- d.run(dctx) }()
+	go func() { done <- d.Run(dctx) }()
 
 	var lease provider.Lease
 	select {
@@ -123,7 +125,7 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) error {
 
 // demoFromOutside uses the running vpnfwd as the world would: an internet
 // peer through the forwarded port, an app through the proxy, the API.
-func demoFromOutside(say func(string, ...any), d *daemon, port uint16) error {
+func demoFromOutside(say func(string, ...any), d *daemon.Daemon, port uint16) error {
 	public := net.JoinHostPort(testnet.PublicBind.String(), strconv.Itoa(int(port)))
 	reply, err := demoTCP(public, "hello over TCP")
 	if err != nil {
@@ -136,13 +138,13 @@ func demoFromOutside(say func(string, ...any), d *daemon, port uint16) error {
 	}
 	say("internet peer -> %s:%d/udp -> tunnel -> local service: %q", testnet.PublicIP, port, reply)
 
-	ip, err := demoSOCKS(d.socksL.Addr().String(), "http://"+testnet.WhatsMyIPName+"/")
+	ip, err := demoSOCKS(d.SOCKS5Addr(), "http://"+testnet.WhatsMyIPName+"/")
 	if err != nil {
 		return fmt.Errorf("SOCKS5 proxy: %w", err)
 	}
-	say("app -> SOCKS5 %s -> http://%s/ says %s: the VPN's address, name resolved inside the tunnel", d.socksL.Addr(), testnet.WhatsMyIPName, ip)
+	say("app -> SOCKS5 %s -> http://%s/ says %s: the VPN's address, name resolved inside the tunnel", d.SOCKS5Addr(), testnet.WhatsMyIPName, ip)
 
-	apiURL := "http://" + d.apiL.Addr().String()
+	apiURL := "http://" + d.APIAddr()
 	body, err := httpGet(http.DefaultClient, apiURL+"/v1/port")
 	if err != nil {
 		return fmt.Errorf("control API: %w", err)

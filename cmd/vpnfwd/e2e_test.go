@@ -12,16 +12,17 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/api"
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"golang.org/x/net/proxy"
+
+	"github.com/vpnfwd/vpnfwd/api"
+	"github.com/vpnfwd/vpnfwd/internal/testkit"
+	"github.com/vpnfwd/vpnfwd/internal/testnet"
 )
 
 // syncBuf is a goroutine-safe log sink.
@@ -125,42 +126,9 @@ func (in *instance) stop(t *testing.T) time.Duration {
 			t.Errorf("vpnfwd did not stop; log:\n%s", in.log)
 		}
 		in.took = time.Since(start)
-		checkNoLeaks(t)
+		testkit.CheckNoLeaks(t)
 	})
 	return in.took
-}
-
-// leakMarkers are frames that only vpnfwd's own running parts have (the
-// in-process VPN server uses netstack and wg too, so those don't count).
-var leakMarkers = []string{"vpnfwd/session.", "vpnfwd/forward.", "vpnfwd/publish.", "vpnfwd/api.", "main.(*daemon)"}
-
-// checkNoLeaks fails the test if goroutines of a stopped vpnfwd are still
-// running once it has returned: every goroutine must have an owner that
-// waited for it.
-func checkNoLeaks(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			for _, m := range leakMarkers {
-				if strings.Contains(g, m) {
-					leaked = append(leaked, g)
-					break
-				}
-			}
-		}
-		if len(leaked) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("%d goroutines outlived vpnfwd:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func (in *instance) status(t *testing.T) api.Status {
@@ -195,10 +163,6 @@ func (in *instance) waitPort(t *testing.T) uint16 {
 	return 0
 }
 
-func publicAddr(port uint16) string {
-	return net.JoinHostPort(testnet.PublicBind.String(), strconv.Itoa(int(port)))
-}
-
 func TestUpNATPMPEndToEnd(t *testing.T) {
 	srv, err := testnet.Start(testnet.Options{})
 	if err != nil {
@@ -215,11 +179,11 @@ func TestUpNATPMPEndToEnd(t *testing.T) {
 	t.Logf("port %d after %s", port, time.Since(start))
 
 	// TCP and UDP from the "internet" reach the local service.
-	reply, err := demoTCP(publicAddr(port), "hi")
+	reply, err := demoTCP(testkit.PublicAddr(port), "hi")
 	if err != nil || reply != "service got: hi" {
 		t.Fatalf("TCP through the forwarded port: %q %v", reply, err)
 	}
-	reply, err = demoUDP(publicAddr(port), "hu")
+	reply, err = demoUDP(testkit.PublicAddr(port), "hu")
 	if err != nil || reply != "service got: hu" {
 		t.Fatalf("UDP through the forwarded port: %q %v", reply, err)
 	}
@@ -290,7 +254,7 @@ func TestUpRefusesWhenServiceDown(t *testing.T) {
 	defer srv.Close()
 	in := startUp(t, srv, "--provider", "protonvpn", "--forward", "127.0.0.1:1") // nothing listens on port 1
 	port := in.waitPort(t)
-	c, err := net.Dial("tcp", publicAddr(port))
+	c, err := net.Dial("tcp", testkit.PublicAddr(port))
 	if err == nil {
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		n, rerr := c.Read(make([]byte, 1))

@@ -5,23 +5,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/user"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/vpnfwd/vpnfwd/config"
-	"github.com/vpnfwd/vpnfwd/netns"
-	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/daemon"
 	"github.com/vpnfwd/vpnfwd/session"
 )
-
-// execDNS is where CMD's resolv.conf points: the forwarder's sockets,
-// made inside CMD's namespace.
-var execDNS = netip.MustParseAddrPort("127.0.0.1:53")
 
 // runExec is `vpnfwd exec [up flags] -- CMD [ARGS...]`: CMD in a network
 // namespace of its own whose only way out is the tunnel.
@@ -56,15 +48,15 @@ func runExec(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	sink, ports := portSink()
-	d, err := startDaemon(ctx, cfg, daemonOptions{Log: log, Roots: env.roots, Exec: true, Session: session.Options{Sinks: []session.Sink{sink}}})
+	sink, ports := daemon.PortSink()
+	d, err := daemon.New(ctx, cfg, daemon.Options{Version: version, Log: log, Roots: env.roots, Exec: true, Session: session.Options{Sinks: []session.Sink{sink}}})
 	if err != nil {
 		return err
 	}
 	runCtx, stopRun := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- d.run(runCtx) }()
-	status, err := d.execCmd(ctx, ports, *portWait, argv, uid, gid)
+	go func() { done <- d.Run(runCtx) }()
+	status, err := d.Exec(ctx, ports, *portWait, argv, uid, gid)
 	stopRun()
 	if rerr := <-done; err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
 		err = rerr
@@ -117,84 +109,4 @@ func lookupUser(name string) (uid, gid *uint32, err error) {
 	}
 	ua, gb := uint32(a), uint32(b)
 	return &ua, &gb, nil
-}
-
-// execCmd waits for a port, starts CMD with it in its environment, passes
-// a stop signal on, and returns CMD's exit status.
-func (d *daemon) execCmd(ctx context.Context, ports <-chan provider.Lease, wait time.Duration, argv []string, uid, gid *uint32) (int, error) {
-	var lease provider.Lease
-	select {
-	case lease = <-ports:
-	case <-time.After(wait):
-		return 0, fmt.Errorf("no forwarded port within %s (see the log above; --port-wait sets how long to wait): CMD not started", wait)
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-d.sandbox.Gone():
-		return 0, errors.New("the namespace's agent ended before CMD started")
-	}
-	pub := lease.PublicPorts()
-	var list []string
-	for _, p := range pub {
-		list = append(list, strconv.Itoa(int(p)))
-	}
-	env := cmdEnv(os.Environ())
-	if len(pub) > 0 {
-		env = append(env, "VPNFWD_PORT="+list[0], "VPNFWD_PORTS="+strings.Join(list, ","))
-	}
-	dir, _ := os.Getwd()
-	pid, err := d.sandbox.Run(argv, env, dir, uid, gid)
-	if err != nil {
-		return 0, fmt.Errorf("starting %s: %w", argv[0], err)
-	}
-	d.log.Info("command started in the tunnel's namespace", "cmd", argv[0], "pid", pid, "port", strings.Join(list, ","))
-	select {
-	case st := <-d.sandbox.Exited():
-		d.log.Info("command ended", "status", st)
-		return st, nil
-	case <-d.sandbox.Gone():
-		return 0, errors.New("the namespace's agent ended")
-	case <-ctx.Done():
-	}
-	d.sandbox.Signal(syscall.SIGTERM)
-	select {
-	case st := <-d.sandbox.Exited():
-		d.log.Info("command ended", "status", st)
-		return st, nil
-	case <-time.After(10 * time.Second):
-		d.log.Warn("command still running 10 s after SIGTERM: killing it")
-		d.sandbox.Signal(syscall.SIGKILL)
-		select {
-		case st := <-d.sandbox.Exited():
-			return st, nil
-		case <-time.After(2 * time.Second):
-			return 137, nil
-		}
-	}
-}
-
-// cmdEnv is CMD's environment: vpnfwd's own, without vpnfwd's settings
-// (they may hold secrets) and the agent's marker.
-func cmdEnv(env []string) []string {
-	var out []string
-	for _, e := range env {
-		if strings.HasPrefix(e, "VPNFWD_") {
-			continue
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
-// openSandbox is exec's data plane: the TUN inside CMD's namespace, made
-// by the agent, with the DNS forwarder's sockets beside it.
-func (d *daemon) openSandbox() error {
-	w := d.cfg.WireGuard
-	s, err := netns.Start(netns.Config{Tun: "tun0", MTU: w.MTU, Addresses: w.Addresses(), Routes: allowedIPs(w.Peers), DNS: execDNS})
-	if err != nil {
-		return err
-	}
-	d.sandbox, d.plane = s, s
-	d.dnsUDP, d.dnsTCP = s.DNSUDP, s.DNSTCP
-	d.log.Info("exec: a network namespace with only lo and the tunnel is ready")
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vpnfwd/vpnfwd/api"
 	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/daemon"
 	"github.com/vpnfwd/vpnfwd/killswitch"
 	"github.com/vpnfwd/vpnfwd/session"
 )
@@ -109,14 +110,14 @@ func standalone(ctx context.Context, env *cliEnv, file, wgConf, prov string) (fu
 		return nil, nil, err
 	}
 	log, _ := newLogger(io.Discard, "error")
-	sink, leases := portSink()
-	d, err := startDaemon(ctx, cfg, daemonOptions{Log: log, Roots: env.roots, Session: session.Options{Sinks: []session.Sink{sink}}})
+	sink, leases := daemon.PortSink()
+	d, err := daemon.New(ctx, cfg, daemon.Options{Version: version, Log: log, Roots: env.roots, Session: session.Options{Sinks: []session.Sink{sink}}})
 	if err != nil {
 		return nil, nil, err
 	}
 	dctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { d.run(dctx); close(done) }()
+	go func() { d.Run(dctx); close(done) }()
 	select {
 	case <-leases:
 	case <-time.After(30 * time.Second):

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vpnfwd/vpnfwd/api"
+	"github.com/vpnfwd/vpnfwd/dns"
 	"github.com/vpnfwd/vpnfwd/portcheck"
 )
 
@@ -154,28 +155,13 @@ func shortErr(err error) string {
 
 // systemDNS lists the host's resolvers from /etc/resolv.conf.
 func systemDNS() []string {
-	b, err := os.ReadFile(resolvConf)
+	b, err := os.ReadFile("/etc/resolv.conf")
 	if err != nil {
 		return nil
 	}
 	var out []string
-	for _, a := range nameservers(b) {
+	for _, a := range dns.Nameservers(b) {
 		out = append(out, netip.AddrPortFrom(a, 53).String())
-	}
-	return out
-}
-
-// nameservers are the addresses of a resolv.conf's nameserver lines.
-func nameservers(resolvConf []byte) []netip.Addr {
-	var out []netip.Addr
-	for _, l := range strings.Split(string(resolvConf), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 2 || f[0] != "nameserver" {
-			continue
-		}
-		if a, err := netip.ParseAddr(f[1]); err == nil {
-			out = append(out, a)
-		}
 	}
 	return out
 }

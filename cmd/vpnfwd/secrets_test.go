@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpnfwd/vpnfwd/internal/testkit"
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
 )
 
@@ -66,7 +67,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, cenv, args) }()
-	defer func() { cancel(); <-done; checkNoLeaks(t) }()
+	defer func() { cancel(); <-done; testkit.CheckNoLeaks(t) }()
 
 	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/daemon"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/state"
 )
@@ -26,11 +27,11 @@ func runUp(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := startDaemon(ctx, cfg, daemonOptions{Log: log, Roots: env.roots})
+	d, err := daemon.New(ctx, cfg, daemon.Options{Version: version, Log: log, Roots: env.roots})
 	if err != nil {
 		return err
 	}
-	return d.run(ctx)
+	return d.Run(ctx)
 }
 
 func loadUpConfig(flags *config.Flags, env *cliEnv) (*config.Config, error) {

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/internal/testkit"
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"github.com/vpnfwd/vpnfwd/publish"
 	"github.com/vpnfwd/vpnfwd/session"
@@ -37,7 +38,7 @@ func TestFailoverToNextServer(t *testing.T) {
 	w1, _ := srv1.NewClient()
 	w2, _ := srv2.NewClient()
 	w1.Config, w2.Config = "/etc/vpnfwd/one.conf", "/etc/vpnfwd/two.conf"
-	svcAddr, _ := echoService(t)
+	svcAddr, _ := testkit.EchoService(t)
 	cfg := config.Defaults()
 	cfg.WireGuard, cfg.Servers = w1, append(cfg.Servers, w1, w2)
 	cfg.Provider.Name = "natpmp"
@@ -46,7 +47,7 @@ func TestFailoverToNextServer(t *testing.T) {
 	cfg.API.Listen = ""
 	states := newStateLog()
 	rec := &recorder{}
-	d, err := startDaemon(context.Background(), &cfg, daemonOptions{Log: slog.New(slog.DiscardHandler),
+	d, err := New(context.Background(), &cfg, Options{Log: slog.New(slog.DiscardHandler),
 		Consumers: []publish.Consumer{rec},
 		Session: session.Options{ProbeEvery: 200 * time.Millisecond, ProbeTimeout: 300 * time.Millisecond,
 			RehandshakeEvery: 200 * time.Millisecond, FailoverAfter: time.Second, Sinks: []session.Sink{states.sink}}})
@@ -55,13 +56,13 @@ func TestFailoverToNextServer(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
-	defer func() { cancel(); <-done; checkNoLeaks(t) }()
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done; testkit.CheckNoLeaks(t) }()
 
 	states.wait(t, "up", 1, 5*time.Second)
 	rec.wait(t, "port")
 	port := d.Status().Port.Port
-	if reply, err := demoTCP(publicAddr(uint16(port)), "one"); err != nil || reply != "service got: one" {
+	if reply, err := testkit.TCP(testkit.PublicAddr(uint16(port)), "one"); err != nil || reply != "service got: one" {
 		t.Fatalf("through the first server: %q %v", reply, err)
 	}
 
@@ -69,7 +70,7 @@ func TestFailoverToNextServer(t *testing.T) {
 	srv1.Close()
 	addr2 := net.JoinHostPort(pub2.String(), strconv.Itoa(port))
 	for {
-		reply, err := demoTCP(addr2, "two")
+		reply, err := testkit.TCP(addr2, "two")
 		if err == nil && reply == "service got: two" {
 			break
 		}

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/internal/testkit"
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"github.com/vpnfwd/vpnfwd/publish"
 	"github.com/vpnfwd/vpnfwd/session"
@@ -156,7 +157,7 @@ func TestStallDownRecoverReapply(t *testing.T) {
 	cfg.API.Listen = ""
 	states := newStateLog()
 	rec := &recorder{}
-	d, err := startDaemon(context.Background(), &cfg, daemonOptions{Log: slog.New(slog.DiscardHandler),
+	d, err := New(context.Background(), &cfg, Options{Log: slog.New(slog.DiscardHandler),
 		Consumers: []publish.Consumer{rec},
 		Session: session.Options{ProbeEvery: 200 * time.Millisecond, ProbeTimeout: 150 * time.Millisecond,
 			RehandshakeEvery: 200 * time.Millisecond, Sinks: []session.Sink{states.sink}}})
@@ -165,8 +166,8 @@ func TestStallDownRecoverReapply(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
-	defer func() { cancel(); <-done; checkNoLeaks(t) }()
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done; testkit.CheckNoLeaks(t) }()
 
 	states.wait(t, "up", 1, 5*time.Second)
 	rec.wait(t, "port")

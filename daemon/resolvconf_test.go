@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"log/slog"
@@ -24,10 +24,10 @@ func TestResolvConfKeepsTheSystemNameservers(t *testing.T) {
 	orig := "# from the container engine\nnameserver 127.0.0.11\nnameserver 192.168.1.1\noptions ndots:0\n"
 	os.WriteFile(resolvConf, []byte(orig), 0o644)
 
-	newDaemon := func(on bool) *daemon {
+	newDaemon := func(on bool) *Daemon {
 		cfg := &config.Config{StateDir: filepath.Join(dir, "state")}
 		cfg.DNS.Listen, cfg.DNS.ResolvConf = "127.0.0.1:53", on
-		return &daemon{cfg: cfg, log: slog.New(slog.DiscardHandler)}
+		return &Daemon{cfg: cfg, log: slog.New(slog.DiscardHandler)}
 	}
 	want := []netip.AddrPort{netip.MustParseAddrPort("127.0.0.11:53"), netip.MustParseAddrPort("192.168.1.1:53")}
 	if got := newDaemon(false).systemNameservers(); got != nil {

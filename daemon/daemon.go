@@ -1,4 +1,10 @@
-package main
+// Package daemon is one vpnfwd run: it builds the data plane (netstack,
+// kernel TUN or exec's namespace), the WireGuard device, the provider, the
+// bridge, proxies, DNS forwarder, control API, publishers and kill switch
+// in order, wires them around a session.Session, which owns the tunnel's
+// health and the lease, and shuts everything down in order. cmd/vpnfwd
+// parses flags and calls New and Run.
+package daemon
 
 import (
 	"context"
@@ -25,7 +31,6 @@ import (
 	"github.com/vpnfwd/vpnfwd/portcheck"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/publish"
-	"github.com/vpnfwd/vpnfwd/secret"
 	"github.com/vpnfwd/vpnfwd/session"
 	"github.com/vpnfwd/vpnfwd/state"
 	"github.com/vpnfwd/vpnfwd/tundev"
@@ -33,11 +38,11 @@ import (
 	"github.com/vpnfwd/vpnfwd/wg"
 )
 
-// daemon is one running vpnfwd: tunnel, provider, bridge, proxies, API and
+// Daemon is one running vpnfwd: tunnel, provider, bridge, proxies, API and
 // publishers, wired together around a session.Session, which owns the
-// tunnel's health and the lease. startDaemon builds it; run runs it until
-// ctx ends and shuts it down (releasing the lease) within a few seconds.
-type daemon struct {
+// tunnel's health and the lease. New builds it; Run runs it until ctx
+// ends and shuts it down (releasing the lease) within a few seconds.
+type Daemon struct {
 	cfg     *config.Config
 	log     *slog.Logger
 	plane   dataPlane       // the stack or the TUN
@@ -70,13 +75,14 @@ type daemon struct {
 	// session's failover changes it).
 	server int
 
-	ks    *killswitch.KillSwitch
-	store state.Dir
-	roots *x509.CertPool
+	ks      *killswitch.KillSwitch
+	store   state.Dir
+	roots   *x509.CertPool
+	version string
 }
 
-// daemonOptions are the seams tests and the demo use.
-type daemonOptions struct {
+// Options are the seams tests and the demo use.
+type Options struct {
 	Log *slog.Logger
 	// Resolve overrides endpoint resolution.
 	Resolve wg.Resolver
@@ -89,11 +95,17 @@ type daemonOptions struct {
 	Roots *x509.CertPool
 	// Exec makes exec's data plane: a TUN in a namespace of its own.
 	Exec bool
+	// Version is what status reports as vpnfwd's version.
+	Version string
 }
 
-func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*daemon, error) {
+// New builds a run from cfg: the listeners (a busy port fails here), the
+// kill switch, the provider (PIA logs in and registers its key now), the
+// data plane and the WireGuard device. Run runs it; on error everything
+// built is closed.
+func New(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) {
 	log := o.Log
-	d := &daemon{cfg: cfg, log: log, since: time.Now(), broker: api.NewBroker(), roots: o.Roots}
+	d := &Daemon{cfg: cfg, log: log, since: time.Now(), broker: api.NewBroker(), roots: o.Roots, version: o.Version}
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
@@ -109,7 +121,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 	d.store = state.Dir{Path: cfg.StateDir, Warn: log.With("component", "state").Warn}
 	// The token is read before anything starts: a bad token file fails
 	// here, not after the tunnel is up.
-	if d.apiToken, err = readToken(cfg.API.TokenFile); err != nil {
+	if d.apiToken, err = api.ReadToken(cfg.API.TokenFile); err != nil {
 		return nil, err
 	}
 	if cfg.Proxy.HasCredentials() {
@@ -211,7 +223,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, o daemonOptions) (*dae
 
 // startProvider builds the provider and, for one that makes its own tunnel
 // (PIA), lets it log in and register the key now.
-func (d *daemon) startProvider(ctx context.Context, info provider.Info, direct provider.Dialer) error {
+func (d *Daemon) startProvider(ctx context.Context, info provider.Info, direct provider.Dialer) error {
 	cfg := d.cfg
 	var err error
 	d.prov, err = info.New(provider.Env{
@@ -244,7 +256,7 @@ func (d *daemon) startProvider(ctx context.Context, info provider.Info, direct p
 
 // buildDataPath makes the data plane (the stack and the bridge on it, or
 // the TUN) and the publishers.
-func (d *daemon) buildDataPath(extra []publish.Consumer, exec bool) error {
+func (d *Daemon) buildDataPath(extra []publish.Consumer, exec bool) error {
 	var err error
 	switch {
 	case exec:
@@ -269,7 +281,7 @@ func (d *daemon) buildDataPath(extra []publish.Consumer, exec bool) error {
 
 // buildStack makes the netstack data plane: the stack and the bridge from
 // the forwarded port to the local service.
-func (d *daemon) buildStack() error {
+func (d *Daemon) buildStack() error {
 	w, f := d.cfg.WireGuard, d.cfg.Forward
 	var err error
 	d.stack, err = netstack.New(netstack.Config{Addresses: w.Addresses(), DNS: w.DNSServers(), MTU: w.MTU,
@@ -286,7 +298,7 @@ func (d *daemon) buildStack() error {
 
 // newBridge makes the bridge from the forwarded port, on the data plane
 // in, to the local service.
-func (d *daemon) newBridge(in forward.PacketListener) *forward.Bridge {
+func (d *Daemon) newBridge(in forward.PacketListener) *forward.Bridge {
 	cfg, f := d.cfg, d.cfg.Forward
 	return forward.NewBridge(in, forward.BridgeConfig{
 		TargetHost:  d.targetHost,
@@ -304,7 +316,7 @@ func (d *daemon) newBridge(in forward.PacketListener) *forward.Bridge {
 // rekey has the provider register a fresh key and moves the tunnel to it:
 // the device's key and peer, the stack's address, the provider's view. It
 // runs on a goroutine the session owns.
-func (d *daemon) rekey(ctx context.Context) (string, error) {
+func (d *Daemon) rekey(ctx context.Context) (string, error) {
 	w, err := d.prov.(provider.Rekeyer).Rekey(ctx)
 	if err != nil {
 		return "", err
@@ -326,7 +338,7 @@ func (d *daemon) rekey(ctx context.Context) (string, error) {
 // the list): the device's key and peer (the kill switch's endpoint
 // follows), the data plane's addresses, the provider (which gets a port
 // there). It runs on a goroutine the session owns, one at a time.
-func (d *daemon) nextServer(ctx context.Context) (string, error) {
+func (d *Daemon) nextServer(ctx context.Context) (string, error) {
 	servers := d.cfg.Servers
 	next := (d.server + 1) % len(servers)
 	w := servers[next]
@@ -350,7 +362,7 @@ func (d *daemon) nextServer(ctx context.Context) (string, error) {
 // in /var/run/wireguard as root, else in the state directory (where
 // WireGuard's tools do not look; wgctrl can be pointed there). A failure
 // costs only the socket.
-func (d *daemon) serveUAPI() {
+func (d *Daemon) serveUAPI() {
 	name := d.cfg.WireGuard.Name
 	if name == "" {
 		name = "vpnfwd"
@@ -376,7 +388,7 @@ func (d *daemon) serveUAPI() {
 
 // outsideCheck asks the port checker at tmpl through the tunnel whether
 // the lease's first port is open.
-func (d *daemon) outsideCheck(tmpl string) func(context.Context, provider.Lease) (bool, error) {
+func (d *Daemon) outsideCheck(tmpl string) func(context.Context, provider.Lease) (bool, error) {
 	c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{Proxy: nil, DialContext: tunnelDialer{d}.DialContext,
 		MaxIdleConns: 1, IdleConnTimeout: time.Second}}
 	return func(ctx context.Context, l provider.Lease) (bool, error) {
@@ -394,7 +406,7 @@ func cmpDuration(d, def time.Duration) time.Duration {
 
 // guard keeps the proxies' clients away from the provider's control
 // endpoints (nil when the provider has none).
-func (d *daemon) guard() *forward.Guard {
+func (d *Daemon) guard() *forward.Guard {
 	g, ok := d.prov.(provider.Guarded)
 	if !ok {
 		return nil
@@ -415,7 +427,7 @@ func reserved(g provider.Guarded, network string, dst netip.AddrPort) bool {
 }
 
 // tunnelDialer dials through the daemon's data plane once it exists.
-type tunnelDialer struct{ d *daemon }
+type tunnelDialer struct{ d *Daemon }
 
 func (t tunnelDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	if t.d.plane == nil {
@@ -433,7 +445,7 @@ type savedLease struct {
 
 // lastPorts is the port held last time with the same provider, which
 // NAT-PMP asks for again.
-func (d *daemon) lastPorts(prov string) []uint16 {
+func (d *Daemon) lastPorts(prov string) []uint16 {
 	var l savedLease
 	if d.store.Load("lease", &l) != nil || l.Provider != prov {
 		return nil
@@ -460,7 +472,7 @@ func prefixes(ps []tunnel.Prefix) string {
 
 // listen opens the local sockets before anything is started, so a busy
 // port fails fast with a hint.
-func (d *daemon) listen() error {
+func (d *Daemon) listen() error {
 	open := func(name, flag, addr string) (net.Listener, error) {
 		if addr == "" {
 			return nil, nil
@@ -486,7 +498,7 @@ func (d *daemon) listen() error {
 	return d.dnsSockets()
 }
 
-func (d *daemon) closeAll() {
+func (d *Daemon) closeAll() {
 	for _, l := range []net.Listener{d.socksL, d.httpL, d.apiL, d.dnsTCP} {
 		if l != nil {
 			l.Close()
@@ -529,7 +541,7 @@ func (d *daemon) closeAll() {
 // run serves until ctx ends, then shuts down: the session releases the
 // lease, consumers hear that the port is gone, and everything closes
 // within a few seconds, whatever remote peers still hold.
-func (d *daemon) run(ctx context.Context) error {
+func (d *Daemon) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	goFunc := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
 	pubCtx, pubCancel := context.WithCancel(context.Background())
@@ -580,19 +592,4 @@ func (d *daemon) run(ctx context.Context) error {
 	wg.Wait()
 	d.log.Info("stopped")
 	return runErr
-}
-
-func readToken(path string) (string, error) {
-	if path == "" {
-		return "", nil
-	}
-	t, err := secret.Read("", path)
-	if err != nil {
-		return "", fmt.Errorf("API token: %w", err)
-	}
-	t = strings.TrimSpace(t)
-	if t == "" {
-		return "", fmt.Errorf("API token file %s is empty", path)
-	}
-	return t, nil
 }

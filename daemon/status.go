@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"net"
@@ -13,9 +13,9 @@ import (
 
 // Status implements api.Source from the session's snapshot and the
 // bridge's and publishers' counters: no call into the WireGuard device.
-func (d *daemon) Status() api.Status {
+func (d *Daemon) Status() api.Status {
 	snap := d.sess.Snapshot()
-	s := api.Status{State: string(snap.State), Version: version, Since: d.since}
+	s := api.Status{State: string(snap.State), Version: d.version, Since: d.since}
 	s.Tunnel = api.TunnelStatus{
 		State: string(snap.State), Endpoint: snap.Endpoint.String(),
 		LastHandshake: snap.Tunnel.LastHandshake, RxBytes: snap.Tunnel.RxBytes, TxBytes: snap.Tunnel.TxBytes,
@@ -76,7 +76,7 @@ func (d *daemon) Status() api.Status {
 }
 
 // portStatus describes a lease for status and the event stream.
-func (d *daemon) portStatus(l provider.Lease, h session.PortHealth) api.PortStatus {
+func (d *Daemon) portStatus(l provider.Lease, h session.PortHealth) api.PortStatus {
 	p := api.PortStatus{Provider: d.cfg.Provider.Name, Ports: []int{}, ListenPorts: []int{},
 		Protocols: l.Protocols, Expires: l.Expires, LastRenewal: l.Renewed, Error: l.Error}
 	if l.Held() {
@@ -93,4 +93,20 @@ func (d *daemon) portStatus(l provider.Lease, h session.PortHealth) api.PortStat
 		p.Port = p.Ports[0]
 	}
 	return p
+}
+
+// SOCKS5Addr is where the SOCKS5 proxy listens ("" when off).
+func (d *Daemon) SOCKS5Addr() string {
+	if d.socksL == nil {
+		return ""
+	}
+	return d.socksL.Addr().String()
+}
+
+// APIAddr is where the control API listens ("" when off).
+func (d *Daemon) APIAddr() string {
+	if d.apiL == nil {
+		return ""
+	}
+	return d.apiL.Addr().String()
 }

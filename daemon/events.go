@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"net"
@@ -14,7 +14,7 @@ import (
 // onEvent is the daemon's sink: it runs on the session's goroutine, in
 // event order, and only queues work (the bridge moves at once; the
 // publishers and the API stream are queued).
-func (d *daemon) onEvent(ev session.Event) {
+func (d *Daemon) onEvent(ev session.Event) {
 	switch ev.Kind {
 	case session.KindPort:
 		d.moveBridge(ev.Lease)
@@ -42,7 +42,7 @@ func (d *daemon) onEvent(ev session.Event) {
 
 // moveBridge points the bridge at the lease's ports. In tun mode there is
 // no bridge: the service is reached on the port itself.
-func (d *daemon) moveBridge(l provider.Lease) {
+func (d *Daemon) moveBridge(l provider.Lease) {
 	if d.bridge == nil {
 		d.tunPorts(l)
 		return
@@ -69,7 +69,7 @@ func (d *daemon) moveBridge(l provider.Lease) {
 
 // portSink is a sink that passes each new port's lease to the channel
 // without ever blocking the session (the demo and leak-check wait on it).
-func portSink() (session.Sink, <-chan provider.Lease) {
+func PortSink() (session.Sink, <-chan provider.Lease) {
 	ch := make(chan provider.Lease, 1)
 	return func(ev session.Event) {
 		if ev.Kind != session.KindPort {

@@ -1,9 +1,11 @@
-package main
+package daemon
 
 import (
 	"context"
 	"fmt"
 	"net/netip"
+
+	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/vpnfwd/vpnfwd/forward"
 	"github.com/vpnfwd/vpnfwd/killswitch"
@@ -11,7 +13,6 @@ import (
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/tundev"
 	"github.com/vpnfwd/vpnfwd/tunnel"
-	"golang.zx2c4.com/wireguard/tun"
 )
 
 // dataPlane is WireGuard's TUN side and the way vpnfwd itself reaches
@@ -33,7 +34,7 @@ const tunMark = killswitch.DefaultMark
 // tunnel's addresses and every peer's allowed IPs routed through it except
 // the WireGuard socket's own packets. No bridge: a service in this
 // namespace is reached on the forwarded port directly.
-func (d *daemon) openTun() error {
+func (d *Daemon) openTun() error {
 	w := d.cfg.WireGuard
 	routes := allowedIPs(w.Peers)
 	t, err := tundev.Open(tundev.Config{Name: w.Tun, MTU: w.MTU, Addresses: w.Addresses(), Routes: routes, Mark: tunMark, OwnMark: killswitch.OwnMark})
@@ -60,13 +61,13 @@ func (d *daemon) openTun() error {
 // kernel (--forward with the tunnel's address or 0.0.0.0 and a port) or
 // leaving it to the service (no port: the service listens on the
 // forwarded port itself, on all addresses).
-func (d *daemon) tunBridged() bool {
+func (d *Daemon) tunBridged() bool {
 	return d.targetPort != 0 && isLoopback(d.targetHost)
 }
 
 // checkTunTarget: in tun mode --forward's host must be loopback (bridged),
 // the tunnel's address or all addresses (redirected in the kernel).
-func (d *daemon) checkTunTarget() error {
+func (d *Daemon) checkTunTarget() error {
 	h := d.targetHost
 	if isLoopback(h) || h == "" || h == "0.0.0.0" || h == "::" {
 		return nil
@@ -92,14 +93,14 @@ func isLoopback(host string) bool {
 
 // guardTable is tun mode's nftables table that keeps the provider's
 // control endpoints to vpnfwd.
-func (d *daemon) guardTable() string { return "vpnfwd_guard_" + d.cfg.WireGuard.Tun }
+func (d *Daemon) guardTable() string { return "vpnfwd_guard_" + d.cfg.WireGuard.Tun }
 
 // guardControl makes the provider's control endpoints (NAT-PMP's 5351,
 // PIA's port API) reachable from vpnfwd's own sockets only, in the kernel
 // data planes, where every program shares the tunnel: tun mode's
 // namespace, exec's. (In netstack mode only the proxies reach the tunnel,
 // and their guard refuses.) Called again when the endpoints move.
-func (d *daemon) guardControl(ctx context.Context) {
+func (d *Daemon) guardControl(ctx context.Context) {
 	g, ok := d.prov.(provider.Guarded)
 	if !ok || (d.tun == nil && d.sandbox == nil) {
 		return
@@ -122,7 +123,7 @@ func (d *daemon) guardControl(ctx context.Context) {
 }
 
 // unguard removes tun mode's guard table (exec's goes with the namespace).
-func (d *daemon) unguard() {
+func (d *Daemon) unguard() {
 	if d.tun == nil {
 		return
 	}
@@ -132,11 +133,11 @@ func (d *daemon) unguard() {
 }
 
 // redirectTable is tun mode's nftables table for --forward HOST:PORT.
-func (d *daemon) redirectTable() string { return "vpnfwd_fwd_" + d.cfg.WireGuard.Tun }
+func (d *Daemon) redirectTable() string { return "vpnfwd_fwd_" + d.cfg.WireGuard.Tun }
 
 // tunPorts says which port the service must listen on in tun mode, and
 // with --forward HOST:PORT redirects the forwarded port to PORT.
-func (d *daemon) tunPorts(l provider.Lease) {
+func (d *Daemon) tunPorts(l provider.Lease) {
 	var rs []killswitch.PortRedirect
 	for _, p := range l.Ports {
 		to := d.targetPort
@@ -162,7 +163,7 @@ func (d *daemon) tunPorts(l provider.Lease) {
 }
 
 // unredirect removes tun mode's redirect table, if any.
-func (d *daemon) unredirect() {
+func (d *Daemon) unredirect() {
 	if !d.redirected {
 		return
 	}
@@ -188,7 +189,7 @@ func allowedIPs(peers []tunnel.Peer) []netip.Prefix {
 
 // redirect puts the redirects in: in vpnfwd's namespace in tun mode, in
 // CMD's in exec mode.
-func (d *daemon) redirect(rs []killswitch.PortRedirect) error {
+func (d *Daemon) redirect(rs []killswitch.PortRedirect) error {
 	if d.sandbox == nil {
 		return killswitch.Redirect(d.redirectTable(), d.cfg.WireGuard.Tun, rs)
 	}

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ var resolvConf = "/etc/resolv.conf" // a variable for tests
 
 // dnsSockets opens the forwarder's UDP and TCP sockets on dns.listen (nil
 // when off), before anything else starts, so a busy port fails fast.
-func (d *daemon) dnsSockets() error {
+func (d *Daemon) dnsSockets() error {
 	addr := d.cfg.DNS.Listen
 	if addr == "" {
 		return nil
@@ -36,7 +36,7 @@ func (d *daemon) dnsSockets() error {
 }
 
 // serveDNS runs the forwarder until ctx ends; goFunc owns its goroutines.
-func (d *daemon) serveDNS(ctx context.Context, goFunc func(func())) {
+func (d *Daemon) serveDNS(ctx context.Context, goFunc func(func())) {
 	if d.dnsUDP == nil {
 		return
 	}
@@ -60,13 +60,13 @@ const resolvMarker = "# written by vpnfwd"
 // savedResolvConf keeps the replaced resolv.conf in the state directory,
 // so that a vpnfwd killed before it could put the file back is undone by
 // the next one.
-func (d *daemon) savedResolvConf() string {
+func (d *Daemon) savedResolvConf() string {
 	return filepath.Join(d.cfg.StateDir, "resolv.conf.orig")
 }
 
 // originalResolvConf is /etc/resolv.conf as it was before any vpnfwd
 // pointed it at its forwarder.
-func (d *daemon) originalResolvConf() ([]byte, error) {
+func (d *Daemon) originalResolvConf() ([]byte, error) {
 	cur, err := os.ReadFile(resolvConf)
 	if err != nil || !bytes.HasPrefix(cur, []byte(resolvMarker)) {
 		return cur, err
@@ -80,7 +80,7 @@ func (d *daemon) originalResolvConf() ([]byte, error) {
 // systemNameservers are the name servers for vpnfwd's own lookups around
 // the tunnel (the endpoint's name) when --dns-resolv-conf is on: those of
 // the original resolv.conf. nil: the resolver reads the file itself.
-func (d *daemon) systemNameservers() []netip.AddrPort {
+func (d *Daemon) systemNameservers() []netip.AddrPort {
 	if !d.cfg.DNS.ResolvConf {
 		return nil
 	}
@@ -90,7 +90,7 @@ func (d *daemon) systemNameservers() []netip.AddrPort {
 	}
 	listen, _ := netip.ParseAddrPort(d.cfg.DNS.Listen)
 	var out []netip.AddrPort
-	for _, a := range nameservers(orig) {
+	for _, a := range dns.Nameservers(orig) {
 		if a != listen.Addr() {
 			out = append(out, netip.AddrPortFrom(a, 53))
 		}
@@ -102,7 +102,7 @@ func (d *daemon) systemNameservers() []netip.AddrPort {
 // a container the file is a bind mount: it cannot be replaced), keeping
 // the old contents to put back at exit (in memory and in the state
 // directory).
-func (d *daemon) pointResolvConf() error {
+func (d *Daemon) pointResolvConf() error {
 	old, err := d.originalResolvConf()
 	if err != nil {
 		return err
@@ -124,7 +124,7 @@ func (d *daemon) pointResolvConf() error {
 }
 
 // restoreResolvConf puts the old resolv.conf back.
-func (d *daemon) restoreResolvConf() {
+func (d *Daemon) restoreResolvConf() {
 	if d.oldResolvConf == nil {
 		return
 	}

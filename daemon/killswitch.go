@@ -1,0 +1,74 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/vpnfwd/vpnfwd/killswitch"
+	"github.com/vpnfwd/vpnfwd/tunnel"
+	"github.com/vpnfwd/vpnfwd/wg"
+)
+
+// startKillSwitch installs the rules before the tunnel sends anything: at
+// first with no endpoint open, so only vpnfwd's own (marked) lookups of the
+// endpoint name can leave; the device then reports each endpoint through
+// OnEndpoint before using it, and its socket carries the mark.
+func (d *Daemon) startKillSwitch(wopts *wg.Options, loginPorts []uint16) error {
+	k := d.cfg.KillSwitch
+	kc := killswitch.Config{Table: k.Table, Mark: killswitch.DefaultMark, Tunnel: d.cfg.WireGuard.Tun, OnlyCgroup: k.OnlyCgroup, AllowMarkedTCP: loginPorts}
+	for _, l := range k.AllowLAN {
+		p, _ := tunnel.ParsePrefix(l)
+		kc.AllowLAN = append(kc.AllowLAN, netip.Prefix(p))
+	}
+	if k.OnlyUID != nil {
+		u := uint32(*k.OnlyUID)
+		kc.OnlyUID = &u
+	}
+	ks, err := killswitch.Apply(kc)
+	if err != nil {
+		return err
+	}
+	d.ks = ks
+	scope := "the whole network namespace"
+	switch {
+	case k.OnlyUID != nil:
+		scope = fmt.Sprintf("user %d", *k.OnlyUID)
+	case k.OnlyCgroup != "":
+		scope = "cgroup " + k.OnlyCgroup
+	}
+	d.log.Info("kill switch on: nothing but vpnfwd's WireGuard socket may leave", "scope", scope, "allow_lan", strings.Join(k.AllowLAN, ","))
+	wopts.FwMark = ks.Mark()
+	if wopts.Resolve == nil {
+		res := killswitch.MarkedResolver(ks.Mark(), d.systemNameservers())
+		wopts.Resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			d.log.Info("resolving the endpoint outside the tunnel (the kill switch lets only vpnfwd's own lookups out)", "host", host)
+			return res.LookupNetIP(ctx, "ip", host)
+		}
+	}
+	wopts.OnEndpoint = func(ap netip.AddrPort) error {
+		if err := ks.SetEndpoint(ap); err != nil {
+			return err
+		}
+		d.log.Info("kill switch lets the WireGuard socket reach the endpoint", "endpoint", ap.String())
+		return nil
+	}
+	return nil
+}
+
+func (d *Daemon) stopKillSwitch() {
+	if d.ks == nil {
+		return
+	}
+	if d.cfg.KillSwitch.Lockdown {
+		d.log.Warn("kill switch kept after exit (lockdown): nothing leaves until vpnfwd runs again or 'vpnfwd killswitch off'")
+		return
+	}
+	if err := d.ks.Remove(); err != nil {
+		d.log.Error("removing the kill switch", "err", err)
+		return
+	}
+	d.log.Info("kill switch removed")
+	d.ks = nil
+}
