@@ -79,7 +79,7 @@ func PublicAddr(port uint16) string {
 
 // LeakMarkers are frames that only vpnfwd's own running parts have (the
 // in-process VPN server uses netstack and wg too, so those don't count).
-var LeakMarkers = []string{"vpnfwd/session.", "vpnfwd/forward.", "vpnfwd/publish.", "vpnfwd/api.", "vpnfwd/daemon."}
+var LeakMarkers = []string{"vpnfwd/session.", "vpnfwd/forward.", "vpnfwd/publish.", "vpnfwd/api.", "vpnfwd/daemon.(*Daemon)"}
 
 // CheckNoLeaks fails the test if goroutines of a stopped vpnfwd are still
 // running 2 s after it returned: every goroutine must have an owner that
