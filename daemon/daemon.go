@@ -216,6 +216,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) {
 		log.Info("outside port check on", "checker", portcheck.Host(u), "every", cmpDuration(so.PortCheckEvery, 5*time.Minute).String())
 	}
 	so.Sinks = append([]session.Sink{d.onEvent}, so.Sinks...)
+	so.Store = d.store
 	d.sess = session.New(d.dev, d.prov, so)
 	log.Info("tunnel starting", "endpoint", d.dev.Endpoint().String(), "address", prefixes(w.Address), "provider", info.Name)
 	return d, nil
@@ -234,7 +235,7 @@ func (d *Daemon) startProvider(ctx context.Context, info provider.Info, direct p
 		DNS:        cfg.WireGuard.DNSServers(),
 		Settings:   cfg.Provider.Settings,
 		TargetPort: d.targetPort,
-		LastPorts:  d.lastPorts(info.Name),
+		LastPorts:  session.SavedPorts(d.store, info.Name),
 		State:      d.store,
 		PrivateKey: cfg.WireGuard.PrivateKey,
 		Roots:      d.roots,
@@ -434,23 +435,6 @@ func (t tunnelDialer) DialContext(ctx context.Context, network, addr string) (ne
 		return nil, errors.New("the tunnel is not up yet")
 	}
 	return t.d.plane.DialContext(ctx, network, addr)
-}
-
-// savedLease is what the state directory keeps of the last port.
-type savedLease struct {
-	Provider string    `json:"provider"`
-	Ports    []uint16  `json:"ports"`
-	At       time.Time `json:"at"`
-}
-
-// lastPorts is the port held last time with the same provider, which
-// NAT-PMP asks for again.
-func (d *Daemon) lastPorts(prov string) []uint16 {
-	var l savedLease
-	if d.store.Load("lease", &l) != nil || l.Provider != prov {
-		return nil
-	}
-	return l.Ports
 }
 
 func hasProto(ps []string, p string) bool {

@@ -3,7 +3,6 @@ package daemon
 import (
 	"net"
 	"strconv"
-	"time"
 
 	"github.com/vpnfwd/vpnfwd/forward"
 	"github.com/vpnfwd/vpnfwd/provider"
@@ -11,18 +10,15 @@ import (
 	"github.com/vpnfwd/vpnfwd/session"
 )
 
-// onEvent is the daemon's sink: it runs on the session's goroutine, in
-// event order, and only queues work (the bridge moves at once; the
-// publishers and the API stream are queued).
+// onEvent is the daemon's subscriber: it runs on a goroutine of its own,
+// in event order (session.Sink): the bridge or the tun-mode redirect
+// moves, the publishers and the API stream are queued.
 func (d *Daemon) onEvent(ev session.Event) {
 	switch ev.Kind {
 	case session.KindPort:
 		d.moveBridge(ev.Lease)
 		d.disp.Send(publish.Event{Ports: ev.Lease.PublicPorts(), Reason: "port"})
 		d.broker.Publish("port", d.portStatus(ev.Lease, ev.Health))
-		if err := d.store.Save("lease", savedLease{Provider: ev.Lease.Provider, Ports: ev.Lease.PublicPorts(), At: time.Now()}); err != nil {
-			d.log.Warn("saving the port in the state directory", "err", err)
-		}
 	case session.KindLost:
 		if d.bridge != nil {
 			d.bridge.SetRoutes(nil)
@@ -67,8 +63,8 @@ func (d *Daemon) moveBridge(l provider.Lease) {
 	}
 }
 
-// portSink is a sink that passes each new port's lease to the channel
-// without ever blocking the session (the demo and leak-check wait on it).
+// PortSink is a sink that passes each new port's lease to the channel
+// without ever blocking (the demo, exec and leak-check wait on it).
 func PortSink() (session.Sink, <-chan provider.Lease) {
 	ch := make(chan provider.Lease, 1)
 	return func(ev session.Event) {

@@ -84,6 +84,7 @@ func TestPortDeadThenVerified(t *testing.T) {
 	evs.wait(t, "health")
 	prov.check.Store(&provider.Check{Verified: true, Method: "mapping re-asserted"})
 	waitSnap(t, s, "alive again", func(sn Snapshot) bool { return sn.Port.Dead == "" && sn.Port.DeadSince.IsZero() })
+	evs.waitCount(t, KindHealth, 2) // consumers hear events on their own goroutines
 	var health []string
 	for _, ev := range evs.all() {
 		if ev.Kind == KindHealth {
@@ -205,15 +206,7 @@ func TestFailoverRule(t *testing.T) {
 	prov.check.Store(&provider.Check{Verified: true, Method: "mapping re-asserted"})
 	prov.leases <- lease(1000)
 	waitSnap(t, s, "healthy", func(sn Snapshot) bool { return sn.State == StateUp && sn.Port.Dead == "" && sn.Port.VerifiedBy != "" })
-	n := 0
-	for _, ev := range evs.all() {
-		if ev.Kind == KindPort {
-			n++
-		}
-	}
-	if n < 2 {
-		t.Errorf("the port after a move was not a port event (%d)", n)
-	}
+	evs.waitCount(t, KindPort, 2) // the port after a move is a port event
 	before := moves.Load()
 	time.Sleep(300 * time.Millisecond)
 	if moves.Load() != before {
@@ -226,5 +219,26 @@ func TestFailoverRule(t *testing.T) {
 	waitSnap(t, s, "moved for a dead port", func(sn Snapshot) bool { return sn.Failovers > before })
 	if took := time.Since(deadAt); took > time.Second {
 		t.Errorf("a dead port moved after %s", took)
+	}
+}
+
+// waitCount waits until the sink heard n events of kind k.
+func (e *events) waitCount(t *testing.T, k Kind, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := 0
+		for _, ev := range e.all() {
+			if ev.Kind == k {
+				got++
+			}
+		}
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d %s events, want %d: %s", got, k, n, e.kinds())
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }

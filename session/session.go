@@ -5,8 +5,11 @@
 // (endpoint re-resolved) within seconds, and when it comes back the
 // provider renews at once and consumers re-apply the port.
 //
-// Sinks hear every event once, in order, on the session's goroutine, so
-// no consumer can ever see an older port after a newer one.
+// Consumers subscribe (Options.Sinks): each hears the events in order on
+// a goroutine of its own, from a bounded queue (see subscribe.go), so the
+// session's loop never waits on one and no consumer can see an older port
+// after a newer one. The session also keeps the last port in the state
+// store (Options.Store), off its loop.
 package session
 
 import (
@@ -57,8 +60,9 @@ type Event struct {
 	Detail string         `json:"detail,omitempty"`
 }
 
-// Sink hears every event, in order, on the session's goroutine. It must
-// not block (queue the work, as publish.Dispatcher.Send does).
+// Sink hears every event, in order, on a goroutine of its own (one per
+// sink); it may block, but while it does its queue fills and the oldest
+// events give way (see subscribe.go).
 type Sink func(Event)
 
 // Tunnel is the WireGuard device as the session drives it (*wg.Device).
@@ -114,8 +118,11 @@ type Options struct {
 	// PortCheckName says what the outside check is, for status
 	// ("outside check by portcheck.example").
 	PortCheckName string
-	// Sinks hear every event.
+	// Sinks hear every event; each is a subscriber of its own.
 	Sinks []Sink
+	// Store, when set, keeps the last port held (SavedPorts reads it
+	// back for the next run).
+	Store provider.Store
 }
 
 func (o *Options) defaults() {
@@ -196,8 +203,10 @@ type Session struct {
 
 	reports chan provider.Lease
 	snap    atomic.Pointer[Snapshot]
-	// check is the liveness check: Options.Probe, else the provider's.
-	check func(ctx context.Context) (provider.Check, error)
+	// check is the liveness check: Options.Probe, else the provider's
+	// (providerCheck).
+	check         func(ctx context.Context) (provider.Check, error)
+	providerCheck bool
 }
 
 // New makes a session over a tunnel that is already configured (its first
@@ -210,7 +219,7 @@ func New(t Tunnel, p provider.Provider, o Options) *Session {
 		probe := o.Probe
 		s.check = func(ctx context.Context) (provider.Check, error) { return provider.Check{}, probe(ctx) }
 	case ok:
-		s.check = pr.Probe
+		s.check, s.providerCheck = pr.Probe, true
 	}
 	s.snap.Store(&Snapshot{State: StateConnecting, Since: time.Now(), Endpoint: t.Endpoint()})
 	return s
@@ -237,8 +246,9 @@ type loop struct {
 	healthySinceMove       bool          // a port worked since the last move
 	moved                  bool          // moved server: the next lease is a new port, whatever its number
 	lastAlive              time.Time     // when something last came back through the tunnel
-	probeOK                bool          // the check has answered at least once
-	probeRx                uint64        // received bytes when the check started
+	subs                   []*subscriber
+	probeOK                bool   // the check has answered at least once
+	probeRx                uint64 // received bytes when the check started
 	probeDone              chan probeResult
 	portChecking           bool
 	portCheckDone          chan portCheckResult
@@ -267,6 +277,18 @@ func (s *Session) Run(ctx context.Context) error {
 		failoverDone: make(chan failoverResult, 1), portCheckDone: make(chan portCheckResult, 1)}
 	l.failoverWait = s.o.FailoverAfter
 	l.lastRxAt = time.Now()
+	sinks := s.o.Sinks
+	if s.o.Store != nil {
+		sinks = append(sinks, persist(s.o.Store, s.log))
+	}
+	for _, sink := range sinks {
+		l.subs = append(l.subs, newSubscriber(sink))
+	}
+	defer func() {
+		for _, sub := range l.subs {
+			sub.close() // each hears the final events first
+		}
+	}()
 	provCtx, provCancel := context.WithCancel(context.Background())
 	defer provCancel()
 	provDone := make(chan error, 1)
@@ -378,7 +400,12 @@ func (l *loop) onLease(next provider.Lease) {
 		l.cur.Remaps++
 		l.emit(KindRecovery, note)
 	}
-	// A lease means the tunnel carries traffic, even before a check says so.
+	// A lease means the tunnel carries traffic, even before a check says
+	// so; and the provider's own check is then to be trusted (its gateway
+	// answers), even if the tunnel dies before the check first answered.
+	if next.Held() && next.Error == "" && l.providerCheck {
+		l.probeOK = true
+	}
 	if next.Held() && l.cur.State == StateConnecting {
 		l.alive()
 	}
@@ -430,8 +457,8 @@ func (l *loop) emit(k Kind, detail string) {
 	}
 	ev := Event{Seq: l.cur.Seq, Kind: k, At: time.Now(), State: l.cur.State, Lease: l.cur.Lease, Health: l.cur.Port, Detail: detail}
 	l.publish()
-	for _, sink := range l.o.Sinks {
-		sink(ev)
+	for _, sub := range l.subs {
+		sub.send(ev)
 	}
 }
 

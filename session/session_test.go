@@ -193,3 +193,62 @@ func TestProviderErrorTravelsInEvents(t *testing.T) {
 		t.Errorf("error kept after success: %q", got)
 	}
 }
+
+// A subscriber that blocks holds up neither the session nor the others,
+// and once it moves on it hears events in order, the last one included.
+func TestSlowSubscriber(t *testing.T) {
+	release := make(chan struct{})
+	var slow []Event
+	var mu sync.Mutex
+	blocking := func(ev Event) {
+		<-release
+		mu.Lock()
+		slow = append(slow, ev)
+		mu.Unlock()
+	}
+	prov := &fakeProvider{leases: make(chan provider.Lease)}
+	fast := &events{}
+	s := New(&fakeTunnel{}, prov, Options{Probe: func(context.Context) error { return nil }, ProbeEvery: 10 * time.Millisecond,
+		Sinks: []Sink{blocking, fast.sink}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	for p := uint16(1000); p < 1200; p++ {
+		prov.leases <- lease(p) // 200 port changes while one subscriber is stuck
+	}
+	// The other subscriber is not held up: it hears the last port (it
+	// may itself have missed some of 200 quick changes, oldest first).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		evs := fast.all()
+		if n := len(evs); n > 0 && evs[n-1].Kind == KindPort && evs[n-1].Lease.Ports[0].Public == 1199 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the other subscriber did not hear the last port: %s", fast.kinds())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	close(release)
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	var last uint16
+	for _, ev := range slow {
+		if ev.Kind != KindPort {
+			continue
+		}
+		if p := ev.Lease.Ports[0].Public; p <= last {
+			t.Fatalf("port %d after %d", p, last)
+		} else {
+			last = p
+		}
+	}
+	if last != 1199 {
+		t.Errorf("the slow subscriber's last port is %d, want 1199", last)
+	}
+	if len(slow) > queueSize+5 { // the queue, the one in hand, the final events
+		t.Errorf("the slow subscriber heard %d events: its queue is not bounded", len(slow))
+	}
+}
