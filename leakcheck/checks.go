@@ -1,4 +1,4 @@
-package main
+package leakcheck
 
 import (
 	"context"
@@ -24,21 +24,21 @@ import (
 )
 
 // Result of one leak check.
-type checkResult struct {
+type Result struct {
 	Check  string  `json:"check"`
 	Result string  `json:"result"` // pass | leak | fail | error | skip
 	Detail string  `json:"detail"`
 	Secs   float64 `json:"seconds"`
 }
 
-func result(kind, c, f string, a ...any) checkResult {
-	return checkResult{Check: c, Result: kind, Detail: fmt.Sprintf(f, a...)}
+func result(kind, c, f string, a ...any) Result {
+	return Result{Check: c, Result: kind, Detail: fmt.Sprintf(f, a...)}
 }
 
-func pass(c, f string, a ...any) checkResult   { return result("pass", c, f, a...) }
-func leak(c, f string, a ...any) checkResult   { return result("leak", c, f, a...) }
-func errRes(c, f string, a ...any) checkResult { return result("error", c, f, a...) }
-func skip(c, f string, a ...any) checkResult   { return result("skip", c, f, a...) }
+func pass(c, f string, a ...any) Result   { return result("pass", c, f, a...) }
+func leak(c, f string, a ...any) Result   { return result("leak", c, f, a...) }
+func errRes(c, f string, a ...any) Result { return result("error", c, f, a...) }
+func skip(c, f string, a ...any) Result   { return result("skip", c, f, a...) }
 
 // blocked reports whether a direct attempt was stopped on this host (the
 // kill switch drops it: EPERM), rather than answered or refused by a peer.
@@ -114,7 +114,7 @@ func fetch(ctx context.Context, c *http.Client, url string) (string, error) {
 // with a direct attempt. In tun mode the direct attempt is an app's plain
 // request, which the routing must send through the TUN: it must exit with
 // the tunnel's address.
-func checkExitIP(ctx context.Context, st api.Status, ipURL string) (checkResult, string) {
+func checkExitIP(ctx context.Context, st api.Status, ipURL string) (Result, string) {
 	const name = "exit-ip"
 	tc, err := throughTunnel(st)
 	if err != nil {
@@ -153,8 +153,8 @@ func shortErr(err error) string {
 	return s
 }
 
-// systemDNS lists the host's resolvers from /etc/resolv.conf.
-func systemDNS() []string {
+// SystemDNS lists the host's resolvers from /etc/resolv.conf.
+func SystemDNS() []string {
 	b, err := os.ReadFile("/etc/resolv.conf")
 	if err != nil {
 		return nil
@@ -170,7 +170,7 @@ func systemDNS() []string {
 // answer, even a refusal, means DNS leaves the host. In tun mode queries
 // are meant to go to vpnfwd's forwarder or be routed through the TUN: the
 // kernel's route to each resolver tells.
-func checkDNS(ctx context.Context, st api.Status, servers []string) checkResult {
+func checkDNS(ctx context.Context, st api.Status, servers []string) Result {
 	const name = "dns"
 	if len(servers) == 0 {
 		return skip(name, "no resolver in /etc/resolv.conf and no --dns-server")
@@ -207,7 +207,7 @@ func checkDNS(ctx context.Context, st api.Status, servers []string) checkResult 
 
 // checkDNSRoutes is checkDNS in tun mode: each resolver must be vpnfwd's
 // forwarder or be routed into the TUN.
-func checkDNSRoutes(st api.Status, servers []string) checkResult {
+func checkDNSRoutes(st api.Status, servers []string) Result {
 	const name = "dns"
 	var ok []string
 	for _, s := range servers {
@@ -243,7 +243,7 @@ func dnsQuery(name string) []byte {
 
 // checkIPv6 tries a direct IPv6 connection. In tun mode one routed
 // through the TUN is the tunnel's, not a leak.
-func checkIPv6(ctx context.Context, st api.Status, target string) checkResult {
+func checkIPv6(ctx context.Context, st api.Status, target string) Result {
 	const name = "ipv6"
 	if st.Tunnel.Mode == "tun" {
 		if ap, err := netip.ParseAddrPort(target); err == nil {
@@ -268,7 +268,7 @@ func checkIPv6(ctx context.Context, st api.Status, target string) checkResult {
 
 // checkPort asks an outside checker, through the tunnel, whether the
 // forwarded port is open.
-func checkPort(ctx context.Context, st api.Status, tmpl string, port int) checkResult {
+func checkPort(ctx context.Context, st api.Status, tmpl string, port int) Result {
 	const name = "port"
 	if tmpl == "" {
 		return skip(name, "turned off (--port-check-url \"\")")
@@ -289,7 +289,7 @@ func checkPort(ctx context.Context, st api.Status, tmpl string, port int) checkR
 	case open:
 		return pass(name, "port %d is reachable from outside (%s)", port, url)
 	}
-	return checkResult{Check: name, Result: "fail", Detail: fmt.Sprintf("port %d is NOT reachable from outside (%s): the provider stopped forwarding, or the service is down", port, url)}
+	return Result{Check: name, Result: "fail", Detail: fmt.Sprintf("port %d is NOT reachable from outside (%s): the provider stopped forwarding, or the service is down", port, url)}
 }
 
 // routeDevice is the interface the kernel routes an ordinary packet to
