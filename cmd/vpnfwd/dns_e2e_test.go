@@ -6,8 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/vpnfwd/vpnfwd/internal/testnet"
 )
 
 // --dns-listen: names resolve through the tunnel's DNS server for any app

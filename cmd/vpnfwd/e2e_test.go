@@ -51,18 +51,6 @@ func vpnfwd(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-// echoService answers TCP lines and UDP datagrams with "echo: ...".
-func echoService(t *testing.T) (string, uint16) {
-	t.Helper()
-	svc, err := startDemoService()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.close)
-	ap := netip.MustParseAddrPort(svc.addr)
-	return svc.addr, ap.Port()
-}
-
 // instance is a `vpnfwd up` running in the test process.
 type instance struct {
 	api    string
@@ -169,7 +157,7 @@ func TestUpNATPMPEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	svcAddr, svcPort := echoService(t)
+	svcAddr, svcPort := testkit.EchoService(t)
 	portFile := filepath.Join(t.TempDir(), "forwarded_port")
 	hookOut := filepath.Join(t.TempDir(), "hook")
 	in := startUp(t, srv, "--provider", "natpmp", "--gateway", "10.2.0.1", "--forward", svcAddr,
@@ -179,11 +167,11 @@ func TestUpNATPMPEndToEnd(t *testing.T) {
 	t.Logf("port %d after %s", port, time.Since(start))
 
 	// TCP and UDP from the "internet" reach the local service.
-	reply, err := demoTCP(testkit.PublicAddr(port), "hi")
+	reply, err := testkit.TCP(testkit.PublicAddr(port), "hi")
 	if err != nil || reply != "service got: hi" {
 		t.Fatalf("TCP through the forwarded port: %q %v", reply, err)
 	}
-	reply, err = demoUDP(testkit.PublicAddr(port), "hu")
+	reply, err = testkit.UDP(testkit.PublicAddr(port), "hu")
 	if err != nil || reply != "service got: hu" {
 		t.Fatalf("UDP through the forwarded port: %q %v", reply, err)
 	}
@@ -200,7 +188,7 @@ func TestUpNATPMPEndToEnd(t *testing.T) {
 	}
 
 	// The SOCKS5 proxy reaches the internet through the tunnel.
-	ip, err := demoSOCKS(st.Proxy.SOCKS5, "http://"+testnet.WhatsMyIPName+"/")
+	ip, err := testkit.SOCKS(st.Proxy.SOCKS5, "http://"+testnet.WhatsMyIPName+"/")
 	if err != nil || ip != testnet.PublicIP.String() {
 		t.Errorf("whatsmyip through SOCKS5: %q %v", ip, err)
 	}
@@ -308,7 +296,7 @@ func TestUpStaticHTTPProxyAndMetrics(t *testing.T) {
 		t.Errorf("SOCKS5 UDP: %v", err)
 	}
 	// SOCKS5 to a name the tunnel's DNS does not know.
-	if _, err := demoSOCKS(st.Proxy.SOCKS5, "http://nonexistent.test/"); err == nil {
+	if _, err := testkit.SOCKS(st.Proxy.SOCKS5, "http://nonexistent.test/"); err == nil {
 		t.Error("unknown name resolved")
 	}
 }

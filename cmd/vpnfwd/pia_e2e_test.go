@@ -27,7 +27,7 @@ func TestUpPIA(t *testing.T) {
 	stateDir := filepath.Join(dir, "state")
 	portFile := filepath.Join(dir, "port")
 	hook := filepath.Join(dir, "hook")
-	_, svcPort := echoService(t)
+	_, svcPort := testkit.EchoService(t)
 	args := func() []string {
 		return []string{"up", "--provider", "pia", "--username", f.Username, "--password-file", pw, "--ca-file", ca,
 			"--token-url", f.APIURL + "/api/client/v2/token", "--serverlist-url", f.APIURL + "/vpninfo/servers/v6", "--region", "de_berlin",

@@ -5,15 +5,19 @@ package testkit
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/proxy"
 
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
 )
@@ -108,4 +112,40 @@ func CheckNoLeaks(t testing.TB) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// UDP sends msg to addr and returns the first answer (5 tries, 1 s each).
+func UDP(addr, msg string) (string, error) {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	buf := make([]byte, 2048)
+	for range 5 {
+		c.Write([]byte(msg))
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		if n, err := c.Read(buf); err == nil {
+			return string(buf[:n]), nil
+		}
+	}
+	return "", errors.New("no UDP reply")
+}
+
+// SOCKS fetches url through the SOCKS5 proxy at socks and returns the
+// body, trimmed.
+func SOCKS(socks, url string) (string, error) {
+	dialer, err := proxy.SOCKS5("tcp", socks, nil, &net.Dialer{})
+	if err != nil {
+		return "", err
+	}
+	cd := dialer.(proxy.ContextDialer)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, DialContext: cd.DialContext}}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b)), err
 }

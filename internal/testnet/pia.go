@@ -20,7 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/provider/natpmp"
 	"github.com/vpnfwd/vpnfwd/tunnel"
 )
 
@@ -356,27 +355,4 @@ func (f *FakePIA) sign(payload string) string {
 	f.genMu.Unlock()
 	sum := sha256.Sum256([]byte(fmt.Sprintf("fake-pia-sig:%s:%d:%s", f.CN, gen, payload)))
 	return base64.StdEncoding.EncodeToString(sum[:])
-}
-
-// Forward opens port on the server's public side (TCP and UDP) to the
-// client's same port, as a provider's port forwarding does; forwarding a
-// port again moves it to the new client.
-func (s *Server) Forward(port uint16, client netip.Addr) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.forwards == nil {
-		s.forwards = map[uint16][]*publicPort{}
-	}
-	for _, p := range s.forwards[port] {
-		p.shut()
-	}
-	s.forwards[port] = nil
-	for _, op := range []uint8{natpmp.OpMapTCP, natpmp.OpMapUDP} {
-		p, err := s.openPublic(op, netip.AddrPortFrom(PublicBind, port), netip.AddrPortFrom(client, port))
-		if err != nil {
-			return fmt.Errorf("opening public port %d: %w", port, err)
-		}
-		s.forwards[port] = append(s.forwards[port], p)
-	}
-	return nil
 }

@@ -1,9 +1,11 @@
-// Package testnet is a whole VPN provider in one process, for the tests and
-// `vpnfwd demo`: a wireguard-go server over a gVisor netstack with a NAT-PMP
-// gateway, a DNS server, a few "internet" hosts (what's-my-IP, echo), and
-// public ports that the gateway's mappings open on a loopback address. It
-// sends nothing anywhere but loopback.
-package testnet
+// Package demo is a whole VPN provider in one process, for `vpnfwd demo`
+// and the tests: a wireguard-go server over a gVisor netstack with a
+// NAT-PMP gateway (RFC 6886, and Proton's conventions), a DNS server, a few
+// "internet" hosts (what's-my-IP, echo), and public ports that the
+// gateway's mappings open on a loopback address. It sends nothing anywhere
+// but loopback. The binary ships it for the demo; internal/testnet adds
+// the test-only fakes (PIA's API, certificates) around it.
+package demo
 
 import (
 	"context"
