@@ -22,7 +22,7 @@ func TestExecUnprivileged(t *testing.T) { testExec(t, false) }
 func TestExecAsRootUser(t *testing.T) { testExec(t, true) }
 
 func testExec(t *testing.T, asRoot bool) {
-	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "dnsmasq", "socat", "curl", "setpriv", "getent", "unshare")
+	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "dnsmasq", "socat", "curl", "setpriv", "getent", "unshare", "natpmpc")
 	v := NewVPN(t, n, true)
 	startWhatsMyIP(t, n, v.Inet)
 	startResolver(n, v, GatewayIP)
@@ -45,8 +45,9 @@ func testExec(t *testing.T, asRoot bool) {
 	script := fmt.Sprintf(`ip -o link | wc -l > %[1]s/links
 curl -s -m 5 http://%[2]s:8080/ > %[1]s/ip
 getent hosts vpn.test > %[1]s/dns
+natpmpc -g %[3]s -a 0 0 udp 0 > %[1]s/natpmp 2>&1; echo "exit $?" >> %[1]s/natpmp
 echo "$VPNFWD_PORT" > %[1]s/port
-exec socat TCP-LISTEN:"$VPNFWD_PORT",fork,reuseaddr SYSTEM:'echo hello-from-exec'`, out, InetAddr)
+exec socat TCP-LISTEN:"$VPNFWD_PORT",fork,reuseaddr SYSTEM:'echo hello-from-exec'`, out, InetAddr, GatewayIP)
 	// Debian's /dev/net/tun is open to all (0666); this machine's may be
 	// root's only. A node open to all is bound over it in a mount
 	// namespace of the test's: the machine's own stays as it is.
@@ -97,6 +98,15 @@ exec socat TCP-LISTEN:"$VPNFWD_PORT",fork,reuseaddr SYSTEM:'echo hello-from-exec
 	}
 	if dns := read("dns"); !strings.Contains(dns, InetAddr) {
 		t.Errorf("CMD's lookup of vpn.test: %q", dns)
+	}
+	// The gateway's NAT-PMP port is vpnfwd's alone: CMD's "delete all my
+	// mappings" (natpmpc) is refused, and the mapping stays.
+	t.Logf("natpmpc in CMD: %q", read("natpmp"))
+	if np := read("natpmp"); strings.Contains(np, "exit 0") || strings.Contains(np, "Mapped public port") {
+		t.Errorf("CMD's natpmpc delete-all reached the gateway:\n%s", np)
+	}
+	if m, _ := n.Exec(v.Server, "nft", "list", "chain", "inet", "filter", "prerouting_miniupnpd"); !strings.Contains(m, "dport "+port+" ") {
+		t.Errorf("the gateway no longer maps %s after CMD's delete-all:\n%s", port, m)
 	}
 	took, err := ex.Signal(syscall.SIGTERM, 5*time.Second)
 	if err != nil {
