@@ -46,6 +46,10 @@ type Config struct {
 	// several wg-quick files, or PIA's next server in the region).
 	FailoverAfter Duration `toml:"failover_after"`
 
+	// Providers are the providers this program knows (RegisterFlags
+	// sets them; a Config made by hand sets them itself).
+	Providers provider.List `toml:"-"`
+
 	// Warnings collected while loading (ignored wg-quick keys, unknown
 	// TOML keys). The caller logs them.
 	Warnings []string `toml:"-"`
@@ -445,7 +449,7 @@ func (c *Config) Validate() error {
 	} else if c.DNS.ResolvConf {
 		add("dns.resolv_conf needs dns.listen (--dns-listen 127.0.0.1:53)")
 	}
-	if info, ok := provider.Lookup(c.Provider.Name); ok {
+	if info, ok := c.Providers.Lookup(c.Provider.Name); ok {
 		warns, err := info.Check(c.Provider.Settings)
 		c.Warnings = append(c.Warnings, warns...)
 		if err != nil {

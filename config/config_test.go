@@ -11,10 +11,14 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/vpnfwd/vpnfwd/provider/natpmp"    // registers natpmp
-	_ "github.com/vpnfwd/vpnfwd/provider/pia"       // registers pia
-	_ "github.com/vpnfwd/vpnfwd/provider/protonvpn" // registers protonvpn
+	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/provider/natpmp"
+	"github.com/vpnfwd/vpnfwd/provider/pia"
+	"github.com/vpnfwd/vpnfwd/provider/protonvpn"
 )
+
+// testProviders are the providers the tests know.
+var testProviders = provider.MustList(natpmp.Info, pia.Info, protonvpn.Info)
 
 func fmtV(v any) string { return fmt.Sprintf("%v %+v %#v", v, v, v) }
 
@@ -31,7 +35,7 @@ func load(t *testing.T, args []string, env map[string]string) (*Config, error) {
 	t.Helper()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	f := RegisterFlags(fs)
+	f := RegisterFlags(fs, testProviders)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -73,7 +77,7 @@ socks5 = "127.0.0.1:1081"
 
 func TestEveryFlagHasEnv(t *testing.T) {
 	seen := map[string]bool{}
-	for _, o := range AllOptions() {
+	for _, o := range AllOptions(testProviders) {
 		e := EnvName(o.Flag)
 		if seen[e] || !strings.HasPrefix(e, "VPNFWD_") || o.Key == "" {
 			t.Errorf("option %s: env %s key %q", o.Flag, e, o.Key)

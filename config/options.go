@@ -29,13 +29,13 @@ func EnvName(flagName string) string {
 	return "VPNFWD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// AllOptions lists every setting of `vpnfwd up`: Options, then each
-// registered provider's (see provider.Register), a flag shared by several
-// providers once.
-func AllOptions() []Option {
+// AllOptions lists every setting of `vpnfwd up`: Options, then each of the
+// providers' (provider.Info.Options), a flag shared by several providers
+// once.
+func AllOptions(providers provider.List) []Option {
 	all := append([]Option(nil), Options...)
 	seen := map[string]bool{}
-	for _, info := range provider.All() {
+	for _, info := range providers {
 		for _, po := range info.Options {
 			if po.Flag == "" || seen[po.Flag] {
 				continue
@@ -214,9 +214,10 @@ func setClientBool(typ string, f func(*Publish, bool)) func(*Config, string) err
 
 // Flags binds Options to a FlagSet.
 type Flags struct {
-	fs     *flag.FlagSet
-	config *string
-	vals   map[string]*string
+	fs        *flag.FlagSet
+	config    *string
+	vals      map[string]*string
+	providers provider.List
 }
 
 type boolString struct{ s *string }
@@ -243,11 +244,12 @@ func (l listString) Set(v string) error {
 	return nil
 }
 
-// RegisterFlags adds --config and every Option to fs.
-func RegisterFlags(fs *flag.FlagSet) *Flags {
-	f := &Flags{fs: fs, vals: map[string]*string{}}
+// RegisterFlags adds --config, every Option and the providers' options to
+// fs; the configuration Load makes knows those providers.
+func RegisterFlags(fs *flag.FlagSet, providers provider.List) *Flags {
+	f := &Flags{fs: fs, vals: map[string]*string{}, providers: providers}
 	f.config = fs.String("config", "", "TOML config `FILE`")
-	for _, o := range AllOptions() {
+	for _, o := range AllOptions(providers) {
 		v := new(string)
 		f.vals[o.Flag] = v
 		switch {
@@ -269,6 +271,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 // (VPNFWD_SOCKS5= turns the proxy off).
 func (f *Flags) Load(lookup func(string) (string, bool)) (*Config, error) {
 	cfg := Defaults()
+	cfg.Providers = f.providers
 	path := *f.config
 	if path == "" {
 		path, _ = lookup("VPNFWD_CONFIG")
@@ -280,14 +283,14 @@ func (f *Flags) Load(lookup func(string) (string, bool)) (*Config, error) {
 	}
 	set := map[string]bool{}
 	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	for _, o := range AllOptions() {
+	for _, o := range AllOptions(f.providers) {
 		if v, ok := lookup(EnvName(o.Flag)); ok && !set[o.Flag] {
 			if err := o.Set(&cfg, v); err != nil {
 				return nil, fmt.Errorf("%s: %w", EnvName(o.Flag), err)
 			}
 		}
 	}
-	for _, o := range AllOptions() {
+	for _, o := range AllOptions(f.providers) {
 		if set[o.Flag] {
 			if err := o.Set(&cfg, *f.vals[o.Flag]); err != nil {
 				return nil, fmt.Errorf("--%s: %w", o.Flag, err)

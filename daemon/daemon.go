@@ -109,7 +109,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) {
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
-	info, ok := provider.Lookup(cfg.Provider.Name)
+	info, ok := cfg.Providers.Lookup(cfg.Provider.Name)
 	if !ok {
 		return nil, fmt.Errorf("unknown provider %q; 'vpnfwd providers' lists them", cfg.Provider.Name)
 	}

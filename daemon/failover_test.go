@@ -42,6 +42,7 @@ func TestFailoverToNextServer(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.WireGuard, cfg.Servers = w1, append(cfg.Servers, w1, w2)
 	cfg.Provider.Name = "natpmp"
+	cfg.Providers = testProviders
 	cfg.Forward.Target = svcAddr
 	cfg.Proxy = config.Proxy{}
 	cfg.API.Listen = ""

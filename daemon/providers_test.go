@@ -1,7 +1,10 @@
 package daemon
 
-// The providers register themselves (cmd/vpnfwd imports them all).
 import (
-	_ "github.com/vpnfwd/vpnfwd/provider/natpmp"
-	_ "github.com/vpnfwd/vpnfwd/provider/pia"
+	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/provider/natpmp"
+	"github.com/vpnfwd/vpnfwd/provider/pia"
 )
+
+// testProviders are the providers the daemon's tests use.
+var testProviders = provider.MustList(natpmp.Info, pia.Info)

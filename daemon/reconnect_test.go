@@ -153,6 +153,7 @@ func TestStallDownRecoverReapply(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.WireGuard = w
 	cfg.Provider.Name = "natpmp"
+	cfg.Providers = testProviders
 	cfg.Proxy = config.Proxy{}
 	cfg.API.Listen = ""
 	states := newStateLog()

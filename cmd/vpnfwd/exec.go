@@ -12,6 +12,7 @@ import (
 
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/daemon"
+	"github.com/vpnfwd/vpnfwd/provider/all"
 	"github.com/vpnfwd/vpnfwd/session"
 )
 
@@ -19,7 +20,7 @@ import (
 // namespace of its own whose only way out is the tunnel.
 func runExec(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "exec", "[up flags] [--user USER] [--port-wait 60s] -- CMD [ARGS...]")
-	flags := config.RegisterFlags(fs)
+	flags := config.RegisterFlags(fs, all.Providers)
 	userName := fs.String("user", "", "run CMD as `USER` (as root only; unprivileged, CMD runs as you)")
 	portWait := fs.Duration("port-wait", time.Minute, "how long to wait for a forwarded port before giving up")
 	if err := parseFlags(fs, args); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/daemon"
 	"github.com/vpnfwd/vpnfwd/leakcheck"
+	"github.com/vpnfwd/vpnfwd/provider/all"
 	"github.com/vpnfwd/vpnfwd/session"
 )
 
@@ -84,7 +85,7 @@ func runLeakCheck(ctx context.Context, env *cliEnv, args []string) error {
 func standalone(ctx context.Context, env *cliEnv, file, wgConf, prov string) (func(), func(context.Context) (api.Status, error), error) {
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	flags := config.RegisterFlags(fs)
+	flags := config.RegisterFlags(fs, all.Providers)
 	var args []string
 	for k, v := range map[string]string{"config": file, "wg-config": wgConf, "provider": prov} {
 		if v != "" {

@@ -13,13 +13,8 @@ import (
 
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/provider"
-	_ "github.com/vpnfwd/vpnfwd/provider/azirevpn"       // registers itself
-	_ "github.com/vpnfwd/vpnfwd/provider/natpmp"         // registers itself
-	_ "github.com/vpnfwd/vpnfwd/provider/perfectprivacy" // registers itself
+	"github.com/vpnfwd/vpnfwd/provider/all"
 	"github.com/vpnfwd/vpnfwd/provider/pia"
-	_ "github.com/vpnfwd/vpnfwd/provider/privatevpn" // registers itself
-	_ "github.com/vpnfwd/vpnfwd/provider/protonvpn"  // registers itself
-	_ "github.com/vpnfwd/vpnfwd/provider/static"     // registers itself
 )
 
 func runProviders(ctx context.Context, env *cliEnv, args []string) error {
@@ -31,7 +26,7 @@ func runProviders(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	for _, p := range provider.All() {
+	for _, p := range all.Providers {
 		fmt.Fprintf(tw, "%s\t%s\n", p.Name, p.Summary)
 		fmt.Fprintf(tw, "\tneeds:\t%s\n", p.Needs)
 		fmt.Fprintf(tw, "\tport:\t%s\n", p.Port)

@@ -6,13 +6,13 @@ import (
 
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/daemon"
-	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/provider/all"
 	"github.com/vpnfwd/vpnfwd/state"
 )
 
 func runUp(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "up", "[--config FILE] [--wg-config FILE] [--provider NAME] [--forward HOST[:PORT]] ...")
-	flags := config.RegisterFlags(fs)
+	flags := config.RegisterFlags(fs, all.Providers)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -40,11 +40,11 @@ func loadUpConfig(flags *config.Flags, env *cliEnv) (*config.Config, error) {
 		return nil, err
 	}
 	if cfg.Provider.Name == "" {
-		return nil, fmt.Errorf("no provider: give --provider NAME (one of %s; 'vpnfwd providers' says what each needs)", provider.Names())
+		return nil, fmt.Errorf("no provider: give --provider NAME (one of %s; 'vpnfwd providers' says what each needs)", all.Providers.Names())
 	}
-	info, ok := provider.Lookup(cfg.Provider.Name)
+	info, ok := all.Providers.Lookup(cfg.Provider.Name)
 	if !ok {
-		return nil, fmt.Errorf("unknown provider %q (one of %s)", cfg.Provider.Name, provider.Names())
+		return nil, fmt.Errorf("unknown provider %q (one of %s)", cfg.Provider.Name, all.Providers.Names())
 	}
 	if cfg.StateDir == "" {
 		cfg.StateDir = state.DefaultPath()

@@ -24,6 +24,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/demo"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/provider/natpmp"
+	"github.com/vpnfwd/vpnfwd/provider/protonvpn"
 	"github.com/vpnfwd/vpnfwd/session"
 )
 
@@ -62,6 +63,7 @@ func Run(ctx context.Context, out io.Writer, log *slog.Logger, version string) e
 	cfg := config.Defaults()
 	cfg.WireGuard = parsed
 	cfg.Provider.Name = "protonvpn"
+	cfg.Providers = provider.MustList(protonvpn.Info)
 	cfg.Forward.Target = svc.addr
 	cfg.Proxy = config.Proxy{SOCKS5: "127.0.0.1:0", HTTP: "127.0.0.1:0"}
 	cfg.API.Listen = "127.0.0.1:0"

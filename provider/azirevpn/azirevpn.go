@@ -46,8 +46,6 @@ var Info = provider.Info{
 	},
 }
 
-func init() { provider.Register(Info) }
-
 // Provider keeps one AzireVPN port.
 type Provider struct {
 	env   provider.Env

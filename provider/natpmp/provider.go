@@ -50,8 +50,6 @@ var Info = provider.Info{
 	New:     func(env provider.Env) (provider.Provider, error) { return New(env, Generic) },
 }
 
-func init() { provider.Register(Info) }
-
 // Options are the settings of NAT-PMP providers.
 var Options = []provider.Option{
 	{Key: "gateway", Flag: "gateway", Kind: provider.IPv4, Usage: "NAT-PMP gateway `IP` (default: the config's first DNS server)"},

@@ -19,8 +19,6 @@ var Info = provider.Info{
 	New:     func(env provider.Env) (provider.Provider, error) { return &Provider{env: env}, nil },
 }
 
-func init() { provider.Register(Info) }
-
 // Ports returns the three ports for a tunnel address: n is the low 12
 // bits of (third octet × 256 + fourth octet).
 func Ports(a netip.Addr) []uint16 {

@@ -74,8 +74,6 @@ var Info = provider.Info{
 	New: func(env provider.Env) (provider.Provider, error) { return New(env) },
 }
 
-func init() { provider.Register(Info) }
-
 // config is the PIA settings, read once.
 type config struct {
 	Username, Region, CAFile, ServerListKeyFile string

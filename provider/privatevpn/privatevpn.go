@@ -30,8 +30,6 @@ var Info = provider.Info{
 	New:     func(env provider.Env) (provider.Provider, error) { return &Provider{env: env}, nil },
 }
 
-func init() { provider.Register(Info) }
-
 // Provider asks once and holds the port.
 type Provider struct{ env provider.Env }
 

@@ -48,5 +48,3 @@ var Info = provider.Info{
 		return natpmp.New(env, Conventions)
 	},
 }
-
-func init() { provider.Register(Info) }

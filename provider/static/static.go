@@ -28,12 +28,6 @@ var Options = []provider.Option{
 	{Key: "port", Kind: provider.Ports, Usage: "one forwarded port (TOML; same as ports = [N])"},
 }
 
-func init() {
-	for _, i := range []provider.Info{Info, AirVPN, Windscribe, TorGuard} {
-		provider.Register(i)
-	}
-}
-
 // Reserved-port providers: static with their own help and checks.
 var (
 	AirVPN = provider.Info{
