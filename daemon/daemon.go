@@ -270,7 +270,9 @@ func (d *Daemon) buildDataPath(extra []publish.Consumer, exec bool) error {
 	if err != nil {
 		return err
 	}
-	d.guardControl(context.Background())
+	gctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	d.guardControl(gctx)
+	cancel()
 	consumers, err := buildConsumers(d.cfg, d.log.With("component", "publish"))
 	if err != nil {
 		return err

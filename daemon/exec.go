@@ -42,7 +42,7 @@ func (d *Daemon) Exec(ctx context.Context, ports <-chan provider.Lease, wait tim
 		env = append(env, "VPNFWD_PORT="+list[0], "VPNFWD_PORTS="+strings.Join(list, ","))
 	}
 	dir, _ := os.Getwd()
-	pid, err := d.sandbox.Run(argv, env, dir, uid, gid)
+	pid, err := d.sandbox.Run(ctx, argv, env, dir, uid, gid)
 	if err != nil {
 		return 0, fmt.Errorf("starting %s: %w", argv[0], err)
 	}

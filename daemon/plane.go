@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
 
@@ -197,5 +198,7 @@ func (d *Daemon) redirect(rs []killswitch.PortRedirect) error {
 	for _, r := range rs {
 		nrs = append(nrs, netns.Redirect{Proto: r.Proto, From: r.From, To: r.To})
 	}
-	return d.sandbox.Redirect(nrs)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return d.sandbox.Redirect(ctx, nrs)
 }

@@ -299,15 +299,15 @@ func (s *Sandbox) Guard(ctx context.Context, rs []killswitch.Reserved) error {
 
 // Redirect sends the forwarded ports on to other ports inside (replacing
 // what was there).
-func (s *Sandbox) Redirect(rs []Redirect) error {
-	_, err := s.call(context.Background(), request{Op: "redirect", Redirects: rs})
+func (s *Sandbox) Redirect(ctx context.Context, rs []Redirect) error {
+	_, err := s.call(ctx, request{Op: "redirect", Redirects: rs})
 	return err
 }
 
 // Run starts CMD inside with env (uid/gid, when set, as root only) and
 // returns its pid; Exited reports its status.
-func (s *Sandbox) Run(argv, env []string, dir string, uid, gid *uint32) (int, error) {
-	res, err := s.call(context.Background(), request{Op: "start", Argv: argv, Env: env, Dir: dir, UID: uid, GID: gid})
+func (s *Sandbox) Run(ctx context.Context, argv, env []string, dir string, uid, gid *uint32) (int, error) {
+	res, err := s.call(ctx, request{Op: "start", Argv: argv, Env: env, Dir: dir, UID: uid, GID: gid})
 	if err != nil {
 		return 0, err
 	}
