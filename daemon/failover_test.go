@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"context"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -13,7 +11,6 @@ import (
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/internal/testkit"
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
-	"github.com/vpnfwd/vpnfwd/publish"
 	"github.com/vpnfwd/vpnfwd/session"
 )
 
@@ -41,24 +38,8 @@ func TestFailoverToNextServer(t *testing.T) {
 	svcAddr, _ := testkit.EchoService(t)
 	cfg := config.Defaults()
 	cfg.WireGuard, cfg.Servers = w1, append(cfg.Servers, w1, w2)
-	cfg.Provider.Name = "natpmp"
-	cfg.Providers = testProviders
 	cfg.Forward.Target = svcAddr
-	cfg.Proxy = config.Proxy{}
-	cfg.API.Listen = ""
-	states := newStateLog()
-	rec := &recorder{}
-	d, err := New(context.Background(), &cfg, Options{Log: slog.New(slog.DiscardHandler),
-		Consumers: []publish.Consumer{rec},
-		Session: session.Options{ProbeEvery: 200 * time.Millisecond, ProbeTimeout: 300 * time.Millisecond,
-			RehandshakeEvery: 200 * time.Millisecond, FailoverAfter: time.Second, Sinks: []session.Sink{states.sink}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() { cancel(); <-done; testkit.CheckNoLeaks(t) }()
+	d, rec, states := runNATPMP(t, cfg, session.Options{ProbeTimeout: 300 * time.Millisecond, FailoverAfter: time.Second})
 
 	states.wait(t, "up", 1, 5*time.Second)
 	rec.wait(t, "port")

@@ -152,23 +152,7 @@ func TestStallDownRecoverReapply(t *testing.T) {
 	w.Peers[0].Endpoint = tunnel.Endpoint(relay.pc.LocalAddr().String())
 	cfg := config.Defaults()
 	cfg.WireGuard = w
-	cfg.Provider.Name = "natpmp"
-	cfg.Providers = testProviders
-	cfg.Proxy = config.Proxy{}
-	cfg.API.Listen = ""
-	states := newStateLog()
-	rec := &recorder{}
-	d, err := New(context.Background(), &cfg, Options{Log: slog.New(slog.DiscardHandler),
-		Consumers: []publish.Consumer{rec},
-		Session: session.Options{ProbeEvery: 200 * time.Millisecond, ProbeTimeout: 150 * time.Millisecond,
-			RehandshakeEvery: 200 * time.Millisecond, Sinks: []session.Sink{states.sink}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() { cancel(); <-done; testkit.CheckNoLeaks(t) }()
+	d, rec, states := runNATPMP(t, cfg, session.Options{ProbeTimeout: 150 * time.Millisecond})
 
 	states.wait(t, "up", 1, 5*time.Second)
 	rec.wait(t, "port")
@@ -190,4 +174,29 @@ func TestStallDownRecoverReapply(t *testing.T) {
 	if !strings.HasPrefix(rec.reasons(), "port") {
 		t.Errorf("first event %q", rec.reasons())
 	}
+}
+
+// runNATPMP runs a daemon with the natpmp provider over cfg's tunnel(s),
+// fast checks (so, the session's options with their defaults), a recorder
+// among the consumers and a state log among the sinks, until the test
+// ends; then no goroutine of it may be left.
+func runNATPMP(t *testing.T, cfg config.Config, so session.Options) (*Daemon, *recorder, *stateLog) {
+	t.Helper()
+	cfg.Provider.Name = "natpmp"
+	cfg.Providers = testProviders
+	cfg.Proxy = config.Proxy{}
+	cfg.API.Listen = ""
+	states := newStateLog()
+	rec := &recorder{}
+	so.ProbeEvery, so.RehandshakeEvery = 200*time.Millisecond, 200*time.Millisecond
+	so.Sinks = append(so.Sinks, states.sink)
+	d, err := New(context.Background(), &cfg, Options{Log: slog.New(slog.DiscardHandler), Consumers: []publish.Consumer{rec}, Session: so})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; testkit.CheckNoLeaks(t) })
+	return d, rec, states
 }

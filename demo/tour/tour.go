@@ -5,7 +5,6 @@
 package tour
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -16,8 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/net/proxy"
 
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/daemon"
@@ -44,12 +41,12 @@ func Run(ctx context.Context, out io.Writer, log *slog.Logger, version string) e
 	say("simulated VPN provider up: WireGuard server %s, NAT-PMP gateway %s:5351, public IP %s (its ports are reachable here on %s)",
 		srv.Endpoint, demo.GatewayAddr, demo.PublicIP, demo.PublicBind)
 
-	svc, err := startDemoService()
+	svc, err := demo.StartService()
 	if err != nil {
 		return err
 	}
-	defer svc.close()
-	say("local service (the thing you want reachable) listening on %s, TCP and UDP", svc.addr)
+	defer svc.Close()
+	say("local service (the thing you want reachable) listening on %s, TCP and UDP", svc.Addr)
 
 	client, err := srv.NewClient()
 	if err != nil {
@@ -64,10 +61,10 @@ func Run(ctx context.Context, out io.Writer, log *slog.Logger, version string) e
 	cfg.WireGuard = parsed
 	cfg.Provider.Name = "protonvpn"
 	cfg.Providers = provider.MustList(protonvpn.Info)
-	cfg.Forward.Target = svc.addr
+	cfg.Forward.Target = svc.Addr
 	cfg.Proxy = config.Proxy{SOCKS5: "127.0.0.1:0", HTTP: "127.0.0.1:0"}
 	cfg.API.Listen = "127.0.0.1:0"
-	say("vpnfwd up --wg-config demo.conf --provider protonvpn --forward %s", svc.addr)
+	say("vpnfwd up --wg-config demo.conf --provider protonvpn --forward %s", svc.Addr)
 
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -124,18 +121,18 @@ func Run(ctx context.Context, out io.Writer, log *slog.Logger, version string) e
 // peer through the forwarded port, an app through the proxy, the API.
 func fromOutside(say func(string, ...any), d *daemon.Daemon, port uint16) error {
 	public := net.JoinHostPort(demo.PublicBind.String(), strconv.Itoa(int(port)))
-	reply, err := demoTCP(public, "hello over TCP")
+	reply, err := demo.TCP(public, "hello over TCP")
 	if err != nil {
 		return fmt.Errorf("internet peer over TCP: %w", err)
 	}
 	say("internet peer -> %s:%d/tcp -> tunnel -> local service: %q", demo.PublicIP, port, reply)
-	reply, err = demoUDP(public, "hello over UDP")
+	reply, err = demo.UDP(public, "hello over UDP")
 	if err != nil {
 		return fmt.Errorf("internet peer over UDP: %w", err)
 	}
 	say("internet peer -> %s:%d/udp -> tunnel -> local service: %q", demo.PublicIP, port, reply)
 
-	ip, err := demoSOCKS(d.SOCKS5Addr(), "http://"+demo.WhatsMyIPName+"/")
+	ip, err := demo.SOCKS(d.SOCKS5Addr(), "http://"+demo.WhatsMyIPName+"/")
 	if err != nil {
 		return fmt.Errorf("SOCKS5 proxy: %w", err)
 	}
@@ -148,92 +145,6 @@ func fromOutside(say func(string, ...any), d *daemon.Daemon, port uint16) error 
 	}
 	say("GET %s/v1/port -> %s", apiURL, strings.TrimSpace(strings.Join(strings.Fields(body), "")))
 	return nil
-}
-
-// demoService answers every TCP line and UDP datagram with "service got: ...".
-type demoService struct {
-	addr string
-	tcp  net.Listener
-	udp  net.PacketConn
-}
-
-func startDemoService() (*demoService, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	pc, err := net.ListenPacket("udp", l.Addr().String())
-	if err != nil {
-		l.Close()
-		return nil, err
-	}
-	s := &demoService{addr: l.Addr().String(), tcp: l, udp: pc}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				line, _ := bufio.NewReader(c).ReadString('\n')
-				fmt.Fprintf(c, "service got: %s", line)
-			}()
-		}
-	}()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(append([]byte("service got: "), buf[:n]...), from)
-		}
-	}()
-	return s, nil
-}
-
-func (s *demoService) close() { s.tcp.Close(); s.udp.Close() }
-
-func demoTCP(addr, msg string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(c, "%s\n", msg)
-	b, err := io.ReadAll(c)
-	return strings.TrimSpace(string(b)), err
-}
-
-func demoUDP(addr, msg string) (string, error) {
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	buf := make([]byte, 2048)
-	for range 5 {
-		c.Write([]byte(msg))
-		c.SetReadDeadline(time.Now().Add(time.Second))
-		if n, err := c.Read(buf); err == nil {
-			return string(buf[:n]), nil
-		}
-	}
-	return "", errors.New("no UDP reply")
-}
-
-func demoSOCKS(socks, url string) (string, error) {
-	dialer, err := proxy.SOCKS5("tcp", socks, nil, &net.Dialer{})
-	if err != nil {
-		return "", err
-	}
-	cd := dialer.(proxy.ContextDialer)
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, DialContext: cd.DialContext}}
-	b, err := httpGet(c, url)
-	return strings.TrimSpace(b), err
 }
 
 func httpGet(c *http.Client, url string) (string, error) {
@@ -279,7 +190,7 @@ func gatewayRestart(ctx context.Context, say func(string, ...any), srv *demo.Ser
 				continue
 			}
 			say("vpnfwd saw the gateway's epoch go back: %s, %s after the restart", step, time.Since(start).Round(10*time.Millisecond))
-			reply, err := demoTCP(net.JoinHostPort(demo.PublicBind.String(), strconv.Itoa(int(port))), "still there?")
+			reply, err := demo.TCP(net.JoinHostPort(demo.PublicBind.String(), strconv.Itoa(int(port))), "still there?")
 			if err != nil {
 				return fmt.Errorf("internet peer after the gateway restart: %w", err)
 			}

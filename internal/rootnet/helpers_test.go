@@ -7,8 +7,6 @@ import (
 
 	"bufio"
 	"fmt"
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
-	"github.com/vpnfwd/vpnfwd/tunnel"
 	"io"
 	"net"
 	"net/http"
@@ -19,6 +17,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vpnfwd/vpnfwd/internal/testnet"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 )
 
 // The test binary doubles as helper programs run inside namespaces:

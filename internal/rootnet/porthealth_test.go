@@ -57,6 +57,43 @@ func socksUDP(proxy string, dst netip.AddrPort, payload []byte, wait time.Durati
 	return buf[:n], nil
 }
 
+// localDeleteAll has a local program in ns send the gateway NAT-PMP
+// "delete all my mappings" for UDP and TCP: through vpnfwd's SOCKS5 proxy
+// in netstack mode, straight to the gateway in tun mode (where every
+// program shares the tunnel). Either must be refused: an error says how
+// it was not.
+func localDeleteAll(n *Net, ns string, tun bool) error {
+	gw := netip.AddrPortFrom(netip.MustParseAddr(GatewayIP), 5351)
+	for _, op := range []byte{1, 2} {
+		if tun {
+			err := n.InNS(ns, func() error {
+				c, err := net.Dial("udp", gw.String())
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(2 * time.Second))
+				c.Write(deleteAll(op))
+				_, err = c.Read(make([]byte, 64))
+				return err
+			})
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				return fmt.Errorf("a program's NAT-PMP request to the gateway in tun mode: %v, want refused at once", err)
+			}
+			continue
+		}
+		var reply []byte
+		err := n.InNS(ns, func() (err error) {
+			reply, err = socksUDP("127.0.0.1:1080", gw, deleteAll(op), time.Second)
+			return err
+		})
+		if err != nil || reply != nil {
+			return fmt.Errorf("delete-all through the SOCKS5 proxy: reply %v, %v (want none)", reply, err)
+		}
+	}
+	return nil
+}
+
 // TestPortHealthFaults: the faults that used to leave the port dead while
 // every signal said "ok", against real miniupnpd configured as Debian
 // ships it (system_uptime=yes), in both data planes, with a prober on the
@@ -94,34 +131,9 @@ func portHealthFaults(t *testing.T, extra ...string) {
 	}
 
 	// 1. "Delete all" from a local program.
-	gw := netip.AddrPortFrom(netip.MustParseAddr(GatewayIP), 5351)
 	attack := time.Now()
-	for _, op := range []byte{1, 2} {
-		if tun {
-			err := n.InNS(v.Cli, func() error {
-				c, err := net.Dial("udp", gw.String())
-				if err != nil {
-					return err
-				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(2 * time.Second))
-				c.Write(deleteAll(op))
-				_, err = c.Read(make([]byte, 64))
-				return err
-			})
-			if !errors.Is(err, syscall.ECONNREFUSED) {
-				t.Errorf("a program's NAT-PMP request to the gateway in tun mode: %v, want refused at once", err)
-			}
-		} else {
-			var reply []byte
-			err := n.InNS(v.Cli, func() (err error) {
-				reply, err = socksUDP("127.0.0.1:1080", gw, deleteAll(op), time.Second)
-				return err
-			})
-			if err != nil || reply != nil {
-				t.Errorf("delete-all through the SOCKS5 proxy: reply %v, %v (want none)", reply, err)
-			}
-		}
+	if err := localDeleteAll(n, v.Cli, tun); err != nil {
+		t.Error(err)
 	}
 	if !mapped() {
 		t.Errorf("the gateway dropped the mapping of %d after a local program's delete-all", port)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"slices"
 	"sort"
@@ -78,7 +77,9 @@ type soakResult struct {
 func soakFaults() []soakFault {
 	return []soakFault{
 		{"NAT-PMP delete-all from a local program", time.Second, func(s *soak) time.Time {
-			s.deleteAll()
+			if err := localDeleteAll(s.n, s.servers[0].Cli, s.tun); err != nil {
+				s.t.Error(err)
+			}
 			return time.Now()
 		}},
 		{"gateway restart, epoch back", 5 * time.Second, func(s *soak) time.Time {
@@ -195,39 +196,6 @@ func runSoak(t *testing.T, extra ...string) {
 
 // server is the server vpnfwd uses now.
 func (s *soak) server() *VPN { return s.servers[s.cur.Load()] }
-
-// deleteAll has a local program send the gateway NAT-PMP "delete all my
-// mappings" for UDP and TCP: through the SOCKS5 proxy in netstack mode,
-// straight to the gateway in tun mode. Both must be refused.
-func (s *soak) deleteAll() {
-	gw := netip.AddrPortFrom(netip.MustParseAddr(GatewayIP), 5351)
-	for _, op := range []byte{1, 2} {
-		if s.tun {
-			err := s.n.InNS(s.servers[0].Cli, func() error {
-				c, err := net.Dial("udp", gw.String())
-				if err != nil {
-					return err
-				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(2 * time.Second))
-				c.Write(deleteAll(op))
-				_, err = c.Read(make([]byte, 64))
-				return err
-			})
-			if err == nil {
-				s.t.Error("a program's NAT-PMP delete-all got an answer from the gateway")
-			}
-			continue
-		}
-		s.n.InNS(s.servers[0].Cli, func() error {
-			reply, err := socksUDP("127.0.0.1:1080", gw, deleteAll(op), 500*time.Millisecond)
-			if err == nil && reply != nil {
-				s.t.Error("a delete-all through the SOCKS5 proxy got an answer from the gateway")
-			}
-			return err
-		})
-	}
-}
 
 // watch follows vpnfwd's server and port (status) and records /healthz
 // every 250 ms, until the returned stop is called.
