@@ -1,10 +1,8 @@
 package killswitch
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
-	"syscall"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -31,21 +29,12 @@ type Reserved struct {
 // namespace routes for (forward); the program gets an ICMP refusal at
 // once. Each call replaces the table atomically; an empty list removes it.
 func Guard(table string, mark uint32, rs []Reserved) error {
-	c, err := conn()
-	if err != nil {
-		return err
-	}
-	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
-	if old, err := c.ListTableOfFamily(table, nftables.TableFamilyINet); err == nil && old != nil {
-		c.DelTable(t)
-	}
-	if len(rs) == 0 {
-		if err := c.Flush(); err != nil && !errors.Is(err, syscall.ENOENT) {
-			return explain(err)
-		}
-		return nil
-	}
-	c.AddTable(t)
+	return replaceTable(table, len(rs) == 0, func(c *nftables.Conn, t *nftables.Table) error {
+		return guardRules(c, t, mark, rs)
+	})
+}
+
+func guardRules(c *nftables.Conn, t *nftables.Table, mark uint32, rs []Reserved) error {
 	pol := nftables.ChainPolicyAccept
 	for _, hook := range []struct {
 		name string
@@ -73,9 +62,6 @@ func Guard(table string, mark uint32, rs []Reserved) error {
 				Exprs: cat(addr(netip.PrefixFrom(a, a.BitLen()), false), l4(proto), ports(0, r.Addr.Port()),
 					[]expr.Any{meta(expr.MetaKeyMARK), neq(u32(mark)), count, reject})})
 		}
-	}
-	if err := c.Flush(); err != nil {
-		return explain(err)
 	}
 	return nil
 }

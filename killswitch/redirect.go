@@ -23,6 +23,14 @@ type PortRedirect struct {
 // atomically; none removes the table. The service must listen on the
 // TUN's address or on all addresses (0.0.0.0 / ::), not on loopback only.
 func Redirect(table, tun string, rs []PortRedirect) error {
+	return replaceTable(table, len(rs) == 0, func(c *nftables.Conn, t *nftables.Table) error {
+		return redirectRules(c, t, tun, rs)
+	})
+}
+
+// replaceTable replaces the inet table named table in one transaction:
+// the old one (if any) goes, and unless empty, build fills a new one.
+func replaceTable(table string, empty bool, build func(*nftables.Conn, *nftables.Table) error) error {
 	c, err := conn()
 	if err != nil {
 		return err
@@ -31,13 +39,23 @@ func Redirect(table, tun string, rs []PortRedirect) error {
 	if old, err := c.ListTableOfFamily(table, nftables.TableFamilyINet); err == nil && old != nil {
 		c.DelTable(t)
 	}
-	if len(rs) == 0 {
+	if empty {
 		if err := c.Flush(); err != nil && !errors.Is(err, syscall.ENOENT) {
 			return explain(err)
 		}
 		return nil
 	}
 	c.AddTable(t)
+	if err := build(c, t); err != nil {
+		return err
+	}
+	if err := c.Flush(); err != nil {
+		return explain(err)
+	}
+	return nil
+}
+
+func redirectRules(c *nftables.Conn, t *nftables.Table, tun string, rs []PortRedirect) error {
 	pol := nftables.ChainPolicyAccept
 	ch := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &pol})
@@ -57,9 +75,6 @@ func Redirect(table, tun string, rs []PortRedirect) error {
 			&expr.Immediate{Register: 1, Data: be16(r.To)},
 			&expr.Redir{RegisterProtoMin: 1},
 		}})
-	}
-	if err := c.Flush(); err != nil {
-		return explain(err)
 	}
 	return nil
 }
