@@ -14,12 +14,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/vpnfwd/vpnfwd/killswitch"
 	"net"
 	"net/netip"
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vpnfwd/vpnfwd/killswitch"
 )
 
 // AgentEnv marks the agent process (vpnfwd runs netns.Agent when set).
@@ -85,6 +86,9 @@ func send(c *net.UnixConn, v any, files ...*os.File) error {
 	if err != nil {
 		return err
 	}
+	if len(b) > maxMsg {
+		return fmt.Errorf("netns: a message of %d bytes is over the %d-byte limit", len(b), maxMsg)
+	}
 	var oob []byte
 	if len(files) > 0 {
 		fds := make([]int, len(files))
@@ -101,9 +105,12 @@ func send(c *net.UnixConn, v any, files ...*os.File) error {
 func recv(c *net.UnixConn, v any) ([]*os.File, error) {
 	b := make([]byte, maxMsg)
 	oob := make([]byte, unix.CmsgSpace(4*8))
-	n, oobn, _, _, err := c.ReadMsgUnix(b, oob)
+	n, oobn, flags, _, err := c.ReadMsgUnix(b, oob)
 	if err != nil {
 		return nil, err
+	}
+	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+		return nil, fmt.Errorf("netns: a message was cut (over %d bytes, or too many files)", maxMsg)
 	}
 	if n == 0 {
 		return nil, errors.New("netns: the other side closed")
