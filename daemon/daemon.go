@@ -395,7 +395,17 @@ func (d *Daemon) outsideCheck(tmpl string) func(context.Context, provider.Lease)
 	c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{Proxy: nil, DialContext: tunnelDialer{d}.DialContext,
 		MaxIdleConns: 1, IdleConnTimeout: time.Second}}
 	return func(ctx context.Context, l provider.Lease) (bool, error) {
-		return portcheck.Check(ctx, c, tmpl, l.PublicIP, l.PublicPorts()[0])
+		var refused int64
+		if d.bridge != nil {
+			refused = d.bridge.Stats().TCPRefused
+		}
+		open, err := portcheck.Check(ctx, c, tmpl, l.PublicIP, l.PublicPorts()[0])
+		if err == nil && !open && d.bridge != nil && d.bridge.Stats().TCPRefused > refused {
+			// The checker's connection came through to the bridge, which
+			// found the local service down.
+			return false, session.ErrServiceDown
+		}
+		return open, err
 	}
 }
 

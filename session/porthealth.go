@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -25,6 +26,11 @@ const (
 	deadRetryEvery       = 30 * time.Second
 )
 
+// ErrServiceDown, from Options.PortCheck, says the checker's connection
+// reached vpnfwd through the tunnel but the local service refused it: the
+// port is forwarded, the service is down (not a reason to move).
+var ErrServiceDown = errors.New("the checker reached vpnfwd, but the local service refused the connection")
+
 // portCheckResult is an outside check's answer for one port.
 type portCheckResult struct {
 	port uint16
@@ -38,7 +44,7 @@ func (l *loop) leaseHealth(prev, next provider.Lease, newPort bool) {
 	switch {
 	case !next.Held():
 		*h = PortHealth{}
-		l.closedCount = 0
+		l.closedCount, l.deadOutside = 0, false
 		return
 	case newPort:
 		// A new port: what was known of the old one says nothing.
@@ -46,11 +52,11 @@ func (l *loop) leaseHealth(prev, next provider.Lease, newPort bool) {
 			l.log.Info("a new port replaces the dead one", "ports", next.PublicPorts())
 		}
 		*h = PortHealth{}
-		l.closedCount = 0
+		l.closedCount, l.deadOutside = 0, false
 		l.portCheckSoon()
 	}
 	if next.Error == "" && !next.Renewed.IsZero() && next.Renewed.After(prev.Renewed) {
-		l.verified("lease renewed with the provider")
+		l.verified("lease renewed with the provider", false)
 	}
 	l.expiryHealth()
 }
@@ -73,7 +79,7 @@ func (l *loop) onCheck(c provider.Check) {
 	case c.Dead != "":
 		l.dead(c.Dead)
 	case c.Verified:
-		l.verified(c.Method)
+		l.verified(c.Method, false)
 	}
 }
 
@@ -86,6 +92,14 @@ func (l *loop) onPortCheck(r portCheckResult) {
 	}
 	h.OutsideAt = time.Now()
 	switch {
+	case errors.Is(r.err, ErrServiceDown):
+		// The checker's connection came through the tunnel to vpnfwd:
+		// the port is forwarded; the local service is what failed.
+		h.Outside = "service down"
+		l.closedCount = 0
+		l.log.Warn("outside port check: the port is forwarded, but the local service refused the connection", "port", r.port)
+		l.verified(l.o.PortCheckName+" (reached vpnfwd; the local service refused)", true)
+		l.nextPortCheck = time.Now().Add(l.o.PortCheckRecheck)
 	case r.err != nil:
 		h.Outside = "unknown"
 		l.log.Info("outside port check: no answer, so nothing is known (not taken for closed)", "port", r.port, "err", r.err)
@@ -93,7 +107,7 @@ func (l *loop) onPortCheck(r portCheckResult) {
 	case r.open:
 		h.Outside = "open"
 		l.closedCount = 0
-		l.verified(l.o.PortCheckName)
+		l.verified(l.o.PortCheckName, true)
 		l.nextPortCheck = time.Now().Add(l.o.PortCheckEvery)
 	default:
 		h.Outside = "closed"
@@ -101,6 +115,7 @@ func (l *loop) onPortCheck(r portCheckResult) {
 		l.nextPortCheck = time.Now().Add(l.o.PortCheckRecheck)
 		if l.closedCount >= 2 {
 			l.dead(fmt.Sprintf("the %s found port %d closed %d times in a row", l.o.PortCheckName, r.port, l.closedCount))
+			l.deadOutside = true
 		} else {
 			l.log.Warn("outside port check: closed; asking again before taking the port for dead", "port", r.port, "again_in", l.o.PortCheckRecheck.String())
 		}
@@ -108,13 +123,18 @@ func (l *loop) onPortCheck(r portCheckResult) {
 	l.publish()
 }
 
-// verified records a proof that the held port is forwarded.
-func (l *loop) verified(how string) {
+// verified records a proof that the held port is forwarded; outside
+// says it came from the internet side. A port the outside check found
+// dead stays dead until the outside check (or a new port) says otherwise:
+// the gateway's word that it keeps the mapping does not outweigh a
+// checker that could not get through.
+func (l *loop) verified(how string, outside bool) {
 	h := &l.cur.Port
 	h.Verified, h.VerifiedBy = time.Now(), how
-	if h.Dead == "" {
+	if h.Dead == "" || (l.deadOutside && !outside) {
 		return
 	}
+	l.deadOutside = false
 	l.log.Info("forwarded port works again", "ports", l.cur.Lease.PublicPorts(), "how", how, "dead_for", time.Since(h.DeadSince).Round(100*time.Millisecond).String())
 	h.Dead, h.DeadSince = "", time.Time{}
 	l.closedCount = 0

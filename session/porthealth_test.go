@@ -137,6 +137,8 @@ func TestOutsideCheck(t *testing.T) {
 				return true, nil
 			case "closed":
 				return false, nil
+			case "service down":
+				return false, ErrServiceDown
 			}
 			return false, errors.New("checker down")
 		}}
@@ -162,6 +164,18 @@ func TestOutsideCheck(t *testing.T) {
 	if prov.refreshed.Load() == 0 {
 		t.Error("a port found closed was not mapped again")
 	}
+	// The provider's renewal does not outweigh the outside check.
+	renewed := lease(1000)
+	renewed.Renewed = time.Now()
+	prov.leases <- renewed
+	time.Sleep(50 * time.Millisecond) // the report is taken in; the port must stay dead
+	if sn := s.Snapshot(); sn.Port.Dead == "" {
+		t.Errorf("a renewal cleared a port the outside check found dead: %+v", sn.Port)
+	}
+	// The checker reached vpnfwd, the local service refused: the port
+	// works (not dead, and not a reason to move).
+	answer.Store("service down")
+	waitSnap(t, s, "service down", func(sn Snapshot) bool { return sn.Port.Dead == "" && sn.Port.Outside == "service down" })
 	answer.Store("open")
 	waitSnap(t, s, "open again", func(sn Snapshot) bool { return sn.Port.Dead == "" && sn.Port.Outside == "open" })
 	if asked.Load() < 5 {

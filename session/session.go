@@ -254,6 +254,7 @@ type loop struct {
 	portCheckDone          chan portCheckResult
 	nextPortCheck          time.Time
 	closedCount            int       // outside checks in a row that said closed
+	deadOutside            bool      // the port's death was found by the outside check
 	deadActed              time.Time // when recovery last acted on a dead port
 	rehandshakeDone        chan error
 	fails                  int

@@ -2,6 +2,7 @@ package rootnet
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -209,5 +210,96 @@ func TestTunModeLoopbackService(t *testing.T) {
 	}
 	if _, err := up.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOutsidePortCheck: --port-check against a port checker on the
+// internet side (Transmission's kind: "1" if it can connect): open
+// verifies the port; after a recovery it asks at once; with the local
+// service down the port still works (the checker reached vpnfwd), so it is
+// not dead; with the provider no longer forwarding (its gateway still
+// saying yes) "closed" twice makes it dead (/healthz 503, `vpnfwd port`
+// exits 1) until the checker gets through again.
+func TestOutsidePortCheck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	n, v, bin := leakTestbed(t)
+	echo := startEcho(t, n, v.Cli, "127.0.0.1:7777")
+	up := n.Start(v.Cli, bin, "up", "--wg-config", v.ClientConf, "--provider", "natpmp", "--forward", "127.0.0.1:7777",
+		"--port-check", "http://"+InetAddr+":9000/{port}", "--port-check-every", "1m")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("vpnfwd log:\n%s", up.Out)
+		}
+	})
+	port := waitForPort(t, n, v.Cli, bin)
+	type portStatus struct {
+		Port struct {
+			VerifiedBy string `json:"verified_by"`
+			Dead       string
+			Outside    string `json:"outside_check"`
+		}
+	}
+	status := func() portStatus {
+		var st portStatus
+		out, _ := n.Exec(v.Cli, "curl", "-sS", "--max-time", "2", "http://127.0.0.1:9070/v1/status")
+		json.Unmarshal([]byte(out), &st)
+		return st
+	}
+	waitUntil := func(what string, within time.Duration, ok func(portStatus) bool) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			st := status()
+			if ok(st) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: status %+v", what, st)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	waitUntil("open", 15*time.Second, func(st portStatus) bool {
+		return st.Port.Outside == "open" && strings.Contains(st.Port.VerifiedBy, "outside check by "+InetAddr)
+	})
+
+	// The service goes down: the checker's connection still reaches vpnfwd
+	// (the bridge refuses it), so the port works and the service is down:
+	// not dead. A short outage makes vpnfwd ask at once after it.
+	echo.stop()
+	outage := func() {
+		v.Blackout(true)
+		time.Sleep(4 * time.Second) // the outage's length
+		v.Blackout(false)
+	}
+	outage()
+	waitUntil("service down", 20*time.Second, func(st portStatus) bool { return st.Port.Outside == "service down" && st.Port.Dead == "" })
+	echo.start()
+
+	// The provider stops forwarding while its gateway still says the
+	// mapping is there: the checker gets nowhere twice, and the port is
+	// dead whatever the gateway says.
+	n.Must(v.Server, "nft", "add", "table", "inet", "broken")
+	n.Must(v.Server, "nft", "add", "chain", "inet", "broken", "pre", "{ type filter hook prerouting priority -300; policy accept; }")
+	n.Must(v.Server, "nft", "add", "rule", "inet", "broken", "pre", "iifname", "pub", "tcp", "dport", fmt.Sprint(port), "drop")
+	outage()
+	waitUntil("dead", 40*time.Second, func(st portStatus) bool {
+		return st.Port.Dead != "" && st.Port.Outside == "closed"
+	})
+	if h := healthz(t, n, v); !strings.Contains(h, "dead") {
+		t.Errorf("/healthz of a dead port: %q", h)
+	}
+	if out, err := n.Exec(v.Cli, bin, "port"); err == nil {
+		t.Errorf("vpnfwd port exited 0 for a dead port: %q", out)
+	}
+	n.Must(v.Server, "nft", "delete", "table", "inet", "broken")
+	waitUntil("open again", 40*time.Second, func(st portStatus) bool { return st.Port.Dead == "" && st.Port.Outside == "open" })
+	if h := healthz(t, n, v); !strings.HasPrefix(h, "ok: port") {
+		t.Errorf("/healthz after the port works again: %q", h)
+	}
+	if _, err := up.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
+		t.Error(err)
 	}
 }
