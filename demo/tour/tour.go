@@ -104,6 +104,9 @@ func Run(ctx context.Context, out io.Writer, log *slog.Logger, version string) e
 	if err := gatewayRestart(ctx, say, srv, steps, port); err != nil {
 		return err
 	}
+	if err := gatewayForgets(ctx, say, srv, port); err != nil {
+		return err
+	}
 	stop()
 	if err := <-done; err != nil {
 		return err
@@ -202,4 +205,32 @@ func gatewayRestart(ctx context.Context, say func(string, ...any), srv *demo.Ser
 			return ctx.Err()
 		}
 	}
+}
+
+// gatewayForgets has the gateway drop the mapping without its epoch going
+// back (as miniupnpd restarted with system_uptime=yes does): nothing
+// announces it, and vpnfwd's next check, which asks for the mapping again,
+// makes the gateway map it again.
+func gatewayForgets(ctx context.Context, say func(string, ...any), srv *demo.Server, port uint16) error {
+	g := srv.Gateway
+	start := time.Now()
+	g.Forget(false)
+	say("the gateway forgets the mapping without its epoch going back (nothing announces it)")
+	for g.Mapped(demo.ClientAddr) != port {
+		if time.Since(start) > 10*time.Second {
+			return errors.New("the mapping was not made again within 10 s")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	say("vpnfwd's next check asked for the mapping again and the gateway made it again, %s later", time.Since(start).Round(10*time.Millisecond))
+	reply, err := demo.TCP(net.JoinHostPort(demo.PublicBind.String(), strconv.Itoa(int(port))), "and now?")
+	if err != nil {
+		return fmt.Errorf("internet peer after the gateway forgot the mapping: %w", err)
+	}
+	say("internet peer -> %s:%d/tcp -> local service: %q", demo.PublicIP, port, reply)
+	return nil
 }
