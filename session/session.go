@@ -1,9 +1,12 @@
-// Package session supervises one vpnfwd run. A single goroutine (Run) owns
-// the tunnel's health, the liveness checks, the lease and the ordered
-// stream of typed events; everything else talks to it by message or reads
-// its Snapshot. Recovery lives here: a dead tunnel gets a fresh handshake
-// (endpoint re-resolved) within seconds, and when it comes back the
-// provider renews at once and consumers re-apply the port.
+// Package session supervises one vpnfwd run; it is the one authority on
+// the port. A single goroutine (Run) owns the tunnel's health, the
+// liveness checks, the port's health (held, verified, dead), the lease and
+// the ordered stream of typed events; everything else talks to it by
+// message or reads its Snapshot. Recovery lives here: a dead tunnel gets a
+// fresh handshake (endpoint re-resolved) within seconds, a dead port is
+// asked for again, and a tunnel or port that stays dead moves to the next
+// server (Options.Failover); when the tunnel comes back the provider renews
+// at once and consumers re-apply the port.
 //
 // Consumers subscribe (Options.Sinks): each hears the events in order on
 // a goroutine of its own, from a bounded queue (see subscribe.go), so the
