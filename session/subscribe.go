@@ -17,13 +17,12 @@ const queueSize = 64
 
 // subscriber is one Sink's queue and goroutine.
 type subscriber struct {
-	sink    Sink
-	mu      sync.Mutex
-	queue   []Event
-	wake    chan struct{} // one token: the queue has events
-	closed  bool
-	done    chan struct{}
-	dropped int
+	sink   Sink
+	mu     sync.Mutex
+	queue  []Event
+	wake   chan struct{} // one token: the queue has events
+	closed bool
+	done   chan struct{}
 }
 
 func newSubscriber(s Sink) *subscriber {
@@ -37,7 +36,6 @@ func (s *subscriber) send(ev Event) {
 	s.mu.Lock()
 	if len(s.queue) == queueSize {
 		s.queue = append(s.queue[:0], s.queue[1:]...)
-		s.dropped++
 	}
 	s.queue = append(s.queue, ev)
 	s.mu.Unlock()
