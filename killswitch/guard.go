@@ -45,13 +45,9 @@ func guardRules(c *nftables.Conn, t *nftables.Table, mark uint32, rs []Reserved)
 		ch := c.AddChain(&nftables.Chain{Name: hook.name, Table: t, Type: nftables.ChainTypeFilter,
 			Hooknum: hook.num, Priority: nftables.ChainPriorityRef(-10), Policy: &pol})
 		for _, r := range rs {
-			proto := byte(unix.IPPROTO_TCP)
-			switch r.Proto {
-			case "tcp":
-			case "udp":
-				proto = unix.IPPROTO_UDP
-			default:
-				return fmt.Errorf("guard: protocol %q", r.Proto)
+			proto, err := ipProto(r.Proto)
+			if err != nil {
+				return fmt.Errorf("guard: %w", err)
 			}
 			a := r.Addr.Addr().Unmap()
 			reject := &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH}

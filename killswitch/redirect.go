@@ -60,13 +60,9 @@ func redirectRules(c *nftables.Conn, t *nftables.Table, tun string, rs []PortRed
 	ch := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &pol})
 	for _, r := range rs {
-		proto := byte(unix.IPPROTO_TCP)
-		switch r.Proto {
-		case "tcp":
-		case "udp":
-			proto = unix.IPPROTO_UDP
-		default:
-			return fmt.Errorf("redirect: protocol %q", r.Proto)
+		proto, err := ipProto(r.Proto)
+		if err != nil {
+			return fmt.Errorf("redirect: %w", err)
 		}
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, UserData: comment(fmt.Sprintf("forwarded %s port %d to %d", r.Proto, r.From, r.To)), Exprs: []expr.Any{
 			meta(expr.MetaKeyIIFNAME), eq(ifname(tun)),
@@ -77,4 +73,15 @@ func redirectRules(c *nftables.Conn, t *nftables.Table, tun string, rs []PortRed
 		}})
 	}
 	return nil
+}
+
+// ipProto is the IP protocol number of "tcp" or "udp".
+func ipProto(name string) (byte, error) {
+	switch name {
+	case "tcp":
+		return unix.IPPROTO_TCP, nil
+	case "udp":
+		return unix.IPPROTO_UDP, nil
+	}
+	return 0, fmt.Errorf("protocol %q (want tcp or udp)", name)
 }
