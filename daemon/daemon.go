@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vpnfwd/vpnfwd/api"
@@ -71,6 +72,10 @@ type Daemon struct {
 	targetHost string
 	targetPort uint16
 
+	// applied is the lease the daemon's subscriber last applied to the
+	// bridge or redirect (see reported).
+	applied atomic.Pointer[provider.Lease]
+
 	// server is the index in cfg.Servers of the server in use (only the
 	// session's failover changes it).
 	server int
@@ -87,7 +92,8 @@ type Options struct {
 	// Resolve overrides endpoint resolution.
 	Resolve wg.Resolver
 	// Session tunes liveness checks and recovery; its Sinks hear every
-	// event after the daemon's own.
+	// event once the daemon has applied it, on the daemon's subscriber's
+	// goroutine (they must not block).
 	Session session.Options
 	// Consumers are extra publishers beside the configured ones.
 	Consumers []publish.Consumer
@@ -215,7 +221,16 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) {
 		so.PortCheckEvery = time.Duration(cfg.PortCheck.Every)
 		log.Info("outside port check on", "checker", portcheck.Host(u), "every", cmpDuration(so.PortCheckEvery, 5*time.Minute).String())
 	}
-	so.Sinks = append([]session.Sink{d.onEvent}, so.Sinks...)
+	// The caller's sinks hear each event after the daemon applied it (the
+	// bridge listens on a new port before the demo, exec or a test dials
+	// it): they share the daemon's subscriber, so they must not block.
+	after := so.Sinks
+	so.Sinks = []session.Sink{func(ev session.Event) {
+		d.onEvent(ev)
+		for _, sink := range after {
+			sink(ev)
+		}
+	}}
 	so.Store = d.store
 	d.sess = session.New(d.dev, d.prov, so)
 	log.Info("tunnel starting", "endpoint", d.dev.Endpoint().String(), "address", prefixes(w.Address), "provider", info.Name)

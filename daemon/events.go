@@ -17,12 +17,14 @@ func (d *Daemon) onEvent(ev session.Event) {
 	switch ev.Kind {
 	case session.KindPort:
 		d.moveBridge(ev.Lease)
+		d.setApplied(ev.Lease)
 		d.disp.Send(publish.Event{Ports: ev.Lease.PublicPorts(), Reason: "port"})
 		d.broker.Publish("port", d.portStatus(ev.Lease, ev.Health))
 	case session.KindLost:
 		if d.bridge != nil {
 			d.bridge.SetRoutes(nil)
 		}
+		d.setApplied(ev.Lease)
 		d.disp.Send(publish.Event{Reason: "lost"})
 		d.broker.Publish("port", d.portStatus(ev.Lease, ev.Health))
 	case session.KindReconnect:
@@ -76,4 +78,25 @@ func PortSink() (session.Sink, <-chan provider.Lease) {
 		default:
 		}
 	}, ch
+}
+
+// setApplied records the ports the bridge (or redirect) now serves: status
+// reports a port only once it works here, never in the moment between the
+// session taking a new port and this subscriber applying it.
+func (d *Daemon) setApplied(l provider.Lease) { d.applied.Store(&l) }
+
+// reported is the lease status shows: the session's (fresh renewals,
+// errors, health) while it forwards the ports applied here, else the
+// applied one, with nothing verified yet.
+func (d *Daemon) reported(snap session.Snapshot) (provider.Lease, session.PortHealth) {
+	a := d.applied.Load()
+	switch {
+	case a == nil && !snap.Lease.Held():
+		return snap.Lease, snap.Port
+	case a == nil:
+		return provider.Lease{Provider: snap.Lease.Provider}, session.PortHealth{}
+	case a.SamePorts(snap.Lease):
+		return snap.Lease, snap.Port
+	}
+	return *a, session.PortHealth{}
 }

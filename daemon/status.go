@@ -35,7 +35,7 @@ func (d *Daemon) Status() api.Status {
 	for _, a := range d.plane.Addresses() {
 		s.Tunnel.Addresses = append(s.Tunnel.Addresses, a.String())
 	}
-	s.Port = d.portStatus(snap.Lease, snap.Port)
+	s.Port = d.portStatus(d.reported(snap))
 	var bs forward.Stats
 	var ns netstack.Stats
 	if d.bridge != nil {
