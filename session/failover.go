@@ -56,7 +56,7 @@ func (l *loop) failoverReason() string {
 }
 
 // maybeFailover starts a move when one is due; it reports whether it did.
-func (l *loop) maybeFailover() bool {
+func (l *loop) maybeFailover(ctx context.Context) bool {
 	why := l.failoverReason()
 	if why == "" {
 		return false
@@ -72,7 +72,7 @@ func (l *loop) maybeFailover() bool {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		ctx, cancel := context.WithTimeout(l.ctx, 30*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		detail, err := l.o.Failover(ctx)
 		l.failoverDone <- failoverResult{detail, err}
@@ -81,7 +81,7 @@ func (l *loop) maybeFailover() bool {
 }
 
 // onFailover takes in a finished move.
-func (l *loop) onFailover(r failoverResult) {
+func (l *loop) onFailover(ctx context.Context, r failoverResult) {
 	l.failingOver = false
 	if r.err != nil {
 		l.log.Warn("moving to the next server", "err", r.err)
@@ -99,7 +99,7 @@ func (l *loop) onFailover(r failoverResult) {
 	}
 	l.log.Info("moved to the next server", "detail", r.detail)
 	l.emit(KindRecovery, "moved to the next server: "+r.detail)
-	l.probe() // its packet starts the handshake
+	l.probe(ctx) // its packet starts the handshake
 }
 
 // noteHealthy records that the tunnel works with a live port: the next

@@ -15,15 +15,15 @@ import (
 // registration) run on goroutines it owns and report back by channel.
 
 // onTick reads the counters and starts a liveness check.
-func (l *loop) onTick() {
+func (l *loop) onTick(ctx context.Context) {
 	st, ok := l.readStats()
 	if ok && (l.check == nil || !l.probeOK) {
 		// No check, or one that never answered (a DNS server that drops
 		// queries): the counters decide.
-		l.passive(st)
+		l.passive(ctx, st)
 	}
-	l.probe()
-	l.portHealthTick()
+	l.probe(ctx)
+	l.portHealthTick(ctx)
 	l.publish()
 }
 
@@ -34,7 +34,7 @@ type probeResult struct {
 }
 
 // probe starts a liveness check unless one is under way.
-func (l *loop) probe() {
+func (l *loop) probe(ctx context.Context) {
 	if l.check == nil || l.probing {
 		return
 	}
@@ -43,7 +43,7 @@ func (l *loop) probe() {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		ctx, cancel := context.WithTimeout(l.ctx, l.o.ProbeTimeout)
+		ctx, cancel := context.WithTimeout(ctx, l.o.ProbeTimeout)
 		defer cancel()
 		c, err := l.check(ctx)
 		l.probeDone <- probeResult{c, err}
@@ -76,7 +76,7 @@ func (l *loop) readStats() (wg.Stats, bool) {
 
 // passive is the liveness rule with no probe: sent but nothing received
 // for StallAfter means down; a handshake and traffic back mean up.
-func (l *loop) passive(st wg.Stats) {
+func (l *loop) passive(ctx context.Context, st wg.Stats) {
 	now := time.Now()
 	if st.RxBytes < l.lastRx || st.TxBytes < l.lastTx { // the peer was re-created
 		l.lastRx, l.lastTx = 0, 0
@@ -88,16 +88,16 @@ func (l *loop) passive(st wg.Stats) {
 	l.lastRx, l.lastTx = st.RxBytes, st.TxBytes
 	switch {
 	case l.cur.State == StateUp && sentUnanswered && now.Sub(l.lastRxAt) > l.o.StallAfter:
-		l.failed(fmt.Errorf("nothing received for %s", now.Sub(l.lastRxAt).Round(time.Second)))
+		l.failed(ctx, fmt.Errorf("nothing received for %s", now.Sub(l.lastRxAt).Round(time.Second)))
 	case l.cur.State != StateUp && !st.LastHandshake.IsZero() && now.Sub(l.lastRxAt) < l.o.StallAfter:
-		l.alive()
+		l.alive(ctx)
 	}
 }
 
-func (l *loop) onProbe(err error) {
+func (l *loop) onProbe(ctx context.Context, err error) {
 	if err == nil {
 		l.probeOK = true
-		l.alive()
+		l.alive(ctx)
 		return
 	}
 	l.cur.ProbeFailures++
@@ -106,14 +106,14 @@ func (l *loop) onProbe(err error) {
 	}
 	// Traffic came back while the check waited: the tunnel works.
 	if st, ok := l.readStats(); ok && st.RxBytes > l.probeRx {
-		l.alive()
+		l.alive(ctx)
 		return
 	}
-	l.failed(err)
+	l.failed(ctx, err)
 }
 
 // alive: something came back through the tunnel.
-func (l *loop) alive() {
+func (l *loop) alive(ctx context.Context) {
 	l.fails = 0
 	l.lastAlive = time.Now()
 	if l.cur.State != StateUp {
@@ -135,12 +135,12 @@ func (l *loop) alive() {
 		if r, ok := l.prov.(provider.Refresher); ok {
 			r.Refresh()
 		}
-		l.portCheckSoon()
+		l.portCheckSoon(ctx)
 	}
 }
 
 // failed: a liveness check (or the passive rule) says nothing comes back.
-func (l *loop) failed(err error) {
+func (l *loop) failed(ctx context.Context, err error) {
 	l.fails++
 	if l.fails < l.o.DownAfter {
 		return
@@ -150,17 +150,17 @@ func (l *loop) failed(err error) {
 		l.log.Warn("tunnel down: nothing comes back through it; forcing a new handshake", "endpoint", l.tunnel.Endpoint().String(), "err", err)
 		l.setState(StateDown, err.Error())
 	}
-	if l.maybeFailover() {
+	if l.maybeFailover(ctx) {
 		return
 	}
 	if !l.rehandshaking && !l.failingOver && time.Since(l.lastRehandshake) >= l.o.RehandshakeEvery {
-		l.rehandshake()
+		l.rehandshake(ctx)
 	}
 }
 
 // rehandshake makes the tunnel start over, off the loop (resolving the
 // endpoint may take a while).
-func (l *loop) rehandshake() {
+func (l *loop) rehandshake(ctx context.Context) {
 	l.rehandshaking = true
 	l.lastRehandshake = time.Now()
 	l.cur.Rehandshakes++
@@ -168,6 +168,6 @@ func (l *loop) rehandshake() {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		l.rehandshakeDone <- l.tunnel.Rehandshake(l.ctx)
+		l.rehandshakeDone <- l.tunnel.Rehandshake(ctx)
 	}()
 }

@@ -39,7 +39,7 @@ type portCheckResult struct {
 }
 
 // leaseHealth updates the port's health from a provider report.
-func (l *loop) leaseHealth(prev, next provider.Lease, newPort bool) {
+func (l *loop) leaseHealth(ctx context.Context, prev, next provider.Lease, newPort bool) {
 	h := &l.cur.Port
 	switch {
 	case !next.Held():
@@ -53,38 +53,38 @@ func (l *loop) leaseHealth(prev, next provider.Lease, newPort bool) {
 		}
 		*h = PortHealth{}
 		l.closedCount, l.deadOutside = 0, false
-		l.portCheckSoon()
+		l.portCheckSoon(ctx)
 	}
 	if next.Error == "" && !next.Renewed.IsZero() && next.Renewed.After(prev.Renewed) {
 		l.verified("lease renewed with the provider", false)
 	}
-	l.expiryHealth()
+	l.expiryHealth(ctx)
 }
 
 // expiryHealth: a lease the provider could not renew and that has expired
 // is dead.
-func (l *loop) expiryHealth() {
+func (l *loop) expiryHealth(ctx context.Context) {
 	ls := l.cur.Lease
 	if ls.Held() && ls.Error != "" && !ls.Expires.IsZero() && time.Now().After(ls.Expires) {
-		l.dead("the lease expired and the provider cannot renew it: " + ls.Error)
+		l.dead(ctx, "the lease expired and the provider cannot renew it: "+ls.Error)
 	}
 }
 
 // onCheck takes in what a liveness check proved about the port.
-func (l *loop) onCheck(c provider.Check) {
+func (l *loop) onCheck(ctx context.Context, c provider.Check) {
 	if !l.cur.Lease.Held() {
 		return
 	}
 	switch {
 	case c.Dead != "":
-		l.dead(c.Dead)
+		l.dead(ctx, c.Dead)
 	case c.Verified:
 		l.verified(c.Method, false)
 	}
 }
 
 // onPortCheck takes in the outside checker's answer.
-func (l *loop) onPortCheck(r portCheckResult) {
+func (l *loop) onPortCheck(ctx context.Context, r portCheckResult) {
 	h := &l.cur.Port
 	ports := l.cur.Lease.PublicPorts()
 	if len(ports) == 0 || ports[0] != r.port {
@@ -114,7 +114,7 @@ func (l *loop) onPortCheck(r portCheckResult) {
 		l.closedCount++
 		l.nextPortCheck = time.Now().Add(l.o.PortCheckRecheck)
 		if l.closedCount >= 2 {
-			l.dead(fmt.Sprintf("the %s found port %d closed %d times in a row", l.o.PortCheckName, r.port, l.closedCount))
+			l.dead(ctx, fmt.Sprintf("the %s found port %d closed %d times in a row", l.o.PortCheckName, r.port, l.closedCount))
 			l.deadOutside = true
 		} else {
 			l.log.Warn("outside port check: closed; asking again before taking the port for dead", "port", r.port, "again_in", l.o.PortCheckRecheck.String())
@@ -143,7 +143,7 @@ func (l *loop) verified(how string, outside bool) {
 }
 
 // dead records that the held port is known not to work, and acts.
-func (l *loop) dead(why string) {
+func (l *loop) dead(ctx context.Context, why string) {
 	h := &l.cur.Port
 	if h.Dead != "" {
 		h.Dead = why
@@ -152,25 +152,25 @@ func (l *loop) dead(why string) {
 	h.Dead, h.DeadSince = why, time.Now()
 	l.log.Warn("forwarded port is dead; mapping again", "ports", l.cur.Lease.PublicPorts(), "why", why)
 	l.emit(KindHealth, "dead: "+why)
-	l.remap()
+	l.remap(ctx)
 }
 
 // remap asks the provider for the port again at once.
-func (l *loop) remap() {
+func (l *loop) remap(ctx context.Context) {
 	l.deadActed = time.Now()
 	if r, ok := l.prov.(provider.Refresher); ok {
 		r.Refresh()
 	}
 	l.emit(KindRecovery, "port dead: asking the provider again")
-	l.portCheckSoon()
+	l.portCheckSoon(ctx)
 }
 
 // portHealthTick runs every tick: lease expiry, recovery of a dead port,
 // and the outside check when due.
-func (l *loop) portHealthTick() {
-	l.expiryHealth()
+func (l *loop) portHealthTick(ctx context.Context) {
+	l.expiryHealth(ctx)
 	l.noteHealthy()
-	if l.maybeFailover() {
+	if l.maybeFailover(ctx) {
 		return
 	}
 	h := &l.cur.Port
@@ -180,23 +180,23 @@ func (l *loop) portHealthTick() {
 		case since >= deadRehandshakeAfter && l.deadActed.Sub(h.DeadSince) < deadRehandshakeAfter && !l.rehandshaking:
 			l.log.Warn("forwarded port still dead: forcing a new handshake", "why", h.Dead, "dead_for", since.Round(100*time.Millisecond).String())
 			l.deadActed = time.Now()
-			l.rehandshake()
+			l.rehandshake(ctx)
 		case time.Since(l.deadActed) >= deadRetryEvery:
-			l.remap()
+			l.remap(ctx)
 		}
 	}
-	l.maybePortCheck()
+	l.maybePortCheck(ctx)
 }
 
 // portCheckSoon makes the outside check run now (after a new port or a
 // recovery), if there is one.
-func (l *loop) portCheckSoon() {
+func (l *loop) portCheckSoon(ctx context.Context) {
 	l.nextPortCheck = time.Time{}
-	l.maybePortCheck()
+	l.maybePortCheck(ctx)
 }
 
 // maybePortCheck starts the outside check, off the loop, when it is due.
-func (l *loop) maybePortCheck() {
+func (l *loop) maybePortCheck(ctx context.Context) {
 	if l.o.PortCheck == nil || l.portChecking || !l.cur.Lease.Held() || l.cur.State != StateUp || time.Now().Before(l.nextPortCheck) {
 		return
 	}
@@ -206,7 +206,7 @@ func (l *loop) maybePortCheck() {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		ctx, cancel := context.WithTimeout(l.ctx, 30*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		open, err := l.o.PortCheck(ctx, lease)
 		l.portCheckDone <- portCheckResult{port: lease.PublicPorts()[0], open: open, err: err}

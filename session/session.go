@@ -234,7 +234,6 @@ func (s *Session) Snapshot() Snapshot { return *s.snap.Load() }
 // loop is Run's state, owned by its goroutine alone.
 type loop struct {
 	*Session
-	ctx    context.Context
 	start  time.Time
 	cur    Snapshot
 	wg     sync.WaitGroup // probe and rehandshake goroutines
@@ -277,7 +276,7 @@ type failoverResult struct {
 // and emits the final events. It returns the provider's error if the
 // provider could not work at all.
 func (s *Session) Run(ctx context.Context) error {
-	l := &loop{Session: s, ctx: ctx, start: time.Now(), cur: s.Snapshot(), probeDone: make(chan probeResult, 1), rehandshakeDone: make(chan error, 1),
+	l := &loop{Session: s, start: time.Now(), cur: s.Snapshot(), probeDone: make(chan probeResult, 1), rehandshakeDone: make(chan error, 1),
 		failoverDone: make(chan failoverResult, 1), portCheckDone: make(chan portCheckResult, 1)}
 	l.failoverWait = s.o.FailoverAfter
 	l.lastRxAt = time.Now()
@@ -305,7 +304,7 @@ func (s *Session) Run(ctx context.Context) error {
 			}
 		})
 	}()
-	runErr := l.serve(provDone)
+	runErr := l.serve(ctx, provDone)
 	close(stopReports)
 	l.wg.Wait()
 	l.setState(StateStopping, "")
@@ -326,41 +325,41 @@ func (s *Session) Run(ctx context.Context) error {
 }
 
 // serve is the event loop; it returns when ctx ends or the provider quits.
-func (l *loop) serve(provDone chan error) error {
+func (l *loop) serve(ctx context.Context, provDone chan error) error {
 	tick := time.NewTimer(0)
 	defer tick.Stop()
 	for {
 		select {
-		case <-l.ctx.Done():
+		case <-ctx.Done():
 			return nil
 		case err := <-provDone:
 			provDone <- err // Run reads it again
 			if err != nil {
 				return err
 			}
-			<-l.ctx.Done()
+			<-ctx.Done()
 			return nil
 		case lease := <-l.reports:
-			l.onLease(lease)
+			l.onLease(ctx, lease)
 		case r := <-l.probeDone:
 			l.probing = false
 			err := r.err
-			l.onProbe(err)
+			l.onProbe(ctx, err)
 			if err == nil {
-				l.onCheck(r.check)
+				l.onCheck(ctx, r.check)
 			}
 			l.cur.FailedChecks = l.fails
 			l.publish()
 			if err != nil && l.cur.State == StateUp && l.fails > 0 {
 				// One check lost: ask again at once rather than at the
 				// next tick, so a dead tunnel is known within seconds.
-				l.probe()
+				l.probe(ctx)
 			}
 		case r := <-l.portCheckDone:
 			l.portChecking = false
-			l.onPortCheck(r)
+			l.onPortCheck(ctx, r)
 		case r := <-l.failoverDone:
-			l.onFailover(r)
+			l.onFailover(ctx, r)
 		case err := <-l.rehandshakeDone:
 			l.rehandshaking = false
 			if err != nil {
@@ -368,9 +367,9 @@ func (l *loop) serve(provDone chan error) error {
 			}
 			// The check's packet is what starts the new handshake: send
 			// it now rather than at the next tick.
-			l.probe()
+			l.probe(ctx)
 		case <-tick.C:
-			l.onTick()
+			l.onTick(ctx)
 			every := l.o.ProbeEvery
 			if l.cur.State != StateUp {
 				every /= 2
@@ -385,7 +384,7 @@ func (l *loop) serve(provDone chan error) error {
 }
 
 // onLease takes in a provider report.
-func (l *loop) onLease(next provider.Lease) {
+func (l *loop) onLease(ctx context.Context, next provider.Lease) {
 	prev := l.cur.Lease
 	if next.Error != prev.Error {
 		if next.Error != "" {
@@ -411,14 +410,14 @@ func (l *loop) onLease(next provider.Lease) {
 		l.probeOK = true
 	}
 	if next.Held() && l.cur.State == StateConnecting {
-		l.alive()
+		l.alive(ctx)
 	}
 	movedIP := next.PublicIP.IsValid() && prev.PublicIP.IsValid() && next.PublicIP != prev.PublicIP
 	newPort := next.Held() && (!prev.Held() || !next.SamePorts(prev) || movedIP || l.moved)
 	if next.Held() {
 		l.moved = false
 	}
-	l.leaseHealth(prev, next, newPort)
+	l.leaseHealth(ctx, prev, next, newPort)
 	switch {
 	case newPort:
 		args := []any{"ports", next.PublicPorts(), "provider", next.Provider}
