@@ -29,6 +29,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/killswitch"
 	"github.com/vpnfwd/vpnfwd/netns"
 	"github.com/vpnfwd/vpnfwd/netstack"
+	"github.com/vpnfwd/vpnfwd/nft"
 	"github.com/vpnfwd/vpnfwd/portcheck"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/publish"
@@ -165,17 +166,17 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) {
 			d.closeAll()
 			return nil, err
 		}
-		direct = killswitch.MarkedDialer(d.ks.Mark())
+		direct = nft.MarkedDialer(d.ks.Mark())
 	} else if cfg.WireGuard.Tun != "" {
 		// The routing rules send every unmarked packet into the TUN: the
 		// WireGuard socket and a provider's login carry the mark.
 		wopts.FwMark = tunMark
-		direct = killswitch.MarkedDialer(tunMark)
+		direct = nft.MarkedDialer(tunMark)
 		if wopts.Resolve == nil {
 			// The endpoint's name is looked up around the tunnel, as
 			// wg-quick does before it routes: through it, the lookup
 			// would wait on the handshake it is needed for.
-			res := killswitch.MarkedResolver(tunMark, d.systemNameservers())
+			res := nft.MarkedResolver(tunMark, d.systemNameservers())
 			wopts.Resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
 				return res.LookupNetIP(ctx, "ip", host)
 			}

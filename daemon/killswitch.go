@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/vpnfwd/vpnfwd/killswitch"
+	"github.com/vpnfwd/vpnfwd/nft"
 	"github.com/vpnfwd/vpnfwd/tunnel"
 	"github.com/vpnfwd/vpnfwd/wg"
 )
@@ -17,7 +18,7 @@ import (
 // OnEndpoint before using it, and its socket carries the mark.
 func (d *Daemon) startKillSwitch(wopts *wg.Options, loginPorts []uint16) error {
 	k := d.cfg.KillSwitch
-	kc := killswitch.Config{Table: k.Table, Mark: killswitch.DefaultMark, Tunnel: d.cfg.WireGuard.Tun, OnlyCgroup: k.OnlyCgroup, AllowMarkedTCP: loginPorts}
+	kc := killswitch.Config{Table: k.Table, Mark: nft.WireGuardMark, Tunnel: d.cfg.WireGuard.Tun, OnlyCgroup: k.OnlyCgroup, AllowMarkedTCP: loginPorts}
 	for _, l := range k.AllowLAN {
 		p, _ := tunnel.ParsePrefix(l)
 		kc.AllowLAN = append(kc.AllowLAN, netip.Prefix(p))
@@ -41,7 +42,7 @@ func (d *Daemon) startKillSwitch(wopts *wg.Options, loginPorts []uint16) error {
 	d.log.Info("kill switch on: nothing but vpnfwd's WireGuard socket may leave", "scope", scope, "allow_lan", strings.Join(k.AllowLAN, ","))
 	wopts.FwMark = ks.Mark()
 	if wopts.Resolve == nil {
-		res := killswitch.MarkedResolver(ks.Mark(), d.systemNameservers())
+		res := nft.MarkedResolver(ks.Mark(), d.systemNameservers())
 		wopts.Resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
 			d.log.Info("resolving the endpoint outside the tunnel (the kill switch lets only vpnfwd's own lookups out)", "host", host)
 			return res.LookupNetIP(ctx, "ip", host)

@@ -9,8 +9,8 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/vpnfwd/vpnfwd/forward"
-	"github.com/vpnfwd/vpnfwd/killswitch"
 	"github.com/vpnfwd/vpnfwd/netns"
+	"github.com/vpnfwd/vpnfwd/nft"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/tundev"
 	"github.com/vpnfwd/vpnfwd/tunnel"
@@ -29,7 +29,7 @@ type dataPlane interface {
 
 // tunMark is the WireGuard socket's mark in tun mode: the routing rules
 // keep marked packets out of the tunnel (the kill switch uses the same).
-const tunMark = killswitch.DefaultMark
+const tunMark = nft.WireGuardMark
 
 // openTun is the kernel data plane: a TUN named in the config, with the
 // tunnel's addresses and every peer's allowed IPs routed through it except
@@ -38,7 +38,7 @@ const tunMark = killswitch.DefaultMark
 func (d *Daemon) openTun() error {
 	w := d.cfg.WireGuard
 	routes := allowedIPs(w.Peers)
-	t, err := tundev.Open(tundev.Config{Name: w.Tun, MTU: w.MTU, Addresses: w.Addresses(), Routes: routes, Mark: tunMark, OwnMark: killswitch.OwnMark})
+	t, err := tundev.Open(tundev.Config{Name: w.Tun, MTU: w.MTU, Addresses: w.Addresses(), Routes: routes, Mark: tunMark, OwnMark: nft.OwnMark})
 	if err != nil {
 		return err
 	}
@@ -106,15 +106,15 @@ func (d *Daemon) guardControl(ctx context.Context) {
 	if !ok || (d.tun == nil && d.sandbox == nil) {
 		return
 	}
-	var rs []killswitch.Reserved
+	var rs []nft.Reserved
 	for _, e := range g.ControlEndpoints() {
-		rs = append(rs, killswitch.Reserved{Proto: e.Network, Addr: e.Addr})
+		rs = append(rs, nft.Reserved{Proto: e.Network, Addr: e.Addr})
 	}
 	var err error
 	if d.sandbox != nil {
 		err = d.sandbox.Guard(ctx, rs)
 	} else {
-		err = killswitch.Guard(d.guardTable(), killswitch.OwnMark, rs)
+		err = nft.Guard(d.guardTable(), nft.OwnMark, rs)
 	}
 	if err != nil {
 		d.log.Error("keeping the provider's port-forwarding service to vpnfwd: other programs in the namespace can reach it", "err", err)
@@ -128,7 +128,7 @@ func (d *Daemon) unguard() {
 	if d.tun == nil {
 		return
 	}
-	if err := killswitch.Guard(d.guardTable(), killswitch.OwnMark, nil); err != nil {
+	if err := nft.Guard(d.guardTable(), nft.OwnMark, nil); err != nil {
 		d.log.Error("removing the guard table", "table", d.guardTable(), "err", err)
 	}
 }
@@ -139,7 +139,7 @@ func (d *Daemon) redirectTable() string { return "vpnfwd_fwd_" + d.cfg.WireGuard
 // tunPorts says which port the service must listen on in tun mode, and
 // with --forward HOST:PORT redirects the forwarded port to PORT.
 func (d *Daemon) tunPorts(l provider.Lease) {
-	var rs []killswitch.PortRedirect
+	var rs []nft.PortRedirect
 	for _, p := range l.Ports {
 		to := d.targetPort
 		if to == 0 || to == p.Local {
@@ -148,7 +148,7 @@ func (d *Daemon) tunPorts(l provider.Lease) {
 		}
 		for _, proto := range d.cfg.Forward.Protocols {
 			if p.Protocol == "" || p.Protocol == proto {
-				rs = append(rs, killswitch.PortRedirect{Proto: proto, From: p.Local, To: to})
+				rs = append(rs, nft.PortRedirect{Proto: proto, From: p.Local, To: to})
 			}
 		}
 		d.log.Info("the forwarded port is redirected (the service must listen on all addresses or the tunnel's, not on loopback only)", "port", p.Local, "to", to)
@@ -190,9 +190,9 @@ func allowedIPs(peers []tunnel.Peer) []netip.Prefix {
 
 // redirect puts the redirects in: in vpnfwd's namespace in tun mode, in
 // CMD's in exec mode.
-func (d *Daemon) redirect(rs []killswitch.PortRedirect) error {
+func (d *Daemon) redirect(rs []nft.PortRedirect) error {
 	if d.sandbox == nil {
-		return killswitch.Redirect(d.redirectTable(), d.cfg.WireGuard.Tun, rs)
+		return nft.Redirect(d.redirectTable(), d.cfg.WireGuard.Tun, rs)
 	}
 	var nrs []netns.Redirect
 	for _, r := range rs {

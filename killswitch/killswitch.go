@@ -4,6 +4,8 @@
 // before the first packet, the endpoint rule is swapped atomically when the
 // endpoint moves, and the rules stay if vpnfwd dies: only Remove (or
 // `vpnfwd killswitch off`) takes them out. It needs CAP_NET_ADMIN.
+// It is the policy only: the marks, table plumbing and the redirect and
+// guard tables are package nft's.
 package killswitch
 
 import (
@@ -21,13 +23,15 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+
+	"github.com/vpnfwd/vpnfwd/nft"
 )
 
 // DefaultTable is the nftables table (family inet) vpnfwd owns.
 const DefaultTable = "vpnfwd"
 
 // DefaultMark is the SO_MARK vpnfwd puts on its own sockets.
-const DefaultMark = 0x7670 // "vp"
+const DefaultMark = nft.WireGuardMark
 
 // Config describes the rules.
 type Config struct {
@@ -132,7 +136,7 @@ func (k *KillSwitch) rescope(cfg Config) error {
 	ch := &nftables.Chain{Name: chainOutput, Table: k.table}
 	c.FlushChain(ch)
 	for _, r := range scopeRules(cfg) {
-		c.AddRule(&nftables.Rule{Table: k.table, Chain: ch, Exprs: r.exprs, UserData: comment(r.comment)})
+		c.AddRule(&nftables.Rule{Table: k.table, Chain: ch, Exprs: r.exprs, UserData: nft.Comment(r.comment)})
 	}
 	if err := c.Flush(); err != nil {
 		return explain(err)
@@ -167,21 +171,6 @@ type KillSwitch struct {
 	table *nftables.Table
 }
 
-func conn() (*nftables.Conn, error) {
-	c, err := nftables.New()
-	if err != nil {
-		return nil, fmt.Errorf("kill switch: netlink: %w", err)
-	}
-	return c, nil
-}
-
-func explain(err error) error {
-	if errors.Is(err, syscall.EPERM) {
-		return fmt.Errorf("kill switch needs CAP_NET_ADMIN (run as root, or give the container/binary NET_ADMIN): %w", err)
-	}
-	return fmt.Errorf("kill switch: %w", err)
-}
-
 // Apply installs the rules in one atomic batch, replacing an earlier
 // vpnfwd table (one left by a crash or --lockdown). If it fails, nothing
 // changed.
@@ -204,12 +193,12 @@ func Apply(cfg Config) (*KillSwitch, error) {
 	}
 	c.AddTable(t)
 	own := c.AddChain(&nftables.Chain{Name: chainOwner, Table: t})
-	c.AddRule(&nftables.Rule{Table: t, Chain: own, Exprs: []expr.Any{&expr.Counter{}}, UserData: comment(fmt.Sprintf("pid %d", os.Getpid()))})
+	c.AddRule(&nftables.Rule{Table: t, Chain: own, Exprs: []expr.Any{&expr.Counter{}}, UserData: nft.Comment(fmt.Sprintf("pid %d", os.Getpid()))})
 	out := c.AddChain(baseChain(t, chainOutput, nftables.ChainHookOutput))
 	ep := c.AddChain(&nftables.Chain{Name: chainEndpoint, Table: t})
 	add := func(ch *nftables.Chain, rs []rule) {
 		for _, r := range rs {
-			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: r.exprs, UserData: comment(r.comment)})
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: r.exprs, UserData: nft.Comment(r.comment)})
 		}
 	}
 	if cfg.Endpoint.IsValid() {
@@ -262,7 +251,7 @@ func (k *KillSwitch) SetEndpoint(ep netip.AddrPort) error {
 	ch := &nftables.Chain{Name: chainEndpoint, Table: k.table}
 	c.FlushChain(ch)
 	r := endpointRule(k.cfg.Mark, ep)
-	c.AddRule(&nftables.Rule{Table: k.table, Chain: ch, Exprs: r.exprs, UserData: comment(r.comment)})
+	c.AddRule(&nftables.Rule{Table: k.table, Chain: ch, Exprs: r.exprs, UserData: nft.Comment(r.comment)})
 	if err := c.Flush(); err != nil {
 		return explain(err)
 	}
@@ -321,3 +310,14 @@ func (k *KillSwitch) CloseEndpoint() error {
 	}
 	return nil
 }
+
+// conn and explain name the kill switch in nftables' errors.
+func conn() (*nftables.Conn, error) {
+	c, err := nft.Conn()
+	if err != nil {
+		return nil, fmt.Errorf("kill switch: %w", err)
+	}
+	return c, nil
+}
+
+func explain(err error) error { return fmt.Errorf("kill switch: %w", nft.Explain(err)) }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/nftables/expr"
+
+	"github.com/vpnfwd/vpnfwd/nft"
 )
 
 func comments(rs []rule) string {
@@ -58,11 +60,11 @@ func TestEndpointRuleMatchesMarkAddressPort(t *testing.T) {
 	for _, e := range r.exprs {
 		if c, ok := e.(*expr.Cmp); ok {
 			switch string(c.Data) {
-			case string(u32(0x7670)):
+			case string(nft.U32(0x7670)):
 				sawMark = true
 			case string([]byte{203, 0, 113, 9}):
 				sawAddr = true
-			case string(be16(51820)):
+			case string(nft.BE16(51820)):
 				sawPort = true
 			}
 		}
@@ -73,7 +75,7 @@ func TestEndpointRuleMatchesMarkAddressPort(t *testing.T) {
 }
 
 func TestPrefixMask(t *testing.T) {
-	es := addr(netip.MustParsePrefix("10.1.0.0/16"), false)
+	es := nft.Addr(netip.MustParsePrefix("10.1.0.0/16"), false)
 	var bw *expr.Bitwise
 	for _, e := range es {
 		if b, ok := e.(*expr.Bitwise); ok {

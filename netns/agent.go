@@ -12,10 +12,11 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vpnfwd/vpnfwd/killswitch"
-	"github.com/vpnfwd/vpnfwd/tundev"
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/vpnfwd/vpnfwd/nft"
+	"github.com/vpnfwd/vpnfwd/tundev"
 )
 
 // agent is the process inside the namespaces. It answers vpnfwd's
@@ -69,7 +70,7 @@ func (a *agent) handle(rq request) {
 	case "redirect":
 		err = a.redirect(rq.Redirects)
 	case "guard":
-		err = killswitch.Guard("vpnfwd_guard", killswitch.OwnMark, rq.Reserved)
+		err = nft.Guard("vpnfwd_guard", nft.OwnMark, rq.Reserved)
 	case "start":
 		rp.PID, err = a.start(rq)
 	case "signal":
@@ -176,23 +177,23 @@ func (a *agent) listenUDP(rq request) ([]*os.File, error) {
 	return []*os.File{f}, nil
 }
 
-// markOwn marks vpnfwd's own sockets in the namespace (killswitch.OwnMark),
+// markOwn marks vpnfwd's own sockets in the namespace (nft.OwnMark),
 // so that the guard's rules let exactly them reach the provider's control
 // endpoints.
 func markOwn(_, _ string, c syscall.RawConn) error {
 	var serr error
 	err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, killswitch.OwnMark)
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, nft.OwnMark)
 	})
 	return errors.Join(err, serr)
 }
 
 func (a *agent) redirect(rs []Redirect) error {
-	var prs []killswitch.PortRedirect
+	var prs []nft.PortRedirect
 	for _, r := range rs {
-		prs = append(prs, killswitch.PortRedirect{Proto: r.Proto, From: r.From, To: r.To})
+		prs = append(prs, nft.PortRedirect{Proto: r.Proto, From: r.From, To: r.To})
 	}
-	return killswitch.Redirect("vpnfwd_fwd", a.dev.Name(), prs)
+	return nft.Redirect("vpnfwd_fwd", a.dev.Name(), prs)
 }
 
 // start runs CMD and reports its end (event "exited").

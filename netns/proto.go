@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/vpnfwd/vpnfwd/killswitch"
+	"github.com/vpnfwd/vpnfwd/nft"
 )
 
 // AgentEnv marks the agent process (vpnfwd runs netns.Agent when set).
@@ -49,7 +49,7 @@ type request struct {
 	Redirects []Redirect `json:"redirects,omitempty"`
 
 	// guard
-	Reserved []killswitch.Reserved `json:"reserved,omitempty"`
+	Reserved []nft.Reserved `json:"reserved,omitempty"`
 
 	// start
 	Argv []string `json:"argv,omitempty"`

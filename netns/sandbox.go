@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/vpnfwd/vpnfwd/killswitch"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/vpnfwd/vpnfwd/nft"
 )
 
 // Config describes the namespace.
@@ -290,9 +291,9 @@ func (s *Sandbox) SetAddresses(addrs []netip.Prefix) error {
 }
 
 // Guard makes the provider's control endpoints reachable from vpnfwd's
-// own sockets only, inside the namespace (killswitch.Guard; nil removes
+// own sockets only, inside the namespace (nft.Guard; nil removes
 // the rules).
-func (s *Sandbox) Guard(ctx context.Context, rs []killswitch.Reserved) error {
+func (s *Sandbox) Guard(ctx context.Context, rs []nft.Reserved) error {
 	_, err := s.call(ctx, request{Op: "guard", Reserved: rs})
 	return err
 }

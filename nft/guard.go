@@ -1,4 +1,4 @@
-package killswitch
+package nft
 
 import (
 	"fmt"
@@ -8,12 +8,6 @@ import (
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
-
-// OwnMark is the SO_MARK of vpnfwd's own sockets through the kernel TUN
-// (tun and exec mode: the provider's requests, the liveness checks). It
-// differs from DefaultMark, which keeps the WireGuard socket out of the
-// tunnel: these must go into it.
-const OwnMark = 0x7671
 
 // Reserved is one control endpoint that only vpnfwd's own sockets may
 // reach: "tcp" or "udp", and the address.
@@ -29,7 +23,7 @@ type Reserved struct {
 // namespace routes for (forward); the program gets an ICMP refusal at
 // once. Each call replaces the table atomically; an empty list removes it.
 func Guard(table string, mark uint32, rs []Reserved) error {
-	return replaceTable(table, len(rs) == 0, func(c *nftables.Conn, t *nftables.Table) error {
+	return ReplaceTable(table, len(rs) == 0, func(c *nftables.Conn, t *nftables.Table) error {
 		return guardRules(c, t, mark, rs)
 	})
 }
@@ -41,11 +35,11 @@ func guardRules(c *nftables.Conn, t *nftables.Table, mark uint32, rs []Reserved)
 		num  *nftables.ChainHook
 	}{{"output", nftables.ChainHookOutput}, {"forward", nftables.ChainHookForward}} {
 		// Before the kill switch's chains (priority 0): a refusal here is
-		// final whatever they would accept.
+		// final whatever they would Accept.
 		ch := c.AddChain(&nftables.Chain{Name: hook.name, Table: t, Type: nftables.ChainTypeFilter,
 			Hooknum: hook.num, Priority: nftables.ChainPriorityRef(-10), Policy: &pol})
 		for _, r := range rs {
-			proto, err := ipProto(r.Proto)
+			proto, err := IPProto(r.Proto)
 			if err != nil {
 				return fmt.Errorf("guard: %w", err)
 			}
@@ -54,9 +48,9 @@ func guardRules(c *nftables.Conn, t *nftables.Table, mark uint32, rs []Reserved)
 			if proto == unix.IPPROTO_TCP {
 				reject = &expr.Reject{Type: unix.NFT_REJECT_TCP_RST}
 			}
-			c.AddRule(&nftables.Rule{Table: t, Chain: ch, UserData: comment(fmt.Sprintf("only vpnfwd reaches %s %s", r.Proto, r.Addr)),
-				Exprs: cat(addr(netip.PrefixFrom(a, a.BitLen()), false), l4(proto), ports(0, r.Addr.Port()),
-					[]expr.Any{meta(expr.MetaKeyMARK), neq(u32(mark)), count, reject})})
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, UserData: Comment(fmt.Sprintf("only vpnfwd reaches %s %s", r.Proto, r.Addr)),
+				Exprs: Cat(Addr(netip.PrefixFrom(a, a.BitLen()), false), L4(proto), Ports(0, r.Addr.Port()),
+					[]expr.Any{Meta(expr.MetaKeyMARK), Neq(U32(mark)), Count, reject})})
 		}
 	}
 	return nil

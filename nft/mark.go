@@ -1,4 +1,4 @@
-package killswitch
+package nft
 
 import (
 	"context"

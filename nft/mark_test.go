@@ -1,4 +1,4 @@
-package killswitch
+package nft
 
 import (
 	"context"
@@ -45,7 +45,7 @@ func TestMarkedResolverAsksItsServers(t *testing.T) {
 		}
 	}()
 	srv := netip.MustParseAddrPort(pc.LocalAddr().String())
-	res := MarkedResolver(DefaultMark, []netip.AddrPort{srv})
+	res := MarkedResolver(WireGuardMark, []netip.AddrPort{srv})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	addrs, err := res.LookupNetIP(ctx, "ip4", "vpn.example.invalid.")

@@ -37,7 +37,7 @@ type Config struct {
 	Table int
 	// OwnMark, when set, is put on vpnfwd's own sockets through the TUN
 	// (DialContext, ListenUDP), so that firewall rules can tell them from
-	// every other program's (killswitch.Guard). It must differ from Mark.
+	// every other program's (nft.Guard). It must differ from Mark.
 	OwnMark uint32
 }
 
