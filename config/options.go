@@ -106,11 +106,11 @@ var Options = []Option{
 		c.Publish = append(c.Publish, Publish{Type: "file", Path: v})
 		return nil
 	}},
-	{Flag: "on-port", Key: "[[publish]] type=\"exec\"", Usage: "run `CMD` on each port change; {{port}} is replaced by the port", Set: func(c *Config, v string) error {
+	{Flag: "on-port", Key: "[[publish]] type=\"exec\"", Usage: "run `CMD` on each new port (gluetun's VPN_PORT_FORWARDING_UP_COMMAND): {{PORT}} is the port, {{PORTS}} all of them, {{VPN_INTERFACE}} the tunnel's interface", Set: func(c *Config, v string) error {
 		c.Publish = append(c.Publish, Publish{Type: "exec", Command: v})
 		return nil
 	}},
-	{Flag: "on-port-lost", Key: "[[publish]] type=\"exec\" on=\"lost\"", Usage: "run `CMD` when the forwarded port is lost (and at exit)", Set: func(c *Config, v string) error {
+	{Flag: "on-port-lost", Key: "[[publish]] type=\"exec\" on=\"lost\"", Usage: "run `CMD` with the ports given up in {{PORT}}/{{PORTS}} when the port is lost, changes (before --on-port's command) or is released at exit (gluetun's VPN_PORT_FORWARDING_DOWN_COMMAND)", Set: func(c *Config, v string) error {
 		c.Publish = append(c.Publish, Publish{Type: "exec", Command: v, On: "lost"})
 		return nil
 	}},

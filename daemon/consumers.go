@@ -9,9 +9,42 @@ import (
 	"github.com/vpnfwd/vpnfwd/publish"
 )
 
-// buildConsumers makes the configured publishers.
-func buildConsumers(cfg *config.Config, log *slog.Logger) ([]publish.Consumer, error) {
+// buildConsumers makes the configured publishers. iface is the tunnel's
+// interface for the hooks' {{VPN_INTERFACE}} ("" in netstack mode). A
+// port-lost hook is paired with a port hook (the first with the first, as
+// gluetun has one of each) so that on a port change the old port's
+// command finishes before the new port's runs.
+func buildConsumers(cfg *config.Config, iface string, log *slog.Logger) ([]publish.Consumer, error) {
 	var out []publish.Consumer
+	var ups, downs []config.Publish
+	for _, p := range cfg.Publish {
+		if p.Type != "exec" {
+			continue
+		}
+		if !p.Shell {
+			if _, err := publish.SplitWords(p.Command); err != nil {
+				return nil, fmt.Errorf("--on-port: %w", err)
+			}
+		}
+		if p.On == "lost" {
+			downs = append(downs, p)
+		} else {
+			ups = append(ups, p)
+		}
+	}
+	for i := range max(len(ups), len(downs)) {
+		e := publish.Exec{Interface: iface, Log: log}
+		if i < len(ups) {
+			e.Command, e.Shell, e.Timeout = ups[i].Command, ups[i].Shell, time.Duration(ups[i].Timeout)
+		}
+		if i < len(downs) {
+			e.Down = downs[i].Command
+			if i >= len(ups) {
+				e.Shell, e.Timeout = downs[i].Shell, time.Duration(downs[i].Timeout)
+			}
+		}
+		out = append(out, e)
+	}
 	for _, p := range cfg.Publish {
 		cc := publish.ClientConfig{
 			URL: p.URL, Username: p.Username, Password: string(p.Password), PasswordFile: p.PasswordFile,
@@ -20,13 +53,7 @@ func buildConsumers(cfg *config.Config, log *slog.Logger) ([]publish.Consumer, e
 		switch p.Type {
 		case "file":
 			out = append(out, &publish.File{Path: p.Path, Log: log})
-		case "exec":
-			if !p.Shell {
-				if _, err := publish.SplitWords(p.Command); err != nil {
-					return nil, fmt.Errorf("--on-port: %w", err)
-				}
-			}
-			out = append(out, publish.Exec{Command: p.Command, Shell: p.Shell, Timeout: time.Duration(p.Timeout), OnLost: p.On == "lost"})
+		case "exec": // above
 		case "qbittorrent":
 			opts := publish.QBittorrentOptions{MultiConnections: p.MultiConnections}
 			if p.UseProxy {

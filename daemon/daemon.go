@@ -289,7 +289,7 @@ func (d *Daemon) buildDataPath(extra []publish.Consumer, exec bool) error {
 	gctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	d.guardControl(gctx)
 	cancel()
-	consumers, err := buildConsumers(d.cfg, d.log.With("component", "publish"))
+	consumers, err := buildConsumers(d.cfg, d.iface(), d.log.With("component", "publish"))
 	if err != nil {
 		return err
 	}

@@ -16,16 +16,18 @@ import (
 func (d *Daemon) onEvent(ev session.Event) {
 	switch ev.Kind {
 	case session.KindPort:
+		released := d.released(ev.Lease)
 		d.moveBridge(ev.Lease)
 		d.setApplied(ev.Lease)
-		d.disp.Send(publish.Event{Ports: ev.Lease.PublicPorts(), Reason: "port"})
+		d.disp.Send(publish.Event{Ports: ev.Lease.PublicPorts(), Reason: "port", Released: released})
 		d.broker.Publish("port", d.portStatus(ev.Lease, ev.Health))
 	case session.KindLost:
 		if d.bridge != nil {
 			d.bridge.SetRoutes(nil)
 		}
+		released := d.released(ev.Lease)
 		d.setApplied(ev.Lease)
-		d.disp.Send(publish.Event{Reason: "lost"})
+		d.disp.Send(publish.Event{Reason: "lost", Released: released})
 		d.broker.Publish("port", d.portStatus(ev.Lease, ev.Health))
 	case session.KindReconnect:
 		d.disp.Send(publish.Event{Ports: ev.Lease.PublicPorts(), Reason: "reconnect"})
@@ -78,6 +80,29 @@ func PortSink() (session.Sink, <-chan provider.Lease) {
 		default:
 		}
 	}, ch
+}
+
+// released are the public ports the last applied lease held that the
+// next one does not (a port-lost hook hears them).
+func (d *Daemon) released(next provider.Lease) []uint16 {
+	prev := d.applied.Load()
+	if prev == nil || !prev.Held() || prev.SamePorts(next) {
+		return nil
+	}
+	return prev.PublicPorts()
+}
+
+// iface is the tunnel's interface as the hooks' {{VPN_INTERFACE}} names
+// it: the TUN in tun mode, exec's TUN inside its namespace; none in
+// netstack mode (the service listens on the host: any interface).
+func (d *Daemon) iface() string {
+	switch {
+	case d.sandbox != nil:
+		return execTun
+	case d.tun != nil:
+		return d.tun.Name()
+	}
+	return ""
 }
 
 // setApplied records the ports the bridge (or redirect) now serves: status

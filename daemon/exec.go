@@ -15,6 +15,10 @@ import (
 	"github.com/vpnfwd/vpnfwd/provider"
 )
 
+// execTun is the TUN's name inside exec's namespace (the hooks'
+// {{VPN_INTERFACE}} there).
+const execTun = "tun0"
+
 // execDNS is where CMD's resolv.conf points: the forwarder's sockets,
 // made inside CMD's namespace.
 var execDNS = netip.MustParseAddrPort("127.0.0.1:53")
@@ -89,7 +93,7 @@ func cmdEnv(env []string) []string {
 // by the agent, with the DNS forwarder's sockets beside it.
 func (d *Daemon) openSandbox() error {
 	w := d.cfg.WireGuard
-	s, err := netns.Start(netns.Config{Tun: "tun0", MTU: w.MTU, Addresses: w.Addresses(), Routes: allowedIPs(w.Peers), DNS: execDNS})
+	s, err := netns.Start(netns.Config{Tun: execTun, MTU: w.MTU, Addresses: w.Addresses(), Routes: allowedIPs(w.Peers), DNS: execDNS})
 	if err != nil {
 		return err
 	}

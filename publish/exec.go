@@ -5,28 +5,35 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Exec runs a command on every new port. {{port}} in the command becomes
-// the first port, {{ports}} all of them comma-separated ({{PORT}} and
-// {{PORTS}} too, as in gluetun's commands). The command is
-// split into words (quotes group) and run directly; Shell runs it with
-// /bin/sh -c instead. It never runs when the port is lost, unless OnLost:
-// then it runs only then (with VPNFWD_REASON=lost and no port).
+// Exec runs hook commands as gluetun runs VPN_PORT_FORWARDING_UP_COMMAND
+// and _DOWN_COMMAND (internal/portforward/service: start.go, stop.go,
+// command.go): Command for each new port, with {{PORT}} the first port and
+// {{PORTS}} all of them comma-separated; Down with the ports being given
+// up, when the port is lost (and at exit) and, before Command, when the
+// port changes (gluetun stops the old forward, running its down command,
+// then starts the new one). {{VPN_INTERFACE}} is Interface in both, and
+// {{port}}/{{ports}} are vpnfwd's older spelling. A command is split into
+// words (quotes group, as gluetun's command.Split does) and run directly;
+// Shell runs it with /bin/sh -c instead. Neither ever runs with port 0.
 type Exec struct {
-	Command string
-	Shell   bool
-	Timeout time.Duration // default 30 s
-	OnLost  bool
+	Command   string // on a new port ("" for none)
+	Down      string // when ports are given up ("" for none)
+	Shell     bool
+	Timeout   time.Duration // per command; default 30 s
+	Interface string        // {{VPN_INTERFACE}}: the tunnel's interface ("" in netstack mode: any)
+	Log       *slog.Logger
 }
 
 // Name implements Consumer.
 func (e Exec) Name() string {
-	if e.OnLost {
+	if e.Command == "" {
 		return "exec(lost)"
 	}
 	return "exec"
@@ -34,30 +41,40 @@ func (e Exec) Name() string {
 
 // Publish implements Consumer.
 func (e Exec) Publish(ctx context.Context, ev Event) error {
-	if lost := len(ev.Ports) == 0; lost != e.OnLost {
-		return nil
+	var downErr error
+	if e.Down != "" && len(ev.Released) > 0 {
+		downErr = e.run(ctx, e.Down, "lost", ev.Released)
+		if downErr != nil && len(ev.Ports) > 0 && e.Log != nil {
+			// The new port matters more: it is set up whatever the down
+			// command said, and only its failure is retried.
+			e.Log.Warn("port-lost hook failed", "ports", ev.Released, "err", downErr)
+			downErr = nil
+		}
 	}
-	var ports []string
-	for _, p := range ev.Ports {
-		ports = append(ports, strconv.Itoa(int(p)))
+	if e.Command == "" || len(ev.Ports) == 0 {
+		return downErr
 	}
-	return e.run(ctx, ev, ports)
+	return e.run(ctx, e.Command, ev.Reason, ev.Ports)
 }
 
-// run runs the command for ports (none: the port was lost).
-func (e Exec) run(ctx context.Context, ev Event, ports []string) error {
+// run runs one command for ports.
+func (e Exec) run(ctx context.Context, command, reason string, ps []uint16) error {
+	var ports []string
+	for _, p := range ps {
+		ports = append(ports, strconv.Itoa(int(p)))
+	}
 	first := ""
 	if len(ports) > 0 {
 		first = ports[0]
 	}
-	// {{PORT}} and {{PORTS}} as gluetun's commands write them.
 	all := strings.Join(ports, ",")
-	expand := strings.NewReplacer("{{port}}", first, "{{ports}}", all, "{{PORT}}", first, "{{PORTS}}", all)
+	expand := strings.NewReplacer("{{PORT}}", first, "{{PORTS}}", all, "{{VPN_INTERFACE}}", e.Interface,
+		"{{port}}", first, "{{ports}}", all)
 	var argv []string
 	if e.Shell {
-		argv = []string{"/bin/sh", "-c", expand.Replace(e.Command)}
+		argv = []string{"/bin/sh", "-c", expand.Replace(command)}
 	} else {
-		words, err := SplitWords(e.Command)
+		words, err := SplitWords(command)
 		if err != nil {
 			return err
 		}
@@ -75,7 +92,7 @@ func (e Exec) run(ctx context.Context, ev Event, ports []string) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(hookEnv(cmd.Environ()), "VPNFWD_PORT="+first, "VPNFWD_PORTS="+strings.Join(ports, ","), "VPNFWD_REASON="+ev.Reason)
+	cmd.Env = append(hookEnv(cmd.Environ()), "VPNFWD_PORT="+first, "VPNFWD_PORTS="+all, "VPNFWD_REASON="+reason)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = time.Second

@@ -20,6 +20,9 @@ type Event struct {
 	// Reason is "port" for a new port, "lost", or "reconnect" when the
 	// tunnel came back with the same port (consumers re-apply it).
 	Reason string
+	// Released are the ports given up: the old ones when the port
+	// changed or was lost (a down hook hears them).
+	Released []uint16
 }
 
 // Consumer is one place the port goes.

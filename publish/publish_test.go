@@ -44,7 +44,7 @@ func TestDispatcherOrderOnceNeverZero(t *testing.T) {
 	d.Send(Event{Reason: "lost"})
 	d.Send(Event{Ports: []uint16{3000}, Reason: "reconnect"})
 	d.Flush(5 * time.Second)
-	want := []Event{{[]uint16{1000}, "port"}, {[]uint16{2000}, "port"}, {nil, "lost"}, {[]uint16{3000}, "reconnect"}}
+	want := []Event{{Ports: []uint16{1000}, Reason: "port"}, {Ports: []uint16{2000}, Reason: "port"}, {Reason: "lost"}, {Ports: []uint16{3000}, Reason: "reconnect"}}
 	for _, r := range []*recorder{slow, fast} {
 		r.mu.Lock()
 		got := r.events
@@ -64,13 +64,13 @@ func TestDispatcherOrderOnceNeverZero(t *testing.T) {
 	}
 }
 
-func TestFileAtomicAndEmptied(t *testing.T) {
+func TestFileLikeGluetunsAndEmptied(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "port")
 	f := &File{Path: path}
 	if err := f.Publish(context.Background(), Event{Ports: []uint16{51413, 51414}}); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(path); string(b) != "51413\n51414\n" {
+	if b, _ := os.ReadFile(path); string(b) != "51413\n51414" { // gluetun's format: no newline after the last
 		t.Errorf("file %q", b)
 	}
 	f.Publish(context.Background(), Event{Reason: "lost"})
@@ -80,7 +80,7 @@ func TestFileAtomicAndEmptied(t *testing.T) {
 	}
 	ents, _ := os.ReadDir(filepath.Dir(path))
 	if len(ents) != 1 {
-		t.Errorf("temporary files left: %v", ents)
+		t.Errorf("files beside it: %v", ents)
 	}
 }
 
@@ -108,17 +108,32 @@ func TestExec(t *testing.T) {
 	if _, err := os.Stat(out); err == nil {
 		t.Error("hook ran without a port")
 	}
-	// A hook for the lost port runs then, and only then.
-	lost := Exec{Command: `sh -c 'echo "$VPNFWD_REASON [$VPNFWD_PORT]" > ` + out + `'`, OnLost: true}
+	// gluetun's down command: with the ports given up, when the port is
+	// lost and, before the new port's command, when it changes; and
+	// {{VPN_INTERFACE}} in both.
+	log := filepath.Join(dir, "log")
+	hooks := Exec{Command: `sh -c 'echo "up {{PORT}} {{PORTS}} {{VPN_INTERFACE}} $VPNFWD_REASON" >> ` + log + `'`,
+		Down: `sh -c 'echo "down {{PORT}} {{PORTS}} {{VPN_INTERFACE}} $VPNFWD_REASON" >> ` + log + `'`, Interface: "tun0"}
+	for _, ev := range []Event{
+		{Ports: []uint16{4242, 4343}, Reason: "port"},
+		{Ports: []uint16{5000}, Reason: "port", Released: []uint16{4242, 4343}},
+		{Reason: "lost", Released: []uint16{5000}},
+		{Reason: "lost"}, // nothing held: nothing to say
+	} {
+		if err := hooks.Publish(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "up 4242 4242,4343 tun0 port\ndown 4242 4242,4343 tun0 lost\nup 5000 5000 tun0 port\ndown 5000 5000 tun0 lost\n"
+	if b, _ := os.ReadFile(log); string(b) != want {
+		t.Errorf("hooks ran:\n%s\nwant:\n%s", b, want)
+	}
+	// A down command alone never runs for a new port.
+	os.Remove(out)
+	lost := Exec{Down: "touch " + out}
 	lost.Publish(context.Background(), ev)
 	if _, err := os.Stat(out); err == nil {
 		t.Error("the lost-port hook ran for a new port")
-	}
-	if err := lost.Publish(context.Background(), Event{Reason: "lost"}); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(out); string(b) != "lost []\n" {
-		t.Errorf("lost-port hook wrote %q", b)
 	}
 	err := (Exec{Command: "sh -c 'echo oops >&2; exit 3'"}).Publish(context.Background(), ev)
 	if err == nil || !strings.Contains(err.Error(), "oops") || !strings.Contains(err.Error(), "exit status 3") {
