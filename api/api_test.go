@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -34,20 +35,40 @@ func get(t *testing.T, h http.Handler, path string, hdr ...string) (int, string)
 func TestRoutes(t *testing.T) {
 	src := &fakeSource{st: Status{State: "connecting", Tunnel: TunnelStatus{State: "connecting"}}}
 	h := NewServer(src, NewBroker(), Options{Listen: "127.0.0.1:9070"})
-	for _, p := range []string{"/v1/port", "/v1/portforward", "/v1/openvpn/portforwarded", "/healthz"} {
+	for _, p := range []string{"/v1/port", "/healthz"} {
 		code, body := get(t, h, p)
 		if code != 503 || strings.Contains(body, `"port": 0`) || strings.Contains(body, `"port":0`) {
 			t.Errorf("%s without a port: %d %s", p, code, body)
 		}
 	}
+	// gluetun's routes answer as gluetun does, byte for byte: 200 and port
+	// 0 while none is held, compact JSON on one line.
+	for p, want := range map[string]string{
+		"/v1/portforward":           `{"port":0,"ports":[]}` + "\n",
+		"/v1/openvpn/portforwarded": `{"port":0}` + "\n",
+		"/v1/vpn/status":            `{"status":"starting"}` + "\n",
+		"/v1/openvpn/status":        `{"status":"starting"}` + "\n",
+		"/v1/dns/status":            `{"status":"stopped"}` + "\n",
+		"/v1/publicip/ip":           `{"public_ip":""}` + "\n",
+	} {
+		if code, body := get(t, h, p); code != 200 || body != want {
+			t.Errorf("%s without a port: %d %q, want %q", p, code, body, want)
+		}
+	}
+	if code, body := get(t, h, "/v1/version"); code != 200 || !strings.HasPrefix(body, `{"commit":`) || !strings.Contains(body, `"version":`) {
+		t.Errorf("/v1/version: %d %s", code, body)
+	}
 	src.st = Status{State: "up", Tunnel: TunnelStatus{State: "up"}, Port: PortStatus{Port: 51413, Ports: []int{51413}}}
 	if code, body := get(t, h, "/v1/port"); code != 200 || !strings.Contains(body, `"port": 51413`) || !strings.Contains(body, `"ports": [`) {
 		t.Errorf("/v1/port: %d %s", code, body)
 	}
-	for _, p := range []string{"/v1/portforward", "/v1/portforward/", "/v1/openvpn/portforwarded"} {
-		if code, body := get(t, h, p); code != 200 || strings.Join(strings.Fields(body), "") != `{"port":51413,"ports":[51413]}` {
+	for _, p := range []string{"/v1/portforward", "/v1/portforward/"} {
+		if code, body := get(t, h, p); code != 200 || body != `{"port":51413,"ports":[51413]}`+"\n" {
 			t.Errorf("gluetun shape at %s: %d %s", p, code, body)
 		}
+	}
+	if code, body := get(t, h, "/v1/openvpn/portforwarded"); code != 200 || body != `{"port":51413}`+"\n" {
+		t.Errorf("gluetun shape at /v1/openvpn/portforwarded: %d %s", code, body)
 	}
 	if code, body := get(t, h, "/v1/vpn/status"); code != 200 || strings.Join(strings.Fields(body), "") != `{"status":"running"}` {
 		t.Errorf("/v1/vpn/status: %d %s", code, body)
@@ -103,7 +124,7 @@ func TestToken(t *testing.T) {
 	if code, _ := get(t, h, "/v1/status?api_key=s3cret"); code != 200 {
 		t.Errorf("gluetun's ?api_key=: %d", code)
 	}
-	if code, _ := get(t, h, "/v1/portforward", "X-API-Key", "s3cret"); code != 503 {
+	if code, _ := get(t, h, "/v1/portforward", "X-API-Key", "s3cret"); code != 200 {
 		t.Errorf("gluetun header: %d", code)
 	}
 	if code, _ := get(t, h, "/healthz"); code != 503 {
@@ -209,4 +230,111 @@ func TestEvents(t *testing.T) {
 	}
 	cancel()
 	io.Copy(io.Discard, resp.Body)
+}
+
+// gluetun's auth file, as its documentation writes it, is accepted as it
+// is: each route passes for the roles that name it, and for vpnfwd's
+// token; a route no role names needs the token.
+func TestGluetunAuthFile(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/config.toml"
+	os.WriteFile(path, []byte(`[[roles]]
+name = "public"
+auth = "none"
+routes = ["GET /v1/vpn/status"]
+
+[[roles]]
+name = "qbittorrent"
+auth = "apikey"
+apikey = "xyz"
+routes = ["GET /v1/portforward", "GET /v1/openvpn/portforwarded"]
+
+[[roles]]
+name = "script"
+auth = "basic"
+username = "me"
+password = "p4ss"
+routes = ["GET /v1/portforward", "GET /v1/publicip/ip", "GET /v1/updater/status"]
+`), 0o600)
+	roles, err := ReadAuthFile(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fakeSource{st: Status{State: "up", Tunnel: TunnelStatus{State: "up"}, Port: PortStatus{Port: 51413, Ports: []int{51413}}}}
+	h := NewServer(src, NewBroker(), Options{Listen: "0.0.0.0:8000", Roles: roles, Token: "tok"})
+	basic := func(path, user, pass string) int {
+		r := httptest.NewRequest("GET", path, nil)
+		r.Host = "vpnfwd:8000"
+		r.SetBasicAuth(user, pass)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	for _, c := range []struct {
+		path string
+		hdr  []string
+		want int
+	}{
+		{"/v1/vpn/status", nil, 200},
+		{"/v1/portforward", nil, 401},
+		{"/v1/portforward", []string{"X-API-Key", "xyz"}, 200},
+		{"/v1/portforward?api_key=xyz", nil, 200},
+		{"/v1/portforward", []string{"X-API-Key", "xy"}, 401},
+		{"/v1/publicip/ip", []string{"X-API-Key", "xyz"}, 401}, // not the key's route
+		{"/v1/status", []string{"X-API-Key", "xyz"}, 401},      // named by no role: the token only
+		{"/v1/status", []string{"Authorization", "Bearer tok"}, 200},
+		{"/v1/publicip/ip", []string{"Authorization", "Bearer tok"}, 200},
+	} {
+		if code, _ := get(t, h, c.path, c.hdr...); code != c.want {
+			t.Errorf("%s %v: %d, want %d", c.path, c.hdr, code, c.want)
+		}
+	}
+	if c := basic("/v1/publicip/ip", "me", "p4ss"); c != 200 {
+		t.Errorf("basic auth: %d", c)
+	}
+	for _, up := range [][2]string{{"me", "p4s"}, {"m", "ep4ss"}, {"", ""}} {
+		if c := basic("/v1/publicip/ip", up[0], up[1]); c != 401 {
+			t.Errorf("basic auth %q: %d, want 401", up, c)
+		}
+	}
+	r := httptest.NewRequest("GET", "/v1/publicip/ip", nil)
+	r.Host = "vpnfwd:8000"
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 401 || !strings.HasPrefix(w.Header().Get("WWW-Authenticate"), "Basic ") {
+		t.Errorf("no credentials on a basic route: %d %q (curl -u needs the Basic challenge)", w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+
+	// The default role covers every route no role names.
+	roles, err = ReadAuthFile(path, `{"auth":"apikey","apikey":"dflt"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h = NewServer(src, NewBroker(), Options{Listen: "127.0.0.1:8000", Roles: roles})
+	if code, _ := get(t, h, "/v1/status", "X-API-Key", "dflt"); code != 200 {
+		t.Errorf("default role on /v1/status: %d", code)
+	}
+	if code, _ := get(t, h, "/v1/portforward", "X-API-Key", "dflt"); code != 401 {
+		t.Errorf("default role on a route a role names: %d, want 401", code)
+	}
+
+	for content, want := range map[string]string{
+		"this is not toml": "api auth file",
+		"unknown = 1":      `unknown key "unknown"`,
+		"[[roles]]\nname = \"x\"\nauth = \"token\"":                      `auth "token" is not one of`,
+		"[[roles]]\nname = \"x\"\nauth = \"apikey\"":                     "needs apikey",
+		"[[roles]]\nname = \"x\"\nauth = \"basic\"\nusername = \"u\"":    "needs username and password",
+		"[[roles]]\nname = \"x\"\nauth = \"none\"\nroutes = [\"/v1/x\"]": `route "/v1/x" is not`,
+	} {
+		os.WriteFile(path, []byte(content), 0o600)
+		if _, err := ReadAuthFile(path, ""); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", content, err, want)
+		}
+	}
+	if _, err := ReadAuthFile("", `{"auth":"apikey"}`); err == nil || !strings.Contains(err.Error(), "needs apikey") {
+		t.Errorf("default role without a key: %v", err)
+	}
+	if _, err := ReadAuthFile("", `{"auth":"none","routes":1,"x":2}`); err == nil {
+		t.Error("a default role with unknown fields was accepted")
+	}
 }

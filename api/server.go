@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 )
@@ -23,6 +24,7 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	streams chan struct{} // one token per open event stream
+	roles   roleTable     // gluetun's auth file, if any
 }
 
 // Options configure a Server.
@@ -38,6 +40,10 @@ type Options struct {
 	// addresses and the listen address ("*": any). A web page that
 	// rebinds its own name to 127.0.0.1 sends its name, and is refused.
 	AllowedHosts []string
+	// Roles are gluetun's auth-file roles (ReadAuthFile): a request to a
+	// route passes when one of its roles lets it, or with Token. With
+	// roles, a route no role names needs Token.
+	Roles []Role
 	// MaxStreams bounds the open event streams (default 16).
 	MaxStreams int
 	Log        *slog.Logger
@@ -52,12 +58,22 @@ func NewServer(src Source, events *Broker, o Options) *Server {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{src: src, events: events, o: o, log: o.Log, mux: http.NewServeMux(), streams: make(chan struct{}, o.MaxStreams)}
+	if len(o.Roles) > 0 {
+		s.roles = newRoleTable(o.Roles)
+	}
 	s.mux.HandleFunc("GET /v1/status", s.status)
 	s.mux.HandleFunc("GET /v1/port", s.port)
-	s.mux.HandleFunc("GET /v1/portforward", s.gluetunPort)
+	// gluetun's routes, in its shapes (internal/server).
+	s.mux.HandleFunc("GET /v1/portforward", s.gluetunPorts)
 	s.mux.HandleFunc("GET /v1/openvpn/portforwarded", s.gluetunPort)
 	s.mux.HandleFunc("GET /v1/publicip/ip", s.publicIP)
 	s.mux.HandleFunc("GET /v1/vpn/status", s.vpnStatus)
+	s.mux.HandleFunc("GET /v1/openvpn/status", s.vpnStatus)
+	s.mux.HandleFunc("GET /v1/dns/status", s.dnsStatus)
+	s.mux.HandleFunc("GET /v1/version", s.version)
+	for _, p := range []string{"PUT /v1/vpn/status", "PUT /v1/openvpn/status", "PUT /v1/dns/status", "PUT /v1/portforward"} {
+		s.mux.HandleFunc(p, s.notSupported)
+	}
 	s.mux.HandleFunc("GET /v1/events", s.sse)
 	s.mux.HandleFunc("GET /metrics", s.metrics)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
@@ -74,10 +90,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
 		r.URL.Path = strings.TrimRight(p, "/")
 	}
-	if s.o.Token != "" && r.URL.Path != "/healthz" && !s.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="vpnfwd"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong API token"})
-		return
+	if (s.o.Token != "" || s.roles != nil) && r.URL.Path != "/healthz" {
+		ok := s.o.Token != "" && s.authorized(r)
+		if !ok && s.roles != nil {
+			ok = s.roles.allow(w, r) == nil
+		}
+		if !ok {
+			if w.Header().Get("WWW-Authenticate") == "" {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="vpnfwd"`)
+			}
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong API credentials (token, API key or basic auth)"})
+			return
+		}
 	}
 	s.mux.ServeHTTP(w, r)
 }
@@ -101,7 +125,7 @@ func (s *Server) hostAllowed(hostport string) bool {
 	}
 	listenHost, _, _ := net.SplitHostPort(s.o.Listen)
 	if la, err := netip.ParseAddr(listenHost); err == nil {
-		if la.IsUnspecified() && s.o.Token != "" {
+		if la.IsUnspecified() && (s.o.Token != "" || s.roles != nil) {
 			return true // on every address, behind a token: any name that leads here
 		}
 		if a, err := netip.ParseAddr(host); err == nil && a == la {
@@ -140,10 +164,38 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.src.Status())
 }
 
-// gluetunPort answers gluetun's port routes: {"port","ports"} only.
-func (s *Server) gluetunPort(w http.ResponseWriter, r *http.Request) { s.port(w, r) }
+// writeCompact answers as gluetun's handlers do: json.Encoder, compact,
+// one line.
+func writeCompact(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
 
-// port answers /v1/port: the port, and its health.
+// gluetunPorts answers GET /v1/portforward as gluetun does
+// (internal/server/portforward.go): {"port":first,"ports":[...]}, and 200
+// {"port":0,"ports":[]} while none is held (scripts read 0 as "not yet").
+func (s *Server) gluetunPorts(w http.ResponseWriter, r *http.Request) {
+	st := s.src.Status()
+	ports := st.Port.Ports
+	if ports == nil || st.Port.Port == 0 {
+		ports = []int{}
+	}
+	writeCompact(w, http.StatusOK, struct {
+		Port  int   `json:"port"`
+		Ports []int `json:"ports"`
+	}{st.Port.Port, ports})
+}
+
+// gluetunPort answers GET /v1/openvpn/portforwarded as gluetun does
+// (internal/server/openvpn.go): {"port":N}, 0 while none is held.
+func (s *Server) gluetunPort(w http.ResponseWriter, r *http.Request) {
+	writeCompact(w, http.StatusOK, struct {
+		Port int `json:"port"`
+	}{s.src.Status().Port.Port})
+}
+
+// port answers /v1/port: the port, and its health; 503 while none is held.
 func (s *Server) port(w http.ResponseWriter, r *http.Request) {
 	st := s.src.Status()
 	if st.Port.Port == 0 {
@@ -151,10 +203,6 @@ func (s *Server) port(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ans := map[string]any{"port": st.Port.Port, "ports": st.Port.Ports}
-	if r.URL.Path != "/v1/port" {
-		writeJSON(w, http.StatusOK, ans) // gluetun's shape, nothing more
-		return
-	}
 	if !st.Port.Verified.IsZero() {
 		ans["verified"] = st.Port.Verified
 	}
@@ -164,20 +212,58 @@ func (s *Server) port(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ans)
 }
 
-// publicIP answers like gluetun's /v1/publicip/ip: the VPN's public
-// address where the provider told it.
+// publicIP answers like gluetun's /v1/publicip/ip (models.PublicIP): the
+// VPN's public address where the provider told it, "" where not.
 func (s *Server) publicIP(w http.ResponseWriter, r *http.Request) {
 	st := s.src.Status()
-	writeJSON(w, http.StatusOK, map[string]string{"public_ip": st.Port.PublicIP, "provider": st.Port.Provider})
+	writeCompact(w, http.StatusOK, map[string]string{"public_ip": st.Port.PublicIP})
 }
 
-// vpnStatus answers like gluetun's /v1/vpn/status.
+// gluetunStatus is the tunnel's state in gluetun's loop words
+// (constants.Starting, Running, Stopping, Stopped, Crashed): connecting
+// and reconnecting are "starting", up is "running".
+func gluetunStatus(st Status) string {
+	if st.State == "stopping" {
+		return "stopping"
+	}
+	switch st.Tunnel.State {
+	case "up":
+		return "running"
+	case "connecting", "down", "starting":
+		return "starting"
+	case "stopping":
+		return "stopping"
+	}
+	return "stopped"
+}
+
+// vpnStatus answers GET /v1/vpn/status and /v1/openvpn/status (gluetun's
+// internal/server/vpn.go): {"status":"running"}.
 func (s *Server) vpnStatus(w http.ResponseWriter, r *http.Request) {
+	writeCompact(w, http.StatusOK, map[string]string{"status": gluetunStatus(s.src.Status())})
+}
+
+// dnsStatus answers GET /v1/dns/status: "running" when vpnfwd's DNS
+// forwarder is on.
+func (s *Server) dnsStatus(w http.ResponseWriter, r *http.Request) {
 	status := "stopped"
-	if s.src.Status().Tunnel.State == "up" {
+	if s.src.Status().DNS != "" {
 		status = "running"
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": status})
+	writeCompact(w, http.StatusOK, map[string]string{"status": status})
+}
+
+// version answers GET /v1/version in gluetun's shape
+// (models.BuildInformation): version, commit, created.
+func (s *Server) version(w http.ResponseWriter, r *http.Request) {
+	commit, created := buildVCS()
+	writeCompact(w, http.StatusOK, map[string]string{"version": s.src.Status().Version, "commit": commit, "created": created})
+}
+
+// notSupported answers gluetun's PUT routes: vpnfwd restarts the tunnel,
+// the DNS forwarder and the port on its own and takes no orders to.
+func (s *Server) notSupported(w http.ResponseWriter, r *http.Request) {
+	http.Error(w, r.Method+" "+r.URL.Path+" is not supported by vpnfwd: it recovers the tunnel and the port on its own (restart vpnfwd to stop it)", http.StatusBadRequest)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
@@ -270,4 +356,21 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
 		return err
 	}
 	return nil
+}
+
+// buildVCS is the commit and its time as Go stamped them in the binary.
+func buildVCS() (commit, created string) {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "", ""
+	}
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			commit = s.Value
+		case "vcs.time":
+			created = s.Value
+		}
+	}
+	return commit, created
 }

@@ -159,6 +159,12 @@ type PortCheck struct {
 type API struct {
 	Listen    string `toml:"listen"`
 	TokenFile string `toml:"token_file"`
+	// AuthConfig is gluetun's control-server auth file (roles with
+	// routes and none/apikey/basic auth), accepted as it is.
+	AuthConfig string `toml:"auth_config"`
+	// AuthDefaultRole is gluetun's HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE:
+	// JSON for the role of every route no role names.
+	AuthDefaultRole string `toml:"auth_default_role"`
 	// AllowedHosts are Host names the API answers besides loopback and
 	// its listen address (DNS-rebinding protection); "*" allows any.
 	AllowedHosts []string `toml:"allowed_hosts"`
@@ -547,8 +553,8 @@ func (c *Config) validateAPI() error {
 	if err != nil {
 		return fmt.Errorf("api.listen: %q is not IP:PORT or unix:PATH", l)
 	}
-	if !ap.Addr().IsLoopback() && c.API.TokenFile == "" {
-		return fmt.Errorf("api.listen: %s is reachable from other hosts; set api.token_file (--api-token-file) so requests need a token", l)
+	if !ap.Addr().IsLoopback() && c.API.TokenFile == "" && c.API.AuthConfig == "" && c.API.AuthDefaultRole == "" {
+		return fmt.Errorf("api.listen: %s is reachable from other hosts; set api.token_file (--api-token-file) so requests need a token, or gluetun's auth file (--api-auth-config)", l)
 	}
 	return nil
 }

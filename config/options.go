@@ -102,6 +102,8 @@ var Options = []Option{
 	{Flag: "api", Key: "api.listen", Usage: "control API `ADDR` or unix:PATH (\"\" turns it off)", Set: func(c *Config, v string) error { c.API.Listen = v; return nil }},
 	{Flag: "api-allowed-hosts", Key: "api.allowed_hosts", Usage: "`LIST` of Host names the API answers besides loopback (\"*\": any)", Set: func(c *Config, v string) error { c.API.AllowedHosts = splitList(v); return nil }},
 	{Flag: "api-token-file", Key: "api.token_file", Usage: "`FILE` holding the API bearer token", Set: func(c *Config, v string) error { c.API.TokenFile = v; return nil }},
+	{Flag: "api-auth-config", Key: "api.auth_config", Usage: "gluetun's control-server auth `FILE` (TOML [[roles]] with routes and auth none, apikey or basic)", Set: func(c *Config, v string) error { c.API.AuthConfig = v; return nil }},
+	{Flag: "api-auth-default-role", Key: "api.auth_default_role", Usage: "`JSON` role for routes no role names, as gluetun's HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE ({\"auth\":\"apikey\",\"apikey\":\"...\"})", Set: func(c *Config, v string) error { c.API.AuthDefaultRole = v; return nil }},
 	{Flag: "port-file", Key: "[[publish]] type=\"file\"", Usage: "write the forwarded port to `FILE`", Set: func(c *Config, v string) error {
 		c.Publish = append(c.Publish, Publish{Type: "file", Path: v})
 		return nil

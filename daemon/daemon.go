@@ -64,6 +64,7 @@ type Daemon struct {
 
 	socksL, httpL, apiL net.Listener
 	apiToken            string
+	apiRoles            []api.Role
 	proxyAuth           forward.Credentials
 	uapi                *wg.UAPI
 	dnsUDP              net.PacketConn
@@ -129,6 +130,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) {
 	// The token is read before anything starts: a bad token file fails
 	// here, not after the tunnel is up.
 	if d.apiToken, err = api.ReadToken(cfg.API.TokenFile); err != nil {
+		return nil, err
+	}
+	if d.apiRoles, err = api.ReadAuthFile(cfg.API.AuthConfig, cfg.API.AuthDefaultRole); err != nil {
 		return nil, err
 	}
 	if cfg.Proxy.HasCredentials() {
@@ -570,7 +574,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info("HTTP proxy listening", "addr", d.httpL.Addr().String())
 	}
 	if d.apiL != nil {
-		h := api.NewServer(d, d.broker, api.Options{Token: d.apiToken, Listen: d.cfg.API.Listen,
+		h := api.NewServer(d, d.broker, api.Options{Token: d.apiToken, Roles: d.apiRoles, Listen: d.cfg.API.Listen,
 			AllowedHosts: d.cfg.API.AllowedHosts, Log: d.log.With("component", "api")})
 		goFunc(func() { api.Serve(srvCtx, d.apiL, h) })
 		d.log.Info("control API listening", "addr", d.apiL.Addr().String())
