@@ -28,6 +28,9 @@ type Conventions struct {
 	DefaultLifetime time.Duration
 	// Refused explains an ICMP refusal from gateway to the user.
 	Refused func(gateway netip.AddrPort) string
+	// RenewEvery, when set and shorter than the lease, is the renewal
+	// cadence (Proton's client renews every 45 s); else half the lease.
+	RenewEvery time.Duration
 }
 
 // Generic is plain RFC 6886 against any gateway.
@@ -310,6 +313,9 @@ func (p *Provider) Run(ctx context.Context, report func(provider.Lease)) error {
 			continue
 		}
 		wait := p.life / 2
+		if e := p.conv.RenewEvery; e > 0 && e < p.life {
+			wait = e
+		}
 		if err != nil {
 			if held.Held() && time.Now().After(held.Expires) {
 				held = provider.Lease{Provider: p.conv.Name}
