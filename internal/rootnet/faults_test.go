@@ -94,6 +94,7 @@ func (e *echoService) stop() {
 type probe struct {
 	at, done time.Time
 	ok       bool
+	err      error
 }
 
 // prober connects to the forwarded port from the internet namespace every
@@ -122,7 +123,7 @@ func startProberTo(t *testing.T, n *Net, ns string, target func() string) *probe
 			addr := target()
 			err := n.InNS(ns, func() error { return echoOnce(addr, "probe") })
 			p.mu.Lock()
-			p.probes = append(p.probes, probe{at, time.Now(), err == nil})
+			p.probes = append(p.probes, probe{at, time.Now(), err == nil, err})
 			p.mu.Unlock()
 			select {
 			case <-p.stop:

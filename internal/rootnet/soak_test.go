@@ -270,9 +270,12 @@ func (s *soak) report(results []soakResult, windows [][2]time.Time, extra []stri
 	if s.tun {
 		plane = "tun"
 	}
-	inWindow := func(at time.Time) bool {
+	// A probe is in a fault's window when any part of it is: one that
+	// started just before the fault was injected and was cut by it (a
+	// blackout, a killed server) says nothing about the calm between.
+	inWindow := func(p probe) bool {
 		for _, w := range windows {
-			if !at.Before(w[0]) && at.Before(w[1]) {
+			if p.at.Before(w[1]) && p.done.After(w[0]) {
 				return true
 			}
 		}
@@ -283,10 +286,12 @@ func (s *soak) report(results []soakResult, windows [][2]time.Time, extra []stri
 	s.pr.mu.Unlock()
 	outside, outsideOK := 0, 0
 	for _, p := range probes {
-		if !inWindow(p.at) {
+		if !inWindow(p) {
 			outside++
 			if p.ok {
 				outsideOK++
+			} else {
+				t.Logf("probe outside the faults failed at %s (took %s): %v", p.at.Format("15:04:05.000"), p.done.Sub(p.at).Round(time.Millisecond), p.err)
 			}
 		}
 	}
