@@ -292,6 +292,10 @@ func TestRealServerListSample(t *testing.T) {
 	if _, err := l.Pick(fwd[0].ID); err != nil {
 		t.Error(err)
 	}
+	// gluetun's SERVER_REGIONS names regions by name, in any case.
+	if r, err := l.Pick(strings.ToUpper(fwd[0].Name)); err != nil || r.ID != fwd[0].ID {
+		t.Errorf("by name %q: %s %v", fwd[0].Name, r.ID, err)
+	}
 	for _, r := range l.Regions {
 		if !r.PortForward {
 			if _, err := l.Pick(r.ID); err == nil || !strings.Contains(err.Error(), "does not forward ports") {

@@ -138,11 +138,12 @@ func (l *ServerList) Region(id string) (Region, bool) {
 	return Region{}, false
 }
 
-// Pick returns the region with that id, refusing one that does not
-// forward ports.
+// Pick returns the region with that id, or that name (as gluetun's
+// SERVER_REGIONS names them: "CA Toronto", any case), refusing one that
+// does not forward ports.
 func (l *ServerList) Pick(id string) (Region, error) {
 	for _, r := range l.Regions {
-		if r.ID != id {
+		if r.ID != id && !strings.EqualFold(r.Name, id) {
 			continue
 		}
 		switch {
