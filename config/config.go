@@ -53,6 +53,8 @@ type Config struct {
 	// Warnings collected while loading (ignored wg-quick keys, unknown
 	// TOML keys). The caller logs them.
 	Warnings []string `toml:"-"`
+	// Notes are said once at start (what a gluetun environment became).
+	Notes []string `toml:"-"`
 	// File is the TOML file the config came from, if any.
 	File string `toml:"-"`
 }
@@ -188,6 +190,10 @@ type KillSwitch struct {
 	// namespace each need their own. Default "vpnfwd".
 	Table    string   `toml:"table"`
 	AllowLAN []string `toml:"allow_lan"`
+	// AllowLocalSubnets lets through the subnets of this namespace's own
+	// interfaces (a container's network: its published ports), as
+	// gluetun's firewall does.
+	AllowLocalSubnets bool `toml:"allow_local_subnets"`
 	// Lockdown keeps the rules after vpnfwd exits.
 	Lockdown bool `toml:"lockdown"`
 	// OnlyUID / OnlyCgroup confine only that user's or cgroup's traffic

@@ -147,6 +147,11 @@ var Options = []Option{
 	}},
 	{Flag: "killswitch-table", Key: "killswitch.table", Usage: "nftables `TABLE` for the kill switch (default vpnfwd; one per vpnfwd in a namespace)", Set: func(c *Config, v string) error { c.KillSwitch.Table = v; return nil }},
 	{Flag: "allow-lan", Key: "killswitch.allow_lan", Usage: "`CIDR`[,CIDR...] the kill switch lets through (your LAN)", Set: func(c *Config, v string) error { c.KillSwitch.AllowLAN = splitList(v); return nil }},
+	{Flag: "allow-local-subnets", Key: "killswitch.allow_local_subnets", Bool: true, Usage: "let the kill switch pass the subnets of this namespace's own interfaces (a container's network, so its published ports work), as gluetun's firewall does", Set: func(c *Config, v string) error {
+		b, err := parseBool(v)
+		c.KillSwitch.AllowLocalSubnets = b
+		return err
+	}},
 	{Flag: "lockdown", Key: "killswitch.lockdown", Bool: true, Usage: "keep the kill switch rules after vpnfwd exits", Set: func(c *Config, v string) error {
 		b, err := parseBool(v)
 		c.KillSwitch.Lockdown = b
@@ -280,6 +285,20 @@ func (f *Flags) Load(lookup func(string) (string, bool)) (*Config, error) {
 	}
 	if path != "" {
 		if err := LoadFile(&cfg, path); err != nil {
+			return nil, err
+		}
+	}
+	all := AllOptions(f.providers)
+	if gluetunSeen(lookup) {
+		byFlag := func(name, v string) error {
+			for _, o := range all {
+				if o.Flag == name {
+					return o.Set(&cfg, v)
+				}
+			}
+			return fmt.Errorf("no option %q", name)
+		}
+		if err := applyGluetun(&cfg, lookup, byFlag); err != nil {
 			return nil, err
 		}
 	}

@@ -114,6 +114,9 @@ type Options struct {
 func New(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) {
 	log := o.Log
 	d := &Daemon{cfg: cfg, log: log, since: time.Now(), broker: api.NewBroker(), roots: o.Roots, version: o.Version}
+	for _, n := range cfg.Notes {
+		log.Info(n)
+	}
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}

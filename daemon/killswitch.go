@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/vpnfwd/vpnfwd/killswitch"
@@ -22,6 +24,11 @@ func (d *Daemon) startKillSwitch(wopts *wg.Options, loginPorts []uint16) error {
 	for _, l := range k.AllowLAN {
 		p, _ := tunnel.ParsePrefix(l)
 		kc.AllowLAN = append(kc.AllowLAN, netip.Prefix(p))
+	}
+	if k.AllowLocalSubnets {
+		local := localSubnets(d.cfg.WireGuard.Tun)
+		kc.AllowLAN = append(kc.AllowLAN, local...)
+		d.log.Info("kill switch: this namespace's own subnets are let through", "subnets", fmt.Sprint(local))
 	}
 	if k.OnlyUID != nil {
 		u := uint32(*k.OnlyUID)
@@ -72,4 +79,41 @@ func (d *Daemon) stopKillSwitch() {
 	}
 	d.log.Info("kill switch removed")
 	d.ks = nil
+}
+
+// localSubnets are the subnets of this namespace's interfaces but loopback
+// and the tunnel's (a container's network: the host reaches its published
+// ports from there), link-local ones left out.
+func localSubnets(tun string) []netip.Prefix {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagLoopback != 0 || ifc.Name == tun {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			n, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			ip, _ := netip.AddrFromSlice(n.IP)
+			ones, _ := n.Mask.Size()
+			ip = ip.Unmap()
+			if ip.IsLinkLocalUnicast() || ip.IsLoopback() {
+				continue
+			}
+			p := netip.PrefixFrom(ip, ones).Masked()
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }

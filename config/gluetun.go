@@ -1,0 +1,425 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vpnfwd/vpnfwd/secret"
+	"github.com/vpnfwd/vpnfwd/tunnel"
+)
+
+// gluetun's environment, read as gluetun reads it, so that a compose file
+// written for gluetun (qmcgaw/gluetun) runs vpnfwd by changing the image.
+// The names and defaults come from gluetun's documentation (the wiki's
+// setup/options pages) and its source (internal/configuration/sources/env).
+// What vpnfwd runs is gluetun's setup: the kernel data plane on a TUN named
+// VPN_INTERFACE (tun0), the kill switch (FIREWALL=on) letting the
+// container's own networks through (so published ports keep working), a DNS
+// forwarder on 127.0.0.1:53 in /etc/resolv.conf, the port file, the up and
+// down commands and the control server on :8000.
+
+// gluetunProviders maps VPN_SERVICE_PROVIDER to vpnfwd's providers.
+var gluetunProviders = map[string]string{
+	"protonvpn":               "protonvpn",
+	"private internet access": "pia",
+	"privatevpn":              "privatevpn",
+	"perfect privacy":         "perfectprivacy",
+	"airvpn":                  "airvpn",
+	"windscribe":              "windscribe",
+	"torguard":                "torguard",
+	"custom":                  "natpmp",
+}
+
+// gluetunIgnored are gluetun settings vpnfwd has no use for, with why.
+var gluetunIgnored = map[string]string{
+	"DOT":                         "DNS goes through the tunnel already",
+	"DOT_PROVIDERS":               "DNS goes through the tunnel already",
+	"DNS_KEEP_NAMESERVER":         "vpnfwd's forwarder answers in /etc/resolv.conf",
+	"BLOCK_MALICIOUS":             "no DNS block lists",
+	"BLOCK_ADS":                   "no DNS block lists",
+	"BLOCK_SURVEILLANCE":          "no DNS block lists",
+	"UNBLOCK":                     "no DNS block lists",
+	"UPDATER_PERIOD":              "no server-list updater",
+	"PUBLICIP_PERIOD":             "the public IP is the provider's answer",
+	"PUBLICIP_API":                "the public IP is the provider's answer",
+	"PUBLICIP_FILE":               "the public IP is the provider's answer",
+	"HEALTH_TARGET_ADDRESS":       "the health check is vpnfwd's own (GET /healthz)",
+	"HEALTH_SERVER_ADDRESS":       "the health check is vpnfwd's own (GET /healthz on the control server)",
+	"HEALTH_VPN_DURATION_INITIAL": "vpnfwd recovers on its own timings",
+	"VERSION_INFORMATION":         "no update check",
+	"PUID":                        "files are written as vpnfwd's user",
+	"PGID":                        "files are written as vpnfwd's user",
+	"TZ":                          "read by Go itself",
+	"WIREGUARD_IMPLEMENTATION":    "vpnfwd is userspace WireGuard (wireguard-go) on a kernel TUN",
+	"FIREWALL_VPN_INPUT_PORTS":    "everything arriving through the tunnel is let in",
+	"PORT_FORWARD_ONLY":           "give a server that forwards ports (its WireGuard config)",
+	"FREE_ONLY":                   "give the server itself (its WireGuard config)",
+	"SECURE_CORE_ONLY":            "give the server itself (its WireGuard config)",
+	"TOR_ONLY":                    "give the server itself (its WireGuard config)",
+	"STREAM_ONLY":                 "give the server itself (its WireGuard config)",
+	"HTTPPROXY_LOG":               "the proxy logs refusals only",
+	"HTTPPROXY_STEALTH":           "the proxy adds no headers anyway",
+	"LOG_LEVEL":                   "use VPNFWD_LOG_LEVEL",
+}
+
+// gluetunServerFilters choose a server from gluetun's server list, which
+// vpnfwd does not have: with no endpoint given, they are the error.
+var gluetunServerFilters = []string{"SERVER_COUNTRIES", "SERVER_CITIES", "SERVER_HOSTNAMES", "SERVER_NAMES", "SERVER_REGIONS"}
+
+// gluetunSeen says whether the environment is gluetun's.
+func gluetunSeen(lookup func(string) (string, bool)) bool {
+	for _, k := range []string{"VPN_SERVICE_PROVIDER", "VPN_TYPE", "WIREGUARD_PRIVATE_KEY", "VPN_PORT_FORWARDING"} {
+		if _, ok := lookup(k); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// applyGluetun reads gluetun's variables into cfg, before vpnfwd's own
+// (VPNFWD_*, then flags), which override them. It records in cfg.Notes
+// what it mapped and what it ignored; a variable it cannot honour is an
+// error that says what to give instead. Secrets are named, never shown.
+func applyGluetun(cfg *Config, lookup func(string) (string, bool), set func(flag, value string) error) error {
+	get := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
+	var mapped, ignored []string
+	note := func(k, what string) {
+		if _, ok := lookup(k); ok {
+			mapped = append(mapped, k+" → "+what)
+		}
+	}
+	on := func(k string, dflt bool) (bool, error) {
+		v := strings.ToLower(get(k))
+		switch v {
+		case "":
+			return dflt, nil
+		case "on", "yes", "true", "1":
+			return true, nil
+		case "off", "no", "false", "0":
+			return false, nil
+		}
+		return false, fmt.Errorf("%s=%q: want on or off", k, get(k))
+	}
+
+	// The provider.
+	name := strings.ToLower(get("VPN_SERVICE_PROVIDER"))
+	if pf := strings.ToLower(get("VPN_PORT_FORWARDING_PROVIDER")); pf != "" {
+		name = pf
+	}
+	prov, ok := gluetunProviders[name]
+	if !ok && name != "" {
+		if _, own := cfg.Providers.Lookup(name); own {
+			prov, ok = name, true
+		}
+	}
+	if !ok {
+		known := make([]string, 0, len(gluetunProviders))
+		for k := range gluetunProviders {
+			known = append(known, k)
+		}
+		slices.Sort(known)
+		if name == "" {
+			return fmt.Errorf("gluetun environment: VPN_SERVICE_PROVIDER is not set; vpnfwd forwards ports for: %s", strings.Join(known, ", "))
+		}
+		return fmt.Errorf("gluetun environment: VPN_SERVICE_PROVIDER=%q: vpnfwd has no port forwarding for it; it has: %s (or VPN_SERVICE_PROVIDER=custom for any NAT-PMP gateway)", name, strings.Join(known, ", "))
+	}
+	cfg.Provider.Name = prov
+	note("VPN_SERVICE_PROVIDER", "provider "+prov)
+	note("VPN_PORT_FORWARDING_PROVIDER", "provider "+prov)
+	if pfOn, err := on("VPN_PORT_FORWARDING", false); err != nil {
+		return err
+	} else if !pfOn {
+		mapped = append(mapped, "VPN_PORT_FORWARDING off → on anyway (forwarding a port is what vpnfwd is for)")
+	} else {
+		note("VPN_PORT_FORWARDING", "on")
+	}
+
+	// The tunnel.
+	typ := strings.ToLower(get("VPN_TYPE"))
+	_, hasKey := lookup("WIREGUARD_PRIVATE_KEY")
+	_, hasFile := lookup("VPNFWD_WG_CONFIG")
+	switch {
+	case prov == "pia":
+		// gluetun runs PIA over OpenVPN; vpnfwd makes PIA's WireGuard
+		// tunnel itself with the same account.
+		if typ == "openvpn" {
+			mapped = append(mapped, "VPN_TYPE=openvpn → PIA's WireGuard with the same account (vpnfwd registers the key itself)")
+		}
+	case hasFile:
+		mapped = append(mapped, "VPNFWD_WG_CONFIG → the tunnel (WIREGUARD_* not needed)")
+	case typ == "openvpn" || (typ == "" && !hasKey):
+		return errors.New("gluetun environment: vpnfwd runs WireGuard only: set VPN_TYPE=wireguard with WIREGUARD_PRIVATE_KEY and WIREGUARD_ADDRESSES (from your provider's WireGuard config), or mount the wg-quick file and set VPNFWD_WG_CONFIG=/path/to/wg0.conf")
+	case typ != "" && typ != "wireguard":
+		return fmt.Errorf("gluetun environment: VPN_TYPE=%q: want wireguard", typ)
+	}
+	if prov != "pia" && hasKey && !hasFile {
+		if err := gluetunWireGuard(cfg, get, prov); err != nil {
+			return err
+		}
+		mapped = append(mapped, "WIREGUARD_* → [wireguard] (private key, addresses, peer)")
+	}
+	if prov == "pia" {
+		user := get("VPN_PORT_FORWARDING_USERNAME")
+		if user == "" {
+			user = get("OPENVPN_USER")
+		}
+		pass, _ := lookup("VPN_PORT_FORWARDING_PASSWORD")
+		if pass == "" {
+			pass, _ = lookup("OPENVPN_PASSWORD")
+		}
+		if user != "" {
+			cfg.Provider.Set("username", user)
+			mapped = append(mapped, "OPENVPN_USER → username")
+		}
+		if pass != "" {
+			cfg.Provider.Set("password", secret.String(pass))
+			mapped = append(mapped, "OPENVPN_PASSWORD → password")
+		}
+		if r := get("SERVER_REGIONS"); r != "" {
+			region, _, _ := strings.Cut(r, ",")
+			cfg.Provider.Set("region", strings.TrimSpace(region))
+			mapped = append(mapped, "SERVER_REGIONS → region "+strings.TrimSpace(region))
+		}
+	}
+	iface := get("VPN_INTERFACE")
+	if iface == "" {
+		iface = "tun0"
+	}
+	cfg.WireGuard.Tun = iface
+	mapped = append(mapped, "tun mode on "+iface+" (VPN_INTERFACE)")
+
+	// The firewall: gluetun's kill switch lets the container's own networks
+	// through (a port published with `ports:` keeps working).
+	fw, err := on("FIREWALL", true)
+	if err != nil {
+		return err
+	}
+	cfg.KillSwitch.Enabled = fw
+	if fw {
+		cfg.KillSwitch.AllowLocalSubnets = true
+		mapped = append(mapped, "FIREWALL on → kill switch, the container's own subnets allowed")
+	}
+	if v := get("FIREWALL_OUTBOUND_SUBNETS"); v != "" {
+		cfg.KillSwitch.AllowLAN = append(cfg.KillSwitch.AllowLAN, splitList(v)...)
+		note("FIREWALL_OUTBOUND_SUBNETS", "allow_lan")
+	}
+	if v := get("FIREWALL_INPUT_PORTS"); v != "" {
+		mapped = append(mapped, "FIREWALL_INPUT_PORTS → nothing to do: the container's own subnets are let in")
+	}
+
+	// DNS: gluetun's resolver on 127.0.0.1, in /etc/resolv.conf.
+	if a := get("DNS_ADDRESS"); a != "" && a != "127.0.0.1" {
+		ignored = append(ignored, "DNS_ADDRESS="+a+" (vpnfwd's forwarder on 127.0.0.1:53 asks the tunnel's DNS server)")
+	}
+	cfg.DNS.Listen, cfg.DNS.ResolvConf = "127.0.0.1:53", true
+
+	// The port: file, commands, the port the service listens on.
+	file := get("VPN_PORT_FORWARDING_STATUS_FILE")
+	if file == "" {
+		file = "/tmp/gluetun/forwarded_port"
+	}
+	if err := set("port-file", file); err != nil {
+		return err
+	}
+	mapped = append(mapped, "port file "+file+" (VPN_PORT_FORWARDING_STATUS_FILE)")
+	if v := get("VPN_PORT_FORWARDING_UP_COMMAND"); v != "" {
+		if err := set("on-port", v); err != nil {
+			return fmt.Errorf("VPN_PORT_FORWARDING_UP_COMMAND: %w", err)
+		}
+		note("VPN_PORT_FORWARDING_UP_COMMAND", "on-port")
+	}
+	if v := get("VPN_PORT_FORWARDING_DOWN_COMMAND"); v != "" {
+		if err := set("on-port-lost", v); err != nil {
+			return fmt.Errorf("VPN_PORT_FORWARDING_DOWN_COMMAND: %w", err)
+		}
+		note("VPN_PORT_FORWARDING_DOWN_COMMAND", "on-port-lost")
+	}
+	if v := get("VPN_PORT_FORWARDING_LISTENING_PORT"); v != "" {
+		p, err := strconv.ParseUint(v, 10, 16)
+		if err != nil || p == 0 {
+			return fmt.Errorf("VPN_PORT_FORWARDING_LISTENING_PORT=%q: want a port", v)
+		}
+		cfg.Forward.Target = "0.0.0.0:" + v
+		note("VPN_PORT_FORWARDING_LISTENING_PORT", "forward 0.0.0.0:"+v+" (redirected in the kernel)")
+	}
+
+	// The control server: gluetun's :8000 and its auth file.
+	addr := get("HTTP_CONTROL_SERVER_ADDRESS")
+	authFile := get("HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH")
+	if authFile == "" {
+		if _, err := os.Stat("/gluetun/auth/config.toml"); err == nil {
+			authFile = "/gluetun/auth/config.toml"
+		}
+	}
+	defaultRole := get("HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE")
+	cfg.API.AuthConfig, cfg.API.AuthDefaultRole = authFile, defaultRole
+	note("HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH", "api.auth_config")
+	note("HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE", "api.auth_default_role")
+	switch {
+	case addr != "":
+		cfg.API.Listen = gluetunListen(addr)
+		note("HTTP_CONTROL_SERVER_ADDRESS", "api "+cfg.API.Listen)
+	case authFile != "" || defaultRole != "":
+		cfg.API.Listen = "0.0.0.0:8000"
+		mapped = append(mapped, "control server on :8000 (gluetun's default)")
+	default:
+		// Off loopback the API needs credentials; without gluetun's auth
+		// file it stays on loopback, where sidecars sharing the
+		// container's network reach it as gluetun's.
+		cfg.API.Listen = "127.0.0.1:8000"
+		mapped = append(mapped, "control server on 127.0.0.1:8000 (give HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH or _DEFAULT_ROLE to open :8000 to other containers)")
+	}
+
+	// Proxies: gluetun's HTTP proxy when asked for; shadowsocks is not.
+	cfg.Proxy.SOCKS5, cfg.Proxy.HTTP = "", ""
+	if hp, err := on("HTTPPROXY", false); err != nil {
+		return err
+	} else if hp {
+		l := get("HTTPPROXY_LISTENING_ADDRESS")
+		if l == "" {
+			l = ":8888"
+		}
+		cfg.Proxy.HTTP = gluetunListen(l)
+		if u := get("HTTPPROXY_USER"); u != "" {
+			cfg.Proxy.Username = u
+		}
+		if p, _ := lookup("HTTPPROXY_PASSWORD"); p != "" {
+			cfg.Proxy.Password = secret.String(p)
+		}
+		mapped = append(mapped, "HTTPPROXY on → HTTP proxy on "+cfg.Proxy.HTTP)
+	}
+	if ss, err := on("SHADOWSOCKS", false); err != nil {
+		return err
+	} else if ss {
+		return errors.New("gluetun environment: SHADOWSOCKS=on: vpnfwd has no Shadowsocks server; use its HTTP proxy (HTTPPROXY=on) or SOCKS5 proxy (VPNFWD_SOCKS5=0.0.0.0:1080 with VPNFWD_PROXY_USERNAME and VPNFWD_PROXY_PASSWORD_FILE)")
+	}
+
+	for _, k := range slices.Sorted(maps.Keys(gluetunIgnored)) {
+		if _, ok := lookup(k); ok {
+			why := gluetunIgnored[k]
+			if why == "" {
+				ignored = append(ignored, k)
+			} else {
+				ignored = append(ignored, k+" ("+why+")")
+			}
+		}
+	}
+	cfg.Notes = append(cfg.Notes, "gluetun environment read: "+strings.Join(mapped, "; "))
+	if len(ignored) > 0 {
+		cfg.Notes = append(cfg.Notes, "gluetun settings ignored: "+strings.Join(ignored, "; "))
+	}
+	return nil
+}
+
+// gluetunWireGuard fills [wireguard] from WIREGUARD_* (and the older
+// VPN_ENDPOINT_*). Without an endpoint and the server's key there is no
+// server: gluetun would pick one from its server list, which vpnfwd has
+// not, and the error says what to give.
+func gluetunWireGuard(cfg *Config, get func(string) string, prov string) error {
+	w := &cfg.WireGuard
+	if err := w.PrivateKey.UnmarshalText([]byte(get("WIREGUARD_PRIVATE_KEY"))); err != nil {
+		return fmt.Errorf("WIREGUARD_PRIVATE_KEY: %w", err)
+	}
+	addrs := get("WIREGUARD_ADDRESSES")
+	if addrs == "" {
+		return errors.New("gluetun environment: WIREGUARD_ADDRESSES is not set: give the Address line of your provider's WireGuard config (e.g. 10.2.0.2/32)")
+	}
+	for _, a := range splitList(addrs) {
+		p, err := tunnel.ParsePrefix(a)
+		if err != nil {
+			return fmt.Errorf("WIREGUARD_ADDRESSES: %w", err)
+		}
+		w.Address = append(w.Address, p)
+	}
+	ip := get("WIREGUARD_ENDPOINT_IP")
+	if ip == "" {
+		ip = get("VPN_ENDPOINT_IP")
+	}
+	port := get("WIREGUARD_ENDPOINT_PORT")
+	if port == "" {
+		port = get("VPN_ENDPOINT_PORT")
+	}
+	if port == "" {
+		port = "51820"
+	}
+	pub := get("WIREGUARD_PUBLIC_KEY")
+	if ip == "" || pub == "" {
+		var filters []string
+		for _, k := range gluetunServerFilters {
+			if v := get(k); v != "" {
+				filters = append(filters, k+"="+v)
+			}
+		}
+		chosen := "picks a server from its server list"
+		if len(filters) > 0 {
+			chosen = "picks a server from its server list (" + strings.Join(filters, ", ") + ")"
+		}
+		return fmt.Errorf("gluetun environment: gluetun %s; vpnfwd has no server list: set WIREGUARD_ENDPOINT_IP, WIREGUARD_ENDPOINT_PORT and WIREGUARD_PUBLIC_KEY from the [Peer] section of the server's WireGuard config (Endpoint and PublicKey), or mount that file and set VPNFWD_WG_CONFIG=/path/to/it.conf", chosen)
+	}
+	var peer tunnel.Peer
+	if err := peer.PublicKey.UnmarshalText([]byte(pub)); err != nil {
+		return fmt.Errorf("WIREGUARD_PUBLIC_KEY: %w", err)
+	}
+	if psk := get("WIREGUARD_PRESHARED_KEY"); psk != "" {
+		if err := peer.PresharedKey.UnmarshalText([]byte(psk)); err != nil {
+			return fmt.Errorf("WIREGUARD_PRESHARED_KEY: %w", err)
+		}
+	}
+	if err := peer.Endpoint.UnmarshalText([]byte(net.JoinHostPort(ip, port))); err != nil {
+		return fmt.Errorf("WIREGUARD_ENDPOINT_IP/PORT: %w", err)
+	}
+	allowed := get("WIREGUARD_ALLOWED_IPS")
+	if allowed == "" {
+		allowed = "0.0.0.0/0,::/0"
+	}
+	for _, a := range splitList(allowed) {
+		p, err := tunnel.ParsePrefix(a)
+		if err != nil {
+			return fmt.Errorf("WIREGUARD_ALLOWED_IPS: %w", err)
+		}
+		peer.AllowedIPs = append(peer.AllowedIPs, p)
+	}
+	if ka := get("WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL"); ka != "" {
+		d, err := time.ParseDuration(ka)
+		if err != nil {
+			return fmt.Errorf("WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL=%q: want a duration such as 25s", ka)
+		}
+		peer.PersistentKeepalive = int(d / time.Second)
+	}
+	if m := get("WIREGUARD_MTU"); m != "" {
+		n, err := strconv.Atoi(m)
+		if err != nil || n < 576 || n > 9000 {
+			return fmt.Errorf("WIREGUARD_MTU=%q: want a number from 576 to 9000", m)
+		}
+		w.MTU = n
+	}
+	// The DNS server vpnfwd's forwarder asks, through the tunnel: the
+	// provider's own where it is known, else Cloudflare's (gluetun's
+	// default upstream).
+	dns := "1.1.1.1"
+	if prov == "protonvpn" {
+		dns = "10.2.0.1"
+	}
+	var a tunnel.Addr
+	if err := a.UnmarshalText([]byte(dns)); err != nil {
+		return err
+	}
+	w.DNS = []tunnel.Addr{a}
+	w.Peers = []tunnel.Peer{peer}
+	return nil
+}
+
+// gluetunListen turns gluetun's ":8000" into vpnfwd's "0.0.0.0:8000".
+func gluetunListen(a string) string {
+	if strings.HasPrefix(a, ":") {
+		return "0.0.0.0" + a
+	}
+	return a
+}
