@@ -137,12 +137,17 @@ func (d *Daemon) unguard() {
 func (d *Daemon) redirectTable() string { return "vpnfwd_fwd_" + d.cfg.WireGuard.Tun }
 
 // tunPorts says which port the service must listen on in tun mode, and
-// with --forward HOST:PORT redirects the forwarded port to PORT.
+// with --forward HOST:PORT redirects the forwarded port to PORT. Without
+// one, the service listens on the public port (the one published to it):
+// where the gateway delivers to another local port, that is redirected.
 func (d *Daemon) tunPorts(l provider.Lease) {
 	var rs []nft.PortRedirect
 	for _, p := range l.Ports {
 		to := d.targetPort
-		if to == 0 || to == p.Local {
+		if to == 0 {
+			to = p.Public
+		}
+		if to == p.Local {
 			d.log.Info("the service is reached on the forwarded port itself (no bridge)", "port", p.Local, "protocols", d.cfg.Forward.Protocols)
 			continue
 		}

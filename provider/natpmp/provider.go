@@ -74,6 +74,9 @@ type Provider struct {
 	// restarted: the gateway lost its mappings; the next mapping is a
 	// recovery step.
 	restarted atomic.Bool
+	// plain: the gateway refused the conventions' internal port 0 (a
+	// miniupnpd, not Proton's gateway); requests name an internal port.
+	plain atomic.Bool
 	// held is what the probe re-asserts; the mapping loop sets it.
 	held atomic.Pointer[heldMaps]
 	// moved: the tunnel moved to another server (Moved); interrupt ends
@@ -250,7 +253,7 @@ func (p *Provider) hold(l provider.Lease, life time.Duration) {
 	h := &heldMaps{}
 	for _, port := range l.Ports {
 		internal := port.Local
-		if p.conv.ZeroInternal {
+		if p.zeroInternal() {
 			internal = 0
 		}
 		for _, op := range []uint8{OpMapTCP, OpMapUDP} {
@@ -423,6 +426,10 @@ func (p *Provider) suggest(held provider.Lease) uint16 {
 	return 0
 }
 
+// zeroInternal says whether requests name internal port 0 (the
+// conventions', unless the gateway refused it).
+func (p *Provider) zeroInternal() bool { return p.conv.ZeroInternal && !p.plain.Load() }
+
 // internal is the internal port a generic request names.
 func (p *Provider) internal(held provider.Lease) uint16 {
 	switch {
@@ -448,7 +455,7 @@ func (p *Provider) mapAll(ctx context.Context, held provider.Lease) (provider.Le
 	}
 	internal, suggest := p.internal(held), p.suggest(held)
 	switch {
-	case p.conv.ZeroInternal:
+	case p.zeroInternal():
 		internal = 0
 		if suggest == 0 {
 			suggest = p.conv.FirstSuggestion
@@ -462,6 +469,15 @@ func (p *Provider) mapAll(ctx context.Context, held provider.Lease) (provider.Le
 		ops = [2]uint8{OpMapUDP, OpMapTCP}
 	}
 	first, err := p.mapOne(ctx, MapRequest{Op: ops[0], Internal: internal, External: suggest, Lifetime: life})
+	var re ResultError
+	if err != nil && p.zeroInternal() && errors.As(err, &re) && re.Code == ResultNotAuthorized {
+		// Proton's gateways take internal port 0; a gateway that
+		// refuses it (miniupnpd's permission rules name internal ports)
+		// is asked the plain RFC 6886 way from now on.
+		p.env.Log.Warn("the gateway refuses "+p.conv.Name+"'s request (internal port 0); asking as plain NAT-PMP, with an internal port", "gateway", p.gateway.String())
+		p.plain.Store(true)
+		return p.mapAll(ctx, held)
+	}
 	if err != nil {
 		return lease, err
 	}
@@ -535,7 +551,7 @@ func (p *Provider) mapOne(ctx context.Context, req MapRequest) (MapReply, error)
 		return r, fmt.Errorf("mapping %s port: gateway answered port 0", ProtoName(req.Op))
 	}
 	// Both shapes are seen from Proton: internal 0, or internal = external.
-	if p.conv.ZeroInternal && r.Internal != 0 && r.Internal != r.External {
+	if p.zeroInternal() && r.Internal != 0 && r.Internal != r.External {
 		return r, fmt.Errorf("mapping %s port: gateway mapped public %d to %d; %s needs them equal", ProtoName(req.Op), r.External, r.Internal, p.conv.Name)
 	}
 	return r, nil
@@ -549,7 +565,7 @@ func (p *Provider) release(held provider.Lease) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	internal := held.Ports[0].Local
-	if p.conv.ZeroInternal {
+	if p.zeroInternal() {
 		internal = 0
 	}
 	c := NewClient(p.env.Dialer, p.gateway, p.env.Log)
