@@ -193,7 +193,7 @@ func TestUpNATPMPEndToEnd(t *testing.T) {
 		t.Errorf("whatsmyip through SOCKS5: %q %v", ip, err)
 	}
 
-	waitFile(t, portFile, fmt.Sprintf("%d\n", port))
+	waitFile(t, portFile, fmt.Sprint(port))
 	waitFile(t, hookOut, fmt.Sprintf("%d\n", port))
 	_, table, _ := vpnfwd(t, "status", "--api", in.api)
 	t.Logf("vpnfwd status:\n%s", table)

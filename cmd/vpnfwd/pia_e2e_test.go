@@ -48,7 +48,7 @@ func TestUpPIA(t *testing.T) {
 	if p2 := run2.waitPort(t); p2 != port {
 		t.Errorf("port changed across a restart: %d then %d", port, p2)
 	}
-	waitFile(t, portFile, fmt.Sprintf("%d\n", port))
+	waitFile(t, portFile, fmt.Sprint(port))
 	run2.stop(t)
 	b, _ := os.ReadFile(hook)
 	if got := strings.Count(string(b), fmt.Sprint(port)); got != 2 {

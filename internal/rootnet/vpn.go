@@ -51,6 +51,8 @@ type VPN struct {
 	server     *Proc
 	gateway    *Proc
 	upnpConf   string
+	gwExtra    []string
+	denied     []int // public ports miniupnpd refuses (DenyPorts)
 	blackedOut bool
 }
 
@@ -193,7 +195,12 @@ func (v *VPN) StopServer() {
 // NAT-PMP epoch is then the system's uptime, and a restart does not show
 // in it). It takes effect at the gateway's next start.
 func (v *VPN) GatewayConf(extra ...string) {
-	lines := append([]string{
+	v.gwExtra = extra
+	var deny []string
+	for _, p := range v.denied {
+		deny = append(deny, fmt.Sprintf("deny %d 0.0.0.0/0 0-65535", p))
+	}
+	lines := append(deny, append([]string{
 		"ext_ifname=pub",
 		"ext_ip=" + ReportedIP,
 		"listening_ip=" + v.wgIf,
@@ -204,8 +211,19 @@ func (v *VPN) GatewayConf(extra ...string) {
 		"max_lifetime=3600",
 		"allow 1024-65535 10.2.0.0/24 1024-65535",
 		"deny 0-65535 0.0.0.0/0 0-65535",
-	}, extra...)
+	}, extra...)...)
 	os.WriteFile(v.upnpConf, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+}
+
+// DenyPorts restarts miniupnpd refusing these public ports (as a gateway
+// whose port someone else now holds): a client asking for one of them
+// is given another (miniupnpd's NAT-PMP tries the next ports).
+func (v *VPN) DenyPorts(ports ...int) {
+	v.t.Helper()
+	v.denied = ports
+	v.StopGateway()
+	v.GatewayConf(v.gwExtra...)
+	v.StartGateway()
 }
 
 // StartGateway starts miniupnpd answering NAT-PMP on the gateway address.
