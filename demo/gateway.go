@@ -25,6 +25,10 @@ type Gateway struct {
 	// ZeroInternalReply makes Proton-mode replies carry internal port 0
 	// (the other shape seen in the field).
 	ZeroInternalReply bool
+	// RefuseInternalZero answers 2 (not authorized) to a mapping of
+	// internal port 0, as miniupnpd does: its permission rules (Debian's
+	// "allow 1024-65535 ...") name internal ports, and 0 is in none.
+	RefuseInternalZero bool
 	// SplitUDP makes the gateway never give UDP the port it suggests, as
 	// a gateway whose UDP port is taken would: TCP and UDP end up apart.
 	SplitUDP bool
@@ -178,6 +182,9 @@ func (g *Gateway) handle(b []byte, client netip.Addr) []byte {
 		return reply.Marshal(0)
 	}
 	internal := req.Internal
+	if internal == 0 && g.RefuseInternalZero {
+		return reply.Marshal(natpmp.ResultNotAuthorized)
+	}
 	key := mapKey{op, client, internal}
 	m := g.maps[key]
 	if m == nil && g.proton {

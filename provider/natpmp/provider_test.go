@@ -365,3 +365,25 @@ func TestProbeReassertsForgottenMapping(t *testing.T) {
 		t.Errorf("control endpoints %v", eps)
 	}
 }
+
+// Proton's conventions against a gateway that refuses internal port 0
+// (miniupnpd, a self-hosted server): vpnfwd asks the plain way instead of
+// failing every cycle.
+func TestProtonConventionsOnAPlainGateway(t *testing.T) {
+	srv, c := setup(t, "generic", 0)
+	srv.Gateway.Lock()
+	srv.Gateway.RefuseInternalZero = true
+	srv.Gateway.Unlock()
+	log := &logBuf{}
+	p, _ := protonvpn.Info.New(env(c, log, nil))
+	l := newLeases()
+	stop := run(t, p, l)
+	defer stop()
+	got := l.next(t, 5*time.Second)
+	if !got.Held() || got.Error != "" || got.Ports[0].Local == 0 {
+		t.Fatalf("lease %+v\n%s", got, log)
+	}
+	if !strings.Contains(log.String(), "asking as plain NAT-PMP") {
+		t.Errorf("no word of the fallback:\n%s", log)
+	}
+}
