@@ -272,7 +272,7 @@ func TestProviderOptions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `provider.lifetime: "soon" is not a duration`) {
 		t.Errorf("validate: %v", err)
 	}
-	if !slices.Contains(cfg.Warnings, "provider.region: protonvpn takes no such option, ignored (its options: gateway, lifetime)") {
+	if !slices.Contains(cfg.Warnings, "provider.region: protonvpn takes no such option, ignored (its options: gateway, lifetime, ports_count)") {
 		t.Errorf("warnings: %q", cfg.Warnings)
 	}
 	cfg, err = load(t, []string{"--provider", "natpmp", "--gateway", "10.2.0.1", "--lifetime", "90"}, nil)

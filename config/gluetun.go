@@ -141,6 +141,11 @@ func applyGluetun(cfg *Config, lookup func(string) (string, bool), set func(flag
 		note("VPN_PORT_FORWARDING", "on")
 	}
 
+	if n := get("VPN_PORT_FORWARDING_PORTS_COUNT"); n != "" {
+		cfg.Provider.Set("ports_count", n)
+		note("VPN_PORT_FORWARDING_PORTS_COUNT", "ports_count "+n)
+	}
+
 	// The tunnel.
 	typ := strings.ToLower(get("VPN_TYPE"))
 	_, hasKey := lookup("WIREGUARD_PRIVATE_KEY")

@@ -21,6 +21,7 @@ func TestGluetunEnvironment(t *testing.T) {
 		"WIREGUARD_PUBLIC_KEY":                  testPub,
 		"WIREGUARD_ENDPOINT_IP":                 "192.0.2.10",
 		"VPN_PORT_FORWARDING":                   "on",
+		"VPN_PORT_FORWARDING_PORTS_COUNT":       "3",
 		"VPN_PORT_FORWARDING_UP_COMMAND":        `/bin/sh -c 'echo {{PORTS}} {{VPN_INTERFACE}}'`,
 		"VPN_PORT_FORWARDING_DOWN_COMMAND":      `/bin/sh -c 'echo down {{PORT}}'`,
 		"FIREWALL_OUTBOUND_SUBNETS":             "192.168.1.0/24",
@@ -43,6 +44,9 @@ func TestGluetunEnvironment(t *testing.T) {
 	if c.Provider.Name != "protonvpn" || w.Tun != "tun0" || len(w.Peers) != 1 || !endpointIs(w.Peers[0].Endpoint, "192.0.2.10", 51820) ||
 		w.Peers[0].PublicKey.String() != testPub || len(w.Peers[0].AllowedIPs) != 2 || w.DNS[0].String() != "10.2.0.1" {
 		t.Errorf("tunnel: provider %q %+v", c.Provider.Name, w)
+	}
+	if c.Provider.Settings.String("ports_count") != "3" {
+		t.Errorf("ports_count %q", c.Provider.Settings.String("ports_count"))
 	}
 	if !c.KillSwitch.Enabled || !c.KillSwitch.AllowLocalSubnets || strings.Join(c.KillSwitch.AllowLAN, ",") != "192.168.1.0/24" {
 		t.Errorf("kill switch %+v", c.KillSwitch)

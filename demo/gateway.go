@@ -136,6 +136,23 @@ func (g *Gateway) Mapped(client netip.Addr) uint16 {
 	return 0
 }
 
+// protonMaxPorts is how many ports Proton forwards to one client (its
+// support pages and gluetun's multi-port change: up to 5). A request
+// naming an internal port (gluetun asks for 56789, 56790, ...) gets its
+// own mapping, on a public port of the gateway's choice.
+const protonMaxPorts = 5
+
+// count is how many mappings of op the client holds (g.mu held).
+func (g *Gateway) count(op uint8, client netip.Addr) int {
+	n := 0
+	for k := range g.maps {
+		if k.op == op && k.client == client {
+			n++
+		}
+	}
+	return n
+}
+
 func (g *Gateway) epoch() uint32 { return uint32(time.Since(g.start) / time.Second) }
 
 func (g *Gateway) serve() {
@@ -187,7 +204,7 @@ func (g *Gateway) handle(b []byte, client netip.Addr) []byte {
 	}
 	key := mapKey{op, client, internal}
 	m := g.maps[key]
-	if m == nil && g.proton {
+	if m == nil && g.proton && internal == 0 {
 		// Proton convention: internal 0; public and internal port equal.
 		for k, mm := range g.maps {
 			if k.op == op && k.client == client {
@@ -200,11 +217,14 @@ func (g *Gateway) handle(b []byte, client netip.Addr) []byte {
 		if g.SplitUDP && op == natpmp.OpMapUDP {
 			suggested = 0 // taken: a random port
 		}
+		if g.proton && g.count(op, client) >= protonMaxPorts {
+			return reply.Marshal(natpmp.ResultOutOfResources)
+		}
 		ext := g.pick(op, suggested)
 		if ext == 0 {
 			return reply.Marshal(natpmp.ResultOutOfResources)
 		}
-		if g.proton {
+		if g.proton && internal == 0 {
 			internal = ext
 			key = mapKey{op, client, internal}
 		}

@@ -24,6 +24,7 @@ const (
 	URL                  // http:// or https:// URL
 	IPv4                 // an IPv4 address
 	Secret               // a secret string: held as secret.String, never printed
+	Count                // a whole number from 1 to 5 (e.g. how many ports)
 )
 
 // Option is one setting a provider takes: a key of the [provider] TOML
@@ -89,6 +90,18 @@ func (s Settings) Ports(key string) ([]uint16, error) {
 	return out, nil
 }
 
+// Count reads a Count option (0 when unset).
+func (s Settings) Count(key string) (int, error) {
+	if s[key] == nil {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s.String(key)))
+	if err != nil || n < 1 || n > 5 {
+		return 0, fmt.Errorf("%q is not a number from 1 to 5", s.String(key))
+	}
+	return n, nil
+}
+
 // Duration reads a duration (0 when unset).
 func (s Settings) Duration(key string) (time.Duration, error) {
 	switch v := s[key].(type) {
@@ -144,6 +157,9 @@ func (o Option) check(s Settings) error {
 		return err
 	case Duration:
 		_, err := s.Duration(o.Key)
+		return err
+	case Count:
+		_, err := s.Count(o.Key)
 		return err
 	case URL:
 		v := s.String(o.Key)

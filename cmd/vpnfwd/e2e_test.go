@@ -409,3 +409,40 @@ func TestUpDeadProviderIsClearNotHung(t *testing.T) {
 		t.Errorf("stop took %s", d)
 	}
 }
+
+// Proton's several ports (--ports-count 5, gluetun's
+// VPN_PORT_FORWARDING_PORTS_COUNT): each public port the gateway chose
+// reaches the service through the bridge, which listens on the internal
+// port the gateway maps it to; the consumers get the public ports.
+func TestUpSeveralProtonPorts(t *testing.T) {
+	srv, err := testnet.Start(testnet.Options{NATPMP: "proton"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	svcAddr, _ := testkit.EchoService(t)
+	portFile := filepath.Join(t.TempDir(), "forwarded_port")
+	in := startUp(t, srv, "--provider", "protonvpn", "--ports-count", "5", "--forward", svcAddr, "--port-file", portFile)
+	in.waitPort(t)
+	var st api.Status
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if st = in.status(t); len(st.Port.Ports) == 5 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(st.Port.Ports) != 5 {
+		t.Fatalf("ports %v, want 5", st.Port.Ports)
+	}
+	var lines []string
+	for i, p := range st.Port.Ports {
+		if st.Port.ListenPorts[i] != 56789+i || p == st.Port.ListenPorts[i] {
+			t.Errorf("port %d: public %d, listening on %d (want 56789+%d, and not the public one)", i, p, st.Port.ListenPorts[i], i)
+		}
+		if reply, err := testkit.TCP(testkit.PublicAddr(uint16(p)), "hi"); err != nil || reply != "service got: hi" {
+			t.Errorf("TCP through public port %d: %q %v", p, reply, err)
+		}
+		lines = append(lines, fmt.Sprint(p))
+	}
+	waitFile(t, portFile, strings.Join(lines, "\n"))
+}

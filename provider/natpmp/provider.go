@@ -57,7 +57,13 @@ var Info = provider.Info{
 var Options = []provider.Option{
 	{Key: "gateway", Flag: "gateway", Kind: provider.IPv4, Usage: "NAT-PMP gateway `IP` (default: the config's first DNS server)"},
 	{Key: "lifetime", Flag: "lifetime", Kind: provider.Duration, Usage: "NAT-PMP mapping `DURATION` to ask for"},
+	{Key: "ports_count", Flag: "ports-count", Kind: provider.Count, Usage: "how many ports to forward, `N` from 1 to 5 (Proton gives up to 5; gluetun's VPN_PORT_FORWARDING_PORTS_COUNT)"},
 }
+
+// multiBase is the first internal port asked for when several ports are
+// forwarded: gluetun asks Proton for 56789, 56790, ... (the public ports
+// are the gateway's choice, and differ).
+const multiBase = 56789
 
 // Provider keeps a TCP and a UDP mapping for one port alive. It is also
 // the tunnel's liveness check (Probe), and re-maps at once when the
@@ -85,6 +91,10 @@ type Provider struct {
 	moved     chan struct{}
 	interrupt atomic.Pointer[context.CancelFunc]
 	prefer    uint16
+	// count is how many ports are forwarded (ports_count, default 1);
+	// checks counts the probes, to re-assert one port of several each.
+	count  int
+	checks atomic.Uint64
 }
 
 // Option adjusts a Provider (tests shorten the retry schedule).
@@ -111,7 +121,11 @@ func New(env provider.Env, conv Conventions, opts ...Option) (*Provider, error) 
 	if life < 2*time.Second {
 		return nil, fmt.Errorf("provider.lifetime %s is too short (at least 2s)", life)
 	}
-	p := &Provider{env: env, conv: conv, gateway: gw, life: life, refresh: make(chan struct{}, 1), moved: make(chan struct{}, 1)}
+	count, err := env.Settings.Count("ports_count")
+	if err != nil {
+		return nil, fmt.Errorf("provider.ports_count: %w", err)
+	}
+	p := &Provider{env: env, conv: conv, gateway: gw, life: life, refresh: make(chan struct{}, 1), moved: make(chan struct{}, 1), count: max(count, 1)}
 	p.client = NewClient(env.Dialer, gw, env.Log)
 	// RFC 6886 doubles the wait up to 64 s; capped at 2 s a mapping goes
 	// through within 2 s of the tunnel coming back.
@@ -154,14 +168,26 @@ func (p *Provider) Probe(ctx context.Context) (provider.Check, error) {
 		return provider.Check{}, nil
 	}
 	// Both mappings at once, each on its own socket: one round trip.
+	// Of several ports, one is re-asserted each check, in turn (a
+	// gateway that restarted shows in any of them).
+	maps := h.maps
+	if len(maps) > 2 {
+		k := int(p.checks.Add(1) % uint64(h.ports))
+		maps = nil
+		for _, m := range h.maps {
+			if m.idx == k {
+				maps = append(maps, m)
+			}
+		}
+	}
 	type answer struct {
 		m   heldMap
 		r   MapReply
 		err error
 	}
-	answers := make([]answer, len(h.maps))
+	answers := make([]answer, len(maps))
 	var wg sync.WaitGroup
-	for i, m := range h.maps {
+	for i, m := range maps {
 		c := p.probe
 		if i > 0 {
 			c = p.probe2
@@ -236,12 +262,14 @@ func (p *Provider) ControlEndpoints() []provider.Endpoint {
 // heldMaps is what the probe re-asserts: the requests that made the held
 // lease, with the public port each must get back.
 type heldMaps struct {
-	maps []heldMap
+	maps  []heldMap
+	ports int // how many lease ports the maps are for
 }
 
 type heldMap struct {
 	req    MapRequest
 	public uint16
+	idx    int // the lease port it belongs to
 }
 
 // hold records the lease the probe re-asserts (nil: none held).
@@ -250,8 +278,8 @@ func (p *Provider) hold(l provider.Lease, life time.Duration) {
 		p.held.Store(nil)
 		return
 	}
-	h := &heldMaps{}
-	for _, port := range l.Ports {
+	h := &heldMaps{ports: len(l.Ports)}
+	for i, port := range l.Ports {
 		internal := port.Local
 		if p.zeroInternal() {
 			internal = 0
@@ -263,6 +291,7 @@ func (p *Provider) hold(l provider.Lease, life time.Duration) {
 			h.maps = append(h.maps, heldMap{
 				req:    MapRequest{Op: op, Internal: internal, External: port.Public, Lifetime: uint32(life / time.Second)},
 				public: port.Public,
+				idx:    i,
 			})
 		}
 	}
@@ -428,7 +457,9 @@ func (p *Provider) suggest(held provider.Lease) uint16 {
 
 // zeroInternal says whether requests name internal port 0 (the
 // conventions', unless the gateway refused it).
-func (p *Provider) zeroInternal() bool { return p.conv.ZeroInternal && !p.plain.Load() }
+func (p *Provider) zeroInternal() bool {
+	return p.conv.ZeroInternal && !p.plain.Load() && p.count == 1
+}
 
 // internal is the internal port a generic request names.
 func (p *Provider) internal(held provider.Lease) uint16 {
@@ -447,6 +478,9 @@ func (p *Provider) internal(held provider.Lease) uint16 {
 // conventions) with the suggested port and the second with the port the
 // first got, and builds the lease.
 func (p *Provider) mapAll(ctx context.Context, held provider.Lease) (provider.Lease, error) {
+	if p.count > 1 {
+		return p.mapMany(ctx, held)
+	}
 	lease := provider.Lease{Provider: p.conv.Name, Protocols: []string{"tcp", "udp"}}
 	if ext, err := p.client.External(ctx); err == nil {
 		lease.PublicIP = ext.Addr
@@ -564,18 +598,80 @@ func (p *Provider) release(held provider.Lease) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	internal := held.Ports[0].Local
-	if p.zeroInternal() {
-		internal = 0
-	}
 	c := NewClient(p.env.Dialer, p.gateway, p.env.Log)
 	c.Attempts = 3
 	defer c.Close()
-	for _, op := range []uint8{OpMapTCP, OpMapUDP} {
-		if _, err := c.Map(ctx, MapRequest{Op: op, Internal: internal}); err != nil {
-			p.env.Log.Warn("releasing port mapping", "proto", ProtoName(op), "err", err)
-			return
+	done := map[uint16]bool{}
+	for _, port := range held.Ports {
+		internal := port.Local
+		if p.zeroInternal() {
+			internal = 0
+		}
+		if done[internal] {
+			continue
+		}
+		done[internal] = true
+		for _, op := range []uint8{OpMapTCP, OpMapUDP} {
+			if _, err := c.Map(ctx, MapRequest{Op: op, Internal: internal}); err != nil {
+				p.env.Log.Warn("releasing port mapping", "proto", ProtoName(op), "err", err)
+				return
+			}
 		}
 	}
-	p.env.Log.Info("port mapping released", "port", held.Ports[0].Public)
+	p.env.Log.Info("port mapping released", "ports", held.PublicPorts())
+}
+
+// mapMany maps count ports, as gluetun asks Proton for several: port i on
+// internal port 56789+i (the held one's, on renewals) with the public port
+// held or last used suggested; the gateway picks the public ports, which
+// differ from the internal ones. Each is TCP and UDP on one public port
+// where the gateway allows, else each protocol on its own.
+func (p *Provider) mapMany(ctx context.Context, held provider.Lease) (provider.Lease, error) {
+	lease := provider.Lease{Provider: p.conv.Name, Protocols: []string{"tcp", "udp"}}
+	if ext, err := p.client.External(ctx); err == nil {
+		lease.PublicIP = ext.Addr
+	} else if errors.Is(err, ErrRefused) || errors.Is(err, ErrNoAnswer) || ctx.Err() != nil {
+		return lease, err
+	}
+	life := uint32(p.life / time.Second)
+	got := life
+	ops := [2]uint8{OpMapTCP, OpMapUDP}
+	if p.conv.UDPFirst {
+		ops = [2]uint8{OpMapUDP, OpMapTCP}
+	}
+	for i := range p.count {
+		internal, suggest := uint16(multiBase+i), uint16(0)
+		switch {
+		case i < len(held.Ports):
+			internal, suggest = held.Ports[i].Local, held.Ports[i].Public
+		case i < len(p.env.LastPorts):
+			suggest = p.env.LastPorts[i]
+		}
+		first, err := p.mapOne(ctx, MapRequest{Op: ops[0], Internal: internal, External: suggest, Lifetime: life})
+		if err != nil {
+			return lease, fmt.Errorf("port %d of %d: %w", i+1, p.count, err)
+		}
+		local := first.Internal
+		if local == 0 {
+			local = internal
+		}
+		second, err := p.mapOne(ctx, MapRequest{Op: ops[1], Internal: local, External: first.External, Lifetime: life})
+		if err != nil {
+			return lease, fmt.Errorf("port %d of %d: %w", i+1, p.count, err)
+		}
+		if second.External == first.External {
+			lease.Ports = append(lease.Ports, provider.Port{Public: first.External, Local: local})
+		} else {
+			lease.Ports = append(lease.Ports,
+				provider.Port{Public: first.External, Local: local, Protocol: ProtoName(ops[0])},
+				provider.Port{Public: second.External, Local: local, Protocol: ProtoName(ops[1])})
+		}
+		got = min(got, first.Lifetime, second.Lifetime)
+	}
+	now := time.Now()
+	lease.Renewed, lease.Expires = now, now.Add(time.Duration(got)*time.Second)
+	if got < life {
+		p.life = time.Duration(max(got, 2)) * time.Second
+	}
+	return lease, nil
 }

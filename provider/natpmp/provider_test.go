@@ -387,3 +387,42 @@ func TestProtonConventionsOnAPlainGateway(t *testing.T) {
 		t.Errorf("no word of the fallback:\n%s", log)
 	}
 }
+
+// Several Proton ports, asked as gluetun asks (internal 56789+i, no public
+// port suggested, UDP then TCP): each its own public port, different from
+// its internal one; renewals keep them all.
+func TestProtonSeveralPorts(t *testing.T) {
+	srv, c := setup(t, "proton", 4)
+	p, err := protonvpn.Info.New(env(c, nil, provider.Settings{"lifetime": "4s", "ports_count": "5"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLeases()
+	stop := run(t, p, l)
+	defer stop()
+	first := l.next(t, 5*time.Second)
+	if len(first.Ports) != 5 {
+		t.Fatalf("lease %+v: want 5 ports", first)
+	}
+	seen := map[uint16]bool{}
+	for i, port := range first.Ports {
+		if port.Local != uint16(56789+i) || port.Public == port.Local || seen[port.Public] || port.Protocol != "" {
+			t.Errorf("port %d: %+v", i, port)
+		}
+		seen[port.Public] = true
+	}
+	renewed := l.next(t, 5*time.Second)
+	if !renewed.SamePorts(first) {
+		t.Errorf("renewal changed the ports: %v -> %v", first.PublicPorts(), renewed.PublicPorts())
+	}
+	srv.Gateway.Lock()
+	h := append([]natpmp.MapRequest(nil), srv.Gateway.History...)
+	srv.Gateway.Unlock()
+	if len(h) < 2 || h[0] != (natpmp.MapRequest{Op: natpmp.OpMapUDP, Internal: 56789, Lifetime: 4}) ||
+		h[1] != (natpmp.MapRequest{Op: natpmp.OpMapTCP, Internal: 56789, External: first.Ports[0].Public, Lifetime: 4}) {
+		t.Errorf("first requests %+v", h[:min(len(h), 2)])
+	}
+	if _, err := protonvpn.Info.New(env(c, nil, provider.Settings{"ports_count": "6"})); err == nil || !strings.Contains(err.Error(), "from 1 to 5") {
+		t.Errorf("6 ports: %v", err)
+	}
+}
