@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -71,7 +72,9 @@ func NewServer(src Source, events *Broker, o Options) *Server {
 	s.mux.HandleFunc("GET /v1/openvpn/status", s.vpnStatus)
 	s.mux.HandleFunc("GET /v1/dns/status", s.dnsStatus)
 	s.mux.HandleFunc("GET /v1/version", s.version)
-	for _, p := range []string{"PUT /v1/vpn/status", "PUT /v1/openvpn/status", "PUT /v1/dns/status", "PUT /v1/portforward"} {
+	s.mux.HandleFunc("PUT /v1/vpn/status", s.setVPNStatus)
+	s.mux.HandleFunc("PUT /v1/openvpn/status", s.setVPNStatus)
+	for _, p := range []string{"PUT /v1/dns/status", "PUT /v1/portforward"} {
 		s.mux.HandleFunc(p, s.notSupported)
 	}
 	s.mux.HandleFunc("GET /v1/events", s.sse)
@@ -260,10 +263,48 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request) {
 	writeCompact(w, http.StatusOK, map[string]string{"version": s.src.Status().Version, "commit": commit, "created": created})
 }
 
-// notSupported answers gluetun's PUT routes: vpnfwd restarts the tunnel,
-// the DNS forwarder and the port on its own and takes no orders to.
+// Controller is a Source whose tunnel can be stopped and started again
+// (gluetun's PUT /v1/vpn/status); the outcome is gluetun's word.
+type Controller interface {
+	SetRunning(ctx context.Context, running bool) (outcome string, err error)
+}
+
+// setVPNStatus answers PUT /v1/vpn/status and /v1/openvpn/status as
+// gluetun does (internal/server/vpn.go, wrappers.go): {"status":"stopped"}
+// or {"status":"running"} in, {"outcome":"..."} out, 400 with the reason
+// for anything else.
+func (s *Server) setVPNStatus(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.src.(Controller)
+	if !ok {
+		s.notSupported(w, r)
+		return
+	}
+	var body struct {
+		Status string `json:"status"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if body.Status != "stopped" && body.Status != "running" {
+		http.Error(w, fmt.Sprintf("invalid status: %s: possible values are: stopped, running", body.Status), http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	outcome, err := c.SetRunning(ctx, body.Status == "running")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.log.Info("tunnel "+outcome+" on request", "client", r.RemoteAddr)
+	writeCompact(w, http.StatusOK, map[string]string{"outcome": outcome})
+}
+
+// notSupported answers gluetun's other PUT routes: vpnfwd's DNS forwarder
+// and port follow the tunnel and take no orders of their own.
 func (s *Server) notSupported(w http.ResponseWriter, r *http.Request) {
-	http.Error(w, r.Method+" "+r.URL.Path+" is not supported by vpnfwd: it recovers the tunnel and the port on its own (restart vpnfwd to stop it)", http.StatusBadRequest)
+	http.Error(w, r.Method+" "+r.URL.Path+" is not supported by vpnfwd: the DNS forwarder and the port follow the tunnel (PUT /v1/vpn/status stops and starts it)", http.StatusBadRequest)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"net"
 	"strconv"
 
@@ -109,4 +110,10 @@ func (d *Daemon) APIAddr() string {
 		return ""
 	}
 	return d.apiL.Addr().String()
+}
+
+// SetRunning implements api.Controller: the tunnel stopped (the port
+// released, the device down; the kill switch stays) or started again.
+func (d *Daemon) SetRunning(ctx context.Context, running bool) (string, error) {
+	return d.sess.SetRunning(ctx, running)
 }

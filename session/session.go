@@ -35,6 +35,7 @@ const (
 	StateUp         State = "up"
 	StateDown       State = "down" // liveness checks fail; recovering
 	StateStopping   State = "stopping"
+	StateStopped    State = "stopped" // stopped on request (SetRunning); the port released
 )
 
 // Kind says what an Event is about.
@@ -205,6 +206,7 @@ type Session struct {
 	log    *slog.Logger
 
 	reports chan provider.Lease
+	control chan runRequest // SetRunning's requests
 	snap    atomic.Pointer[Snapshot]
 	// check is the liveness check: Options.Probe, else the provider's
 	// (providerCheck).
@@ -216,7 +218,7 @@ type Session struct {
 // packet starts the handshake) and a provider that has not run yet.
 func New(t Tunnel, p provider.Provider, o Options) *Session {
 	o.defaults()
-	s := &Session{tunnel: t, prov: p, o: o, log: o.Log, reports: make(chan provider.Lease)}
+	s := &Session{tunnel: t, prov: p, o: o, log: o.Log, reports: make(chan provider.Lease), control: make(chan runRequest)}
 	switch pr, ok := p.(provider.Prober); {
 	case o.Probe != nil:
 		probe := o.Probe
@@ -264,6 +266,7 @@ type loop struct {
 	lastRx                 uint64
 	lastRxAt               time.Time
 	lastTx                 uint64
+	provRun                provRun // the provider's current run
 }
 
 type failoverResult struct {
@@ -292,30 +295,12 @@ func (s *Session) Run(ctx context.Context) error {
 			sub.close() // each hears the final events first
 		}
 	}()
-	provCtx, provCancel := context.WithCancel(context.Background())
-	defer provCancel()
-	provDone := make(chan error, 1)
-	stopReports := make(chan struct{})
-	go func() {
-		provDone <- s.prov.Run(provCtx, func(lease provider.Lease) {
-			select {
-			case s.reports <- lease:
-			case <-stopReports:
-			}
-		})
-	}()
-	runErr := l.serve(ctx, provDone)
-	close(stopReports)
+	l.startProvider()
+	runErr := l.serve(ctx)
 	l.wg.Wait()
 	l.setState(StateStopping, "")
-	provCancel()
-	select {
-	case err := <-provDone:
-		if runErr == nil {
-			runErr = err
-		}
-	case <-time.After(2500 * time.Millisecond): // a release is capped at 2 s
-		s.log.Warn("provider did not stop in time")
+	if err := l.stopProvider(); runErr == nil {
+		runErr = err
 	}
 	if l.cur.Lease.Held() {
 		l.cur.Lease = provider.Lease{Provider: l.cur.Lease.Provider}
@@ -325,15 +310,17 @@ func (s *Session) Run(ctx context.Context) error {
 }
 
 // serve is the event loop; it returns when ctx ends or the provider quits.
-func (l *loop) serve(ctx context.Context, provDone chan error) error {
+func (l *loop) serve(ctx context.Context) error {
 	tick := time.NewTimer(0)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-provDone:
-			provDone <- err // Run reads it again
+		case req := <-l.control:
+			req.done <- l.setRunning(ctx, req.running)
+		case err := <-l.provRun.done:
+			l.provRun.done <- err // stopProvider reads it again
 			if err != nil {
 				return err
 			}
@@ -369,6 +356,10 @@ func (l *loop) serve(ctx context.Context, provDone chan error) error {
 			// it now rather than at the next tick.
 			l.probe(ctx)
 		case <-tick.C:
+			if l.cur.State == StateStopped {
+				tick.Reset(l.o.ProbeEvery)
+				continue
+			}
 			l.onTick(ctx)
 			every := l.o.ProbeEvery
 			if l.cur.State != StateUp {

@@ -168,6 +168,14 @@ func (d *Device) Close() error {
 	return nil
 }
 
+// Down stops the device: no packet goes in or out of the tunnel (its
+// socket closes) until Up. The peers and their keys stay.
+func (d *Device) Down() error { return d.dev.Down() }
+
+// Up starts a device that Down stopped; the next packet makes a new
+// handshake.
+func (d *Device) Up() error { return d.dev.Up() }
+
 // Stats are the first peer's counters.
 type Stats struct {
 	LastHandshake time.Time

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -445,4 +446,73 @@ func TestUpSeveralProtonPorts(t *testing.T) {
 		lines = append(lines, fmt.Sprint(p))
 	}
 	waitFile(t, portFile, strings.Join(lines, "\n"))
+}
+
+// gluetun's PUT /v1/vpn/status: stopped releases the port (the down hook
+// runs, the port file empties, the gluetun routes say port 0 and
+// "stopped"), running brings the tunnel and a port back, and the service
+// is reachable again.
+func TestStopAndStartTheTunnel(t *testing.T) {
+	srv, err := testnet.Start(testnet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	svcAddr, _ := testkit.EchoService(t)
+	dir := t.TempDir()
+	portFile, hooks := filepath.Join(dir, "port"), filepath.Join(dir, "hooks")
+	in := startUp(t, srv, "--provider", "natpmp", "--gateway", "10.2.0.1", "--forward", svcAddr, "--port-file", portFile,
+		"--on-port", "sh -c 'echo up {{PORT}} >> "+hooks+"'", "--on-port-lost", "sh -c 'echo down {{PORT}} >> "+hooks+"'")
+	port := in.waitPort(t)
+	sock := strings.TrimPrefix(in.api, "unix:")
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	call := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, "http://localhost"+path, strings.NewReader(body))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := call("PUT", "/v1/vpn/status", `{"status":"paused"}`); code != 400 || !strings.Contains(body, "possible values are: stopped, running") {
+		t.Errorf("a bad status: %d %s", code, body)
+	}
+	if code, body := call("PUT", "/v1/vpn/status", `{"status":"stopped"}`); code != 200 || body != `{"outcome":"stopped"}`+"\n" {
+		t.Fatalf("stop: %d %s", code, body)
+	}
+	for path, want := range map[string]string{"/v1/vpn/status": `{"status":"stopped"}`, "/v1/portforward": `{"port":0,"ports":[]}`} {
+		if _, body := call("GET", path, ""); body != want+"\n" {
+			t.Errorf("%s when stopped: %s", path, body)
+		}
+	}
+	waitFile(t, portFile, "")
+	waitFile(t, hooks, fmt.Sprintf("up %d\ndown %d\n", port, port))
+	if _, err := testkit.TCP(testkit.PublicAddr(port), "hi"); err == nil {
+		t.Error("the old port still reaches the service with the tunnel stopped")
+	}
+	if _, body := call("PUT", "/v1/vpn/status", `{"status":"stopped"}`); body != `{"outcome":"already stopped"}`+"\n" {
+		t.Errorf("stop twice: %s", body)
+	}
+	if code, body := call("PUT", "/v1/vpn/status", `{"status":"running"}`); code != 200 || body != `{"outcome":"running"}`+"\n" {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	again := in.waitPort(t)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		reply, err := testkit.TCP(testkit.PublicAddr(again), "hi")
+		if err == nil && reply == "service got: hi" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("port %d after the start: %q %v\n%s", again, reply, err, in.log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, body := call("GET", "/v1/vpn/status", ""); body != `{"status":"running"}`+"\n" {
+		t.Errorf("/v1/vpn/status after the start: %s", body)
+	}
 }

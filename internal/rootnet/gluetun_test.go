@@ -37,7 +37,7 @@ routes = ["GET /v1/vpn/status"]
 name = "poller"
 auth = "apikey"
 apikey = "s3cret-key"
-routes = ["GET /v1/openvpn/portforwarded"]
+routes = ["GET /v1/openvpn/portforwarded", "PUT /v1/vpn/status"]
 
 [[roles]]
 name = "script"
@@ -158,6 +158,21 @@ routes = ["GET /v1/portforward"]
 			t.Errorf("change %d: the down command for %d did not run before the up command for %d:\n%s", change, prev, p2, b)
 		}
 	}
+	// A monitor script restarts the VPN as gluetun's users do (PUT
+	// /v1/vpn/status stopped, then running): the down command runs, the
+	// port comes back (the gateway gives it again or another).
+	for _, st := range []string{"stopped", "running"} {
+		out, err := curl("-X", "PUT", "-H", "X-API-Key: s3cret-key", "-d", `{"status":"`+st+`"}`, api+"/v1/vpn/status")
+		if err != nil || out != `{"outcome":"`+st+`"}`+"\n" {
+			t.Fatalf("PUT /v1/vpn/status %s: %q %v", st, out, err)
+		}
+		if st == "stopped" {
+			waitFor(t, func() bool { return polled() == 0 })
+		}
+	}
+	p2 = waitPort(0)
+	followed(p2)
+
 	// The service listens on the port it was told (the public one); the
 	// gateway still delivers to the first internal port: an internet
 	// peer reaches the service all the same.
@@ -176,7 +191,7 @@ routes = ["GET /v1/portforward"]
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(hooks)
-	t.Logf("ports %d, then two changes to %d; hooks ran:\n%s", p1, p2, b)
+	t.Logf("first port %d, last %d (two changes, a stop and a start); hooks ran:\n%s", p1, p2, b)
 	if !strings.HasSuffix(string(b), fmt.Sprintf("down %d tun0\n", p2)) {
 		t.Errorf("no down command for %d at exit:\n%s", p2, b)
 	}
