@@ -216,10 +216,15 @@ func (s *Server) port(w http.ResponseWriter, r *http.Request) {
 }
 
 // publicIP answers like gluetun's /v1/publicip/ip (models.PublicIP): the
-// VPN's public address where the provider told it, "" where not.
+// VPN's public address where the provider told it, else what
+// --public-ip-url said (with its region, country, ...), "" when neither.
 func (s *Server) publicIP(w http.ResponseWriter, r *http.Request) {
 	st := s.src.Status()
-	writeCompact(w, http.StatusOK, map[string]string{"public_ip": st.Port.PublicIP})
+	info := PublicIPInfo{IP: st.Port.PublicIP}
+	if p := st.PublicIP; p != nil && (info.IP == "" || info.IP == p.IP) {
+		info = *p
+	}
+	writeCompact(w, http.StatusOK, info)
 }
 
 // gluetunStatus is the tunnel's state in gluetun's loop words

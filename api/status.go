@@ -24,6 +24,8 @@ type Status struct {
 	DNS        string           `json:"dns,omitempty"`
 	KillSwitch KillSwitchStatus `json:"killswitch"`
 	Publish    []publish.Result `json:"publish"`
+	// PublicIP is what --public-ip-url last said (nil: not asked).
+	PublicIP *PublicIPInfo `json:"public_ip,omitempty"`
 }
 
 // KillSwitchStatus says whether vpnfwd runs with its kill switch.
@@ -59,6 +61,21 @@ type TunnelStatus struct {
 	// FailedChecks is how many checks in a row got nothing back: while
 	// any did, the tunnel is suspect and /healthz answers 503.
 	FailedChecks int `json:"failed_checks"`
+}
+
+// PublicIPInfo is the tunnel's public address as an IP-echo service
+// (--public-ip-url, ipinfo.io's JSON) saw it, in gluetun's fields
+// (models.PublicIP).
+type PublicIPInfo struct {
+	IP           string `json:"public_ip"`
+	Region       string `json:"region,omitempty"`
+	Country      string `json:"country,omitempty"`
+	City         string `json:"city,omitempty"`
+	Hostname     string `json:"hostname,omitempty"`
+	Location     string `json:"location,omitempty"`
+	Organization string `json:"organization,omitempty"`
+	PostalCode   string `json:"postal_code,omitempty"`
+	Timezone     string `json:"timezone,omitempty"`
 }
 
 // PortStatus describes the forwarded port.

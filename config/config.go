@@ -35,6 +35,10 @@ type Config struct {
 	DNS        DNS              `toml:"dns"`
 	KillSwitch KillSwitch       `toml:"killswitch"`
 	PortCheck  PortCheck        `toml:"port_check"`
+	// PublicIPURL, when set, is asked through the tunnel for the address
+	// the internet sees (plain text, or ipinfo.io's JSON) where the
+	// provider does not say it; gluetun's environment sets ipinfo.io.
+	PublicIPURL string `toml:"public_ip_url"`
 	Publish    []Publish        `toml:"publish"`
 
 	// Servers are the tunnels of every wg-quick file --wg-config names,

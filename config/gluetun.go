@@ -282,6 +282,31 @@ func applyGluetun(cfg *Config, lookup func(string) (string, bool), set func(flag
 		mapped = append(mapped, "control server on 127.0.0.1:8000 (give HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH or _DEFAULT_ROLE to open :8000 to other containers)")
 	}
 
+	// The public IP: gluetun asks ipinfo.io through the tunnel
+	// (PUBLICIP_API, default ipinfo; off with PUBLICIP_ENABLED=off or
+	// PUBLICIP_PERIOD=0). vpnfwd asks only when the provider does not say.
+	pubOn, err := on("PUBLICIP_ENABLED", true)
+	if err != nil {
+		return err
+	}
+	if get("PUBLICIP_PERIOD") == "0" {
+		pubOn = false
+	}
+	if pubOn {
+		u := "https://ipinfo.io/json"
+		switch api := strings.ToLower(get("PUBLICIP_API")); {
+		case strings.HasPrefix(api, "http://") || strings.HasPrefix(api, "https://"):
+			u = get("PUBLICIP_API")
+		case api != "" && api != "ipinfo":
+			ignored = append(ignored, "PUBLICIP_API="+api+" (vpnfwd reads ipinfo.io's answer, or give a URL)")
+		}
+		if tok, _ := lookup("PUBLICIP_API_TOKEN"); tok != "" && u == "https://ipinfo.io/json" {
+			u += "?token=" + tok
+		}
+		cfg.PublicIPURL = u
+		mapped = append(mapped, "public IP from ipinfo.io through the tunnel where the provider does not give it (PUBLICIP_*)")
+	}
+
 	// Proxies: gluetun's HTTP proxy when asked for; shadowsocks is not.
 	cfg.Proxy.SOCKS5, cfg.Proxy.HTTP = "", ""
 	if hp, err := on("HTTPPROXY", false); err != nil {

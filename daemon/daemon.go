@@ -65,11 +65,14 @@ type Daemon struct {
 	socksL, httpL, apiL net.Listener
 	apiToken            string
 	apiRoles            []api.Role
-	proxyAuth           forward.Credentials
-	uapi                *wg.UAPI
-	dnsUDP              net.PacketConn
-	dnsTCP              net.Listener
-	oldResolvConf       []byte // put back at exit
+	// ipLookup queues --public-ip-url lookups; publicIP is the last answer.
+	ipLookup      chan struct{}
+	publicIP      atomic.Pointer[api.PublicIPInfo]
+	proxyAuth     forward.Credentials
+	uapi          *wg.UAPI
+	dnsUDP        net.PacketConn
+	dnsTCP        net.Listener
+	oldResolvConf []byte // put back at exit
 
 	targetHost string
 	targetPort uint16
@@ -116,6 +119,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, log: log, since: time.Now(), broker: api.NewBroker(), roots: o.Roots, version: o.Version}
 	for _, n := range cfg.Notes {
 		log.Info(n)
+	}
+	if cfg.PublicIPURL != "" {
+		d.ipLookup = make(chan struct{}, 1)
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
@@ -583,6 +589,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info("control API listening", "addr", d.apiL.Addr().String())
 	}
 	d.serveDNS(srvCtx, goFunc)
+	if d.ipLookup != nil {
+		goFunc(func() { d.publicIPLoop(srvCtx) })
+	}
 	goFunc(func() {
 		trimMemory(srvCtx, func() (uint64, error) {
 			st, err := d.dev.Stats()

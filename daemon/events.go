@@ -20,6 +20,9 @@ func (d *Daemon) onEvent(ev session.Event) {
 		d.moveBridge(ev.Lease)
 		d.setApplied(ev.Lease)
 		d.disp.Send(publish.Event{Ports: ev.Lease.PublicPorts(), Reason: "port", Released: released})
+		if !ev.Lease.PublicIP.IsValid() {
+			d.askPublicIP()
+		}
 		d.broker.Publish("port", d.portStatus(ev.Lease, ev.Health))
 	case session.KindLost:
 		if d.bridge != nil {
@@ -31,6 +34,9 @@ func (d *Daemon) onEvent(ev session.Event) {
 		d.broker.Publish("port", d.portStatus(ev.Lease, ev.Health))
 	case session.KindReconnect:
 		d.disp.Send(publish.Event{Ports: ev.Lease.PublicPorts(), Reason: "reconnect"})
+		if !ev.Lease.PublicIP.IsValid() {
+			d.askPublicIP()
+		}
 	case session.KindState:
 		d.broker.Publish("state", map[string]string{"state": string(ev.State), "detail": ev.Detail})
 	case session.KindHealth:

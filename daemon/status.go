@@ -73,6 +73,7 @@ func (d *Daemon) Status() api.Status {
 		}
 	}
 	s.Publish = d.disp.Results()
+	s.PublicIP = d.publicIP.Load()
 	return s
 }
 

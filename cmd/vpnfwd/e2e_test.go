@@ -516,3 +516,24 @@ func TestStopAndStartTheTunnel(t *testing.T) {
 		t.Errorf("/v1/vpn/status after the start: %s", body)
 	}
 }
+
+// A provider that does not say the public address (static ports):
+// --public-ip-url asks an IP-echo service through the tunnel, and
+// gluetun's /v1/publicip/ip answers with it (consumers read an empty one
+// as "VPN down").
+func TestPublicIPLookedUpThroughTheTunnel(t *testing.T) {
+	srv, _ := testnet.Start(testnet.Options{NATPMP: "off"})
+	defer srv.Close()
+	in := startUp(t, srv, "--provider", "static", "--port", "40001", "--public-ip-url", "http://"+testnet.WhatsMyIPName+"/")
+	in.waitPort(t)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		st := in.status(t)
+		if st.PublicIP != nil && st.PublicIP.IP == testnet.PublicIP.String() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("public IP %+v, want %s\n%s", st.PublicIP, testnet.PublicIP, in.log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
