@@ -38,8 +38,8 @@ type Config struct {
 	// PublicIPURL, when set, is asked through the tunnel for the address
 	// the internet sees (plain text, or ipinfo.io's JSON) where the
 	// provider does not say it; gluetun's environment sets ipinfo.io.
-	PublicIPURL string `toml:"public_ip_url"`
-	Publish    []Publish        `toml:"publish"`
+	PublicIPURL string    `toml:"public_ip_url"`
+	Publish     []Publish `toml:"publish"`
 
 	// Servers are the tunnels of every wg-quick file --wg-config names,
 	// in order (LoadTunnel fills it; WireGuard is the first): vpnfwd moves
