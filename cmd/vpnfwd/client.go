@@ -27,10 +27,29 @@ func apiFlags(fs *flag.FlagSet, env *cliEnv) (*string, *string) {
 	def, ok := env.lookupEnv("VPNFWD_API")
 	if !ok || def == "" {
 		def = "127.0.0.1:9070"
+		if gluetun := gluetunAPI(env); gluetun != "" {
+			def = gluetun
+		}
 	}
 	tok, _ := env.lookupEnv("VPNFWD_API_TOKEN_FILE")
 	return fs.String("api", def, "control API `ADDR` of the running vpnfwd, or unix:PATH"),
 		fs.String("api-token-file", tok, "`FILE` holding the API token")
+}
+
+// gluetunAPI is where vpnfwd run with gluetun's environment serves its
+// control server (HTTP_CONTROL_SERVER_ADDRESS, :8000 by default), as seen
+// from this host: "" when the environment is not gluetun's.
+func gluetunAPI(env *cliEnv) string {
+	if _, ok := env.lookupEnv("VPN_SERVICE_PROVIDER"); !ok {
+		return ""
+	}
+	port := "8000"
+	if a, ok := env.lookupEnv("HTTP_CONTROL_SERVER_ADDRESS"); ok {
+		if _, p, err := net.SplitHostPort(a); err == nil && p != "" {
+			port = p
+		}
+	}
+	return net.JoinHostPort("127.0.0.1", port)
 }
 
 func newAPIClient(addr, tokenFile string) (*apiClient, error) {
@@ -47,6 +66,21 @@ func newAPIClient(addr, tokenFile string) (*apiClient, error) {
 		addr = "vpnfwd"
 	}
 	return &apiClient{addr: addr, token: token, http: &http.Client{Transport: tr, Timeout: 5 * time.Second}}, nil
+}
+
+// text fetches path without credentials and returns its code and body.
+func (c *apiClient) text(ctx context.Context, path string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+c.addr+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, "", fmt.Errorf("no vpnfwd answering on %s (is 'vpnfwd up' running? --api ADDR picks another): %w", c.addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, strings.TrimSpace(string(b)), err
 }
 
 // get fetches path and decodes JSON into v; it returns the status code.

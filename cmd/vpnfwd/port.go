@@ -25,6 +25,11 @@ func runPort(ctx context.Context, env *cliEnv, args []string) error {
 		Dead  string `json:"dead"`
 	}
 	code, err := c.get(ctx, "/v1/port", &ans)
+	if code == http.StatusUnauthorized && *tok == "" {
+		// An API behind gluetun's auth file, and no token here (a
+		// container's health check): /healthz is open and names the port.
+		return portFromHealth(ctx, env, c)
+	}
 	if err != nil {
 		return err
 	}
@@ -39,5 +44,23 @@ func runPort(ctx context.Context, env *cliEnv, args []string) error {
 		return &exitError{1, fmt.Errorf("port %d is held but dead: %s (vpnfwd is mapping it again)", ans.Port, ans.Dead)}
 	}
 	fmt.Fprintln(env.stdout, ans.Port)
+	return nil
+}
+
+// portFromHealth reads the port from /healthz ("ok: port N, ..."; 503 and
+// the reason when there is none or it is dead).
+func portFromHealth(ctx context.Context, env *cliEnv, c *apiClient) error {
+	code, body, err := c.text(ctx, "/healthz")
+	if err != nil {
+		return err
+	}
+	var port int
+	if code != http.StatusOK {
+		return &exitError{1, errors.New(body)}
+	}
+	if _, err := fmt.Sscanf(body, "ok: port %d", &port); err != nil || port == 0 {
+		return &exitError{1, fmt.Errorf("no port in /healthz's answer %q", body)}
+	}
+	fmt.Fprintln(env.stdout, port)
 	return nil
 }

@@ -131,6 +131,12 @@ routes = ["GET /v1/portforward"]
 
 	p1 := waitPort(0)
 	followed(p1)
+	// The image's health check, `vpnfwd port`, finds gluetun's control
+	// server and reads the port from the open /healthz (no role of the
+	// auth file names /v1/port).
+	if out, err := n.Exec(v.Cli, "env", "VPN_SERVICE_PROVIDER=protonvpn", bin, "port"); err != nil || strings.TrimSpace(out) != strconv.Itoa(p1) {
+		t.Errorf("vpnfwd port with gluetun's environment: %q %v", out, err)
+	}
 	if out, _ := curl(api + "/v1/vpn/status"); out != `{"status":"running"}`+"\n" {
 		t.Errorf("/v1/vpn/status without credentials (role none): %q", out)
 	}
