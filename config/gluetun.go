@@ -323,6 +323,9 @@ func applyGluetun(cfg *Config, lookup func(string) (string, bool), set func(flag
 		if p, _ := lookup("HTTPPROXY_PASSWORD"); p != "" {
 			cfg.Proxy.Password = secret.String(p)
 		}
+		if !strings.HasPrefix(cfg.Proxy.HTTP, "127.") && (cfg.Proxy.Username == "" || cfg.Proxy.Password == "") {
+			return fmt.Errorf("gluetun environment: HTTPPROXY=on listens on %s, reachable from other hosts: set HTTPPROXY_USER and HTTPPROXY_PASSWORD so it needs a login (vpnfwd runs no open proxy), or HTTPPROXY_LISTENING_ADDRESS=127.0.0.1:8888", cfg.Proxy.HTTP)
+		}
 		mapped = append(mapped, "HTTPPROXY on → HTTP proxy on "+cfg.Proxy.HTTP)
 	}
 	if ss, err := on("SHADOWSOCKS", false); err != nil {
@@ -357,17 +360,6 @@ func gluetunWireGuard(cfg *Config, get func(string) string, prov string) error {
 	if err := w.PrivateKey.UnmarshalText([]byte(get("WIREGUARD_PRIVATE_KEY"))); err != nil {
 		return fmt.Errorf("WIREGUARD_PRIVATE_KEY: %w", err)
 	}
-	addrs := get("WIREGUARD_ADDRESSES")
-	if addrs == "" {
-		return errors.New("gluetun environment: WIREGUARD_ADDRESSES is not set: give the Address line of your provider's WireGuard config (e.g. 10.2.0.2/32)")
-	}
-	for _, a := range splitList(addrs) {
-		p, err := tunnel.ParsePrefix(a)
-		if err != nil {
-			return fmt.Errorf("WIREGUARD_ADDRESSES: %w", err)
-		}
-		w.Address = append(w.Address, p)
-	}
 	ip := get("WIREGUARD_ENDPOINT_IP")
 	if ip == "" {
 		ip = get("VPN_ENDPOINT_IP")
@@ -392,6 +384,20 @@ func gluetunWireGuard(cfg *Config, get func(string) string, prov string) error {
 			chosen = "picks a server from its server list (" + strings.Join(filters, ", ") + ")"
 		}
 		return fmt.Errorf("gluetun environment: gluetun %s; vpnfwd has no server list: set WIREGUARD_ENDPOINT_IP, WIREGUARD_ENDPOINT_PORT and WIREGUARD_PUBLIC_KEY from the [Peer] section of the server's WireGuard config (Endpoint and PublicKey), or mount that file and set VPNFWD_WG_CONFIG=/path/to/it.conf", chosen)
+	}
+	addrs := get("WIREGUARD_ADDRESSES")
+	if addrs == "" && prov == "protonvpn" {
+		addrs = "10.2.0.2/32" // every Proton WireGuard config's Address
+	}
+	if addrs == "" {
+		return errors.New("gluetun environment: WIREGUARD_ADDRESSES is not set: give the Address line of your provider's WireGuard config (e.g. 10.2.0.2/32)")
+	}
+	for _, a := range splitList(addrs) {
+		p, err := tunnel.ParsePrefix(a)
+		if err != nil {
+			return fmt.Errorf("WIREGUARD_ADDRESSES: %w", err)
+		}
+		w.Address = append(w.Address, p)
 	}
 	var peer tunnel.Peer
 	if err := peer.PublicKey.UnmarshalText([]byte(pub)); err != nil {
