@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/vpnfwd/vpnfwd/secret"
 )
 
 // Role is one entry of gluetun's control-server auth file
@@ -80,7 +81,7 @@ func (r Role) validate() error {
 func ReadAuthFile(path, defaultRole string) ([]Role, error) {
 	var roles []Role
 	if path != "" {
-		b, err := os.ReadFile(path)
+		b, err := secret.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("api auth file: %w", err)
 		}

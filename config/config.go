@@ -274,7 +274,7 @@ func Defaults() Config {
 
 // LoadFile decodes a TOML file over cfg. Unknown keys are warnings.
 func LoadFile(cfg *Config, path string) error {
-	b, err := os.ReadFile(path)
+	b, err := secret.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("reading config: %w", err)
 	}
@@ -336,6 +336,9 @@ func (c *Config) LoadTunnel() error {
 	for _, path := range paths {
 		loaded, warns, err := LoadWGQuick(path)
 		c.Warnings = append(c.Warnings, warns...)
+		if w := secret.Loose(path); w != "" {
+			c.Warnings = append(c.Warnings, w)
+		}
 		if err != nil {
 			return err
 		}
@@ -393,6 +396,34 @@ func (c *Config) nameOr(s string) string {
 	return s
 }
 
+// secretFiles are the files that hold secrets: the API token and auth
+// file, passwords and API keys (LoadTunnel checks the wg-quick files).
+func (c *Config) secretFiles() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(p string) {
+		if p != "" && !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	add(c.API.TokenFile)
+	add(c.API.AuthConfig)
+	add(c.Proxy.PasswordFile)
+	for _, p := range c.Publish {
+		add(p.PasswordFile)
+		add(p.APIKeyFile)
+	}
+	if info, ok := c.Providers.Lookup(c.Provider.Name); ok {
+		for _, o := range info.Options {
+			if o.Kind == provider.Secret {
+				add(c.Provider.Settings.String(o.Key + "_file"))
+			}
+		}
+	}
+	return out
+}
+
 // Validate checks everything but the tunnel (see LoadTunnel).
 func (c *Config) Validate() error {
 	var errs []error
@@ -409,6 +440,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateLimits(add)
+	for _, p := range c.secretFiles() {
+		if w := secret.Loose(p); w != "" {
+			c.Warnings = append(c.Warnings, w)
+		}
+	}
 	if u := c.PortCheck.URL; u == "off" {
 		c.PortCheck.URL = ""
 	} else if u != "" {

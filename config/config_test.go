@@ -393,3 +393,38 @@ func TestServerList(t *testing.T) {
 		t.Errorf("--failover-after 100ms: %v", err)
 	}
 }
+
+// Files holding secrets that others can read are named with the fix; a
+// FIFO or /dev/zero as a file is an error, not a hang or an exhausted memory.
+func TestSecretFilesChecked(t *testing.T) {
+	dir := t.TempDir()
+	conf := writeFile(t, dir, "wg0.conf", "[Interface]\nPrivateKey = "+testPriv+"\nAddress = 10.2.0.2/32\n[Peer]\nPublicKey = "+testPub+"\nEndpoint = 192.0.2.1:51820\nAllowedIPs = 0.0.0.0/0\n")
+	os.Chmod(conf, 0o644)
+	tok := writeFile(t, dir, "token", "t0ken")
+	os.Chmod(tok, 0o640)
+	cfg, err := load(t, []string{"--wg-config", conf, "--api-token-file", tok}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.LoadTunnel(); err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(cfg.Warnings, "\n")
+	for _, want := range []string{"chmod 600 " + conf, "chmod 600 " + tok} {
+		if !strings.Contains(all, want) {
+			t.Errorf("warnings lack %q:\n%s", want, all)
+		}
+	}
+	for _, args := range [][]string{{"--config", "/dev/zero"}, {"--config", dir}} {
+		if _, err := load(t, args, nil); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+	cfg, _ = load(t, []string{"--wg-config", "/dev/zero"}, nil)
+	if err := cfg.LoadTunnel(); err == nil || !strings.Contains(err.Error(), "/dev/zero is not a regular file") {
+		t.Errorf("--wg-config /dev/zero: %v", err)
+	}
+}

@@ -2,12 +2,13 @@ package config
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
+	"github.com/vpnfwd/vpnfwd/secret"
 	"github.com/vpnfwd/vpnfwd/tunnel"
 )
 
@@ -36,12 +37,11 @@ var ignoredKeys = map[string]string{
 
 // LoadWGQuick reads a wg-quick file from disk.
 func LoadWGQuick(path string) (tunnel.WireGuard, []string, error) {
-	f, err := os.Open(path)
+	b, err := secret.ReadFile(path)
 	if err != nil {
 		return tunnel.WireGuard{}, nil, fmt.Errorf("reading WireGuard config: %w", err)
 	}
-	defer f.Close()
-	return ParseWGQuick(path, f)
+	return ParseWGQuick(path, bytes.NewReader(b))
 }
 
 // ParseWGQuick reads a wg-quick configuration as providers hand it out.

@@ -6,8 +6,10 @@ package secret
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"syscall"
 )
 
 // String is a secret string. It prints as [redacted]; convert it with
@@ -28,9 +30,65 @@ func Read(inline String, file string) (string, error) {
 	if file == "" {
 		return string(inline), nil
 	}
-	b, err := os.ReadFile(file)
+	b, err := ReadFile(file)
 	if err != nil {
 		return "", fmt.Errorf("reading secret: %w", err)
 	}
 	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// MaxFile bounds a file vpnfwd reads whole (a secret, a config, a
+// wg-quick file): 1 MiB, far above any real one.
+const MaxFile = 1 << 20
+
+// ReadFile reads a regular file of at most MaxFile bytes. A FIFO, a device
+// or a directory is refused with an error naming it: reading one would
+// wait or run forever (`--api-token-file /dev/zero`).
+func ReadFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file but %s: give the file itself", path, fileKind(fi.Mode()))
+	}
+	// O_NONBLOCK: were it swapped for a FIFO since, opening it must not
+	// wait for a writer.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes: not a file vpnfwd expects here", path, MaxFile)
+	}
+	return b, nil
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file"
+}
+
+// Loose returns a warning when the file holding a secret can be read by
+// its group or others (as ssh warns of a key file), else "".
+func Loose(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s holds a secret and is readable by others (mode %04o): chmod 600 %s", path, fi.Mode().Perm(), path)
 }

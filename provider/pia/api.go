@@ -11,9 +11,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/vpnfwd/vpnfwd/secret"
 )
 
 // Where PIA publishes the files vpnfwd needs but must not embed.
@@ -27,7 +28,7 @@ func loadCA(path string) (*x509.CertPool, error) {
 	if path == "" {
 		return nil, fmt.Errorf("PIA needs its CA certificate to talk to its servers: set ca_file (--ca-file) to PIA's ca.rsa.4096.crt; %s", caHint)
 	}
-	b, err := os.ReadFile(path)
+	b, err := secret.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("PIA CA certificate %s: %w; %s", path, err, caHint)
 	}

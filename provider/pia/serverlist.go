@@ -14,13 +14,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/secret"
 )
 
 // ServerList is PIA's vpninfo/servers/v6 document.
@@ -96,7 +96,7 @@ func ParseServerList(body []byte, key *rsa.PublicKey) (*ServerList, error) {
 // LoadSigningKey reads PIA's server-list key (PEM: PUBLIC KEY or RSA
 // PUBLIC KEY).
 func LoadSigningKey(path string) (*rsa.PublicKey, error) {
-	b, err := os.ReadFile(path)
+	b, err := secret.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("PIA server-list signing key: %w", err)
 	}
