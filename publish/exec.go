@@ -93,8 +93,8 @@ func (e Exec) run(ctx context.Context, command, reason string, ps []uint16) erro
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(hookEnv(cmd.Environ()), "VPNFWD_PORT="+first, "VPNFWD_PORTS="+all, "VPNFWD_REASON="+reason)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &capped{max: 4096} // a hook that prints forever must not fill memory
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.WaitDelay = time.Second
 	err := cmd.Run()
 	if ctx.Err() == context.DeadlineExceeded {
@@ -171,4 +171,17 @@ func hookEnv(env []string) []string {
 		}
 	}
 	return out
+}
+
+// capped keeps the first max bytes written to it and drops the rest.
+type capped struct {
+	bytes.Buffer
+	max int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - c.Len(); room > 0 {
+		c.Buffer.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
 }

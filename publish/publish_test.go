@@ -170,3 +170,13 @@ func TestSplitWords(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// A hook that prints without end is bounded: its output is cut, vpnfwd's
+// memory is not spent, and the timeout still ends it.
+func TestHookOutputBounded(t *testing.T) {
+	e := Exec{Command: "sh -c 'yes vpnfwd; exit 1'", Timeout: 2 * time.Second}
+	err := e.Publish(context.Background(), Event{Ports: []uint16{4242}, Reason: "port"})
+	if err == nil || len(err.Error()) > 400 {
+		t.Errorf("error %.400v (want a short one)", err)
+	}
+}
