@@ -15,6 +15,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/vpnfwd/vpnfwd/internal/unixsock"
 )
 
 // Server is the control API's HTTP handler.
@@ -374,11 +376,10 @@ func Listen(addr string) (net.Listener, error) {
 		if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			os.Remove(path)
 		}
-		l, err := net.Listen("unix", path)
+		l, err := unixsock.Listen(path, 0o660)
 		if err != nil {
 			return nil, fmt.Errorf("control API on %s: %w", addr, err)
 		}
-		os.Chmod(path, 0o660)
 		return l, nil
 	}
 	l, err := net.Listen("tcp", addr)

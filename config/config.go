@@ -396,6 +396,21 @@ func (c *Config) nameOr(s string) string {
 	return s
 }
 
+// validIfName applies the kernel's and WireGuard's rule for interface
+// names (wg-quick's: [a-zA-Z0-9_=+.-]{1,15}); the name becomes a file
+// name (NAME.sock), so nothing else may pass.
+func validIfName(n string) bool {
+	if len(n) == 0 || len(n) > 15 || n == "." || n == ".." {
+		return false
+	}
+	for _, r := range n {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_=+.-", r)) {
+			return false
+		}
+	}
+	return true
+}
+
 // secretFiles are the files that hold secrets: the API token and auth
 // file, passwords and API keys (LoadTunnel checks the wg-quick files).
 func (c *Config) secretFiles() []string {
@@ -440,6 +455,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateLimits(add)
+	if n := c.WireGuard.Name; n != "" && n != "-" && !validIfName(n) {
+		add("wireguard.name (--wg-name): %q is not a WireGuard device name (1 to 15 of letters, digits and _=+.-, not \".\" or \"..\"); it names the control socket file", n)
+	}
 	for _, p := range c.secretFiles() {
 		if w := secret.Loose(p); w != "" {
 			c.Warnings = append(c.Warnings, w)

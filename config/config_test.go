@@ -428,3 +428,16 @@ func TestSecretFilesChecked(t *testing.T) {
 		t.Errorf("--wg-config /dev/zero: %v", err)
 	}
 }
+
+func TestWGNameIsAFileNameOnly(t *testing.T) {
+	for name, ok := range map[string]bool{"vpnfwd": true, "wg0": true, "-": true, "proton.nl-1": true, "../../x": false, "a/b": false, "..": false, "sixteen-chars-xx": false, "with space": false} {
+		cfg, err := load(t, []string{"--wg-name", name}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = cfg.Validate()
+		if got := err == nil || !strings.Contains(err.Error(), "wireguard.name"); got != ok {
+			t.Errorf("--wg-name %q: %v", name, err)
+		}
+	}
+}

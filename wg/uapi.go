@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/vpnfwd/vpnfwd/internal/unixsock"
 )
 
 // RunDir is where WireGuard's tools look for a userspace device's control
@@ -30,7 +32,11 @@ type UAPI struct {
 // there (another process's) is left alone and is an error; a stale one is
 // replaced.
 func (d *Device) ServeUAPI(path string) (*UAPI, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	dirMode := os.FileMode(0o700) // the state directory: the user's alone
+	if filepath.Dir(path) == RunDir {
+		dirMode = 0o755 // as wireguard-go and wg-quick make it
+	}
+	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
 		return nil, fmt.Errorf("WireGuard control socket: %w", err)
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
@@ -38,13 +44,8 @@ func (d *Device) ServeUAPI(path string) (*UAPI, error) {
 		return nil, fmt.Errorf("WireGuard control socket %s is in use by another process (another device of that name?)", path)
 	}
 	os.Remove(path)
-	l, err := net.Listen("unix", path)
+	l, err := unixsock.Listen(path, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("WireGuard control socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		os.Remove(path)
 		return nil, fmt.Errorf("WireGuard control socket: %w", err)
 	}
 	u := &UAPI{l: l, path: path}
