@@ -455,6 +455,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateLimits(add)
+	if d := c.StateDir; d != "" {
+		if fi, err := os.Stat(d); err == nil && !fi.IsDir() {
+			add("state_dir (--state-dir): %s is not a directory (vpnfwd keeps the last port and provider tokens there)", d)
+		}
+	}
 	if n := c.WireGuard.Name; n != "" && n != "-" && !validIfName(n) {
 		add("wireguard.name (--wg-name): %q is not a WireGuard device name (1 to 15 of letters, digits and _=+.-, not \".\" or \"..\"); it names the control socket file", n)
 	}

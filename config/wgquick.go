@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/vpnfwd/vpnfwd/secret"
 	"github.com/vpnfwd/vpnfwd/tunnel"
@@ -96,7 +97,10 @@ func ParseWGQuick(name string, r io.Reader) (tunnel.WireGuard, []string, error) 
 		}
 		key, val, ok := strings.Cut(text, "=")
 		if !ok {
-			return wg, warnings, fail("want Key = Value, got %q", text)
+			if !utf8.ValidString(text) || strings.ContainsFunc(text, func(r rune) bool { return r < ' ' && r != '\t' }) {
+				return wg, warnings, fail("not text: is this a wg-quick file (the .conf your provider gives)?")
+			}
+			return wg, warnings, fail("want Key = Value, got %.60q", text)
 		}
 		key, val = strings.TrimSpace(key), strings.TrimSpace(val)
 		lk := strings.ToLower(key)

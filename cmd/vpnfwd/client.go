@@ -57,6 +57,13 @@ func newAPIClient(addr, tokenFile string) (*apiClient, error) {
 	if err != nil {
 		return nil, err
 	}
+	// "http://127.0.0.1:9070/" as a browser writes it is the same address.
+	if rest, ok := strings.CutPrefix(addr, "http://"); ok {
+		addr = strings.TrimRight(rest, "/")
+	}
+	if strings.Contains(addr, "://") {
+		return nil, fmt.Errorf("--api %s: give IP:PORT, http://IP:PORT or unix:PATH (the control API speaks plain HTTP)", addr)
+	}
 	tr := &http.Transport{Proxy: nil}
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
 		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {

@@ -353,6 +353,10 @@ func TestCLIErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.conf")
 	os.WriteFile(bad, []byte("[Interface]\nPrivateKey = abc\n"), 0o600)
+	binary := filepath.Join(dir, "binary.conf")
+	os.WriteFile(binary, []byte{0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0xff, 0xfe}, 0o600)
+	good := filepath.Join(dir, "good.conf")
+	os.WriteFile(good, []byte("[Interface]\nPrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\nAddress = 10.2.0.2/32\n[Peer]\nPublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\nEndpoint = 192.0.2.1:51820\nAllowedIPs = 0.0.0.0/0\n"), 0o600)
 	tests := []struct {
 		args []string
 		code int
@@ -367,6 +371,14 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"wat"}, 2, `unknown command "wat"`},
 		{[]string{"port", "--api", "unix:" + filepath.Join(dir, "none.sock")}, 1, "is 'vpnfwd up' running?"},
 		{[]string{"status", "--api", "127.0.0.1:1"}, 1, "no vpnfwd answering"},
+		{[]string{"status", "--api", "http://127.0.0.1:1/"}, 1, "no vpnfwd answering on 127.0.0.1:1 "},
+		{[]string{"status", "--api", "https://127.0.0.1:1"}, 1, "the control API speaks plain HTTP"},
+		{[]string{"providers", "nope"}, 2, `no provider "nope"`},
+		{[]string{"up", "--provider", "natpmp", "--wg-config", binary}, 1, "not text: is this a wg-quick file"},
+		{[]string{"up", "--provider", "natpmp", "--wg-config", good, "--state-dir", binary}, 1, "is not a directory"},
+		{[]string{"up", "--provider", "natpmp", "--wg-config", good, "--wg-name", "../../x"}, 1, "not a WireGuard device name"},
+		{[]string{"up", "--provider", "natpmp", "--wg-config", "/dev/zero"}, 1, "/dev/zero is not a regular file"},
+		{[]string{"up", "--config", "/dev/zero"}, 1, "/dev/zero is not a regular file"},
 	}
 	for _, tt := range tests {
 		code, _, errs := vpnfwd(t, tt.args...)

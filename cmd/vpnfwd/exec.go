@@ -99,8 +99,14 @@ func lookupUser(name string) (uid, gid *uint32, err error) {
 	}
 	u, err := user.Lookup(name)
 	if err != nil {
+		if _, numErr := strconv.ParseUint(name, 10, 32); numErr != nil {
+			return nil, nil, fmt.Errorf("--user %s: no such user (give a user name or a numeric id)", name)
+		}
 		if u, err = user.LookupId(name); err != nil {
-			return nil, nil, fmt.Errorf("--user %s: %w", name, err)
+			// A numeric id with no passwd entry is a user all the same.
+			id := uint32(0)
+			fmt.Sscan(name, &id)
+			return &id, &id, nil
 		}
 	}
 	a, err1 := strconv.ParseUint(u.Uid, 10, 32)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -21,12 +22,20 @@ func runProviders(ctx context.Context, env *cliEnv, args []string) error {
 	if len(args) >= 2 && args[0] == "pia" && args[1] == "regions" {
 		return runPIARegions(ctx, env, args[2:])
 	}
-	fs := newFlagSet(env, "providers", "| pia regions [--measure]")
+	fs := newFlagSet(env, "providers", "[NAME] | pia regions [--measure]")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	list := all.Providers
+	if fs.NArg() > 0 {
+		info, ok := all.Providers.Lookup(fs.Arg(0))
+		if !ok || fs.NArg() > 1 {
+			return &exitError{2, fmt.Errorf("no provider %q; providers: %s ('vpnfwd providers' says what each needs)", strings.Join(fs.Args(), " "), all.Providers.Names())}
+		}
+		list = provider.List{info}
+	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	for _, p := range all.Providers {
+	for _, p := range list {
 		fmt.Fprintf(tw, "%s\t%s\n", p.Name, p.Summary)
 		fmt.Fprintf(tw, "\tneeds:\t%s\n", p.Needs)
 		fmt.Fprintf(tw, "\tport:\t%s\n", p.Port)
