@@ -186,6 +186,9 @@ func Apply(cfg Config) (*KillSwitch, error) {
 	if old, err := c.ListTableOfFamily(cfg.Table, nftables.TableFamilyINet); err == nil && old != nil {
 		// A table left by a crash or --lockdown is replaced; one that a
 		// running vpnfwd holds is not.
+		if !ours(c, old) {
+			return nil, fmt.Errorf("kill switch: table inet %s exists and is not vpnfwd's; give vpnfwd a table of its own (--killswitch-table NAME)", cfg.Table)
+		}
 		if pid := owner(c, old); pid != 0 && pid != os.Getpid() && running(pid) {
 			return nil, fmt.Errorf("kill switch: another vpnfwd (pid %d) holds table inet %s in this network namespace; stop it, or give this one a table of its own (--killswitch-table NAME)", pid, cfg.Table)
 		}
@@ -232,6 +235,21 @@ func owner(c *nftables.Conn, t *nftables.Table) int {
 	return pid
 }
 
+// ours says whether a table is one vpnfwd made: it has the owner chain
+// Apply puts in every table.
+func ours(c *nftables.Conn, t *nftables.Table) bool {
+	chains, err := c.ListChainsOfTableFamily(t.Family)
+	if err != nil {
+		return false
+	}
+	for _, ch := range chains {
+		if ch.Table != nil && ch.Table.Name == t.Name && ch.Name == chainOwner {
+			return true
+		}
+	}
+	return false
+}
+
 // running reports whether pid is a live vpnfwd (not a reused pid).
 func running(pid int) bool {
 	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
@@ -274,7 +292,14 @@ func Remove(table string) error {
 	if err != nil {
 		return err
 	}
-	c.DelTable(&nftables.Table{Name: table, Family: nftables.TableFamilyINet})
+	old, err := c.ListTableOfFamily(table, nftables.TableFamilyINet)
+	if err != nil || old == nil {
+		return nil // none: nothing to remove
+	}
+	if !ours(c, old) {
+		return fmt.Errorf("kill switch: table inet %s is not vpnfwd's (it has no owner chain): not deleting it", table)
+	}
+	c.DelTable(old)
 	if err := c.Flush(); err != nil && !errors.Is(err, syscall.ENOENT) {
 		return explain(err)
 	}

@@ -130,3 +130,24 @@ func TestKillSwitchOnlyCgroup(t *testing.T) {
 	}
 	up.Signal(syscall.SIGTERM, 5*time.Second)
 }
+
+// A table vpnfwd did not make is never deleted or replaced, whatever name
+// --killswitch-table or `killswitch off --table` gives.
+func TestKillSwitchLeavesForeignTables(t *testing.T) {
+	n := New(t, "nft", "wireguard-go")
+	v := NewVPN(t, n, false)
+	bin := BuildVPNFWD(t, t.TempDir())
+	n.Must(v.Cli, "nft", "add", "table", "inet", "firewalld")
+	n.Must(v.Cli, "nft", "add", "chain", "inet", "firewalld", "keep")
+	if out, err := n.Exec(v.Cli, bin, "killswitch", "off", "--table", "firewalld"); err == nil || !strings.Contains(out, "is not vpnfwd's") {
+		t.Errorf("killswitch off --table firewalld: %v\n%s", err, out)
+	}
+	out, err := n.ExecTimeout(v.Cli, 10*time.Second, bin, "up", "--wg-config", v.ClientConf, "--provider", "static", "--port", "4000",
+		"--killswitch", "--killswitch-table", "firewalld", "--api", "", "--wg-name", "-")
+	if err == nil || !strings.Contains(out, "exists and is not vpnfwd's") {
+		t.Errorf("up --killswitch-table firewalld: %v\n%s", err, out)
+	}
+	if rules := n.Must(v.Cli, "nft", "list", "table", "inet", "firewalld"); !strings.Contains(rules, "chain keep") {
+		t.Errorf("the foreign table changed:\n%s", rules)
+	}
+}
