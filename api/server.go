@@ -391,7 +391,10 @@ func Listen(addr string) (net.Listener, error) {
 
 // Serve runs the handler on l until ctx ends.
 func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// A client that sends no request, or keeps a connection idle, is let
+	// go: local listeners are capped (connlimit), and held connections
+	// must not keep others out.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -26,6 +26,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/api"
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/forward"
+	"github.com/vpnfwd/vpnfwd/internal/connlimit"
 	"github.com/vpnfwd/vpnfwd/killswitch"
 	"github.com/vpnfwd/vpnfwd/netns"
 	"github.com/vpnfwd/vpnfwd/netstack"
@@ -495,6 +496,16 @@ func prefixes(ps []tunnel.Prefix) string {
 	return strings.Join(s, ",")
 }
 
+// Local listeners' caps: connections held at once, and from one address
+// off loopback (the bridge's remote peers need descriptors too).
+const (
+	localMaxConns     = 256
+	localMaxConnsAddr = 32
+)
+
+// capped caps a local listener's connections (connlimit).
+func capped(l net.Listener) net.Listener { return connlimit.New(l, localMaxConns, localMaxConnsAddr) }
+
 // listen opens the local sockets before anything is started, so a busy
 // port fails fast with a hint.
 func (d *Daemon) listen() error {
@@ -506,7 +517,7 @@ func (d *Daemon) listen() error {
 		if err != nil {
 			return nil, fmt.Errorf("%s on %s: %w (choose another with --%s ADDR, or --%s \"\" to turn it off)", name, addr, err, flag, flag)
 		}
-		return l, nil
+		return capped(l), nil
 	}
 	var err error
 	if d.socksL, err = open("SOCKS5 proxy", "socks5", d.cfg.Proxy.SOCKS5); err != nil {
@@ -519,6 +530,7 @@ func (d *Daemon) listen() error {
 		if d.apiL, err = api.Listen(d.cfg.API.Listen); err != nil {
 			return fmt.Errorf("%w (choose another with --api ADDR)", err)
 		}
+		d.apiL = capped(d.apiL)
 	}
 	return d.dnsSockets()
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -547,5 +548,55 @@ func TestPublicIPLookedUpThroughTheTunnel(t *testing.T) {
 			t.Fatalf("public IP %+v, want %s\n%s", st.PublicIP, testnet.PublicIP, in.log)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Strangers holding local connections open (300 to the HTTP proxy, no
+// request sent) get at most the cap; the rest are closed at once, and a
+// remote peer still reaches the service through the forwarded port.
+func TestLocalListenersCapped(t *testing.T) {
+	srv, _ := testnet.Start(testnet.Options{})
+	defer srv.Close()
+	svcAddr, _ := testkit.EchoService(t)
+	in := startUp(t, srv, "--provider", "natpmp", "--gateway", "10.2.0.1", "--forward", svcAddr)
+	port := in.waitPort(t)
+	st := in.status(t)
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	closed := 0
+	for range 300 {
+		c, err := net.Dial("tcp", st.Proxy.HTTP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	// Each read at once: past the deadline a read reports the deadline
+	// even on a closed connection.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(2 * time.Second)
+	for _, c := range held {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.SetReadDeadline(deadline)
+			if _, err := c.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				mu.Lock()
+				closed++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if closed < 300-256 {
+		t.Errorf("%d of 300 idle connections closed; want at least %d (cap 256)", closed, 300-256)
+	}
+	if reply, err := testkit.TCP(testkit.PublicAddr(port), "hi"); err != nil || reply != "service got: hi" {
+		t.Errorf("a remote peer while the proxy is at its cap: %q %v", reply, err)
 	}
 }
