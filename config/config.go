@@ -185,6 +185,9 @@ type DNS struct {
 	// ResolvConf points /etc/resolv.conf at the forwarder while vpnfwd
 	// runs (a container's own file), and puts the old one back at exit.
 	ResolvConf bool `toml:"resolv_conf"`
+	// Allow are the networks that may ask a forwarder listening off
+	// loopback (required there: an open resolver is an amplifier).
+	Allow []string `toml:"allow"`
 }
 
 // KillSwitch configures the nftables kill switch.
@@ -515,8 +518,13 @@ func (c *Config) Validate() error {
 		switch {
 		case err != nil:
 			add("dns.listen: %q is not IP:PORT", l)
-		case !ap.Addr().IsLoopback():
-			c.Warnings = append(c.Warnings, fmt.Sprintf("dns.listen = %s: the forwarder answers anyone who reaches that address", l))
+		case !ap.Addr().IsLoopback() && len(c.DNS.Allow) == 0:
+			add("dns.listen = %s is reachable from other hosts: name who may ask with dns.allow (--dns-allow CIDR[,CIDR]), or keep it on 127.0.0.1 (an open resolver is an amplifier for strangers)", l)
+		}
+		for _, a := range c.DNS.Allow {
+			if _, err := netip.ParsePrefix(a); err != nil {
+				add("dns.allow: %q is not a CIDR (e.g. 172.17.0.0/16)", a)
+			}
 		}
 		if c.DNS.ResolvConf && err == nil && ap.Port() != 53 {
 			add("dns.resolv_conf needs the forwarder on port 53 (resolv.conf names no port), not %s", l)

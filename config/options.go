@@ -87,6 +87,7 @@ var Options = []Option{
 	{Flag: "http-proxy", Key: "proxy.http", Usage: "HTTP proxy `ADDR` (\"\" turns it off)", Set: func(c *Config, v string) error { c.Proxy.HTTP = v; return nil }},
 	{Flag: "proxy-username", Key: "proxy.username", Usage: "`USER` the SOCKS5 and HTTP proxies require (with --proxy-password-file)", Set: func(c *Config, v string) error { c.Proxy.Username = v; return nil }},
 	{Flag: "proxy-password-file", Key: "proxy.password_file", Usage: "`FILE` holding the proxies' password", Set: func(c *Config, v string) error { c.Proxy.PasswordFile = v; return nil }},
+	{Flag: "dns-allow", Key: "dns.allow", Usage: "`CIDR`[,CIDR...] that may ask a DNS forwarder listening off loopback (loopback always may; required off loopback)", Set: func(c *Config, v string) error { c.DNS.Allow = splitList(v); return nil }},
 	{Flag: "dns-listen", Key: "dns.listen", Usage: "answer DNS on `ADDR` (UDP and TCP, e.g. 127.0.0.1:53) through the tunnel's DNS servers (default in tun mode 127.0.0.1:53; \"off\" turns it off)", Set: func(c *Config, v string) error { c.DNS.Listen = v; return nil }},
 	{Flag: "dns-resolv-conf", Key: "dns.resolv_conf", Bool: true, Usage: "point /etc/resolv.conf at the DNS forwarder while vpnfwd runs (restored at exit)", Set: func(c *Config, v string) error {
 		b, err := parseBool(v)

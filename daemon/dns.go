@@ -41,6 +41,11 @@ func (d *Daemon) serveDNS(ctx context.Context, goFunc func(func())) {
 		return
 	}
 	f := &dns.Forwarder{Upstreams: d.cfg.WireGuard.DNSServers(), Dialer: d.plane, Log: d.log.With("component", "dns")}
+	for _, a := range d.cfg.DNS.Allow {
+		if p, err := netip.ParsePrefix(a); err == nil { // checked by config
+			f.Allow = append(f.Allow, p.Masked())
+		}
+	}
 	goFunc(func() { f.ServeUDP(ctx, d.dnsUDP) })
 	goFunc(func() { f.ServeTCP(ctx, d.dnsTCP) })
 	d.log.Info("DNS forwarder listening", "addr", d.dnsUDP.LocalAddr().String(), "upstreams", fmt.Sprint(f.Upstreams))

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -40,10 +41,72 @@ type Forwarder struct {
 	// MaxInFlight bounds the queries being answered at once (256), and
 	// MaxConns the TCP clients (64).
 	MaxInFlight, MaxConns int
+	// Allow are the networks whose clients are answered besides loopback
+	// (nil: loopback only). PerClient is how many queries a second one
+	// client address may ask (50, with bursts of twice that); beyond, its
+	// queries are dropped.
+	Allow     []netip.Prefix
+	PerClient int
 
 	once     sync.Once
 	inFlight chan struct{}
 	conns    chan struct{}
+	rate     rateTable
+}
+
+// admit says whether a query from addr is answered: an allowed client
+// within its rate.
+func (f *Forwarder) admit(addr net.Addr) bool {
+	var a netip.Addr
+	switch t := addr.(type) {
+	case *net.UDPAddr:
+		a, _ = netip.AddrFromSlice(t.IP)
+	case *net.TCPAddr:
+		a, _ = netip.AddrFromSlice(t.IP)
+	default:
+		if ap, err := netip.ParseAddrPort(addr.String()); err == nil {
+			a = ap.Addr()
+		}
+	}
+	a = a.Unmap()
+	if !a.IsValid() {
+		return false
+	}
+	if !a.IsLoopback() && !slices.ContainsFunc(f.Allow, func(p netip.Prefix) bool { return p.Contains(a) }) {
+		return false
+	}
+	return f.rate.take(a, f.PerClient, time.Now())
+}
+
+// rateTable is a token bucket per client address, bounded in size.
+type rateTable struct {
+	mu      sync.Mutex
+	buckets map[netip.Addr]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+func (r *rateTable) take(a netip.Addr, perSec int, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.buckets == nil || len(r.buckets) > 4096 {
+		r.buckets = map[netip.Addr]*bucket{} // bounded: forget everyone
+	}
+	b := r.buckets[a]
+	if b == nil {
+		b = &bucket{tokens: float64(2 * perSec), at: now}
+		r.buckets[a] = b
+	}
+	b.tokens = min(float64(2*perSec), b.tokens+now.Sub(b.at).Seconds()*float64(perSec))
+	b.at = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 func (f *Forwarder) init() {
@@ -56,6 +119,9 @@ func (f *Forwarder) init() {
 		}
 		if f.MaxInFlight <= 0 {
 			f.MaxInFlight = 256
+		}
+		if f.PerClient <= 0 {
+			f.PerClient = 50
 		}
 		if f.MaxConns <= 0 {
 			f.MaxConns = 64
@@ -226,6 +292,9 @@ func (f *Forwarder) ServeUDP(ctx context.Context, pc net.PacketConn) error {
 			}
 			return err
 		}
+		if !f.admit(from) {
+			continue // not allowed, or over its rate: no answer to amplify
+		}
 		select {
 		case f.inFlight <- struct{}{}:
 		default:
@@ -268,6 +337,10 @@ func (f *Forwarder) ServeTCP(ctx context.Context, l net.Listener) error {
 				return nil
 			}
 			return err
+		}
+		if !f.admit(c.RemoteAddr()) {
+			c.Close()
+			continue
 		}
 		select {
 		case f.conns <- struct{}{}:
