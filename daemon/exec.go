@@ -13,6 +13,7 @@ import (
 
 	"github.com/vpnfwd/vpnfwd/netns"
 	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/secret"
 )
 
 // execTun is the TUN's name inside exec's namespace (the hooks'
@@ -78,16 +79,7 @@ func (d *Daemon) Exec(ctx context.Context, ports <-chan provider.Lease, wait tim
 
 // cmdEnv is CMD's environment: vpnfwd's own, without vpnfwd's settings
 // (they may hold secrets) and the agent's marker.
-func cmdEnv(env []string) []string {
-	var out []string
-	for _, e := range env {
-		if strings.HasPrefix(e, "VPNFWD_") {
-			continue
-		}
-		out = append(out, e)
-	}
-	return out
-}
+func cmdEnv(env []string) []string { return secret.CleanEnv(env) }
 
 // openSandbox is exec's data plane: the TUN inside CMD's namespace, made
 // by the agent, with the DNS forwarder's sockets beside it.

@@ -81,7 +81,9 @@ func Start(cfg Config) (*Sandbox, error) {
 	}
 	s := &Sandbox{cfg: cfg, c: fc.(*net.UnixConn), wait: map[int]chan result{}, exited: make(chan int, 1), gone: make(chan struct{})}
 	s.cmd = exec.Command(self)
-	s.cmd.Env = append(os.Environ(), AgentEnv+"=1")
+	// The agent needs nothing of vpnfwd's environment (which may hold
+	// secrets, and which CMD could read in the agent's /proc entry).
+	s.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), AgentEnv + "=1"}
 	s.cmd.ExtraFiles = []*os.File{theirs}
 	s.cmd.Stdin, s.cmd.Stdout, s.cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	attr := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
@@ -92,7 +94,7 @@ func Start(cfg Config) (*Sandbox, error) {
 		attr.GidMappingsEnableSetgroups = false
 	}
 	s.cmd.SysProcAttr = attr
-	if err := s.cmd.Start(); err != nil {
+	if err := startDumpable(s.cmd); err != nil {
 		fc.Close()
 		return nil, fmt.Errorf("exec: starting the namespace: %w%s", err, hint(err))
 	}
@@ -353,3 +355,15 @@ type fixedMTU struct {
 }
 
 func (f fixedMTU) MTU() (int, error) { return f.mtu, nil }
+
+// startDumpable starts cmd with vpnfwd dumpable for that moment: vpnfwd
+// makes itself non-dumpable to keep its /proc/PID/environ from others
+// (secret.Protect), but a non-dumpable parent cannot write its new child's
+// uid_map. The agent starts before CMD exists.
+func startDumpable(cmd *exec.Cmd) error {
+	if d, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0); err == nil && d == 0 {
+		unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0)
+		defer unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	}
+	return cmd.Start()
+}

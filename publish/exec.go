@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vpnfwd/vpnfwd/secret"
 )
 
 // Exec runs hook commands as gluetun runs VPN_PORT_FORWARDING_UP_COMMAND
@@ -163,15 +165,7 @@ func SplitWords(s string) ([]string, error) {
 // its configuration, passwords and tokens included, and none of the
 // hook's business. The hook gets VPNFWD_PORT, VPNFWD_PORTS and
 // VPNFWD_REASON instead.
-func hookEnv(env []string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "VPNFWD_") {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
+func hookEnv(env []string) []string { return secret.CleanEnv(env) }
 
 // capped keeps the first max bytes written to it and drops the rest.
 type capped struct {

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // String is a secret string. It prints as [redacted]; convert it with
@@ -91,4 +94,44 @@ func Loose(path string) string {
 		return ""
 	}
 	return fmt.Sprintf("%s holds a secret and is readable by others (mode %04o): chmod 600 %s", path, fi.Mode().Perm(), path)
+}
+
+// envSecrets are environment variables that hold secrets besides
+// vpnfwd's own VPNFWD_* (all of which are kept from children): gluetun's.
+var envSecrets = []string{
+	"WIREGUARD_PRIVATE_KEY", "WIREGUARD_PRESHARED_KEY", "OPENVPN_PASSWORD", "VPN_PORT_FORWARDING_PASSWORD",
+	"HTTPPROXY_PASSWORD", "SHADOWSOCKS_PASSWORD", "PUBLICIP_API_TOKEN", "HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE",
+}
+
+// EnvSecret says whether an environment variable (NAME or NAME=VALUE) is
+// vpnfwd's setting or another secret a child must not inherit.
+func EnvSecret(kv string) bool {
+	name, _, _ := strings.Cut(kv, "=")
+	return strings.HasPrefix(name, "VPNFWD_") || slices.Contains(envSecrets, name)
+}
+
+// CleanEnv is env without vpnfwd's settings and secrets.
+func CleanEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !EnvSecret(kv) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// Protect is called once the configuration is read: the secret variables
+// leave the process's environment (no child inherits them), and the
+// process becomes non-dumpable, so that /proc/PID/environ — which keeps
+// the environment vpnfwd started with — and its memory cannot be read by
+// its children or other processes of the same user (only by root).
+func Protect() error {
+	for _, kv := range os.Environ() {
+		if EnvSecret(kv) {
+			name, _, _ := strings.Cut(kv, "=")
+			os.Unsetenv(name)
+		}
+	}
+	return unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 }

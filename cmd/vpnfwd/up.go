@@ -7,6 +7,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/daemon"
 	"github.com/vpnfwd/vpnfwd/provider/all"
+	"github.com/vpnfwd/vpnfwd/secret"
 	"github.com/vpnfwd/vpnfwd/state"
 )
 
@@ -38,6 +39,11 @@ func loadUpConfig(flags *config.Flags, env *cliEnv) (*config.Config, error) {
 	cfg, err := flags.Load(env.lookupEnv)
 	if err != nil {
 		return nil, err
+	}
+	// The settings are read: secrets leave the environment, and no
+	// child can read the one vpnfwd started with.
+	if err := secret.Protect(); err != nil {
+		return nil, fmt.Errorf("keeping secrets from child processes: %w", err)
 	}
 	if cfg.Provider.Name == "" {
 		return nil, fmt.Errorf("no provider: give --provider NAME (one of %s; 'vpnfwd providers' says what each needs)", all.Providers.Names())

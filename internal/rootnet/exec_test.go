@@ -21,6 +21,9 @@ func TestExecUnprivileged(t *testing.T) { testExec(t, false) }
 // privileges (no user namespace).
 func TestExecAsRootUser(t *testing.T) { testExec(t, true) }
 
+// envSecret stands for a password given to vpnfwd in its environment.
+const envSecret = "env-secret-7f3a9c"
+
 func testExec(t *testing.T, asRoot bool) {
 	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "dnsmasq", "socat", "curl", "setpriv", "getent", "unshare", "natpmpc")
 	v := NewVPN(t, n, true)
@@ -46,8 +49,9 @@ func testExec(t *testing.T, asRoot bool) {
 curl -s -m 5 http://%[2]s:8080/ > %[1]s/ip
 getent hosts vpn.test > %[1]s/dns
 natpmpc -g %[3]s -a 0 0 udp 0 > %[1]s/natpmp 2>&1; echo "exit $?" >> %[1]s/natpmp
+cat /proc/[0-9]*/environ 2>/dev/null | tr '\0' '\n' | grep -c %[4]s > %[1]s/environ
 echo "$VPNFWD_PORT" > %[1]s/port
-exec socat TCP-LISTEN:"$VPNFWD_PORT",fork,reuseaddr SYSTEM:'echo hello-from-exec'`, out, InetAddr, GatewayIP)
+exec socat TCP-LISTEN:"$VPNFWD_PORT",fork,reuseaddr SYSTEM:'echo hello-from-exec'`, out, InetAddr, GatewayIP, envSecret)
 	// Debian's /dev/net/tun is open to all (0666); this machine's may be
 	// root's only. A node open to all is bound over it in a mount
 	// namespace of the test's: the machine's own stays as it is.
@@ -64,6 +68,9 @@ exec socat TCP-LISTEN:"$VPNFWD_PORT",fork,reuseaddr SYSTEM:'echo hello-from-exec
 		args = append([]string{"unshare", "--mount", "--propagation", "private", "sh", "-c", `mount --bind "$0" /dev/net/tun && exec "$@"`, node,
 			"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, args...)
 	}
+	// A secret in vpnfwd's environment: no process CMD can see (vpnfwd,
+	// its agent, CMD itself) may show it in /proc/PID/environ.
+	args = append([]string{"env", "VPNFWD_PASSWORD=" + envSecret}, args...)
 	ex := n.Start(v.Cli, append(args, "--", "sh", "-c", script)...)
 	var port string
 	for deadline := time.Now().Add(15 * time.Second); ; {
@@ -89,6 +96,9 @@ exec socat TCP-LISTEN:"$VPNFWD_PORT",fork,reuseaddr SYSTEM:'echo hello-from-exec
 	// CMD ran as nobody (its files are nobody's, in both modes).
 	if fi, err := os.Stat(filepath.Join(out, "links")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
 		t.Errorf("CMD's file is not nobody's: %v %+v", err, fi)
+	}
+	if e := read("environ"); e != "0" {
+		t.Errorf("CMD read vpnfwd's secret from /proc/*/environ (%s times)", e)
 	}
 	if l := read("links"); l != "2" {
 		t.Errorf("CMD sees %s links, want 2 (lo and the TUN)", l)
