@@ -196,6 +196,9 @@ func (a *agent) redirect(rs []Redirect) error {
 	return nft.Redirect("vpnfwd_fwd", a.dev.Name(), prs)
 }
 
+// nobody is the id a confined CMD's root maps to.
+const nobody = 65534
+
 // start runs CMD and reports its end (event "exited").
 func (a *agent) start(rq request) (int, error) {
 	a.mu.Lock()
@@ -211,8 +214,16 @@ func (a *agent) start(rq request) (int, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	// CMD dies with the agent, which dies with vpnfwd.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if rq.UID != nil {
+	switch {
+	case rq.UID != nil:
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: *rq.UID, Gid: *rq.GID}
+	case rq.Confine:
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWUSER
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: nobody, Size: 1}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: nobody, Size: 1}}
+		// Become the namespace's root (nobody outside): until then the
+		// process would still be the host's root, unmapped inside.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
 	if err := cmd.Start(); err != nil {
 		return 0, err

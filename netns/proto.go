@@ -57,6 +57,10 @@ type request struct {
 	Dir  string   `json:"dir,omitempty"`
 	UID  *uint32  `json:"uid,omitempty"`
 	GID  *uint32  `json:"gid,omitempty"`
+	// Confine runs CMD as root of a user namespace of its own mapped to
+	// nobody (root-run exec without a user: CMD would otherwise hold every
+	// capability, and could enter the host's namespaces).
+	Confine bool `json:"confine,omitempty"`
 
 	// signal
 	Signal int `json:"signal,omitempty"`

@@ -308,9 +308,14 @@ func (s *Sandbox) Redirect(ctx context.Context, rs []Redirect) error {
 }
 
 // Run starts CMD inside with env (uid/gid, when set, as root only) and
-// returns its pid; Exited reports its status.
+// returns its pid; Exited reports its status. Run as root with no uid,
+// CMD is root of a user namespace of its own, mapped to nobody (65534):
+// root's look inside, no privilege outside it (no entering other
+// namespaces, no mounts, no routes). Unprivileged, the agent's own user
+// namespace already holds CMD.
 func (s *Sandbox) Run(ctx context.Context, argv, env []string, dir string, uid, gid *uint32) (int, error) {
-	res, err := s.call(ctx, request{Op: "start", Argv: argv, Env: env, Dir: dir, UID: uid, GID: gid})
+	confine := uid == nil && os.Geteuid() == 0
+	res, err := s.call(ctx, request{Op: "start", Argv: argv, Env: env, Dir: dir, UID: uid, GID: gid, Confine: confine})
 	if err != nil {
 		return 0, err
 	}

@@ -130,3 +130,43 @@ exec socat TCP-LISTEN:"$VPNFWD_PORT",fork,reuseaddr SYSTEM:'echo hello-from-exec
 		t.Errorf("the lease was not released at exit:\n%s", ex.Out)
 	}
 }
+
+// TestExecAsRootHoldsCMD: root-run exec without --user still holds CMD:
+// it is root of a user namespace mapped to nobody, so it can neither
+// enter the host's network namespace, nor route, nor mount.
+func TestExecAsRootHoldsCMD(t *testing.T) {
+	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "nsenter", "mount")
+	v := NewVPN(t, n, true)
+	dir, err := os.MkdirTemp("", "vpnfwd-exec-root-") // a path nobody can reach
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o777)
+	bin := BuildVPNFWD(t, t.TempDir())
+	script := fmt.Sprintf(`cd /
+nsenter --net=/proc/1/ns/net true 2>/dev/null; echo $? > %[1]s/nsenter
+ip route add 192.0.2.0/24 dev lo 2>/dev/null; echo $? > %[1]s/route
+mkdir -p %[1]s/m; mount -t tmpfs none %[1]s/m 2>/dev/null; echo $? > %[1]s/mount
+id -u > %[1]s/uid`, dir)
+	out, err := n.ExecTimeout(v.Cli, 40*time.Second, bin, "exec", "--wg-config", v.ClientConf, "--provider", "natpmp",
+		"--state-dir", filepath.Join(dir, "state"), "--api", "", "--wg-name", "-", "--", "sh", "-c", script)
+	if err != nil {
+		t.Fatalf("exec: %v\n%s", err, out)
+	}
+	read := func(name string) string {
+		b, _ := os.ReadFile(filepath.Join(dir, name))
+		return strings.TrimSpace(string(b))
+	}
+	if read("uid") != "0" {
+		t.Errorf("CMD's uid inside %q, want 0 (root of its own user namespace)", read("uid"))
+	}
+	for _, step := range []string{"nsenter", "route", "mount"} {
+		if r := read(step); r == "0" || r == "" {
+			t.Errorf("CMD's %s: exit %q, want a refusal", step, r)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "uid")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+		t.Errorf("CMD's file is not nobody's on the host: %v", err)
+	}
+}
