@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -145,6 +147,42 @@ func bindResolvConf(file string) error {
 	}
 	if err := unix.Mount(file, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("bind-mounting resolv.conf: %w", err)
+	}
+	return confineResolver(filepath.Dir(file))
+}
+
+// resolverSockets are the directories of host daemons that answer name
+// lookups over unix sockets, outside the tunnel: systemd-resolved
+// (nss-resolve's varlink socket), nscd, avahi (nss-mdns).
+var resolverSockets = []string{"/run/systemd/resolve", "/run/nscd", "/var/run/nscd", "/run/avahi-daemon", "/var/run/avahi-daemon"}
+
+// confineResolver makes CMD's name lookups go to vpnfwd's forwarder only:
+// an nsswitch.conf whose hosts line is "files dns" over the host's (its
+// other lines kept), and an empty read-only tmpfs over each resolver
+// daemon's socket directory, for programs that ask those daemons directly.
+func confineResolver(dir string) error {
+	if b, err := os.ReadFile("/etc/nsswitch.conf"); err == nil {
+		lines := strings.Split(string(b), "\n")
+		for i, l := range lines {
+			if strings.HasPrefix(strings.TrimSpace(l), "hosts:") {
+				lines[i] = "hosts: files dns"
+			}
+		}
+		ns := filepath.Join(dir, "nsswitch.conf")
+		if err := os.WriteFile(ns, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+			return fmt.Errorf("nsswitch.conf: %w", err)
+		}
+		if err := unix.Mount(ns, "/etc/nsswitch.conf", "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind-mounting nsswitch.conf: %w", err)
+		}
+	}
+	for _, d := range resolverSockets {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			continue
+		}
+		if err := unix.Mount("vpnfwd", d, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=4k,mode=0555"); err != nil {
+			return fmt.Errorf("masking %s (a resolver daemon's sockets): %w", d, err)
+		}
 	}
 	return nil
 }

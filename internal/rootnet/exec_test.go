@@ -170,3 +170,44 @@ id -u > %[1]s/uid`, dir)
 		t.Errorf("CMD's file is not nobody's on the host: %v", err)
 	}
 }
+
+// TestExecNamesOnlyThroughTheTunnel: a host resolver daemon answering on a
+// unix socket (a stand-in for nscd at /run/nscd/socket, in a mount
+// namespace of the test's own) is out of CMD's reach, and CMD's
+// nsswitch.conf sends host lookups to files and DNS only (vpnfwd's
+// forwarder), whatever the host's says.
+func TestExecNamesOnlyThroughTheTunnel(t *testing.T) {
+	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "socat", "unshare")
+	v := NewVPN(t, n, true)
+	dir, err := os.MkdirTemp("", "vpnfwd-exec-dns-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o777)
+	bin := BuildVPNFWD(t, t.TempDir())
+	script := fmt.Sprintf(`socat -T2 - UNIX-CONNECT:/run/nscd/socket > %[1]s/nscd 2>&1; echo "exit $?" >> %[1]s/nscd
+grep '^hosts:' /etc/nsswitch.conf > %[1]s/nss`, dir)
+	// The stand-in's output goes nowhere and it is killed at the end: a
+	// process left holding the test's pipe would keep it open.
+	wrapper := fmt.Sprintf(`mount -t tmpfs none /run && mkdir /run/nscd &&
+socat UNIX-LISTEN:/run/nscd/socket,fork SYSTEM:'echo leaked-lookup' </dev/null >/dev/null 2>&1 &
+S=$!
+while [ ! -S /run/nscd/socket ]; do sleep 0.05; done
+%s exec --wg-config %s --provider natpmp --state-dir %s/state --api "" --wg-name - -- sh -c "$0"
+rc=$?; kill $S; exit $rc`, bin, v.ClientConf, dir)
+	out, err := n.ExecTimeout(v.Cli, 40*time.Second, "unshare", "--mount", "--propagation", "private", "sh", "-c", wrapper, script)
+	if err != nil {
+		t.Fatalf("exec: %v\n%s", err, out)
+	}
+	read := func(name string) string {
+		b, _ := os.ReadFile(filepath.Join(dir, name))
+		return strings.TrimSpace(string(b))
+	}
+	if r := read("nscd"); strings.Contains(r, "leaked-lookup") || strings.Contains(r, "exit 0") {
+		t.Errorf("CMD reached the host's resolver socket: %q", r)
+	}
+	if r := read("nss"); r != "hosts: files dns" {
+		t.Errorf("CMD's nsswitch hosts line %q, want \"hosts: files dns\"", r)
+	}
+}
