@@ -107,14 +107,14 @@ func ReadAuthFile(path, defaultRole string) ([]Role, error) {
 		dec := json.NewDecoder(strings.NewReader(defaultRole))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&d); err != nil {
-			return nil, fmt.Errorf("api default role: %w (want JSON such as {\"auth\":\"apikey\",\"apikey\":\"...\"})", err)
+			return nil, fmt.Errorf("api.auth_default_role (--api-auth-default-role): %w (want JSON such as {\"auth\":\"apikey\",\"apikey\":\"...\"})", err)
 		}
 		if d.Auth != "" {
 			if d.Name == "" {
 				d.Name = "default"
 			}
 			if err := d.validate(); err != nil {
-				return nil, fmt.Errorf("api default role: %w", err)
+				return nil, fmt.Errorf("api.auth_default_role (--api-auth-default-role): %w", err)
 			}
 			covered := map[string]bool{}
 			for _, r := range roles {

@@ -458,6 +458,16 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateLimits(add)
+	for _, a := range c.DNS.Allow {
+		if _, err := netip.ParsePrefix(a); err != nil {
+			add("dns.allow (--dns-allow): %q is not a CIDR (e.g. 172.17.0.0/16)", a)
+		}
+	}
+	if u := c.PublicIPURL; u != "" {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			add("public_ip_url (--public-ip-url): %q is not an http:// or https:// URL (e.g. https://ipinfo.io/json)", u)
+		}
+	}
 	if d := c.StateDir; d != "" {
 		if fi, err := os.Stat(d); err == nil && !fi.IsDir() {
 			add("state_dir (--state-dir): %s is not a directory (vpnfwd keeps the last port and provider tokens there)", d)
@@ -498,13 +508,13 @@ func (c *Config) Validate() error {
 	for _, l := range c.KillSwitch.AllowLAN {
 		p, err := tunnel.ParsePrefix(l)
 		if err != nil {
-			add("killswitch.allow_lan: %v", err)
+			add("killswitch.allow_lan (--allow-lan): %v", err)
 		} else if netip.Prefix(p).Bits() == 0 {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("killswitch.allow_lan = %s lets everything out around the tunnel: the kill switch then protects nothing; name your LAN (e.g. 192.168.1.0/24)", l))
 		}
 	}
 	if u := c.KillSwitch.OnlyUID; u != nil && (*u < 0 || *u > 1<<31) {
-		add("killswitch.only_uid: %d is not a user id", *u)
+		add("killswitch.only_uid (--only-uid): %d is not a user id", *u)
 	}
 	if c.KillSwitch.OnlyUID != nil && c.KillSwitch.OnlyCgroup != "" {
 		add("killswitch: only_uid and only_cgroup together: pick one")
@@ -517,15 +527,11 @@ func (c *Config) Validate() error {
 		ap, err := netip.ParseAddrPort(l)
 		switch {
 		case err != nil:
-			add("dns.listen: %q is not IP:PORT", l)
+			add("dns.listen (--dns-listen): %q is not IP:PORT, or \"off\"", l)
 		case !ap.Addr().IsLoopback() && len(c.DNS.Allow) == 0:
 			add("dns.listen = %s is reachable from other hosts: name who may ask with dns.allow (--dns-allow CIDR[,CIDR]), or keep it on 127.0.0.1 (an open resolver is an amplifier for strangers)", l)
 		}
-		for _, a := range c.DNS.Allow {
-			if _, err := netip.ParsePrefix(a); err != nil {
-				add("dns.allow: %q is not a CIDR (e.g. 172.17.0.0/16)", a)
-			}
-		}
+
 		if c.DNS.ResolvConf && err == nil && ap.Port() != 53 {
 			add("dns.resolv_conf needs the forwarder on port 53 (resolv.conf names no port), not %s", l)
 		}

@@ -19,7 +19,7 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	case "error":
 		l = slog.LevelError
 	default:
-		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+		return nil, fmt.Errorf("log_level (--log-level) %q: want debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }

@@ -50,7 +50,7 @@ func loadUpConfig(flags *config.Flags, env *cliEnv) (*config.Config, error) {
 	}
 	info, ok := all.Providers.Lookup(cfg.Provider.Name)
 	if !ok {
-		return nil, fmt.Errorf("unknown provider %q (one of %s)", cfg.Provider.Name, all.Providers.Names())
+		return nil, fmt.Errorf("--provider %s: unknown provider %q (one of %s)", cfg.Provider.Name, cfg.Provider.Name, all.Providers.Names())
 	}
 	if cfg.StateDir == "" {
 		cfg.StateDir = state.DefaultPath()
