@@ -34,7 +34,9 @@ func serve(t *testing.T, upstreams []netip.Addr) (udp, tcp string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	f := &dns.Forwarder{Upstreams: upstreams, Dialer: c.Stack, Timeout: 300 * time.Millisecond}
+	// 1 s a try: short enough for the dead-server tests, long enough for
+	// the in-process upstream on a loaded machine (300 ms gave SERVFAIL).
+	f := &dns.Forwarder{Upstreams: upstreams, Dialer: c.Stack, Timeout: time.Second}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
