@@ -283,13 +283,22 @@ func checkPort(ctx context.Context, st api.Status, tmpl string, port int) Result
 	ip, _ := netip.ParseAddr(st.Port.PublicIP)
 	url := portcheck.Expand(tmpl, ip, uint16(port))
 	open, err := portcheck.Check(ctx, tc, tmpl, ip, uint16(port))
+	if err == nil && !open {
+		// One "closed" is not proof (a gateway renewing its rule, a
+		// checker's lost SYN): as --port-check, it takes two in a row.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+			open, err = portcheck.Check(ctx, tc, tmpl, ip, uint16(port))
+		}
+	}
 	switch {
 	case err != nil:
 		return errRes(name, "%v", err)
 	case open:
 		return pass(name, "port %d is reachable from outside (%s)", port, url)
 	}
-	return Result{Check: name, Result: "fail", Detail: fmt.Sprintf("port %d is NOT reachable from outside (%s): the provider stopped forwarding, or the service is down", port, url)}
+	return Result{Check: name, Result: "fail", Detail: fmt.Sprintf("port %d is NOT reachable from outside (%s, twice a second apart): the provider stopped forwarding, or the service is down", port, url)}
 }
 
 // routeDevice is the interface the kernel routes an ordinary packet to
