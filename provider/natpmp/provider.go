@@ -478,14 +478,14 @@ func (p *Provider) internal(held provider.Lease) uint16 {
 // conventions) with the suggested port and the second with the port the
 // first got, and builds the lease.
 func (p *Provider) mapAll(ctx context.Context, held provider.Lease) (provider.Lease, error) {
-	if p.count > 1 {
-		return p.mapMany(ctx, held)
-	}
 	lease := provider.Lease{Provider: p.conv.Name, Protocols: []string{"tcp", "udp"}}
 	if ext, err := p.client.External(ctx); err == nil {
 		lease.PublicIP = ext.Addr
 	} else if errors.Is(err, ErrRefused) || errors.Is(err, ErrNoAnswer) || ctx.Err() != nil {
 		return lease, err
+	}
+	if p.count > 1 {
+		return p.mapMany(ctx, held, lease)
 	}
 	internal, suggest := p.internal(held), p.suggest(held)
 	switch {
@@ -621,18 +621,12 @@ func (p *Provider) release(held provider.Lease) {
 	p.env.Log.Info("port mapping released", "ports", held.PublicPorts())
 }
 
-// mapMany maps count ports, as gluetun asks Proton for several: port i on
+// mapMany maps count ports into lease (mapAll asked the public address), as gluetun asks Proton for several: port i on
 // internal port 56789+i (the held one's, on renewals) with the public port
 // held or last used suggested; the gateway picks the public ports, which
 // differ from the internal ones. Each is TCP and UDP on one public port
 // where the gateway allows, else each protocol on its own.
-func (p *Provider) mapMany(ctx context.Context, held provider.Lease) (provider.Lease, error) {
-	lease := provider.Lease{Provider: p.conv.Name, Protocols: []string{"tcp", "udp"}}
-	if ext, err := p.client.External(ctx); err == nil {
-		lease.PublicIP = ext.Addr
-	} else if errors.Is(err, ErrRefused) || errors.Is(err, ErrNoAnswer) || ctx.Err() != nil {
-		return lease, err
-	}
+func (p *Provider) mapMany(ctx context.Context, held, lease provider.Lease) (provider.Lease, error) {
 	life := uint32(p.life / time.Second)
 	got := life
 	ops := [2]uint8{OpMapTCP, OpMapUDP}
