@@ -77,44 +77,41 @@ func newAPIClient(addr, tokenFile string) (*apiClient, error) {
 
 // text fetches path without credentials and returns its code and body.
 func (c *apiClient) text(ctx context.Context, path string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+c.addr+path, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, "", fmt.Errorf("no vpnfwd answering on %s (is 'vpnfwd up' running? --api ADDR picks another): %w", c.addr, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, strings.TrimSpace(string(b)), err
+	code, b, err := c.do(ctx, path, false)
+	return code, strings.TrimSpace(string(b)), err
 }
 
-// get fetches path and decodes JSON into v; it returns the status code.
-func (c *apiClient) get(ctx context.Context, path string, v any) (int, error) {
+// do fetches path (with the token when auth) and reads the body.
+func (c *apiClient) do(ctx context.Context, path string, auth bool) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+c.addr+path, nil)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	if c.token != "" {
+	if auth && c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("no vpnfwd answering on %s (is 'vpnfwd up' running? --api ADDR picks another): %w", c.addr, err)
+		return 0, nil, fmt.Errorf("no vpnfwd answering on %s (is 'vpnfwd up' running? --api ADDR picks another): %w", c.addr, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, b, err
+}
+
+// get fetches path and decodes JSON into v; it returns the status code.
+func (c *apiClient) get(ctx context.Context, path string, v any) (int, error) {
+	code, b, err := c.do(ctx, path, true)
 	if err != nil {
-		return resp.StatusCode, err
+		return code, err
 	}
-	if resp.StatusCode == http.StatusUnauthorized {
-		return resp.StatusCode, fmt.Errorf("the API at %s wants a token: --api-token-file FILE", c.addr)
+	if code == http.StatusUnauthorized {
+		return code, fmt.Errorf("the API at %s wants a token: --api-token-file FILE", c.addr)
 	}
-	if v != nil && (resp.StatusCode < 500 || resp.StatusCode == http.StatusServiceUnavailable) {
+	if v != nil && (code < 500 || code == http.StatusServiceUnavailable) {
 		if err := json.Unmarshal(b, v); err != nil {
-			return resp.StatusCode, fmt.Errorf("reading answer from %s: %w", c.addr, err)
+			return code, fmt.Errorf("reading answer from %s: %w", c.addr, err)
 		}
 	}
-	return resp.StatusCode, nil
+	return code, nil
 }
