@@ -61,6 +61,14 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	m("vpnfwd_forward_udp_packets_total", "counter", "UDP packets bridged from the tunnel.", st.Forward.UDPPackets)
 	m("vpnfwd_forward_bytes_total", "counter", "Bytes bridged.", st.Forward.BytesIn, `direction="in"`)
 	m("vpnfwd_forward_bytes_total", "counter", "Bytes bridged.", st.Forward.BytesOut, `direction="out"`)
+	for _, l := range st.LocalForwards {
+		lb := fmt.Sprintf("listen=%q,to=%q,protocol=%q", l.Listen, l.To, l.Protocol)
+		m("vpnfwd_local_forward_open", "gauge", "Open connections (UDP: flows) of a local forward.", l.Open, lb)
+		m("vpnfwd_local_forward_total", "counter", "Connections (UDP: flows) a local forward took.", l.Total, lb)
+		m("vpnfwd_local_forward_failed_total", "counter", "A local forward's dials or lookups through the tunnel that failed.", l.Failed, lb)
+		m("vpnfwd_local_forward_bytes_total", "counter", "Bytes through a local forward.", l.BytesOut, lb, `direction="out"`)
+		m("vpnfwd_local_forward_bytes_total", "counter", "Bytes through a local forward.", l.BytesIn, lb, `direction="in"`)
+	}
 	for _, p := range st.Publish {
 		c := fmt.Sprintf("consumer=%q", p.Consumer)
 		m("vpnfwd_publish_ok", "gauge", "1 when the consumer's last publish succeeded.", b2i(p.OK), c)

@@ -20,6 +20,8 @@ type Status struct {
 	Port    PortStatus    `json:"port"`
 	Forward ForwardStatus `json:"forward"`
 	Proxy   ProxyStatus   `json:"proxy"`
+	// LocalForwards are the local forwards (--local-forward).
+	LocalForwards []LocalForwardStatus `json:"local_forwards,omitempty"`
 	// DNS is where the DNS forwarder answers ("" when off).
 	DNS        string           `json:"dns,omitempty"`
 	KillSwitch KillSwitchStatus `json:"killswitch"`
@@ -125,6 +127,20 @@ type ForwardStatus struct {
 	UDPRefused        int64  `json:"udp_refused"` // from new peers over the new-flow rate
 	BytesIn           uint64 `json:"bytes_in"`
 	BytesOut          uint64 `json:"bytes_out"`
+}
+
+// LocalForwardStatus is one local forward: where it listens, where its
+// connections go through the tunnel, and its counters.
+type LocalForwardStatus struct {
+	Listen   string `json:"listen"`
+	To       string `json:"to"`
+	Protocol string `json:"protocol"`
+	Open     int64  `json:"open"`    // TCP connections, or UDP flows
+	Total    int64  `json:"total"`   // since start
+	Failed   int64  `json:"failed"`  // dials or lookups through the tunnel that failed
+	Refused  int64  `json:"refused"` // clients not allowed
+	BytesOut uint64 `json:"bytes_out"`
+	BytesIn  uint64 `json:"bytes_in"`
 }
 
 // ProxyStatus lists the outbound proxies' addresses ("" when off).

@@ -17,6 +17,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/vpnfwd/vpnfwd/forward"
 	"github.com/vpnfwd/vpnfwd/portcheck"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/secret"
@@ -127,6 +128,12 @@ type Forward struct {
 	// PerPeerSource gives each remote peer its own loopback source
 	// address toward the service, so per-IP connection limits still work.
 	PerPeerSource bool `toml:"per_peer_source"`
+	// Local are the local forwards, [BIND:]PORT=HOST:PORT[/udp]: a
+	// listener on this host whose connections go to HOST:PORT through
+	// the tunnel. LocalAllow are the CIDRs that may use one listening
+	// off loopback (loopback always may).
+	Local      []string `toml:"local"`
+	LocalAllow []string `toml:"local_allow"`
 }
 
 // Proxy configures the outbound proxies; "" turns one off. With a
@@ -458,6 +465,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateLimits(add)
+	c.validateLocal(add)
 	for _, a := range c.DNS.Allow {
 		if _, err := netip.ParsePrefix(a); err != nil {
 			add("dns.allow (--dns-allow): %q is not a CIDR (e.g. 172.17.0.0/16)", a)
@@ -550,6 +558,32 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%s: %w", c.nameOr("configuration"), errors.Join(errs...))
 	}
 	return nil
+}
+
+// validateLocal checks the local forwards: each well formed, one per
+// listening socket, and off loopback only with local_allow.
+func (c *Config) validateLocal(add func(string, ...any)) {
+	seen := map[string]bool{}
+	for _, v := range c.Forward.Local {
+		s, err := forward.ParseLocalForward(v)
+		if err != nil {
+			add("forward.local (--local-forward): %v", err)
+			continue
+		}
+		k := s.Proto() + " " + s.Bind.String()
+		if seen[k] {
+			add("forward.local (--local-forward): %s %s is given twice", s.Proto(), s.Bind)
+		}
+		seen[k] = true
+		if !s.Bind.Addr().IsLoopback() && len(c.Forward.LocalAllow) == 0 {
+			add("forward.local = %s listens off loopback: name who may use it with forward.local_allow (--local-forward-allow CIDR[,CIDR]), or keep it on 127.0.0.1 (anyone reaching it would use your tunnel)", v)
+		}
+	}
+	for _, a := range c.Forward.LocalAllow {
+		if _, err := netip.ParsePrefix(a); err != nil {
+			add("forward.local_allow (--local-forward-allow): %q is not a CIDR (e.g. 172.17.0.0/16)", a)
+		}
+	}
 }
 
 // validateLimits checks the bounds on what remote peers may hold: each

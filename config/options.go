@@ -82,6 +82,11 @@ var Options = []Option{
 	{Flag: "tun", Key: "wireguard.tun", Usage: "run WireGuard on a kernel TUN `NAME` in this network namespace and route everything through it (needs CAP_NET_ADMIN and /dev/net/tun)", Set: func(c *Config, v string) error { c.WireGuard.Tun = v; return nil }},
 	{Flag: "provider", Key: "provider.name", Usage: "port-forwarding provider `NAME` (see 'vpnfwd providers')", Set: func(c *Config, v string) error { c.Provider.Name = v; return nil }},
 	{Flag: "forward", Key: "forward.target", Usage: "local service `HOST[:PORT]` (no port: same as forwarded)", Set: func(c *Config, v string) error { c.Forward.Target = v; return nil }},
+	{Flag: "local-forward", Key: "forward.local", List: true, Usage: "local forward `[BIND:]PORT=HOST:PORT[/udp]`: a listener on this host (BIND default 127.0.0.1) whose connections go to HOST:PORT through the tunnel, names looked up through it (repeatable)", Set: func(c *Config, v string) error {
+		c.Forward.Local = splitList(v)
+		return nil
+	}},
+	{Flag: "local-forward-allow", Key: "forward.local_allow", Usage: "`CIDR`[,CIDR...] that may use a local forward listening off loopback (loopback always may; required off loopback)", Set: func(c *Config, v string) error { c.Forward.LocalAllow = splitList(v); return nil }},
 	{Flag: "protocols", Key: "forward.protocols", Usage: "`LIST` of protocols to bridge: tcp,udp", Set: func(c *Config, v string) error { c.Forward.Protocols = splitList(v); return nil }},
 	{Flag: "socks5", Key: "proxy.socks5", Usage: "SOCKS5 proxy `ADDR` (\"\" turns it off)", Set: func(c *Config, v string) error { c.Proxy.SOCKS5 = v; return nil }},
 	{Flag: "http-proxy", Key: "proxy.http", Usage: "HTTP proxy `ADDR` (\"\" turns it off)", Set: func(c *Config, v string) error { c.Proxy.HTTP = v; return nil }},

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,6 +65,8 @@ type Daemon struct {
 	since      time.Time
 
 	socksL, httpL, apiL net.Listener
+	// locals are the local forwards (--local-forward), open from New.
+	locals []*forward.Local
 	apiToken            string
 	apiRoles            []api.Role
 	// ipLookup queues --public-ip-url lookups; publicIP is the last answer.
@@ -526,6 +529,9 @@ func (d *Daemon) listen() error {
 	if d.httpL, err = open("HTTP proxy", "http-proxy", d.cfg.Proxy.HTTP); err != nil {
 		return err
 	}
+	if err := d.openLocals(); err != nil {
+		return err
+	}
 	if d.cfg.API.Listen != "" {
 		if d.apiL, err = api.Listen(d.cfg.API.Listen); err != nil {
 			return fmt.Errorf("%w (choose another with --api ADDR)", err)
@@ -535,11 +541,39 @@ func (d *Daemon) listen() error {
 	return d.dnsSockets()
 }
 
+// openLocals opens the local forwards' sockets (a busy port fails at
+// start).
+func (d *Daemon) openLocals() error {
+	var allow []netip.Prefix
+	for _, a := range d.cfg.Forward.LocalAllow {
+		if p, err := netip.ParsePrefix(a); err == nil {
+			allow = append(allow, p.Masked())
+		}
+	}
+	f := d.cfg.Forward
+	for _, v := range f.Local {
+		spec, err := forward.ParseLocalForward(v)
+		if err != nil {
+			return err
+		}
+		l, err := forward.ListenLocal(spec, forward.LocalConfig{Allow: allow, IdleTimeout: time.Duration(f.IdleTimeout), UDPIdle: time.Duration(f.UDPIdle),
+			Log: d.log.With("component", "local-forward")})
+		if err != nil {
+			return fmt.Errorf("%w (choose another listening port in --local-forward)", err)
+		}
+		d.locals = append(d.locals, l)
+	}
+	return nil
+}
+
 func (d *Daemon) closeAll() {
 	for _, l := range []net.Listener{d.socksL, d.httpL, d.apiL, d.dnsTCP} {
 		if l != nil {
 			l.Close()
 		}
+	}
+	for _, l := range d.locals {
+		l.Close()
 	}
 	if d.dnsUDP != nil {
 		d.dnsUDP.Close()
@@ -593,6 +627,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		h := forward.NewHTTPProxy(d.plane, d.proxyAuth, d.guard(), d.log.With("component", "http-proxy"))
 		goFunc(func() { api.Serve(srvCtx, d.httpL, h) })
 		d.log.Info("HTTP proxy listening", "addr", d.httpL.Addr().String())
+	}
+	for _, l := range d.locals {
+		goFunc(func() { l.Serve(d.plane) })
+		sp := l.Spec()
+		d.log.Info("local forward listening", "listen", l.Addr().String(), "protocol", sp.Proto(), "to", net.JoinHostPort(sp.Host, strconv.Itoa(int(sp.Port))), "through", "the tunnel")
 	}
 	if d.apiL != nil {
 		h := api.NewServer(d, d.broker, api.Options{Token: d.apiToken, Roles: d.apiRoles, Listen: d.cfg.API.Listen,

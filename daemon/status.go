@@ -54,6 +54,10 @@ func (d *Daemon) Status() api.Status {
 	if d.targetPort != 0 {
 		s.Forward.Target = net.JoinHostPort(d.targetHost, strconv.Itoa(int(d.targetPort)))
 	}
+	for _, l := range d.locals {
+		ls := l.Stats()
+		s.LocalForwards = append(s.LocalForwards, api.LocalForwardStatus(ls))
+	}
 	if d.socksL != nil {
 		s.Proxy.SOCKS5 = d.socksL.Addr().String()
 	}

@@ -60,6 +60,8 @@ func TestBadInputSweep(t *testing.T) {
 		{"--wg-name", "../x"}, {"--on-port", "'unterminated"}, {"--log-level", "loud"}, {"--only-uid", "-1"},
 		{"--gateway", "not-an-ip"}, {"--lifetime", "1ms"}, {"--ports-count", "6"}, {"--state-dir", good},
 		{"--public-ip-url", "::"}, {"--api-auth-default-role", "{"}, {"--provider", "nope"},
+		{"--local-forward", "5432"}, {"--local-forward", "0.0.0.0:5432=db:5432"}, {"--local-forward", "5432=db:5432/sctp"},
+		{"--local-forward-allow", "10.0.0.0/33"},
 	} {
 		cases = append(cases, tc{args: append(append([]string{}, base...), a...), want: []string{a[0], keyOf[strings.TrimPrefix(a[0], "--")]}})
 	}

@@ -600,3 +600,73 @@ func TestLocalListenersCapped(t *testing.T) {
 		t.Errorf("a remote peer while the proxy is at its cap: %q %v", reply, err)
 	}
 }
+
+// --local-forward through the real tunnel: an HTTP client that knows
+// nothing of proxies reaches the internet side's what's-my-IP (a name
+// looked up through the tunnel) and sees the VPN's address; UDP goes
+// both ways to the echo server; status and metrics list both.
+func TestLocalForwardThroughTheTunnel(t *testing.T) {
+	srv, _ := testnet.Start(testnet.Options{NATPMP: "off"})
+	defer srv.Close()
+	in := startUp(t, srv, "--provider", "static", "--port", "40001",
+		"--local-forward", "127.0.0.1:0="+testnet.WhatsMyIPName+":80", "--local-forward", "127.0.0.1:0="+testnet.EchoName+":7/udp")
+	in.waitPort(t)
+	st := in.status(t)
+	if len(st.LocalForwards) != 2 {
+		t.Fatalf("status lists %+v", st.LocalForwards)
+	}
+	web, udp := st.LocalForwards[0], st.LocalForwards[1]
+	if web.Protocol != "tcp" || web.To != testnet.WhatsMyIPName+":80" || udp.Protocol != "udp" {
+		t.Fatalf("status lists %+v", st.LocalForwards)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}).Get("http://" + web.Listen + "/")
+	if err != nil {
+		t.Fatalf("what's-my-IP through the local forward: %v\n%s", err, in.log)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got := strings.TrimSpace(string(body)); got != testnet.PublicIP.String() {
+		t.Fatalf("what's-my-IP says %q, want the VPN's %s", got, testnet.PublicIP)
+	}
+	c, err := net.Dial("udp", udp.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := false
+	for try := 0; try < 20 && !got; try++ { // UDP: a datagram may be lost; ask again
+		c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+		c.Write([]byte("ping through"))
+		buf := make([]byte, 100)
+		n, err := c.Read(buf)
+		got = err == nil && string(buf[:n]) == "ping through"
+	}
+	if !got {
+		t.Fatalf("no UDP echo through the local forward\n%s", in.log)
+	}
+	st = in.status(t)
+	if w, u := st.LocalForwards[0], st.LocalForwards[1]; w.Total != 1 || w.BytesIn == 0 || u.Total != 1 || u.BytesIn == 0 {
+		t.Errorf("counters %+v", st.LocalForwards)
+	}
+	metrics := fetchMetrics(t, in)
+	if !strings.Contains(metrics, `vpnfwd_local_forward_total{listen="`+web.Listen+`",to="`+testnet.WhatsMyIPName+`:80",protocol="tcp"} 1`) {
+		t.Errorf("metrics lack the local forward:\n%s", metrics)
+	}
+}
+
+// fetchMetrics reads the instance's /metrics over its unix socket.
+func fetchMetrics(t *testing.T, in *instance) string {
+	t.Helper()
+	sock := strings.TrimPrefix(in.api, "unix:")
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := c.Get("http://localhost/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}

@@ -82,6 +82,10 @@ func printStatus(w io.Writer, st api.Status) {
 	f := st.Forward
 	row("forward", "to %s %s: %d TCP open (%d total, %d refused), %d UDP peers, in %d B, out %d B",
 		f.Target, strings.Join(f.Protocols, "+"), f.TCPOpen, f.TCPTotal, f.TCPRefused, f.UDPFlows, f.BytesIn, f.BytesOut)
+	for _, l := range st.LocalForwards {
+		row("local", "%s %s -> %s through the tunnel: %d open (%d total, %d failed), out %d B, in %d B",
+			l.Protocol, l.Listen, l.To, l.Open, l.Total, l.Failed, l.BytesOut, l.BytesIn)
+	}
 	row("proxy", "socks5 %s, http %s", orOff(st.Proxy.SOCKS5), orOff(st.Proxy.HTTP))
 	if st.KillSwitch.Enabled {
 		row("killswitch", "on (%s)%s", st.KillSwitch.Scope, map[bool]string{true: ", lockdown"}[st.KillSwitch.Lockdown])
