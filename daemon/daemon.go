@@ -66,9 +66,9 @@ type Daemon struct {
 
 	socksL, httpL, apiL net.Listener
 	// locals are the local forwards (--local-forward), open from New.
-	locals []*forward.Local
-	apiToken            string
-	apiRoles            []api.Role
+	locals   []*forward.Local
+	apiToken string
+	apiRoles []api.Role
 	// ipLookup queues --public-ip-url lookups; publicIP is the last answer.
 	ipLookup      chan struct{}
 	publicIP      atomic.Pointer[api.PublicIPInfo]

@@ -111,9 +111,9 @@ type LocalStats struct {
 	Listen   string `json:"listen"`
 	To       string `json:"to"`
 	Protocol string `json:"protocol"`
-	Open     int64  `json:"open"`   // TCP connections, or UDP flows
-	Total    int64  `json:"total"`  // since start
-	Failed   int64  `json:"failed"` // dials (or lookups) through the tunnel that failed
+	Open     int64  `json:"open"`    // TCP connections, or UDP flows
+	Total    int64  `json:"total"`   // since start
+	Failed   int64  `json:"failed"`  // dials (or lookups) through the tunnel that failed
 	Refused  int64  `json:"refused"` // clients not allowed (off loopback, not in Allow)
 	BytesOut uint64 `json:"bytes_out"`
 	BytesIn  uint64 `json:"bytes_in"`
@@ -137,7 +137,7 @@ type Local struct {
 	flows map[netip.AddrPort]*localFlow
 
 	open, total, failed, refused atomic.Int64
-	out, in             atomic.Uint64
+	out, in                      atomic.Uint64
 }
 
 // ListenLocal opens spec's socket on this host.
