@@ -20,6 +20,9 @@ type Status struct {
 	Port    PortStatus    `json:"port"`
 	Forward ForwardStatus `json:"forward"`
 	Proxy   ProxyStatus   `json:"proxy"`
+	// AppMappings are the ports apps in the namespace asked for by
+	// NAT-PMP or PCP (tun mode, exec) and were given.
+	AppMappings []AppMappingStatus `json:"app_mappings,omitempty"`
 	// LocalForwards are the local forwards (--local-forward).
 	LocalForwards []LocalForwardStatus `json:"local_forwards,omitempty"`
 	// DNS is where the DNS forwarder answers ("" when off).
@@ -127,6 +130,17 @@ type ForwardStatus struct {
 	UDPRefused        int64  `json:"udp_refused"` // from new peers over the new-flow rate
 	BytesIn           uint64 `json:"bytes_in"`
 	BytesOut          uint64 `json:"bytes_out"`
+}
+
+// AppMappingStatus is one app's port mapping: the app's own port, the
+// public port it was given, who asked and how, and until when.
+type AppMappingStatus struct {
+	Protocol     string    `json:"protocol"`
+	InternalPort int       `json:"internal_port"`
+	PublicPort   int       `json:"public_port"`
+	Client       string    `json:"client"`
+	Via          string    `json:"via"` // nat-pmp or pcp
+	Expires      time.Time `json:"expires"`
 }
 
 // LocalForwardStatus is one local forward: where it listens, where its

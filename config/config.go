@@ -134,6 +134,9 @@ type Forward struct {
 	// off loopback (loopback always may).
 	Local      []string `toml:"local"`
 	LocalAllow []string `toml:"local_allow"`
+	// NATPMP answers the NAT-PMP and PCP requests of the apps in the
+	// namespace (tun mode, exec) with a port vpnfwd holds.
+	NATPMP bool `toml:"nat_pmp"`
 }
 
 // Proxy configures the outbound proxies; "" turns one off. With a
@@ -276,6 +279,7 @@ func Defaults() Config {
 			IdleTimeout:             Duration(15 * time.Minute),
 			MaxPendingHandshakes:    1024,
 			MaxPendingPerSource:     64,
+			NATPMP:                  true,
 		},
 		Proxy: Proxy{SOCKS5: "127.0.0.1:1080", HTTP: "127.0.0.1:8118"},
 		API:   API{Listen: "127.0.0.1:9070"},

@@ -87,6 +87,11 @@ var Options = []Option{
 		return nil
 	}},
 	{Flag: "local-forward-allow", Key: "forward.local_allow", Usage: "`CIDR`[,CIDR...] that may use a local forward listening off loopback (loopback always may; required off loopback)", Set: func(c *Config, v string) error { c.Forward.LocalAllow = splitList(v); return nil }},
+	{Flag: "nat-pmp", Key: "forward.nat_pmp", Bool: true, Usage: "answer the NAT-PMP and PCP requests of the apps in the namespace (tun mode, exec) with a port vpnfwd holds, and send that port to the app's (default true; false leaves them unanswered)", Set: func(c *Config, v string) error {
+		b, err := parseBool(v)
+		c.Forward.NATPMP = b
+		return err
+	}},
 	{Flag: "protocols", Key: "forward.protocols", Usage: "`LIST` of protocols to bridge: tcp,udp", Set: func(c *Config, v string) error { c.Forward.Protocols = splitList(v); return nil }},
 	{Flag: "socks5", Key: "proxy.socks5", Usage: "SOCKS5 proxy `ADDR` (\"\" turns it off)", Set: func(c *Config, v string) error { c.Proxy.SOCKS5 = v; return nil }},
 	{Flag: "http-proxy", Key: "proxy.http", Usage: "HTTP proxy `ADDR` (\"\" turns it off)", Set: func(c *Config, v string) error { c.Proxy.HTTP = v; return nil }},

@@ -33,6 +33,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/netstack"
 	"github.com/vpnfwd/vpnfwd/nft"
 	"github.com/vpnfwd/vpnfwd/portcheck"
+	"github.com/vpnfwd/vpnfwd/portmap"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/publish"
 	"github.com/vpnfwd/vpnfwd/session"
@@ -56,13 +57,24 @@ type Daemon struct {
 	// redirected: tun mode's redirect table is in (--forward HOST:PORT);
 	// only the session's goroutine changes it, closeAll removes it.
 	redirected bool
-	dev        *wg.Device
-	bridge     *forward.Bridge
-	disp       *publish.Dispatcher
-	broker     *api.Broker
-	prov       provider.Provider
-	sess       *session.Session
-	since      time.Time
+	redirects  []nft.PortRedirect // what is in now
+	redirSaid  string             // what the log last said of them
+	// redirMu orders the tun-mode redirects: the session's subscriber
+	// and the NAT-PMP responder both move them; tunLease is the lease
+	// they serve.
+	redirMu  sync.Mutex
+	tunLease atomic.Pointer[provider.Lease]
+	// pmp answers the apps' NAT-PMP and PCP requests (tun mode, exec) on
+	// pmpConn.
+	pmp     *portmap.Server
+	pmpConn net.PacketConn
+	dev     *wg.Device
+	bridge  *forward.Bridge
+	disp    *publish.Dispatcher
+	broker  *api.Broker
+	prov    provider.Provider
+	sess    *session.Session
+	since   time.Time
 
 	socksL, httpL, apiL net.Listener
 	// locals are the local forwards (--local-forward), open from New.
@@ -306,6 +318,7 @@ func (d *Daemon) buildDataPath(extra []publish.Consumer, exec bool) error {
 	gctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	d.guardControl(gctx)
 	cancel()
+	d.openResponder()
 	consumers, err := buildConsumers(d.cfg, d.iface(), d.log.With("component", "publish"))
 	if err != nil {
 		return err
@@ -587,6 +600,7 @@ func (d *Daemon) closeAll() {
 	if d.dev != nil {
 		d.dev.Close() // closes the stack or the TUN too
 	}
+	d.closeResponder()
 	d.unredirect()
 	d.unguard()
 	if d.sandbox != nil {
@@ -638,6 +652,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			AllowedHosts: d.cfg.API.AllowedHosts, Log: d.log.With("component", "api")})
 		goFunc(func() { api.Serve(srvCtx, d.apiL, h) })
 		d.log.Info("control API listening", "addr", d.apiL.Addr().String())
+	}
+	if d.pmp != nil {
+		goFunc(func() { d.pmp.Serve(d.pmpConn) })
 	}
 	d.serveDNS(srvCtx, goFunc)
 	if d.ipLookup != nil {

@@ -50,7 +50,11 @@ func (d *Daemon) onEvent(ev session.Event) {
 // no bridge: the service is reached on the port itself.
 func (d *Daemon) moveBridge(l provider.Lease) {
 	if d.bridge == nil {
-		d.tunPorts(l)
+		d.tunLease.Store(&l)
+	}
+	d.offerPorts(l)
+	if d.bridge == nil {
+		d.tunPorts()
 		return
 	}
 	var routes []forward.Route

@@ -85,7 +85,7 @@ func cmdEnv(env []string) []string { return secret.CleanEnv(env) }
 // by the agent, with the DNS forwarder's sockets beside it.
 func (d *Daemon) openSandbox() error {
 	w := d.cfg.WireGuard
-	s, err := netns.Start(netns.Config{Tun: execTun, MTU: w.MTU, Addresses: w.Addresses(), Routes: allowedIPs(w.Peers), DNS: execDNS})
+	s, err := netns.Start(netns.Config{Tun: execTun, MTU: w.MTU, Addresses: w.Addresses(), Routes: allowedIPs(w.Peers), DNS: execDNS, Gateway: d.appGateway()})
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,12 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
@@ -11,6 +14,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/forward"
 	"github.com/vpnfwd/vpnfwd/netns"
 	"github.com/vpnfwd/vpnfwd/nft"
+	"github.com/vpnfwd/vpnfwd/portmap"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/tundev"
 	"github.com/vpnfwd/vpnfwd/tunnel"
@@ -136,19 +140,41 @@ func (d *Daemon) unguard() {
 // redirectTable is tun mode's nftables table for --forward HOST:PORT.
 func (d *Daemon) redirectTable() string { return "vpnfwd_fwd_" + d.cfg.WireGuard.Tun }
 
-// tunPorts says which port the service must listen on in tun mode, and
-// with --forward HOST:PORT redirects the forwarded port to PORT. Without
-// one, the service listens on the public port (the one published to it):
-// where the gateway delivers to another local port, that is redirected.
-func (d *Daemon) tunPorts(l provider.Lease) {
+// tunPorts says which port the service must listen on in tun mode (and
+// exec), and puts the redirects in: with --forward HOST:PORT the
+// forwarded port goes to PORT; without one the service listens on the
+// public port (the one published to it), and where the gateway delivers
+// to another local port, that is redirected; a port an app mapped by
+// NAT-PMP or PCP goes to the app's own port. Called by the session's
+// subscriber (a new lease) and by the responder (mappings changed).
+func (d *Daemon) tunPorts() {
+	l := d.tunLease.Load()
+	if l == nil {
+		return
+	}
+	d.redirMu.Lock()
+	defer d.redirMu.Unlock()
+	apps := map[uint16][]portmap.Mapping{}
+	if d.pmp != nil {
+		for _, m := range d.pmp.Mappings() {
+			apps[m.Local] = append(apps[m.Local], m)
+		}
+	}
 	var rs []nft.PortRedirect
 	for _, p := range l.Ports {
+		if ms := apps[p.Local]; len(ms) > 0 {
+			for _, m := range ms {
+				if m.Internal != p.Local {
+					rs = append(rs, nft.PortRedirect{Proto: m.Proto, From: p.Local, To: m.Internal})
+				}
+			}
+			continue
+		}
 		to := d.targetPort
 		if to == 0 {
 			to = p.Public
 		}
 		if to == p.Local {
-			d.log.Info("the service is reached on the forwarded port itself (no bridge)", "port", p.Local, "protocols", d.cfg.Forward.Protocols)
 			continue
 		}
 		for _, proto := range d.cfg.Forward.Protocols {
@@ -156,20 +182,53 @@ func (d *Daemon) tunPorts(l provider.Lease) {
 				rs = append(rs, nft.PortRedirect{Proto: proto, From: p.Local, To: to})
 			}
 		}
-		d.log.Info("the forwarded port is redirected (the service must listen on all addresses or the tunnel's, not on loopback only)", "port", p.Local, "to", to)
+	}
+	// Say what each port does when that changes (not at every renewal).
+	var said []string
+	for _, p := range l.Ports {
+		to := cmp.Or(d.targetPort, p.Public)
+		switch ms := apps[p.Local]; {
+		case len(ms) > 0:
+			said = append(said, fmt.Sprintf("app %d %d %s", p.Local, ms[0].Internal, ms[0].Via))
+		case to == p.Local:
+			said = append(said, fmt.Sprintf("itself %d", p.Local))
+		default:
+			said = append(said, fmt.Sprintf("redirect %d %d", p.Local, to))
+		}
+	}
+	if key := strings.Join(said, ","); key != d.redirSaid {
+		d.redirSaid = key
+		for _, p := range l.Ports {
+			to := cmp.Or(d.targetPort, p.Public)
+			switch ms := apps[p.Local]; {
+			case len(ms) > 0:
+				d.log.Info("the forwarded port goes to the app that asked for it", "port", p.Local, "app_port", ms[0].Internal, "via", ms[0].Via)
+			case to == p.Local:
+				d.log.Info("the service is reached on the forwarded port itself (no bridge)", "port", p.Local, "protocols", d.cfg.Forward.Protocols)
+			default:
+				d.log.Info("the forwarded port is redirected (the service must listen on all addresses or the tunnel's, not on loopback only)", "port", p.Local, "to", to)
+			}
+		}
+	}
+	if slices.Equal(rs, d.redirects) && (len(rs) > 0) == d.redirected {
+		return
 	}
 	if len(rs) == 0 && !d.redirected {
+		d.redirects = nil
 		return
 	}
 	if err := d.redirect(rs); err != nil {
-		d.log.Error("redirecting the forwarded port to --forward's port", "err", err)
+		d.log.Error("redirecting the forwarded port", "err", err)
 		return
 	}
+	d.redirects = rs
 	d.redirected = len(rs) > 0
 }
 
 // unredirect removes tun mode's redirect table, if any.
 func (d *Daemon) unredirect() {
+	d.redirMu.Lock()
+	defer d.redirMu.Unlock()
 	if !d.redirected {
 		return
 	}

@@ -54,6 +54,12 @@ func (d *Daemon) Status() api.Status {
 	if d.targetPort != 0 {
 		s.Forward.Target = net.JoinHostPort(d.targetHost, strconv.Itoa(int(d.targetPort)))
 	}
+	if d.pmp != nil {
+		for _, m := range d.pmp.Mappings() {
+			s.AppMappings = append(s.AppMappings, api.AppMappingStatus{Protocol: m.Proto, InternalPort: int(m.Internal), PublicPort: int(m.Public),
+				Client: m.Client.String(), Via: m.Via, Expires: m.Expires})
+		}
+	}
 	for _, l := range d.locals {
 		ls := l.Stats()
 		s.LocalForwards = append(s.LocalForwards, api.LocalForwardStatus(ls))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,6 +74,8 @@ func (a *agent) handle(rq request) {
 		err = a.redirect(rq.Redirects)
 	case "guard":
 		err = nft.Guard("vpnfwd_guard", nft.OwnMark, rq.Reserved)
+	case "answer":
+		files, err = a.answer(rq.Port)
 	case "start":
 		rp.PID, err = a.start(rq)
 	case "signal":
@@ -98,7 +101,7 @@ func (a *agent) setup(rq request) ([]*os.File, error) {
 	if err := netlink.LinkSetUp(lo); err != nil {
 		return nil, fmt.Errorf("loopback up: %w", err)
 	}
-	a.dev, err = tundev.Open(tundev.Config{Name: rq.Tun, MTU: rq.MTU, Addresses: rq.Addresses, Routes: rq.Routes})
+	a.dev, err = tundev.Open(tundev.Config{Name: rq.Tun, MTU: rq.MTU, Addresses: rq.Addresses, Routes: rq.Routes, Gateway: rq.Gateway})
 	if err != nil {
 		return nil, err
 	}
@@ -224,6 +227,25 @@ func markOwn(_, _ string, c syscall.RawConn) error {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, nft.OwnMark)
 	})
 	return errors.Join(err, serr)
+}
+
+// answer opens a UDP socket on 127.0.0.1:port inside and takes what CMD
+// sends to that port on any other address there (nft.AnswerLocally):
+// NAT-PMP and PCP requests to "the gateway" reach vpnfwd's responder.
+func (a *agent) answer(port uint16) ([]*os.File, error) {
+	pc, err := (&net.ListenConfig{Control: markOwn}).ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), port).String())
+	if err != nil {
+		return nil, err
+	}
+	defer pc.Close()
+	if err := nft.AnswerLocally("vpnfwd_pmp", port, nft.OwnMark); err != nil {
+		return nil, err
+	}
+	f, err := pc.(*net.UDPConn).File()
+	if err != nil {
+		return nil, err
+	}
+	return []*os.File{f}, nil
 }
 
 func (a *agent) redirect(rs []Redirect) error {

@@ -30,13 +30,14 @@ const AgentEnv = "VPNFWD_NETNS_AGENT"
 // file descriptors attached where the operation makes one.
 type request struct {
 	ID int    `json:"id"`
-	Op string `json:"op"` // setup, dial, listenudp, addresses, redirect, guard, start, signal
+	Op string `json:"op"` // setup, dial, listenudp, addresses, redirect, guard, answer, start, signal
 
 	// setup
 	Tun        string         `json:"tun,omitempty"`
 	MTU        int            `json:"mtu,omitempty"`
 	Addresses  []netip.Prefix `json:"addresses,omitempty"`
 	Routes     []netip.Prefix `json:"routes,omitempty"`
+	Gateway    netip.Addr     `json:"gateway,omitzero"` // named in the IPv4 default route
 	ResolvConf string         `json:"resolv_conf,omitempty"` // file bind-mounted on /etc/resolv.conf
 	DNS        string         `json:"dns,omitempty"`         // where the forwarder's sockets listen inside
 
@@ -47,6 +48,9 @@ type request struct {
 
 	// redirect
 	Redirects []Redirect `json:"redirects,omitempty"`
+
+	// answer
+	Port uint16 `json:"port,omitempty"`
 
 	// guard
 	Reserved []nft.Reserved `json:"reserved,omitempty"`

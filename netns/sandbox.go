@@ -24,6 +24,9 @@ type Config struct {
 	MTU       int            // 0: 1420
 	Addresses []netip.Prefix // the tunnel's addresses
 	Routes    []netip.Prefix // the peers' allowed IPs
+	// Gateway, when set, is named in the IPv4 default route, so that
+	// CMD's NAT-PMP and PCP clients find a gateway to ask.
+	Gateway netip.Addr
 	// DNS names the tunnel's resolver for resolv.conf inside: the
 	// forwarder's sockets listen there (e.g. 127.0.0.1:53).
 	DNS netip.AddrPort
@@ -116,7 +119,7 @@ func hint(err error) string {
 
 func (s *Sandbox) setup() error {
 	var err error
-	rq := request{Op: "setup", Tun: s.cfg.Tun, MTU: s.cfg.MTU, Addresses: s.cfg.Addresses, Routes: s.cfg.Routes}
+	rq := request{Op: "setup", Tun: s.cfg.Tun, MTU: s.cfg.MTU, Addresses: s.cfg.Addresses, Routes: s.cfg.Routes, Gateway: s.cfg.Gateway}
 	if s.cfg.DNS.IsValid() {
 		s.tmp, err = os.MkdirTemp("", "vpnfwd-exec-")
 		if err != nil {
@@ -253,6 +256,21 @@ func (s *Sandbox) ListenUDP(ap netip.AddrPort) (net.PacketConn, error) {
 		network = "udp6"
 	}
 	res, err := s.call(context.Background(), request{Op: "listenudp", Network: network, Address: ap.String()})
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(res.files)
+	if len(res.files) != 1 {
+		return nil, errors.New("no socket from the agent")
+	}
+	return net.FilePacketConn(res.files[0])
+}
+
+// Answer opens a UDP socket on 127.0.0.1:port inside and has every
+// datagram CMD sends to that port elsewhere delivered to it instead (the
+// NAT-PMP/PCP responder's socket).
+func (s *Sandbox) Answer(ctx context.Context, port uint16) (net.PacketConn, error) {
+	res, err := s.call(ctx, request{Op: "answer", Port: port})
 	if err != nil {
 		return nil, err
 	}

@@ -2,9 +2,11 @@ package nft
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 )
 
 // PortRedirect is one forwarded port taken to another local port.
@@ -43,4 +45,28 @@ func redirectRules(c *nftables.Conn, t *nftables.Table, tun string, rs []PortRed
 		}})
 	}
 	return nil
+}
+
+// AnswerLocally takes the UDP datagrams that programs in this namespace
+// send to port on any IPv4 address off loopback (the gateway they found
+// in their routes) to the same port on 127.0.0.1, where vpnfwd answers:
+// NAT-PMP and PCP requests never leave, so the apps get vpnfwd's answer
+// and the provider's gateway hears vpnfwd alone. Datagrams carrying one
+// of marks (vpnfwd's own sockets) are left alone. A nat table of its
+// own, named table; an empty port removes it.
+func AnswerLocally(table string, port uint16, marks ...uint32) error {
+	return ReplaceTable(table, port == 0, func(c *nftables.Conn, t *nftables.Table) error {
+		pol := nftables.ChainPolicyAccept
+		ch := c.AddChain(&nftables.Chain{Name: "output", Table: t, Type: nftables.ChainTypeNAT,
+			Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest, Policy: &pol})
+		ex := Cat(NFProto(netip.IPv4Unspecified()), L4(unix.IPPROTO_UDP), Ports(0, port), []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 1}, Neq([]byte{127}),
+		})
+		for _, m := range marks {
+			ex = append(ex, Meta(expr.MetaKeyMARK), Neq(U32(m)))
+		}
+		ex = append(ex, Count, &expr.Redir{})
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, UserData: Comment(fmt.Sprintf("udp %d to any address is answered here (NAT-PMP/PCP: vpnfwd)", port)), Exprs: ex})
+		return nil
+	})
 }

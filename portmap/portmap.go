@@ -24,6 +24,10 @@ type Slot struct {
 	Public uint16 // the port the internet connects to
 	Local  uint16 // the port it arrives on through the tunnel
 	Proto  string // "tcp", "udp", or "" for both
+	// Taken: vpnfwd's own configuration sends it to Target (--forward
+	// HOST:PORT); an app asking for Target itself gets it, others not.
+	Taken  bool
+	Target uint16
 }
 
 func (s Slot) carries(proto string) bool { return s.Proto == "" || s.Proto == proto }
@@ -115,8 +119,10 @@ func (s *Server) SetPorts(public netip.Addr, slots []Slot) {
 	}
 	s.public, s.slots = public.Unmap(), slices.Clone(slots)
 	s.epoch = s.cfg.Now()
+	// With no port held (lost, coming back) the mappings wait, not in
+	// force; they are in force again on the slot's next port.
 	for in, i := range s.claims {
-		if i >= len(slots) {
+		if len(slots) > 0 && (i >= len(slots) || (slots[i].Taken && slots[i].Target != in)) {
 			delete(s.claims, in)
 		}
 	}
@@ -254,7 +260,7 @@ func (s *Server) mapLocked(proto string, internal, suggested uint16, lifetime ti
 	}
 	i, ok := s.claims[internal]
 	if !ok || !s.slots[i].carries(proto) {
-		i = s.freeSlotLocked(proto, suggested)
+		i = s.freeSlotLocked(proto, internal, suggested)
 		if i < 0 {
 			return Slot{}, 0, allTaken
 		}
@@ -279,16 +285,21 @@ func (s *Server) mapLocked(proto string, internal, suggested uint16, lifetime ti
 }
 
 // freeSlotLocked is a slot carrying proto that no other internal port
-// claims: the suggested public port if it is one, else the first; -1 if
-// none.
-func (s *Server) freeSlotLocked(proto string, suggested uint16) int {
+// claims: the one vpnfwd's configuration already sends to internal, else
+// the suggested public port if it is one, else the first; -1 if none.
+func (s *Server) freeSlotLocked(proto string, internal, suggested uint16) int {
 	taken := map[int]bool{}
 	for _, j := range s.claims {
 		taken[j] = true
 	}
+	for i, sl := range s.slots {
+		if sl.Taken && sl.Target == internal && !taken[i] && sl.carries(proto) {
+			return i
+		}
+	}
 	first := -1
 	for i, sl := range s.slots {
-		if taken[i] || !sl.carries(proto) {
+		if taken[i] || sl.Taken || !sl.carries(proto) {
 			continue
 		}
 		if sl.Public == suggested {

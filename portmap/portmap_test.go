@@ -309,3 +309,16 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
+
+// A held port vpnfwd's configuration sends elsewhere (--forward
+// HOST:PORT) is not an app's to have, except for the app on that port.
+func TestTakenSlot(t *testing.T) {
+	s, _, _ := newServer(t)
+	s.SetPorts(public, []Slot{{Public: 40001, Local: 40001, Taken: true, Target: 8080}})
+	if r := parsePMP(t, s.Handle(pmpMap("tcp", 6881, 0, 60), app)); r.result != pmpNoResources {
+		t.Fatalf("another app: %+v", r)
+	}
+	if r := parsePMP(t, s.Handle(pmpMap("tcp", 8080, 0, 60), app)); r.result != 0 || r.external != 40001 {
+		t.Fatalf("the configured service: %+v", r)
+	}
+}

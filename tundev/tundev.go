@@ -39,6 +39,10 @@ type Config struct {
 	// (DialContext, ListenUDP), so that firewall rules can tell them from
 	// every other program's (nft.Guard). It must differ from Mark.
 	OwnMark uint32
+	// Gateway, when set (IPv4), is named as the IPv4 default route's
+	// gateway (on-link): programs that look for "the gateway" in the
+	// routes (NAT-PMP and PCP clients) find one to ask.
+	Gateway netip.Addr
 }
 
 // Priorities of the two rules per family, as wg-quick gets them: first
@@ -158,6 +162,9 @@ func (d *Device) configure(cfg Config) error {
 	for _, r := range cfg.Routes {
 		r = r.Masked()
 		route := &netlink.Route{LinkIndex: idx, Dst: ipNet(r), Scope: netlink.SCOPE_LINK}
+		if r.Bits() == 0 && r.Addr().Is4() && cfg.Gateway.Is4() {
+			route.Gw, route.Scope, route.Flags = cfg.Gateway.AsSlice(), netlink.SCOPE_UNIVERSE, int(netlink.FLAG_ONLINK)
+		}
 		if r.Bits() == 0 && cfg.Mark != 0 {
 			route.Table = cfg.Table
 			fam := family(r.Addr())

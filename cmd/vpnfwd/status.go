@@ -82,6 +82,9 @@ func printStatus(w io.Writer, st api.Status) {
 	f := st.Forward
 	row("forward", "to %s %s: %d TCP open (%d total, %d refused), %d UDP peers, in %d B, out %d B",
 		f.Target, strings.Join(f.Protocols, "+"), f.TCPOpen, f.TCPTotal, f.TCPRefused, f.UDPFlows, f.BytesIn, f.BytesOut)
+	for _, m := range st.AppMappings {
+		row("app", "%s port %d -> public %d, asked by %s (%s), until %s", m.Protocol, m.InternalPort, m.PublicPort, m.Client, m.Via, m.Expires.Format(time.TimeOnly))
+	}
 	for _, l := range st.LocalForwards {
 		row("local", "%s %s -> %s through the tunnel: %d open (%d total, %d failed), out %d B, in %d B",
 			l.Protocol, l.Listen, l.To, l.Open, l.Total, l.Failed, l.BytesOut, l.BytesIn)
