@@ -37,7 +37,7 @@ type request struct {
 	MTU        int            `json:"mtu,omitempty"`
 	Addresses  []netip.Prefix `json:"addresses,omitempty"`
 	Routes     []netip.Prefix `json:"routes,omitempty"`
-	Gateway    netip.Addr     `json:"gateway,omitzero"` // named in the IPv4 default route
+	Gateway    netip.Addr     `json:"gateway,omitzero"`      // named in the IPv4 default route
 	ResolvConf string         `json:"resolv_conf,omitempty"` // file bind-mounted on /etc/resolv.conf
 	DNS        string         `json:"dns,omitempty"`         // where the forwarder's sockets listen inside
 

@@ -138,12 +138,12 @@ func TestAppsAskTunMode(t *testing.T) {
 
 // pcpResult is what a PCP MAP got.
 type pcpResult struct {
-	result             byte
-	lifetime           uint32
-	external           uint16
-	extAddr            netip.Addr
-	internal           uint16
-	raw                []byte
+	result   byte
+	lifetime uint32
+	external uint16
+	extAddr  netip.Addr
+	internal uint16
+	raw      []byte
 }
 
 // pcpMapFrom sends a PCP MAP (RFC 6887 sections 7.1 and 11.1) for TCP
