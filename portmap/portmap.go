@@ -260,7 +260,10 @@ func (s *Server) mapLocked(proto string, internal, suggested uint16, lifetime ti
 	}
 	i, ok := s.claims[internal]
 	if !ok || !s.slots[i].carries(proto) {
-		i = s.freeSlotLocked(proto, internal, suggested)
+		i = s.ownSlotLocked(proto, internal)
+		if i < 0 {
+			i = s.freeSlotLocked(proto, internal, suggested)
+		}
 		if i < 0 {
 			return Slot{}, 0, allTaken
 		}
@@ -282,6 +285,28 @@ func (s *Server) mapLocked(proto string, internal, suggested uint16, lifetime ti
 	}
 	s.maps[k] = m
 	return s.slots[i], lifetime, granted
+}
+
+// ownSlotLocked is the slot whose port is internal itself (an app that
+// listens on the forwarded port, as a torrent client does once vpnfwd
+// set its listening port): it is that app's, whoever claimed it before,
+// whose mapping ends here. -1 if none.
+func (s *Server) ownSlotLocked(proto string, internal uint16) int {
+	for i, sl := range s.slots {
+		if (sl.Public != internal && sl.Local != internal) || !sl.carries(proto) || (sl.Taken && sl.Target != internal) {
+			continue
+		}
+		for other, j := range s.claims {
+			if j == i && other != internal {
+				delete(s.claims, other)
+				delete(s.maps, key{"tcp", other})
+				delete(s.maps, key{"udp", other})
+				s.log.Info("an app listening on the forwarded port itself takes it from the app that had it", "port", sl.Public, "from_internal_port", other)
+			}
+		}
+		return i
+	}
+	return -1
 }
 
 // freeSlotLocked is a slot carrying proto that no other internal port

@@ -322,3 +322,20 @@ func TestTakenSlot(t *testing.T) {
 		t.Fatalf("the configured service: %+v", r)
 	}
 }
+
+// The app listening on the forwarded port itself (a torrent client whose
+// listening port vpnfwd set) has it, whoever mapped it before.
+func TestAppOnTheForwardedPortWins(t *testing.T) {
+	s, _, _ := newServer(t)
+	s.SetPorts(public, []Slot{{Public: 40001, Local: 40001}})
+	parsePMP(t, s.Handle(pmpMap("tcp", 6881, 0, 60), app))
+	if r := parsePMP(t, s.Handle(pmpMap("tcp", 40001, 0, 60), app)); r.result != 0 || r.external != 40001 {
+		t.Fatalf("the app on 40001: %+v", r)
+	}
+	if ms := s.Mappings(); len(ms) != 1 || ms[0].Internal != 40001 {
+		t.Fatalf("mappings %+v", ms)
+	}
+	if r := parsePMP(t, s.Handle(pmpMap("tcp", 6881, 0, 60), app)); r.result != pmpNoResources {
+		t.Fatalf("the app that had it, renewing: %+v", r)
+	}
+}
