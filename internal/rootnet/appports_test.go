@@ -58,7 +58,7 @@ func natpmpcMap(t *testing.T, n *Net, ns string, internal int, proto string, lif
 // them on it; a second app gets "out of resources"; a delete gives the
 // port back; vpnfwd's own mapping at the provider's gateway stays.
 func TestAppsAskTunMode(t *testing.T) {
-	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "natpmpc", "socat")
+	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "natpmpc", "socat", "curl")
 	v := NewVPN(t, n, true)
 	bin := BuildVPNFWD(t, t.TempDir())
 	startEcho(t, n, v.Cli, ":7000")
@@ -193,8 +193,9 @@ func pcpMapFrom(t *testing.T, n *Net, ns, src, gw string, internal uint16) pcpRe
 // its namespace's default route, gets the held port, and the internet
 // reaches CMD's app on it.
 func TestAppsAskExec(t *testing.T) {
-	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "natpmpc", "socat")
+	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "natpmpc", "socat", "curl")
 	v := NewVPN(t, n, true)
+	startWhatsMyIP(t, n, v.Inet)
 	dir, err := os.MkdirTemp("", "vpnfwd-exec-pmp-")
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +211,7 @@ func TestAppsAskExec(t *testing.T) {
 natpmpc -a 0 7000 tcp 60 > %[1]s.tmp 2>&1; mv %[1]s.tmp %[1]s
 exec socat TCP-LISTEN:7000,fork,reuseaddr SYSTEM:'echo hello-app-in-exec'`, out)
 	ex := n.Start(v.Cli, bin, "exec", "--wg-config", confPath, "--provider", "natpmp", "--state-dir", filepath.Join(dir, "state"), "--api", "",
-		"--user", "65534", "--", "sh", "-c", script)
+		"--user", "65534", "--local-forward", "127.0.0.1:9998="+InetAddr+":8080", "--", "sh", "-c", script)
 	var got string
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		if b, err := os.ReadFile(out); err == nil {
@@ -233,6 +234,11 @@ exec socat TCP-LISTEN:7000,fork,reuseaddr SYSTEM:'echo hello-app-in-exec'`, out)
 	port := m[1]
 	if reply, err := n.ExecUntil(v.Inet, "", "hello-app-in-exec", "socat", "-T2", "-", "TCP:"+PublicAddr+":"+port); err != nil {
 		t.Fatalf("the internet reaching CMD's app on %s: %q %v\n%s", port, reply, err, ex.Out)
+	}
+	// A local forward under exec: a program outside CMD's namespace
+	// reaches through CMD's tunnel.
+	if got, err := n.ExecUntil(v.Cli, "", PublicAddr, "curl", "-sS", "-m", "5", "http://127.0.0.1:9998/"); err != nil {
+		t.Errorf("through exec's local forward: %q %v", got, err)
 	}
 	if _, err := ex.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
 		t.Fatal(err)
