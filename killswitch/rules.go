@@ -107,6 +107,12 @@ func outputRules(c Config) []rule {
 		rule{exprs: nft.Cat(marked, docker, []expr.Any{nft.Count, nft.Accept}), comment: "vpnfwd's own lookups through Docker's DNS (marked sockets only)"},
 		rule{exprs: nft.Cat(docker, drop), comment: "Docker's embedded DNS resolves outside the tunnel (any port: Docker rewrites 53)"})
 	rs = append(rs, rule{exprs: []expr.Any{nft.Meta(expr.MetaKeyOIFNAME), nft.Eq(nft.IfName("lo")), nft.Accept}, comment: "loopback"})
+	// A program's NAT-PMP/PCP request to its gateway, taken to vpnfwd's
+	// responder on 127.0.0.1 (nft.AnswerLocally): the output hook still
+	// names the interface it was routed to first, so "loopback" above
+	// does not see it.
+	rs = append(rs, rule{exprs: nft.Cat(nft.Addr(netip.MustParsePrefix("127.0.0.1/32"), false), nft.L4(unix.IPPROTO_UDP), nft.Ports(0, 5351), []expr.Any{nft.Accept}),
+		comment: "NAT-PMP/PCP requests answered by vpnfwd on loopback"})
 	if c.Tunnel != "" {
 		// Before the DNS drops: the tunnel's DNS server is reached
 		// through it.

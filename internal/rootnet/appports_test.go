@@ -247,13 +247,15 @@ exec socat TCP-LISTEN:7000,fork,reuseaddr SYSTEM:'echo hello-app-in-exec'`, out)
 
 // TestQBittorrentAsksByItself: a real qBittorrent whose only setting is
 // its own "UPnP / NAT-PMP port forwarding" (on by default), beside
-// `vpnfwd up --tun` with no publisher and no --forward, asks vpnfwd for a
-// port, is given the held one, and the internet reaches it there.
+// `vpnfwd up --tun --killswitch` with no publisher and no --forward, asks
+// vpnfwd for a port, is given the held one, and the internet reaches it
+// there. (Its request goes to the underlay's gateway, which the kill
+// switch would drop: vpnfwd takes it first.)
 func TestQBittorrentAsksByItself(t *testing.T) {
 	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "socat", "conntrack", "qbittorrent-nox")
 	v := NewVPN(t, n, true)
 	bin := BuildVPNFWD(t, t.TempDir())
-	up := n.Start(v.Cli, bin, "up", "--tun", "vpnfwd0", "--wg-config", v.ClientConf, "--provider", "natpmp", "--dns-listen", "off")
+	up := n.Start(v.Cli, bin, "up", "--tun", "vpnfwd0", "--wg-config", v.ClientConf, "--provider", "natpmp", "--dns-listen", "off", "--killswitch")
 	held := waitForPort(t, n, v.Cli, bin)
 	// qBittorrent after vpnfwd: libtorrent asks its gateway at start and
 	// gives up after a few tries if nothing answers.
@@ -289,6 +291,10 @@ func TestQBittorrentAsksByItself(t *testing.T) {
 		t.Errorf("the peer's connection did not reach qBittorrent's 6881 from its own address:\n%s", ct)
 	}
 	peer.Close()
+	if _, err := up.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	n.Must(v.Cli, bin, "killswitch", "off")
 }
 
 // waitForLong is waitFor with a limit and a log to show on failure.
