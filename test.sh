@@ -15,6 +15,16 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
+# The machines users run besides amd64: ARM seedboxes and Raspberry Pis
+# (64-bit, and 32-bit ARMv7). CROSS=0 skips.
+if [ "${CROSS:-1}" != 0 ]; then
+	for target in arm64 arm/7; do
+		echo "cross-compiling cmd/vpnfwd for linux/$target"
+		goarm=
+		[ "${target#*/}" != "$target" ] && goarm=${target#*/}
+		CGO_ENABLED=0 GOOS=linux GOARCH=${target%%/*} GOARM=$goarm go build -trimpath -o /dev/null ./cmd/vpnfwd
+	done
+fi
 if [ "${STATICCHECK:-1}" != 0 ]; then
 	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 fi

@@ -525,7 +525,7 @@ func (c *Config) Validate() error {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("killswitch.allow_lan = %s lets everything out around the tunnel: the kill switch then protects nothing; name your LAN (e.g. 192.168.1.0/24)", l))
 		}
 	}
-	if u := c.KillSwitch.OnlyUID; u != nil && (*u < 0 || *u > 1<<31) {
+	if u := c.KillSwitch.OnlyUID; u != nil && (*u < 0 || int64(*u) > 1<<31) {
 		add("killswitch.only_uid (--only-uid): %d is not a user id", *u)
 	}
 	if c.KillSwitch.OnlyUID != nil && c.KillSwitch.OnlyCgroup != "" {
