@@ -1,0 +1,272 @@
+package rootnet
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// podman is Debian's podman with the settings docs/containers.md gives
+// (runc, cgroupfs, ulimits the machine allows) in a containers.conf of
+// the test's own, and storage in the test's own directories: the
+// machine's /etc/containers and /var/lib/containers are not touched.
+type podman struct {
+	t               testing.TB
+	conf, root, run string
+}
+
+func newPodman(t testing.TB) *podman {
+	t.Helper()
+	dir, err := os.MkdirTemp("/var/tmp", "vpnfwd-podman-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &podman{t: t, conf: filepath.Join(dir, "containers.conf"), root: filepath.Join(dir, "storage"), run: filepath.Join(dir, "run")}
+	os.WriteFile(p.conf, []byte(`[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+`), 0o644)
+	t.Cleanup(func() {
+		p.cmd("rm", "-af", "-t", "0").Run()
+		p.cmd("rmi", "-af").Run()
+		os.RemoveAll(dir)
+	})
+	return p
+}
+
+func (p *podman) cmd(args ...string) *exec.Cmd {
+	c := exec.Command("podman", append([]string{"--root", p.root, "--runroot", p.run}, args...)...)
+	c.Env = append(os.Environ(), "CONTAINERS_CONF="+p.conf)
+	return c
+}
+
+// do runs podman to completion (limit at most) and returns its output.
+func (p *podman) do(limit time.Duration, args ...string) (string, error) {
+	c := p.cmd(args...)
+	timer := time.AfterFunc(limit, func() {
+		if c.Process != nil {
+			c.Process.Kill()
+		}
+	})
+	defer timer.Stop()
+	out, err := c.CombinedOutput()
+	if err != nil {
+		err = fmt.Errorf("podman %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), err
+}
+
+func (p *podman) must(limit time.Duration, args ...string) string {
+	p.t.Helper()
+	out, err := p.do(limit, args...)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return out
+}
+
+// importImage makes an image from files (path in the image -> path on
+// this machine, a file or a directory) and a static busybox as /bin/sh.
+func (p *podman) importImage(name string, files map[string]string, changes ...string) {
+	p.t.Helper()
+	dir := p.t.TempDir()
+	root := filepath.Join(dir, "root")
+	for _, d := range []string{"bin", "tmp", "root", "etc/ssl/certs"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	os.Chmod(filepath.Join(root, "tmp"), 0o1777)
+	for _, tool := range []string{"sh", "cat", "ls"} {
+		os.Symlink("busybox", filepath.Join(root, "bin", tool))
+	}
+	tarball := filepath.Join(dir, "root.tar")
+	args := []string{"-cf", tarball, "-C", root, "."}
+	if out, err := exec.Command("tar", args...).CombinedOutput(); err != nil {
+		p.t.Fatalf("tar: %v %s", err, out)
+	}
+	files["bin/busybox"] = "/bin/busybox"
+	for in, from := range files {
+		// Each file or tree is appended under its path in the image.
+		args := []string{"-rf", tarball, "--exclude=*/testdata", "--exclude=usr/local/go/test", "--exclude=usr/local/go/api", "--exclude=usr/local/go/doc",
+			"--transform", "s|^" + strings.TrimPrefix(from, "/") + "|" + in + "|", "-C", "/", strings.TrimPrefix(from, "/")}
+		if out, err := exec.Command("tar", args...).CombinedOutput(); err != nil {
+			p.t.Fatalf("tar %s: %v %s", from, err, out)
+		}
+	}
+	imp := []string{"import"}
+	for _, c := range append([]string{"ENV PATH=/usr/local/go/bin:/bin"}, changes...) {
+		imp = append(imp, "--change", c)
+	}
+	p.must(2*time.Minute, append(imp, tarball, name)...)
+	p.must(time.Minute, "run", "--rm", "--network", "none", name, "sh", "-c", "true") // the image runs
+}
+
+// repoRoot is the repository's top directory (the Dockerfile's).
+func repoRoot(t testing.TB) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// TestContainerImage builds the repository's Dockerfile with Podman (its
+// builder image made here from the installed Go, as a machine without a
+// registry does: GO_IMAGE) and runs it for real: `demo` in the image, then
+// the compose file's shape in a namespace testbed with a real wireguard-go
+// server and miniupnpd. vpnfwd's container is configured by environment
+// alone (tun mode, kill switch, DNS forwarder, a wg-quick file mounted
+// read-only, the state volume); a second container in its namespace
+// serves on the forwarded port (reached from the internet side), leaves
+// with the VPN's address and looks names up through the tunnel; the
+// image's health check is healthy while the port is held and verified,
+// unhealthy while it is known dead; a restart keeps the port (state
+// volume); kill -9 leaves the second container cut off, not leaking.
+func TestContainerImage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: builds an image")
+	}
+	n := New(t, "podman", "runc", "busybox", "tar", "wireguard-go", "wg", "nft", "miniupnpd", "dnsmasq", "tcpdump", "socat")
+	pm := newPodman(t)
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gomodcache, _ := exec.Command("go", "env", "GOMODCACHE").Output()
+	gocache, _ := exec.Command("go", "env", "GOCACHE").Output()
+	start := time.Now()
+	pm.importImage("localhost/vpnfwd-go-builder", map[string]string{
+		"usr/local/go":                      strings.TrimSpace(string(goroot)),
+		"etc/ssl/certs/ca-certificates.crt": "/etc/ssl/certs/ca-certificates.crt",
+	}, "ENV HOME=/root")
+	t.Logf("builder image: %s", time.Since(start).Round(time.Second))
+	start = time.Now()
+	pm.must(10*time.Minute, "build", "--format", "docker", "--network", "host", "--build-arg", "GO_IMAGE=localhost/vpnfwd-go-builder",
+		"-v", strings.TrimSpace(string(gomodcache))+":/root/go/pkg/mod", "-v", strings.TrimSpace(string(gocache))+":/root/.cache/go-build",
+		"-t", "localhost/vpnfwd:test", repoRoot(t))
+	t.Logf("vpnfwd image built: %s", time.Since(start).Round(time.Second))
+	size := pm.must(time.Minute, "image", "inspect", "--format", "{{.Size}}", "localhost/vpnfwd:test")
+	if mb, _ := strconv.Atoi(strings.TrimSpace(size)); mb == 0 || mb > 40<<20 {
+		t.Errorf("image size %s bytes", size)
+	}
+	if out := pm.must(time.Minute, "image", "inspect", "--format", "{{json .HealthCheck}}", "localhost/vpnfwd:test"); !strings.Contains(out, "vpnfwd") {
+		t.Errorf("the image has no health check (built without --format docker?): %s", out)
+	}
+
+	// demo in the image.
+	if out, err := pm.do(2*time.Minute, "run", "--rm", "--network", "none", "localhost/vpnfwd:test", "demo"); err != nil || !strings.Contains(out, "demo OK") {
+		t.Fatalf("demo in the image: %v\n%s", err, out)
+	}
+
+	// The second container's image: a static client, no libc.
+	ctDir := t.TempDir()
+	ctBin := filepath.Join(ctDir, "ctclient")
+	build := exec.Command("go", "build", "-o", ctBin, "github.com/vpnfwd/vpnfwd/internal/rootnet/ctclient")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building ctclient: %v %s", err, out)
+	}
+	pm.importImage("localhost/vpnfwd-ctclient", map[string]string{"ctclient": ctBin})
+
+	// The testbed: vpnfwd's container in the client host's namespace.
+	v := NewVPN(t, n, true)
+	startWhatsMyIP(t, n, v.Inet)
+	startResolver(n, v, GatewayIP)
+	self, _ := os.Executable()
+	n.Start(v.Inet, "env", "VPNFWD_HELPER=portcheck", "VPNFWD_ADDR=:9000", "VPNFWD_TARGET="+PublicAddr, self)
+	cfg := t.TempDir()
+	conf, _ := os.ReadFile(v.ClientConf)
+	os.WriteFile(filepath.Join(cfg, "wg0.conf"), conf, 0o600)
+	state := t.TempDir()
+	runVPNFWD := func() {
+		t.Helper()
+		pm.must(time.Minute, "run", "-d", "--name", "vpnfwd", "--network", "ns:/run/netns/"+v.Cli,
+			"--cap-add", "NET_ADMIN", "--device", "/dev/net/tun",
+			"-v", cfg+":/config:ro", "-v", state+":/var/lib/vpnfwd",
+			"-e", "VPNFWD_PROVIDER=natpmp", "-e", "VPNFWD_WG_CONFIG=/config/wg0.conf", "-e", "VPNFWD_TUN=vpnfwd0",
+			"-e", "VPNFWD_KILLSWITCH=true", "-e", "VPNFWD_DNS_RESOLV_CONF=true", "-e", "VPNFWD_FORWARD=0.0.0.0:7000",
+			"-e", "VPNFWD_PORT_CHECK=http://"+InetAddr+":9000/{port}", "-e", "VPNFWD_PORT_CHECK_EVERY=1m",
+			"localhost/vpnfwd:test")
+	}
+	logs := func() string { out, _ := pm.do(time.Minute, "logs", "vpnfwd"); return out }
+	portOf := func() int {
+		out, err := pm.do(20*time.Second, "exec", "vpnfwd", "/vpnfwd", "port")
+		if err != nil {
+			return 0
+		}
+		p, _ := strconv.Atoi(strings.TrimSpace(out))
+		return p
+	}
+	cap := startCapture(t, n, v.Cli, "eth0")
+	runVPNFWD()
+	var port int
+	waitForLong(t, 30*time.Second, func() bool { port = portOf(); return port != 0 }, logs)
+	pm.must(time.Minute, "run", "-d", "--name", "app", "--network", "container:vpnfwd", "localhost/vpnfwd-ctclient",
+		"/ctclient", "serve", ":7000", "hello-from-the-app-container")
+
+	// The internet reaches the app container on the forwarded port.
+	if got, err := n.ExecUntil(v.Inet, "", "hello-from-the-app-container", "socat", "-T2", "-", fmt.Sprintf("TCP:%s:%d", PublicAddr, port)); err != nil {
+		t.Fatalf("the internet reaching the app container on %d: %q %v\n%s", port, got, err, logs())
+	}
+	// It leaves with the VPN's address, and looks names up through the
+	// tunnel (vpnfwd's forwarder, via the shared resolv.conf).
+	if out, err := pm.do(30*time.Second, "exec", "app", "/ctclient", "get", "http://"+InetAddr+":8080/"); err != nil || !strings.Contains(out, PublicAddr) {
+		t.Errorf("the app container's egress: %q %v (want the VPN's %s)", out, err, PublicAddr)
+	}
+	if out, err := pm.do(30*time.Second, "exec", "app", "/ctclient", "lookup", "vpn.test"); err != nil || !strings.Contains(out, InetAddr) {
+		resolv, _ := pm.do(10*time.Second, "exec", "app", "cat", "/etc/resolv.conf")
+		t.Errorf("the app container's lookup of vpn.test: %q %v (resolv.conf %q)", out, err, resolv)
+	}
+
+	// The image's health check: healthy while the port is held and
+	// verified (the outside check said open).
+	waitForLong(t, 30*time.Second, func() bool {
+		_, err := pm.do(30*time.Second, "healthcheck", "run", "vpnfwd")
+		return err == nil
+	}, logs)
+	// The provider stops forwarding while its gateway still says yes: the
+	// outside check finds it closed twice after the next outage, the port
+	// is dead, and the health check fails.
+	n.Must(v.Server, "nft", "add", "table", "inet", "broken")
+	n.Must(v.Server, "nft", "add", "chain", "inet", "broken", "pre", "{ type filter hook prerouting priority -300; policy accept; }")
+	n.Must(v.Server, "nft", "add", "rule", "inet", "broken", "pre", "iifname", "pub", "tcp", "dport", fmt.Sprint(port), "drop")
+	v.Blackout(true)
+	time.Sleep(4 * time.Second) // the outage's length: vpnfwd checks from outside after it
+	v.Blackout(false)
+	waitForLong(t, 60*time.Second, func() bool {
+		_, err := pm.do(30*time.Second, "healthcheck", "run", "vpnfwd")
+		return err != nil
+	}, logs)
+	n.Must(v.Server, "nft", "delete", "table", "inet", "broken")
+
+	// A restart keeps the port (the state volume; vpnfwd released it at
+	// stop and asks for it again).
+	pm.must(time.Minute, "restart", "-t", "10", "vpnfwd")
+	var again int
+	waitForLong(t, 30*time.Second, func() bool { again = portOf(); return again != 0 }, logs)
+	if again != port {
+		t.Errorf("after a restart the port is %d, was %d", again, port)
+	}
+	if got, err := n.ExecUntil(v.Inet, "", "hello-from-the-app-container", "socat", "-T2", "-", fmt.Sprintf("TCP:%s:%d", PublicAddr, again)); err != nil {
+		t.Errorf("the app container after vpnfwd's restart: %q %v\n%s", got, err, logs())
+	}
+
+	// kill -9 of vpnfwd's container: the app container is cut off, and
+	// nothing but WireGuard ever left the host's link.
+	pm.must(time.Minute, "kill", "-s", "KILL", "vpnfwd")
+	if out, err := pm.do(30*time.Second, "exec", "app", "/ctclient", "get", "http://"+InetAddr+":8080/"); err == nil {
+		t.Errorf("after kill -9 the app container got out: %q", out)
+	}
+	if l := leaks(cap.packets(t)); len(l) > 0 {
+		t.Errorf("%d packets left the client's link besides WireGuard:\n%s", len(l), strings.Join(l[:min(len(l), 20)], "\n"))
+	}
+	pm.do(time.Minute, "rm", "-f", "-t", "0", "app")
+	pm.do(time.Minute, "rm", "-f", "-t", "0", "vpnfwd")
+	bin := BuildVPNFWD(t, t.TempDir())
+	n.Must(v.Cli, bin, "killswitch", "off")
+}
