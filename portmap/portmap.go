@@ -264,6 +264,9 @@ func (s *Server) mapLocked(proto string, internal, suggested uint16, lifetime ti
 		if i < 0 {
 			i = s.freeSlotLocked(proto, internal, suggested)
 		}
+		if i < 0 && strict && suggested != 0 {
+			return Slot{}, 0, notThatPort // the port it insists on is not free (RFC 6887 section 13.2)
+		}
 		if i < 0 {
 			return Slot{}, 0, allTaken
 		}

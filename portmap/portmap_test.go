@@ -239,27 +239,30 @@ func TestPCPResults(t *testing.T) {
 	preferFailure := []byte{optPreferFailure, 0, 0, 0}
 	thirdParty := append([]byte{optThirdParty, 0, 0, 16}, make([]byte, 16)...)
 	optional := []byte{200, 0, 0, 1, 9, 0, 0, 0}
-	for name, tc := range map[string]struct {
+	for _, tc := range []struct {
+		name string
 		req  []byte
 		want byte
 	}{
-		"wrong client address":      {pcpMap(netip.MustParseAddr("10.9.9.9"), 1, 6, 6881, 0, 600), pcpAddrMismatch},
-		"version 1":                 {append([]byte{1}, pcpMap(c, 1, 6, 6881, 0, 600)[1:]...), pcpUnsuppVersion},
-		"PEER":                      {append([]byte{2, 2}, pcpMap(c, 1, 6, 6881, 0, 600)[2:]...), pcpUnsuppOpcode},
-		"short":                     {pcpMap(c, 1, 6, 6881, 0, 600)[:20], pcpMalformedReq},
-		"not a multiple of 4":       {pcpMap(c, 1, 6, 6881, 0, 600)[:58], pcpMalformedReq},
-		"MAP too short":             {pcpMap(c, 1, 6, 6881, 0, 600)[:56], pcpMalformedReq},
-		"SCTP":                      {pcpMap(c, 1, 132, 6881, 0, 600), pcpUnsuppProtocol},
-		"all ports":                 {pcpMap(c, 1, 6, 0, 0, 600), pcpUnsuppProtocol},
-		"THIRD_PARTY":               {pcpMap(c, 1, 6, 6881, 0, 600, thirdParty), pcpUnsuppOption},
-		"option overruns":           {pcpMap(c, 1, 6, 6881, 0, 600, []byte{optPreferFailure, 0, 0, 8}), pcpMalformedOpt},
-		"PREFER_FAILURE, not held":  {pcpMap(c, 1, 6, 6881, 41000, 600, preferFailure), pcpCannotProvide},
-		"PREFER_FAILURE, held":      {pcpMap(c, 3, 6, 6882, 40001, 600, preferFailure), pcpSuccess},
-		"optional option, ignored ": {pcpMap(c, 3, 17, 6882, 0, 600, optional), pcpSuccess},
+		{"wrong client address", pcpMap(netip.MustParseAddr("10.9.9.9"), 1, 6, 6881, 0, 600), pcpAddrMismatch},
+		{"version 1", append([]byte{1}, pcpMap(c, 1, 6, 6881, 0, 600)[1:]...), pcpUnsuppVersion},
+		{"PEER", append([]byte{2, 2}, pcpMap(c, 1, 6, 6881, 0, 600)[2:]...), pcpUnsuppOpcode},
+		{"short", pcpMap(c, 1, 6, 6881, 0, 600)[:20], pcpMalformedReq},
+		{"not a multiple of 4", pcpMap(c, 1, 6, 6881, 0, 600)[:58], pcpMalformedReq},
+		{"MAP too short", pcpMap(c, 1, 6, 6881, 0, 600)[:56], pcpMalformedReq},
+		{"SCTP", pcpMap(c, 1, 132, 6881, 0, 600), pcpUnsuppProtocol},
+		{"all ports", pcpMap(c, 1, 6, 0, 0, 600), pcpUnsuppProtocol},
+		{"THIRD_PARTY", pcpMap(c, 1, 6, 6881, 0, 600, thirdParty), pcpUnsuppOption},
+		{"option overruns", pcpMap(c, 1, 6, 6881, 0, 600, []byte{optPreferFailure, 0, 0, 8}), pcpMalformedOpt},
+		{"PREFER_FAILURE, not held", pcpMap(c, 1, 6, 6881, 41000, 600, preferFailure), pcpCannotProvide},
+		{"PREFER_FAILURE, held", pcpMap(c, 3, 6, 6882, 40001, 600, preferFailure), pcpSuccess},
+		{"optional option, ignored ", pcpMap(c, 3, 17, 6882, 0, 600, optional), pcpSuccess},
+		{"PREFER_FAILURE, every port taken", pcpMap(c, 4, 6, 6883, 41000, 600, preferFailure), pcpCannotProvide},
+		{"every port taken", pcpMap(c, 5, 6, 6883, 0, 600), pcpNoResources},
 	} {
 		r := s.Handle(tc.req, app)
 		if got := parsePCP(t, r); got.result != tc.want {
-			t.Errorf("%s: result %d, want %d (%x)", name, got.result, tc.want, r)
+			t.Errorf("%s: result %d, want %d (%x)", tc.name, got.result, tc.want, r)
 		}
 	}
 	if r := s.Handle(append([]byte{2, 0x81}, make([]byte, 58)...), app); r != nil {
