@@ -29,6 +29,9 @@ if [ "${STATICCHECK:-1}" != 0 ]; then
 	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 fi
 go test -race -count=1 -timeout 15m ./...
+# The Kubernetes example against the Kubernetes API's own types (a module
+# of its own, so vpnfwd does not depend on k8s.io).
+(cd examples/kubernetes/validate && go test -count=1 ./...)
 
 fuzztime=${FUZZTIME:-10s}
 # inputs counts the saved inputs in a fuzz corpus directory (0 if none).

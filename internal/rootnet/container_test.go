@@ -115,24 +115,11 @@ func repoRoot(t testing.TB) string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// TestContainerImage builds the repository's Dockerfile with Podman (its
-// builder image made here from the installed Go, as a machine without a
-// registry does: GO_IMAGE) and runs it for real: `demo` in the image, then
-// the compose file's shape in a namespace testbed with a real wireguard-go
-// server and miniupnpd. vpnfwd's container is configured by environment
-// alone (tun mode, kill switch, DNS forwarder, a wg-quick file mounted
-// read-only, the state volume); a second container in its namespace
-// serves on the forwarded port (reached from the internet side), leaves
-// with the VPN's address and looks names up through the tunnel; the
-// image's health check is healthy while the port is held and verified,
-// unhealthy while it is known dead; a restart keeps the port (state
-// volume); kill -9 leaves the second container cut off, not leaking.
-func TestContainerImage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("long: builds an image")
-	}
-	n := New(t, "podman", "runc", "busybox", "tar", "wireguard-go", "wg", "nft", "miniupnpd", "dnsmasq", "tcpdump", "socat")
-	pm := newPodman(t)
+// buildImages makes the test's images: the Go builder from the installed
+// toolchain, vpnfwd's from the repository's Dockerfile (GO_IMAGE), and
+// the static client standing in for an app.
+func buildImages(t *testing.T, pm *podman) {
+	t.Helper()
 	goroot, err := exec.Command("go", "env", "GOROOT").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -158,11 +145,6 @@ func TestContainerImage(t *testing.T) {
 		t.Errorf("the image has no health check (built without --format docker?): %s", out)
 	}
 
-	// demo in the image.
-	if out, err := pm.do(2*time.Minute, "run", "--rm", "--network", "none", "localhost/vpnfwd:test", "demo"); err != nil || !strings.Contains(out, "demo OK") {
-		t.Fatalf("demo in the image: %v\n%s", err, out)
-	}
-
 	// The second container's image: a static client, no libc.
 	ctDir := t.TempDir()
 	ctBin := filepath.Join(ctDir, "ctclient")
@@ -172,6 +154,32 @@ func TestContainerImage(t *testing.T) {
 		t.Fatalf("building ctclient: %v %s", err, out)
 	}
 	pm.importImage("localhost/vpnfwd-ctclient", map[string]string{"ctclient": ctBin})
+}
+
+// TestContainerImage builds the repository's Dockerfile with Podman (its
+// builder image made here from the installed Go, as a machine without a
+// registry does: GO_IMAGE) and runs it for real: `demo` in the image, then
+// the compose file's shape in a namespace testbed with a real wireguard-go
+// server and miniupnpd. vpnfwd's container is configured by environment
+// alone (tun mode, kill switch, DNS forwarder, a wg-quick file mounted
+// read-only, the state volume); a second container in its namespace
+// serves on the forwarded port (reached from the internet side), leaves
+// with the VPN's address and looks names up through the tunnel; the
+// image's health check is healthy while the port is held and verified,
+// unhealthy while it is known dead; a restart keeps the port (state
+// volume); kill -9 leaves the second container cut off, not leaking.
+func TestContainerImage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: builds an image")
+	}
+	n := New(t, "podman", "runc", "busybox", "tar", "wireguard-go", "wg", "nft", "miniupnpd", "dnsmasq", "tcpdump", "socat")
+	pm := newPodman(t)
+	buildImages(t, pm)
+
+	// demo in the image.
+	if out, err := pm.do(2*time.Minute, "run", "--rm", "--network", "none", "localhost/vpnfwd:test", "demo"); err != nil || !strings.Contains(out, "demo OK") {
+		t.Fatalf("demo in the image: %v\n%s", err, out)
+	}
 
 	// The testbed: vpnfwd's container in the client host's namespace.
 	v := NewVPN(t, n, true)
@@ -269,4 +277,136 @@ func TestContainerImage(t *testing.T) {
 	pm.do(time.Minute, "rm", "-f", "-t", "0", "vpnfwd")
 	bin := BuildVPNFWD(t, t.TempDir())
 	n.Must(v.Cli, bin, "killswitch", "off")
+}
+
+// kubeManifest is examples/kubernetes/seedbox.yaml made runnable here:
+// the images are the ones built in the test (no registry: qBittorrent's
+// image is the static client serving the Web UI's port), the pod uses the
+// testbed namespace it is started in (hostNetwork, as podman kube play
+// needs under nsenter; without the container port, which podman would
+// publish), the Secret holds the test's wg-quick file, and
+// vpnfwd redirects the forwarded port to that port (--forward) since the
+// stand-in cannot take the port from vpnfwd's publisher. The Secret's
+// files come from a directory (Podman 4.3 mangles Secret volumes).
+func kubeManifest(t *testing.T, wgConf string) string {
+	t.Helper()
+	secrets := t.TempDir()
+	os.WriteFile(filepath.Join(secrets, "wg0.conf"), []byte(wgConf), 0o400)
+	os.WriteFile(filepath.Join(secrets, "qbittorrent-password"), []byte("change-me"), 0o400)
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "examples", "kubernetes", "seedbox.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	var conf strings.Builder
+	for _, l := range strings.Split(strings.TrimSpace(wgConf), "\n") {
+		conf.WriteString("    " + l + "\n")
+	}
+	for _, r := range [][2]string{
+		{"    # your provider's wg-quick file (ProtonVPN: with NAT-PMP port forwarding on)\n", conf.String()},
+		{"image: vpnfwd:latest", "image: localhost/vpnfwd:test"},
+		{"              value: protonvpn", "              value: natpmp"},
+		// Podman 4.3's kube play ignores a Secret's stringData and mounts
+		// its data still base64-encoded: the same files come from a
+		// directory in the Secret volume's place.
+		{"          secret:\n            secretName: vpnfwd\n            defaultMode: 0400\n            optional: false        # (Podman 4.3's kube play needs it said)\n",
+			"          hostPath:\n            path: " + secrets + "\n            type: Directory\n"},
+		{"          image: lscr.io/linuxserver/qbittorrent:latest\n", "          image: localhost/vpnfwd-ctclient\n          command: [\"/ctclient\", \"serve\", \":8080\", \"hello-from-the-pod\"]\n"},
+		{"          env:\n            - name: VPNFWD_PROVIDER", "          env:\n            - name: VPNFWD_FORWARD\n              value: \"0.0.0.0:8080\"\n            - name: VPNFWD_PROVIDER"},
+		{"      terminationGracePeriodSeconds: 15\n", "      terminationGracePeriodSeconds: 15\n      hostNetwork: true\n"},
+		// Podman publishes containerPort on the host, which it refuses
+		// on the host's network (Kubernetes does not publish it).
+		{"          ports:\n            - name: webui\n              containerPort: 8080\n", ""},
+	} {
+		if !strings.Contains(s, r[0]) {
+			t.Fatalf("examples/kubernetes/seedbox.yaml no longer has %q (the test adapts it)", r[0])
+		}
+		s = strings.Replace(s, r[0], r[1], 1)
+	}
+	return s
+}
+
+// TestKubernetesPod runs examples/kubernetes/seedbox.yaml with `podman
+// kube play` in the namespace testbed (podman under nsenter, the pod on
+// hostNetwork: that namespace): the Secret, the state volume, vpnfwd
+// beside the app in one pod in tun mode with the kill switch, its probes'
+// commands, the app reached from the internet on the forwarded port and
+// leaving with the VPN's address. Podman runs the two as ordinary
+// containers of one pod (it does not start native sidecars: init
+// containers with restartPolicy Always).
+func TestKubernetesPod(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: builds an image")
+	}
+	n := New(t, "podman", "runc", "catatonit", "busybox", "tar", "nsenter", "wireguard-go", "wg", "nft", "miniupnpd", "socat")
+	pm := newPodman(t)
+	buildImages(t, pm)
+	v := NewVPN(t, n, true)
+	startWhatsMyIP(t, n, v.Inet)
+	conf, _ := os.ReadFile(v.ClientConf)
+	manifest := filepath.Join(t.TempDir(), "seedbox.yaml")
+	os.WriteFile(manifest, []byte(kubeManifest(t, string(conf))), 0o600)
+	inNS := func(limit time.Duration, args ...string) (string, error) {
+		c := pm.cmd(args...)
+		c.Args = append([]string{"nsenter", "--net=/run/netns/" + v.Cli}, c.Args...)
+		c.Path, _ = exec.LookPath("nsenter")
+		timer := time.AfterFunc(limit, func() {
+			if c.Process != nil {
+				c.Process.Kill()
+			}
+		})
+		defer timer.Stop()
+		out, err := c.CombinedOutput()
+		if err != nil {
+			err = fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out), err
+	}
+	if out, err := inNS(2*time.Minute, "kube", "play", manifest); err != nil {
+		t.Fatalf("kube play: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { inNS(time.Minute, "kube", "down", manifest) })
+	// On the host's network (hostNetwork), a container has no network
+	// namespace of its own: podman exec must run in the testbed's too.
+	const vpnfwdCt, appCt = "seedbox-pod-0-vpnfwd", "seedbox-pod-0-qbittorrent"
+	logs := func() string { out, _ := pm.do(time.Minute, "logs", vpnfwdCt); return out }
+	var port int
+	var lastErr error
+	waitForLong(t, 45*time.Second, func() bool {
+		out, err := inNS(20*time.Second, "exec", vpnfwdCt, "/vpnfwd", "port") // the readiness probe's command
+		if lastErr = err; err != nil {
+			return false
+		}
+		port, _ = strconv.Atoi(strings.TrimSpace(out))
+		return port != 0
+	}, func() string { return fmt.Sprintf("%v\n%s", lastErr, logs()) })
+	if _, err := inNS(20*time.Second, "exec", vpnfwdCt, "/vpnfwd", "status"); err != nil { // the liveness probe's
+		t.Errorf("the liveness probe's command: %v", err)
+	}
+	if got, err := n.ExecUntil(v.Inet, "", "hello-from-the-pod", "socat", "-T2", "-", fmt.Sprintf("TCP:%s:%d", PublicAddr, port)); err != nil {
+		t.Fatalf("the internet reaching the pod's app on %d: %q %v\n%s", port, got, err, logs())
+	}
+	if out, err := inNS(30*time.Second, "exec", appCt, "/ctclient", "get", "http://"+InetAddr+":8080/"); err != nil || !strings.Contains(out, PublicAddr) {
+		t.Errorf("the pod's app leaves with %q %v, want the VPN's %s", out, err, PublicAddr)
+	}
+	if out, _ := pm.do(time.Minute, "volume", "inspect", "--format", "{{.Mountpoint}}", "vpnfwd-state"); true {
+		entries, _ := os.ReadDir(strings.TrimSpace(out))
+		if len(entries) == 0 {
+			t.Errorf("nothing in the state volume %q", out)
+		}
+	}
+	// As Kubernetes stops a pod: SIGTERM, then SIGKILL after the grace
+	// period (podman's kube down alone does not wait).
+	if out, err := inNS(time.Minute, "pod", "stop", "-t", "15", "seedbox-pod-0"); err != nil {
+		t.Errorf("pod stop: %v\n%s", err, out)
+	}
+	if !strings.Contains(logs(), "msg=stopped") {
+		t.Errorf("vpnfwd did not stop cleanly:\n%s", logs())
+	}
+	if out, err := inNS(2*time.Minute, "kube", "down", manifest); err != nil {
+		t.Errorf("kube down: %v\n%s", err, out)
+	}
+	if out, _ := n.Exec(v.Cli, "nft", "list", "tables"); strings.Contains(out, "vpnfwd") {
+		t.Errorf("vpnfwd's tables left after the pod stopped (it exits cleanly on SIGTERM):\n%s", out)
+	}
 }
