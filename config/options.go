@@ -179,7 +179,7 @@ var Options = []Option{
 	}},
 	{Flag: "only-cgroup", Key: "killswitch.only_cgroup", Usage: "confine only this cgroup v2 `PATH` (below /sys/fs/cgroup)", Set: func(c *Config, v string) error { c.KillSwitch.OnlyCgroup = v; return nil }},
 	{Flag: "state-dir", Key: "state_dir", Usage: "`DIR` for leases and the last port", Set: func(c *Config, v string) error { c.StateDir = v; return nil }},
-	{Flag: "log-level", Key: "log_level", Usage: "debug, info, warn or error", Set: func(c *Config, v string) error { c.LogLevel = v; return nil }},
+	{Flag: "log-level", Key: "log_level", Usage: "`LEVEL`: debug, info, warn or error", Set: func(c *Config, v string) error { c.LogLevel = v; return nil }},
 }
 
 // setInt sets the int field that field returns from a decimal value.

@@ -375,6 +375,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"status", "--api", "http://127.0.0.1:1/"}, 1, "no vpnfwd answering on 127.0.0.1:1 "},
 		{[]string{"status", "--api", "https://127.0.0.1:1"}, 1, "the control API speaks plain HTTP"},
 		{[]string{"providers", "nope"}, 2, `no provider "nope"`},
+		{[]string{"options", "up"}, 2, "options takes no arguments"},
 		{[]string{"up", "--provider", "natpmp", "--wg-config", binary}, 1, "not text: is this a wg-quick file"},
 		{[]string{"up", "--provider", "natpmp", "--wg-config", good, "--state-dir", binary}, 1, "is not a directory"},
 		{[]string{"up", "--provider", "natpmp", "--wg-config", good, "--wg-name", "../../x"}, 1, "not a WireGuard device name"},
@@ -395,6 +396,10 @@ func TestCLIErrors(t *testing.T) {
 	}
 	if code, out, _ := vpnfwd(t, "providers"); code != 0 || !strings.Contains(out, "protonvpn") {
 		t.Errorf("providers: %d %q", code, out)
+	}
+	if code, out, _ := vpnfwd(t, "options"); code != 0 || !strings.Contains(out, "--wg-config FILE") || !strings.Contains(out, "VPNFWD_KILLSWITCH") ||
+		!strings.Contains(out, "--gateway IP") || !strings.Contains(out, "forward.max_pending_handshakes") || strings.Contains(out, "`") {
+		t.Errorf("options: %d %q", code, out)
 	}
 }
 

@@ -44,6 +44,7 @@ func init() {
 		{"status", "show a running instance's state (--json for JSON)", runStatus},
 		{"port", "print the forwarded port of a running instance", runPort},
 		{"providers", "list the port-forwarding providers and what each needs", runProviders},
+		{"options", "list every setting: flag, environment variable, TOML key, default (--markdown for the reference)", runOptions},
 		{"killswitch", "show ('status') or remove ('off') the kill switch rules", runKillSwitch},
 		{"leak-check", "prove nothing leaks: exit IP, DNS, IPv6, kill switch, port (exit 0 ok, 1 leak, 2 could not check)", runLeakCheck},
 		{"demo", "run the whole flow against an in-process VPN provider", runDemo},
