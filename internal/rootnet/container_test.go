@@ -1,6 +1,7 @@
 package rootnet
 
 import (
+	elfpkg "debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
@@ -76,7 +77,9 @@ func (p *podman) must(limit time.Duration, args ...string) string {
 
 // importImage makes an image from files (path in the image -> path on
 // this machine, a file or a directory) and a static busybox as /bin/sh.
-func (p *podman) importImage(name string, files map[string]string, changes ...string) {
+// arch, when not "", labels the image with another architecture than
+// this machine's (its files stay this machine's).
+func (p *podman) importImage(name, arch string, files map[string]string, changes ...string) {
 	p.t.Helper()
 	dir := p.t.TempDir()
 	root := filepath.Join(dir, "root")
@@ -102,11 +105,16 @@ func (p *podman) importImage(name string, files map[string]string, changes ...st
 		}
 	}
 	imp := []string{"import"}
+	if arch != "" {
+		imp = append(imp, "--arch", arch)
+	}
 	for _, c := range append([]string{"ENV PATH=/usr/local/go/bin:/bin"}, changes...) {
 		imp = append(imp, "--change", c)
 	}
 	p.must(2*time.Minute, append(imp, tarball, name)...)
-	p.must(time.Minute, "run", "--rm", "--network", "none", name, "sh", "-c", "true") // the image runs
+	if arch == "" {
+		p.must(time.Minute, "run", "--rm", "--network", "none", name, "sh", "-c", "true") // the image runs
+	}
 }
 
 // repoRoot is the repository's top directory (the Dockerfile's).
@@ -114,6 +122,10 @@ func repoRoot(t testing.TB) string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
+
+// goCacheMounts are the module and build caches of this machine's Go,
+// mounted into image builds (buildImages sets them).
+var goCacheMounts [2]string
 
 // buildImages makes the test's images: the Go builder from the installed
 // toolchain, vpnfwd's from the repository's Dockerfile (GO_IMAGE), and
@@ -127,15 +139,22 @@ func buildImages(t *testing.T, pm *podman) {
 	gomodcache, _ := exec.Command("go", "env", "GOMODCACHE").Output()
 	gocache, _ := exec.Command("go", "env", "GOCACHE").Output()
 	start := time.Now()
-	pm.importImage("localhost/vpnfwd-go-builder", map[string]string{
+	builder := map[string]string{
 		"usr/local/go":                      strings.TrimSpace(string(goroot)),
 		"etc/ssl/certs/ca-certificates.crt": "/etc/ssl/certs/ca-certificates.crt",
-	}, "ENV HOME=/root")
+	}
+	pm.importImage("localhost/vpnfwd-go-builder", "", builder, "ENV HOME=/root")
+	// The same toolchain labelled arm64, for the arm64 build: Podman
+	// ignores FROM --platform=$BUILDPLATFORM (buildah issue 3712) and
+	// looks for a builder of the target platform, where docker buildx
+	// takes the build machine's. Its files are this machine's, so it
+	// cross-compiles as buildx's builder does, with no emulation.
+	pm.importImage("localhost/vpnfwd-go-builder-cross", "arm64", builder, "ENV HOME=/root")
 	t.Logf("builder image: %s", time.Since(start).Round(time.Second))
 	start = time.Now()
+	goCacheMounts = [2]string{strings.TrimSpace(string(gomodcache)) + ":/root/go/pkg/mod", strings.TrimSpace(string(gocache)) + ":/root/.cache/go-build"}
 	pm.must(10*time.Minute, "build", "--format", "docker", "--network", "host", "--build-arg", "GO_IMAGE=localhost/vpnfwd-go-builder",
-		"-v", strings.TrimSpace(string(gomodcache))+":/root/go/pkg/mod", "-v", strings.TrimSpace(string(gocache))+":/root/.cache/go-build",
-		"-t", "localhost/vpnfwd:test", repoRoot(t))
+		"-v", goCacheMounts[0], "-v", goCacheMounts[1], "-t", "localhost/vpnfwd:test", repoRoot(t))
 	t.Logf("vpnfwd image built: %s", time.Since(start).Round(time.Second))
 	size := pm.must(time.Minute, "image", "inspect", "--format", "{{.Size}}", "localhost/vpnfwd:test")
 	if mb, _ := strconv.Atoi(strings.TrimSpace(size)); mb == 0 || mb > 40<<20 {
@@ -153,7 +172,7 @@ func buildImages(t *testing.T, pm *podman) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building ctclient: %v %s", err, out)
 	}
-	pm.importImage("localhost/vpnfwd-ctclient", map[string]string{"ctclient": ctBin})
+	pm.importImage("localhost/vpnfwd-ctclient", "", map[string]string{"ctclient": ctBin})
 }
 
 // TestContainerImage builds the repository's Dockerfile with Podman (its
@@ -179,6 +198,25 @@ func TestContainerImage(t *testing.T) {
 	// demo in the image.
 	if out, err := pm.do(2*time.Minute, "run", "--rm", "--network", "none", "localhost/vpnfwd:test", "demo"); err != nil || !strings.Contains(out, "demo OK") {
 		t.Fatalf("demo in the image: %v\n%s", err, out)
+	}
+
+	// The same Dockerfile for a 64-bit ARM board: the binary is
+	// cross-compiled by the builder of this machine's platform, and the
+	// final stage runs nothing, so no emulation is needed.
+	pm.must(10*time.Minute, "build", "--format", "docker", "--network", "host", "--platform", "linux/arm64",
+		"--build-arg", "GO_IMAGE=localhost/vpnfwd-go-builder-cross", "-v", goCacheMounts[0], "-v", goCacheMounts[1],
+		"-t", "localhost/vpnfwd:arm64", repoRoot(t))
+	if arch := strings.TrimSpace(pm.must(time.Minute, "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", "localhost/vpnfwd:arm64")); arch != "linux/arm64" {
+		t.Errorf("the arm64 image says %s", arch)
+	}
+	ctr := strings.TrimSpace(pm.must(time.Minute, "create", "--platform", "linux/arm64", "localhost/vpnfwd:arm64"))
+	elf := filepath.Join(t.TempDir(), "vpnfwd-arm64")
+	pm.must(time.Minute, "cp", ctr+":/vpnfwd", elf)
+	pm.must(time.Minute, "rm", ctr)
+	if f, err := elfpkg.Open(elf); err != nil || f.Machine != elfpkg.EM_AARCH64 {
+		t.Errorf("the arm64 image's /vpnfwd is not an AArch64 binary: %v", err)
+	} else {
+		f.Close()
 	}
 
 	// The testbed: vpnfwd's container in the client host's namespace.
