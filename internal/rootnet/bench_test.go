@@ -19,74 +19,121 @@ import (
 )
 
 // TestWholePath is the whole-path benchmark (bench/whole-path.sh runs it;
-// it skips unless VPNFWD_BENCH=1). On the namespace testbed (Debian's
-// wireguard-go as the VPN server) it measures: start to port reachable
-// from the internet namespace in each mode (netstack, --tun, exec); bulk
-// TCP through the forwarded port in both directions for vpnfwd (netstack
-// and --tun) next to Debian's kernel-TUN wireguard-go client on the same
-// server, interleaved in one run, with each client's own CPU time per GB,
-// how busy the server and the whole machine were and what share of the
-// datagrams the server's socket dropped (so that a ceiling of the testbed
-// shows as one); and vpnfwd's resident memory with 1,000 bridged TCP
-// connections and 1,000 UDP peers, and every client's after the bulk runs.
-// VPNFWD_BENCH_BIN measures another vpnfwd binary and VPNFWD_BENCH_BIN2
-// adds one (an older build, for a before/after in one setting);
-// VPNFWD_BENCH_ROUNDS, _SECONDS and _STREAMS (TCP connections per run) set
-// the runs; VPNFWD_BENCH_PERF=DIR records each vpnfwd's CPU profile with
-// perf during the first round; VPNFWD_BENCH_SETTLE=S follows the RSS for
-// S seconds after the runs; VPNFWD_TEST_WG_SERVER=PATH runs another
-// wireguard-go as the VPN server (Debian's caps every client).
+// it skips unless VPNFWD_BENCH=1). On the namespace testbed it measures,
+// against the reference a user picks today: the current wireguard-go
+// (built from the module vpnfwd requires, or VPNFWD_BENCH_WG=PATH) as both
+// the VPN server and the kernel-TUN reference client, and Debian's older
+// wireguard-go as a second, labelled client when it is installed
+// (VPNFWD_BENCH_DEBIAN=0 leaves it out):
+//   - start to port reachable from the internet namespace in each mode
+//     (netstack, --tun, exec);
+//   - bulk TCP through the forwarded port in both directions, one
+//     connection, and many (VPNFWD_BENCH_MANY, 50: a seeding client's
+//     peers) with the spread between them;
+//   - UDP as uTP uses it: iperf3 -u with 1,200-byte datagrams at the
+//     offered rates of VPNFWD_BENCH_UDP (Mbit/s, "300,800"; "0" skips),
+//     the loss each way;
+//   - for each run, the client process's own CPU time per GB and the whole
+//     machine's (/proc/stat, all CPUs: a kernel-TUN client's TCP work is
+//     charged to the kernel, not to its process), how busy the VPN server
+//     was and what share of the datagrams its socket dropped;
+//   - vpnfwd's resident memory with 1,000 bridged TCP connections and
+//     1,000 UDP peers, and every client's after the bulk runs.
+//
+// Every client runs on a host of its own and the runs are interleaved, so
+// machine noise hits all alike. VPNFWD_BENCH_BIN measures another vpnfwd
+// binary and VPNFWD_BENCH_BIN2 adds one (an older build, for a
+// before/after in one run); VPNFWD_BENCH_ROUNDS, _SECONDS and _STREAMS
+// (TCP connections of the bulk runs) set the runs; VPNFWD_BENCH_GOMAXPROCS
+// runs every Go client (the reference too) with that many Ps, as on a
+// small ARM board; VPNFWD_BENCH_PERF=DIR records each client's CPU profile
+// with perf during the first round; VPNFWD_BENCH_SETTLE=S follows the RSS
+// for S seconds after the runs.
 func TestWholePath(t *testing.T) {
 	if os.Getenv("VPNFWD_BENCH") != "1" {
 		t.Skip("set VPNFWD_BENCH=1 (bench/whole-path.sh)")
 	}
 	// The knobs are read before the testbed is built: a bad value fails
-	// at once. STREAMS: TCP connections per run (iperf3 -P), as a seeding
-	// client serves several peers at once.
+	// at once.
 	dur := benchKnob(t, "VPNFWD_BENCH_SECONDS", 5)
 	secs := strconv.Itoa(dur)
 	rounds := benchKnob(t, "VPNFWD_BENCH_ROUNDS", 3)
 	streams := benchKnob(t, "VPNFWD_BENCH_STREAMS", 1)
+	many := benchKnob(t, "VPNFWD_BENCH_MANY", 50, true)
 	settle := benchKnob(t, "VPNFWD_BENCH_SETTLE", 0)
-	n := New(t, "wireguard-go", "wg", "nft", "iperf3", "socat")
+	procs := benchKnob(t, "VPNFWD_BENCH_GOMAXPROCS", 0)
+	udpRates := benchRates(t, "VPNFWD_BENCH_UDP", "300,800")
+	goEnv := []string{"env"}
+	if procs > 0 {
+		goEnv = append(goEnv, "GOMAXPROCS="+strconv.Itoa(procs))
+	}
+	n := New(t, "wg", "nft", "iperf3", "socat")
+	refWG, refVersion := benchWireGuard(t)
+	debianWG, _ := exec.LookPath("wireguard-go")
+	if os.Getenv("VPNFWD_BENCH_DEBIAN") == "0" {
+		debianWG = ""
+	}
+	t.Setenv("VPNFWD_TEST_WG_SERVER", refWG)
 	v := NewVPN(t, n, false)
 	bin := os.Getenv("VPNFWD_BENCH_BIN")
 	if bin == "" {
 		bin = BuildVPNFWD(t, t.TempDir())
 	}
 
-	// A second client: Debian's wireguard-go with a kernel TUN, 10.2.0.3.
-	cli2 := n.NS("cli2")
-	n.Link(v.Server, "under2", "100.66.7.1/24", cli2, "eth0", "100.66.7.2/24")
-	ck, _ := tunnel.NewPrivateKey()
-	wgSrv := "wg" + n.prefix
-	n.Must(v.Server, "wg", "set", wgSrv, "peer", ck.Public().String(), "allowed-ips", "10.2.0.3/32")
-	kernelWG := n.Start(cli2, "env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", "wgk")
-	waitFor(t, func() bool { _, err := n.Exec(cli2, "ip", "link", "show", "wgk"); return err == nil })
-	key := filepath.Join(v.Dir, "cli2.key")
-	os.WriteFile(key, []byte(ck.Base64()), 0o600)
-	n.Must(cli2, "wg", "set", "wgk", "private-key", key, "peer", v.ServerPub.String(),
-		"endpoint", "100.66.7.1:51820", "allowed-ips", "0.0.0.0/0", "persistent-keepalive", "25")
-	n.Must(cli2, "ip", "addr", "add", "10.2.0.3/32", "dev", "wgk")
-	n.Must(cli2, "ip", "link", "set", "wgk", "up")
-	n.Must(cli2, "ip", "route", "add", "default", "dev", "wgk") // the endpoint stays on-link via eth0
+	// A kernel-TUN wireguard-go client on host cli<i> (10.2.0.<i+1>), its
+	// iperf3 on port.
+	kernelClient := func(i int, wg, port string) *Proc {
+		ns := n.NS(fmt.Sprintf("cli%d", i))
+		ip := fmt.Sprintf("10.2.0.%d", i+1)
+		dev := fmt.Sprintf("wgk%d", i) // its UAPI socket is machine-wide: one name each
+		srv := fmt.Sprintf("100.%d.7.1", 64+i)
+		n.Link(v.Server, fmt.Sprintf("under%d", i), srv+"/24", ns, "eth0", fmt.Sprintf("100.%d.7.2/24", 64+i))
+		ck, _ := tunnel.NewPrivateKey()
+		n.Must(v.Server, "wg", "set", "wg"+n.prefix, "peer", ck.Public().String(), "allowed-ips", ip+"/32")
+		p := n.Start(ns, append(slices.Clone(goEnv), "WG_PROCESS_FOREGROUND=1", wg, dev)...)
+		deadline := time.Now().Add(10 * time.Second)
+		for _, err := n.Exec(ns, "ip", "link", "show", dev); err != nil; _, err = n.Exec(ns, "ip", "link", "show", dev) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s made no TUN in %s: %s", wg, ns, p.Out)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		key := filepath.Join(v.Dir, fmt.Sprintf("cli%d.key", i))
+		os.WriteFile(key, []byte(ck.Base64()), 0o600)
+		n.Must(ns, "wg", "set", dev, "private-key", key, "peer", v.ServerPub.String(),
+			"endpoint", srv+":51820", "allowed-ips", "0.0.0.0/0", "persistent-keepalive", "25")
+		n.Must(ns, "ip", "addr", "add", ip+"/32", "dev", dev)
+		n.Must(ns, "ip", "link", "set", dev, "up")
+		n.Must(ns, "ip", "route", "add", "default", "dev", dev) // the endpoint stays on-link via eth0
+		n.Start(ns, "iperf3", "-s", "-B", ip, "-p", port)
+		for _, proto := range []string{"tcp", "udp"} {
+			n.Must(v.Server, "nft", "add", "rule", "inet", "filter", "prerouting", "iifname", "pub",
+				proto, "dport", port, "dnat", "ip", "to", ip+":"+port)
+		}
+		return p
+	}
+	// The reference: the current wireguard-go with a kernel TUN, 10.2.0.3.
+	kernelWG := kernelClient(2, refWG, "5202")
+	var debianProc *Proc
+	if debianWG != "" {
+		debianProc = kernelClient(6, debianWG, "5208") // 10.2.0.7
+	}
 	// vpnfwd --tun (10.2.0.4) and vpnfwd exec (10.2.0.5) on hosts of their own.
 	cli3, ip3, conf3 := v.AddClient(3)
 	cli4, ip4, conf4 := v.AddClient(4)
 
 	// Static DNAT on the server, as a provider's forwarded port:
-	// 5201, 5203 -> vpnfwd (netstack); 5202 -> the kernel client;
-	// 5204, 5205 -> vpnfwd --tun; 5206 -> vpnfwd exec.
+	// 5201, 5203 -> vpnfwd (netstack); 5204, 5205 -> vpnfwd --tun;
+	// 5206 -> vpnfwd exec.
 	for _, r := range []struct{ proto, port, to string }{
-		{"tcp", "5201", ClientIP}, {"tcp", "5203", ClientIP}, {"udp", "5203", ClientIP},
-		{"tcp", "5202", "10.2.0.3"}, {"tcp", "5204", ip3}, {"tcp", "5205", ip3}, {"tcp", "5206", ip4},
+		{"tcp", "5201", ClientIP}, {"udp", "5201", ClientIP}, {"tcp", "5203", ClientIP}, {"udp", "5203", ClientIP},
+		{"tcp", "5204", ip3}, {"udp", "5204", ip3}, {"tcp", "5205", ip3}, {"tcp", "5206", ip4},
 	} {
 		n.Must(v.Server, "nft", "add", "rule", "inet", "filter", "prerouting", "iifname", "pub",
 			r.proto, "dport", r.port, "dnat", "ip", "to", r.to+":"+r.port)
 	}
 
 	n.Start(v.Cli, "iperf3", "-s", "-B", "127.0.0.1", "-p", "5201")
-	n.Start(cli2, "iperf3", "-s", "-B", "10.2.0.3", "-p", "5202")
 	self, _ := os.Executable()
 	echo := n.Start(v.Cli, "env", "VPNFWD_HELPER=echo", "VPNFWD_ADDR=127.0.0.1:5203", self)
 	waitFor(t, func() bool { return strings.Contains(echo.Out.String(), "ready") })
@@ -98,10 +145,10 @@ func TestWholePath(t *testing.T) {
 		return strings.Contains(out, "ping")
 	}
 	start := time.Now()
-	upArgs := []string{bin, "up", "--wg-config", v.ClientConf, "--provider", "static", "--port", "5201,5203",
+	upArgs := append(slices.Clone(goEnv), bin, "up", "--wg-config", v.ClientConf, "--provider", "static", "--port", "5201,5203",
 		"--forward", "127.0.0.1", "--log-level", "warn",
 		// The load comes from one address here; in life, from 1,000.
-		"--max-connections-per-source", "2000", "--max-udp-flows-per-source", "2000"}
+		"--max-connections-per-source", "2000", "--max-udp-flows-per-source", "2000")
 	up := n.Start(v.Cli, upArgs...)
 	waitFor(t, func() bool { return reachable("5203") })
 	fmt.Printf("start to port reachable from the internet (socat polling):\n")
@@ -110,8 +157,8 @@ func TestWholePath(t *testing.T) {
 	n.Start(cli3, "socat", "TCP-LISTEN:5205,fork,reuseaddr", "EXEC:cat")
 	n.Start(cli3, "iperf3", "-s", "-p", "5204") // no -B: the address comes with the TUN
 	start = time.Now()
-	tunUp := n.Start(cli3, bin, "up", "--tun", "wgt", "--wg-config", conf3, "--provider", "static",
-		"--port", "5204,5205", "--dns-listen", "off", "--log-level", "warn")
+	tunUp := n.Start(cli3, append(slices.Clone(goEnv), bin, "up", "--tun", "wgt", "--wg-config", conf3, "--provider", "static",
+		"--port", "5204,5205", "--dns-listen", "off", "--log-level", "warn")...)
 	waitFor(t, func() bool { return reachable("5205") })
 	fmt.Printf("  --tun                %4d ms\n", time.Since(start).Milliseconds())
 
@@ -127,11 +174,14 @@ func TestWholePath(t *testing.T) {
 	var other *Proc
 	if bin2 := os.Getenv("VPNFWD_BENCH_BIN2"); bin2 != "" {
 		cli5, ip5, conf5 := v.AddClient(5)
-		n.Must(v.Server, "nft", "add", "rule", "inet", "filter", "prerouting", "iifname", "pub",
-			"tcp", "dport", "5207", "dnat", "ip", "to", ip5+":5207")
+		for _, proto := range []string{"tcp", "udp"} {
+			n.Must(v.Server, "nft", "add", "rule", "inet", "filter", "prerouting", "iifname", "pub",
+				proto, "dport", "5207", "dnat", "ip", "to", ip5+":5207")
+		}
 		n.Start(cli5, "iperf3", "-s", "-B", "127.0.0.1", "-p", "5207")
-		other = n.Start(cli5, bin2, "up", "--wg-config", conf5, "--provider", "static", "--port", "5207",
-			"--forward", "127.0.0.1", "--dns-listen", "off", "--log-level", "warn")
+		other = n.Start(cli5, append(slices.Clone(goEnv), bin2, "up", "--wg-config", conf5, "--provider", "static", "--port", "5207",
+			"--forward", "127.0.0.1", "--dns-listen", "off", "--log-level", "warn",
+			"--max-connections-per-source", "2000", "--max-udp-flows-per-source", "2000")...)
 		waitFor(t, func() bool {
 			_, err := n.Exec(v.Inet, "socat", "-T1", "/dev/null", "TCP:"+PublicAddr+":5207")
 			return err == nil
@@ -175,13 +225,16 @@ func TestWholePath(t *testing.T) {
 	up = n.Start(v.Cli, upArgs...)
 	waitFor(t, func() bool { return reachable("5203") })
 
-	// One iperf3 run (dir 0: download, 1: upload -R): Mbit/s, the client's
-	// CPU seconds per GB moved, and how busy the VPN server (a ceiling for
-	// every client alike) and the whole machine were meanwhile, in CPUs.
+	// One iperf3 run (dir 0: download, 1: upload -R) through a client's
+	// forwarded port: TCP with conns connections, or UDP at udpMbps.
 	serverPid := v.server.Cmd.Process.Pid
-	type result struct{ mbps, cpuPerGB, serverCPUs, machineCPUs, serverDrops float64 }
-	iperf := func(port string, pid, dir int) result {
-		args := []string{"iperf3", "-c", PublicAddr, "-p", port, "-t", secs, "-P", strconv.Itoa(streams), "-J"}
+	iperf := func(port string, pid, dir, conns, udpMbps int) runResult {
+		args := []string{"iperf3", "-c", PublicAddr, "-p", port, "-t", secs, "-J"}
+		if udpMbps > 0 {
+			args = append(args, "-u", "-b", strconv.Itoa(udpMbps)+"M", "-l", "1200")
+		} else {
+			args = append(args, "-P", strconv.Itoa(conns))
+		}
 		if dir == 1 {
 			args = append(args, "-R")
 		}
@@ -189,99 +242,170 @@ func TestWholePath(t *testing.T) {
 		in0, drop0 := udpCounters(t, n, v.Server)
 		// iperf3 runs secs, then reports: Exec's 10-s limit would kill
 		// a longer run.
-		out, err := n.ExecTimeout(v.Inet, time.Duration(dur+10)*time.Second, args...)
+		out, err := n.ExecTimeout(v.Inet, time.Duration(dur+20)*time.Second, args...)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("iperf3 %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 		wall := time.Since(wall0).Seconds()
-		cpu := cpuSeconds(t, pid) - cpu0
+		cpu, busy := cpuSeconds(t, pid)-cpu0, machineBusy(t)-busy0
 		in1, drop1 := udpCounters(t, n, v.Server)
 		var r struct {
 			End struct {
 				SumReceived struct {
 					Bytes         float64 `json:"bytes"`
 					BitsPerSecond float64 `json:"bits_per_second"`
+					LostPercent   float64 `json:"lost_percent"`
 				} `json:"sum_received"`
+				Streams []struct {
+					Receiver struct {
+						BitsPerSecond float64 `json:"bits_per_second"`
+					} `json:"receiver"`
+				} `json:"streams"`
 			} `json:"end"`
 		}
 		if err := json.Unmarshal([]byte(out), &r); err != nil || r.End.SumReceived.Bytes == 0 {
 			t.Fatalf("iperf3 to port %s: %v\n%s", port, err, out)
 		}
-		return result{
-			mbps:        r.End.SumReceived.BitsPerSecond / 1e6,
-			cpuPerGB:    cpu / (r.End.SumReceived.Bytes / 1e9),
-			serverCPUs:  (cpuSeconds(t, serverPid) - srv0) / wall,
-			machineCPUs: (machineBusy(t) - busy0) / wall,
-			serverDrops: (drop1 - drop0) / max(1, in1-in0+drop1-drop0),
+		gb := r.End.SumReceived.Bytes / 1e9
+		res := runResult{
+			mbps:         r.End.SumReceived.BitsPerSecond / 1e6,
+			cpuPerGB:     cpu / gb,
+			machinePerGB: busy / gb,
+			serverCPUs:   (cpuSeconds(t, serverPid) - srv0) / wall,
+			machineCPUs:  busy / wall,
+			serverDrops:  (drop1 - drop0) / max(1, in1-in0+drop1-drop0),
+			lost:         r.End.SumReceived.LostPercent,
 		}
+		for _, st := range r.End.Streams {
+			res.streams = append(res.streams, st.Receiver.BitsPerSecond/1e6)
+		}
+		return res
 	}
 	type benchClient struct {
 		name, port string
 		pid        int
 	}
+	refName := "kernel-TUN wireguard-go " + refVersion
 	clients := []benchClient{
-		{"kernel-TUN wireguard-go (reference)", "5202", kernelWG.Cmd.Process.Pid},
+		{refName + " (reference)", "5202", kernelWG.Cmd.Process.Pid},
 		{"vpnfwd (netstack, --forward)", "5201", up.Cmd.Process.Pid},
 		{"vpnfwd --tun", "5204", tunUp.Cmd.Process.Pid},
+	}
+	if debianProc != nil {
+		ver, _ := exec.Command(debianWG, "--version").Output()
+		clients = append(clients, benchClient{"kernel-TUN " + strings.Fields(string(ver) + " wireguard-go ?")[1] + " (Debian's)", "5208", debianProc.Cmd.Process.Pid})
 	}
 	if other != nil {
 		clients = append(clients, benchClient{"vpnfwd (netstack, VPNFWD_BENCH_BIN2)", "5207", other.Cmd.Process.Pid})
 	}
-	// [client][direction] -> per-round figures; the runs are interleaved
-	// so that machine noise hits all clients alike.
-	type figures struct{ rate, cpu, server, machine, drops []float64 }
-	fig := make([][2]figures, len(clients))
+	// runs[kind][client][direction] -> per-round results; the runs are
+	// interleaved so that machine noise hits all clients alike.
+	type kind struct {
+		name           string
+		conns, udpMbps int
+	}
+	kinds := []kind{{fmt.Sprintf("bulk TCP, %d connection(s)", streams), streams, 0}}
+	if many > 0 {
+		kinds = append(kinds, kind{fmt.Sprintf("many peers: %d TCP connections at once", many), many, 0})
+	}
+	for _, rate := range udpRates {
+		kinds = append(kinds, kind{fmt.Sprintf("UDP offered at %d Mbit/s (1,200-byte datagrams)", rate), 0, rate})
+	}
+	runs := make([][][2][]runResult, len(kinds))
+	for k := range kinds {
+		runs[k] = make([][2][]runResult, len(clients))
+	}
 	dirName := [2]string{"down", "up"}
 	for i := 0; i < rounds; i++ {
-		for dir := 0; dir < 2; dir++ {
-			for c, cl := range clients {
-				var perf *exec.Cmd
-				if pdir := os.Getenv("VPNFWD_BENCH_PERF"); pdir != "" && i == 0 && c > 0 {
-					// perf record of this client's process during this run.
-					perf = exec.Command("perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(cl.pid),
-						"-o", filepath.Join(pdir, fmt.Sprintf("perf-%s-%s.data", cl.port, dirName[dir])), "--", "sleep", secs)
-					perf.Start()
+		for k, kd := range kinds {
+			for dir := 0; dir < 2; dir++ {
+				for c, cl := range clients {
+					var perf *exec.Cmd
+					if pdir := os.Getenv("VPNFWD_BENCH_PERF"); pdir != "" && i == 0 {
+						// perf record of this client's process during this run.
+						perf = exec.Command("perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(cl.pid),
+							"-o", filepath.Join(pdir, fmt.Sprintf("perf-%s-%d-%s.data", cl.port, k, dirName[dir])), "--", "sleep", secs)
+						perf.Start()
+					}
+					runs[k][c][dir] = append(runs[k][c][dir], iperf(cl.port, cl.pid, dir, kd.conns, kd.udpMbps))
+					if perf != nil {
+						perf.Wait()
+					}
 				}
-				r := iperf(cl.port, cl.pid, dir)
-				if perf != nil {
-					perf.Wait()
-				}
-				f := &fig[c][dir]
-				f.rate, f.cpu = append(f.rate, r.mbps), append(f.cpu, r.cpuPerGB)
-				f.server, f.machine = append(f.server, r.serverCPUs), append(f.machine, r.machineCPUs)
-				f.drops = append(f.drops, r.serverDrops)
 			}
 		}
 	}
 	ver, _ := exec.Command(ServerBinary(), "--version").Output()
-	fmt.Printf("VPN server: %s\n", strings.SplitN(string(ver), "\n", 2)[0])
-	fmt.Printf("bulk TCP through the forwarded port: median of %d interleaved %ss iperf3 runs, %d TCP connection(s) each; CPU = the client process's own user+system time\n", rounds, secs, streams)
-	fmt.Printf("  %-36s %28s   %28s\n", "", "download (internet -> service)", "upload (service -> internet)")
-	fmt.Printf("  %-36s %8s %7s %11s   %8s %7s %11s\n", "client", "Mbit/s", "x ref", "CPU s/GB", "Mbit/s", "x ref", "CPU s/GB")
-	for c, cl := range clients {
-		fmt.Printf("  %-36s", cl.name)
-		for dir := 0; dir < 2; dir++ {
-			f := fig[c][dir]
-			fmt.Printf(" %8.0f %7.2f %11.2f  ", median(f.rate), median(f.rate)/median(fig[0][dir].rate), median(f.cpu))
+	fmt.Printf("VPN server and reference client: %s (%s)\n", strings.SplitN(string(ver), "\n", 2)[0], refWG)
+	if procs > 0 {
+		fmt.Printf("every Go client (the reference too) with GOMAXPROCS=%d\n", procs)
+	}
+	fmt.Printf("medians of %d interleaved %ss iperf3 runs per figure; CPU s/GB: the client process's own user+system time, and the whole machine's (all %d CPUs: server, iperf3 and kernel included) per GB moved\n", rounds, secs, runtime.NumCPU())
+	med := func(rs []runResult, f func(runResult) float64) float64 {
+		x := make([]float64, len(rs))
+		for i, r := range rs {
+			x[i] = f(r)
 		}
-		fmt.Println()
+		return median(x)
 	}
-	fmt.Printf("  CPUs busy during each client's runs (median), the VPN server / the whole machine (of %d):\n", runtime.NumCPU())
-	for c, cl := range clients {
-		fmt.Printf("    %-36s download %.2f / %.2f, upload %.2f / %.2f\n", cl.name,
-			median(fig[c][0].server), median(fig[c][0].machine), median(fig[c][1].server), median(fig[c][1].machine))
-	}
-	// Datagrams the VPN server's UDP socket had no room for (it reads
-	// one per system call): where the uploads lose packets on this
-	// testbed, for every client alike.
-	fmt.Printf("  datagrams dropped at the VPN server's socket (median share of those that reached it):\n")
-	for c, cl := range clients {
-		fmt.Printf("    %-36s download %.1f %%, upload %.1f %%\n", cl.name, 100*median(fig[c][0].drops), 100*median(fig[c][1].drops))
+	for k, kd := range kinds {
+		fmt.Printf("%s\n", kd.name)
+		if kd.udpMbps > 0 {
+			fmt.Printf("  %-50s %24s   %24s\n", "", "in (internet -> service)", "out (service -> internet)")
+			fmt.Printf("  %-50s %8s %7s %8s   %8s %7s %8s\n", "client", "Mbit/s", "lost %", "CPU s/GB", "Mbit/s", "lost %", "CPU s/GB")
+			for c, cl := range clients {
+				fmt.Printf("  %-50s", cl.name)
+				for dir := 0; dir < 2; dir++ {
+					rs := runs[k][c][dir]
+					fmt.Printf(" %8.0f %7.2f %8.2f  ", med(rs, func(r runResult) float64 { return r.mbps }),
+						med(rs, func(r runResult) float64 { return r.lost }), med(rs, func(r runResult) float64 { return r.cpuPerGB }))
+				}
+				fmt.Println()
+			}
+			continue
+		}
+		fmt.Printf("  %-50s %38s   %38s\n", "", "download (internet -> service)", "upload (service -> internet)")
+		fmt.Printf("  %-50s %8s %6s %11s %10s   %8s %6s %11s %10s\n", "client", "Mbit/s", "x ref", "CPU s/GB", "machine", "Mbit/s", "x ref", "CPU s/GB", "machine")
+		for c, cl := range clients {
+			fmt.Printf("  %-50s", cl.name)
+			for dir := 0; dir < 2; dir++ {
+				rs := runs[k][c][dir]
+				rate := med(rs, func(r runResult) float64 { return r.mbps })
+				ref := med(runs[k][0][dir], func(r runResult) float64 { return r.mbps })
+				fmt.Printf(" %8.0f %6.2f %11.2f %10.2f  ", rate, rate/ref,
+					med(rs, func(r runResult) float64 { return r.cpuPerGB }), med(rs, func(r runResult) float64 { return r.machinePerGB }))
+			}
+			fmt.Println()
+		}
+		if kd.conns > 1 {
+			// The spread between the connections of one run: the slowest
+			// and fastest connection's Mbit/s and Jain's fairness index
+			// (1: all equal), medians over the rounds.
+			fmt.Printf("  per connection (min / max Mbit/s, Jain's fairness index):\n")
+			for c, cl := range clients {
+				fmt.Printf("    %-48s", cl.name)
+				for dir := 0; dir < 2; dir++ {
+					rs := runs[k][c][dir]
+					fmt.Printf(" %s %.1f / %.1f, %.3f;", dirName[dir], med(rs, func(r runResult) float64 { return slices.Min(r.streams) }),
+						med(rs, func(r runResult) float64 { return slices.Max(r.streams) }), med(rs, func(r runResult) float64 { return jain(r.streams) }))
+				}
+				fmt.Println()
+			}
+		}
+		fmt.Printf("  CPUs busy (median), the VPN server / the whole machine (of %d); datagrams dropped at the server's socket:\n", runtime.NumCPU())
+		for c, cl := range clients {
+			d, u := runs[k][c][0], runs[k][c][1]
+			fmt.Printf("    %-48s down %.2f / %.2f, %.1f %%; up %.2f / %.2f, %.1f %%\n", cl.name,
+				med(d, func(r runResult) float64 { return r.serverCPUs }), med(d, func(r runResult) float64 { return r.machineCPUs }),
+				100*med(d, func(r runResult) float64 { return r.serverDrops }),
+				med(u, func(r runResult) float64 { return r.serverCPUs }), med(u, func(r runResult) float64 { return r.machineCPUs }),
+				100*med(u, func(r runResult) float64 { return r.serverDrops }))
+		}
 	}
 	fmt.Printf("memory after the bulk runs, RSS (peak):\n")
 	for _, cl := range clients {
 		m := rss(t, cl.pid)
-		fmt.Printf("    %-36s %.1f MB (%.1f MB)\n", cl.name, m.cur, m.peak)
+		fmt.Printf("    %-48s %.1f MB (%.1f MB)\n", cl.name, m.cur, m.peak)
 	}
 	// VPNFWD_BENCH_SETTLE=S: RSS every 10 s for S seconds more, idle.
 	if settle > 0 {
@@ -299,6 +423,72 @@ func TestWholePath(t *testing.T) {
 	tunUp.Signal(syscall.SIGTERM, 5*time.Second)
 }
 
+// runResult is one iperf3 run through one client.
+type runResult struct {
+	mbps, cpuPerGB, machinePerGB float64
+	serverCPUs, machineCPUs      float64
+	serverDrops, lost            float64
+	streams                      []float64 // each TCP connection's Mbit/s
+}
+
+// jain is Jain's fairness index of rates: 1 when all are equal, 1/n when
+// one has everything.
+func jain(x []float64) float64 {
+	var sum, sq float64
+	for _, v := range x {
+		sum += v
+		sq += v * v
+	}
+	if sq == 0 {
+		return 0
+	}
+	return sum * sum / (float64(len(x)) * sq)
+}
+
+// benchRates reads a comma-separated list of Mbit/s ("0": none).
+func benchRates(t *testing.T, name, def string) []int {
+	v := os.Getenv(name)
+	if v == "" {
+		v = def
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		r, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || r < 0 {
+			t.Fatalf("%s=%q: want Mbit/s, comma-separated (0: none)", name, v)
+		}
+		if r > 0 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// benchWireGuard is the wireguard-go both the VPN server and the reference
+// client run: VPNFWD_BENCH_WG (or VPNFWD_TEST_WG_SERVER), else the current
+// one, built from the module vpnfwd requires (what a user without the
+// kernel module runs today); and its version.
+func benchWireGuard(t *testing.T) (path, version string) {
+	path = os.Getenv("VPNFWD_BENCH_WG")
+	if path == "" {
+		path = os.Getenv("VPNFWD_TEST_WG_SERVER")
+	}
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "wireguard-go")
+		build := exec.Command("go", "build", "-trimpath", "-o", path, "golang.zx2c4.com/wireguard")
+		build.Dir = repoRoot(t)
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("building wireguard-go from the module vpnfwd requires: %v\n%s", err, out)
+		}
+	}
+	out, err := exec.Command(path, "--version").Output()
+	f := strings.Fields(string(out))
+	if err != nil || len(f) < 2 {
+		t.Fatalf("%s --version: %v %q", path, err, out)
+	}
+	return path, f[1]
+}
+
 // cpuSeconds is a process's user + system CPU time so far (/proc/PID/stat,
 // in clock ticks of 1/100 s).
 func cpuSeconds(t *testing.T, pid int) float64 {
@@ -314,14 +504,15 @@ func cpuSeconds(t *testing.T, pid int) float64 {
 }
 
 // benchKnob reads a whole-number setting from the environment: def when
-// unset; not a number, negative, or 0 where def is not, fails the test.
-func benchKnob(t *testing.T, name string, def int) int {
+// unset; not a number, negative, or 0 where def is not (unless zeroOK:
+// then 0 turns the part off), fails the test.
+func benchKnob(t *testing.T, name string, def int, zeroOK ...bool) int {
 	v := os.Getenv(name)
 	if v == "" {
 		return def
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || (n == 0 && def > 0) {
+	if err != nil || n < 0 || (n == 0 && def > 0 && len(zeroOK) == 0) {
 		t.Fatalf("%s=%q: want a whole number (at least %d)", name, v, min(def, 1))
 	}
 	return n
