@@ -86,8 +86,15 @@ func TestLocalForwardTCP(t *testing.T) {
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello" {
 		t.Fatalf("%q %v", buf, err)
 	}
+	// The copy counts bytes after its write returns, which may be after
+	// the echo came back: wait for the count, with a deadline.
+	deadline := time.Now().Add(5 * time.Second)
 	st := l.Stats()
-	if st.Open != 1 || st.Total != 1 || st.BytesOut != 5 || st.Protocol != "tcp" || st.To != "127.0.0.1:"+port {
+	for (st.BytesOut != 5 || st.BytesIn != 5) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		st = l.Stats()
+	}
+	if st.Open != 1 || st.Total != 1 || st.BytesOut != 5 || st.BytesIn != 5 || st.Protocol != "tcp" || st.To != "127.0.0.1:"+port {
 		t.Errorf("stats %+v", st)
 	}
 }
