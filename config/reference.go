@@ -134,11 +134,24 @@ func Default(key string) string {
 	}
 	switch x := v.Interface().(type) {
 	case Duration:
-		return strings.TrimSuffix(strings.TrimSuffix(time.Duration(x).String(), "0s"), "0m")
+		return shortDuration(time.Duration(x))
 	case []string:
 		return strings.Join(x, ",")
 	}
 	return fmt.Sprint(v.Interface())
+}
+
+// shortDuration writes d without zero trailing units: 2m, 15m, 1h, 30s
+// (time.Duration's String gives 2m0s).
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // RefRow is one line of the reference.
