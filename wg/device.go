@@ -73,7 +73,7 @@ func New(ctx context.Context, t tun.Device, cfg tunnel.WireGuard, opts Options) 
 		Verbosef: func(format string, args ...any) { d.log.Debug(fmt.Sprintf(format, args...)) },
 		Errorf:   func(format string, args ...any) { d.log.Warn(fmt.Sprintf(format, args...)) },
 	}
-	out, in := newInflight(inflightLimit), newInflight(inflightLimit)
+	out, in := newInflight(inflightLimit, staleAfter), newInflight(inflightLimit, staleAfter)
 	t = &boundedTUN{Device: t, out: out, in: in}
 	d.dev = device.NewDevice(t, &boundedBind{Bind: opts.Bind, out: out, in: in}, wglog)
 	var b strings.Builder

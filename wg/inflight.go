@@ -28,9 +28,10 @@ import (
 // buffer) and TCP sees the queue as it would at a router. What wireguard-go
 // drops by itself (a packet for no peer, a keepalive, a message that
 // fails to decrypt) is never counted back: if a direction at its limit
-// sees nothing leave for stale, its count starts again from zero.
+// sees nothing leave for staleAfter, its count starts again from zero.
 type inflight struct {
 	limit int64
+	stale time.Duration
 	n     atomic.Int64
 	done  chan struct{} // a token whenever packets left
 }
@@ -44,12 +45,12 @@ type inflight struct {
 // CPU per GB).
 const inflightLimit = 128
 
-// stale is how long a direction at its limit may see nothing leave
+// staleAfter is how long a direction at its limit may see nothing leave
 // before its count is taken to be wrong.
-const stale = 5 * time.Millisecond
+const staleAfter = 5 * time.Millisecond
 
-func newInflight(limit int) *inflight {
-	return &inflight{limit: int64(limit), done: make(chan struct{}, 1)}
+func newInflight(limit int, stale time.Duration) *inflight {
+	return &inflight{limit: int64(limit), stale: stale, done: make(chan struct{}, 1)}
 }
 
 // wait blocks while the direction is at its limit.
@@ -57,7 +58,7 @@ func (f *inflight) wait() {
 	if f.n.Load() < f.limit {
 		return
 	}
-	t := time.NewTimer(stale)
+	t := time.NewTimer(f.stale)
 	defer t.Stop()
 	for f.n.Load() >= f.limit {
 		select {

@@ -6,8 +6,10 @@ import (
 )
 
 // A direction at its limit waits until packets leave, and no longer.
+// (Its count never goes stale here, so nothing but packets leaving can
+// let the read go on.)
 func TestInflightWaitsForPacketsToLeave(t *testing.T) {
-	f := newInflight(4)
+	f := newInflight(4, time.Hour)
 	f.add(4)
 	released := make(chan struct{})
 	go func() {
@@ -17,7 +19,7 @@ func TestInflightWaitsForPacketsToLeave(t *testing.T) {
 	select {
 	case <-released:
 		t.Fatal("a read went on at the limit")
-	case <-time.After(stale / 2):
+	case <-time.After(50 * time.Millisecond):
 	}
 	f.left(1)
 	select {
@@ -31,10 +33,11 @@ func TestInflightWaitsForPacketsToLeave(t *testing.T) {
 }
 
 // Packets wireguard-go dropped are never counted back: a direction at its
-// limit that sees nothing leave for stale starts again from zero, and a
-// count never goes below zero.
+// limit that sees nothing leave for its stale time starts again from
+// zero, and a count never goes below zero.
 func TestInflightStaleCountStartsAgain(t *testing.T) {
-	f := newInflight(2)
+	const stale = 20 * time.Millisecond
+	f := newInflight(2, stale)
 	f.add(5)
 	start := time.Now()
 	f.wait()
