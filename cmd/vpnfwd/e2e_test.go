@@ -649,8 +649,17 @@ func TestLocalForwardThroughTheTunnel(t *testing.T) {
 	if !got {
 		t.Fatalf("no UDP echo through the local forward\n%s", in.log)
 	}
-	st = in.status(t)
-	if w, u := st.LocalForwards[0], st.LocalForwards[1]; w.Total != 1 || w.BytesIn == 0 || u.Total != 1 || u.BytesIn == 0 {
+	// A copy counts bytes after its write returns, which may be after
+	// the answer arrived here: wait for the counts, with a deadline.
+	counted := func(st api.Status) bool {
+		w, u := st.LocalForwards[0], st.LocalForwards[1]
+		return w.Total == 1 && w.BytesIn > 0 && u.Total == 1 && u.BytesIn > 0
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for st = in.status(t); !counted(st) && time.Now().Before(deadline); st = in.status(t) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !counted(st) {
 		t.Errorf("counters %+v", st.LocalForwards)
 	}
 	metrics := fetchMetrics(t, in)
