@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -49,6 +50,7 @@ func TestConfigurationReference(t *testing.T) {
 var (
 	mdLink    = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 	mdHeading = regexp.MustCompile("(?m)^#{1,6} (.+)$")
+	codeSpan  = regexp.MustCompile("`([^`]+)`")
 	fence     = regexp.MustCompile("(?ms)^```.*?^```")
 )
 
@@ -76,7 +78,7 @@ func anchors(t *testing.T, path string) map[string]bool {
 	for _, m := range mdHeading.FindAllStringSubmatch(fence.ReplaceAllString(string(b), ""), -1) {
 		s := slug(m[1])
 		for n := 1; out[s]; n++ { // GitHub numbers repeated headings
-			s = slug(m[1]) + "-" + string(rune('0'+n))
+			s = slug(m[1]) + "-" + strconv.Itoa(n)
 		}
 		out[s] = true
 	}
@@ -89,6 +91,7 @@ func TestDocLinks(t *testing.T) {
 	root := filepath.Join("..", "..")
 	files, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
 	files = append(files, filepath.Join(root, "README.md"))
+	headings := map[string]map[string]bool{} // a file's anchors, read once
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -109,7 +112,13 @@ func TestDocLinks(t *testing.T) {
 					continue
 				}
 			}
-			if frag != "" && strings.HasSuffix(dest, ".md") && !anchors(t, dest)[frag] {
+			if frag == "" || !strings.HasSuffix(dest, ".md") {
+				continue
+			}
+			if headings[dest] == nil {
+				headings[dest] = anchors(t, dest)
+			}
+			if !headings[dest][frag] {
 				t.Errorf("%s: link to %s: no such heading in %s", f, target, dest)
 			}
 		}
@@ -130,10 +139,10 @@ func TestArchitectureNamesEveryPackage(t *testing.T) {
 		if len(cells) < 3 || !strings.Contains(cells[1], "`") {
 			continue
 		}
-		for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(cells[1]+" "+cells[2], -1) {
+		for _, m := range codeSpan.FindAllStringSubmatch(cells[1]+" "+cells[2], -1) {
 			named[m[1]] = true
 		}
-		for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(cells[1], -1) {
+		for _, m := range codeSpan.FindAllStringSubmatch(cells[1], -1) {
 			if fi, err := os.Stat(filepath.Join(root, m[1])); err != nil || !fi.IsDir() {
 				t.Errorf("architecture.md names %q, which is no package directory", m[1])
 			}
