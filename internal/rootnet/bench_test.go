@@ -106,10 +106,7 @@ func TestWholePath(t *testing.T) {
 		n.Must(ns, "ip", "link", "set", dev, "up")
 		n.Must(ns, "ip", "route", "add", "default", "dev", dev) // the endpoint stays on-link via eth0
 		n.Start(ns, "iperf3", "-s", "-B", ip, "-p", port)
-		for _, proto := range []string{"tcp", "udp"} {
-			n.Must(v.Server, "nft", "add", "rule", "inet", "filter", "prerouting", "iifname", "pub",
-				proto, "dport", port, "dnat", "ip", "to", ip+":"+port)
-		}
+		v.Forward(port, ip)
 		return p
 	}
 	// The reference: the current wireguard-go with a kernel TUN, 10.2.0.3.
@@ -125,13 +122,11 @@ func TestWholePath(t *testing.T) {
 	// Static DNAT on the server, as a provider's forwarded port:
 	// 5201, 5203 -> vpnfwd (netstack); 5204, 5205 -> vpnfwd --tun;
 	// 5206 -> vpnfwd exec.
-	for _, r := range []struct{ proto, port, to string }{
-		{"tcp", "5201", ClientIP}, {"udp", "5201", ClientIP}, {"tcp", "5203", ClientIP}, {"udp", "5203", ClientIP},
-		{"tcp", "5204", ip3}, {"udp", "5204", ip3}, {"tcp", "5205", ip3}, {"tcp", "5206", ip4},
-	} {
-		n.Must(v.Server, "nft", "add", "rule", "inet", "filter", "prerouting", "iifname", "pub",
-			r.proto, "dport", r.port, "dnat", "ip", "to", r.to+":"+r.port)
-	}
+	v.Forward("5201", ClientIP)
+	v.Forward("5203", ClientIP)
+	v.Forward("5204", ip3)
+	v.Forward("5205", ip3, "tcp")
+	v.Forward("5206", ip4, "tcp")
 
 	n.Start(v.Cli, "iperf3", "-s", "-B", "127.0.0.1", "-p", "5201")
 	self, _ := os.Executable()
@@ -174,10 +169,7 @@ func TestWholePath(t *testing.T) {
 	var other *Proc
 	if bin2 := os.Getenv("VPNFWD_BENCH_BIN2"); bin2 != "" {
 		cli5, ip5, conf5 := v.AddClient(5)
-		for _, proto := range []string{"tcp", "udp"} {
-			n.Must(v.Server, "nft", "add", "rule", "inet", "filter", "prerouting", "iifname", "pub",
-				proto, "dport", "5207", "dnat", "ip", "to", ip5+":5207")
-		}
+		v.Forward("5207", ip5)
 		n.Start(cli5, "iperf3", "-s", "-B", "127.0.0.1", "-p", "5207")
 		other = n.Start(cli5, append(slices.Clone(goEnv), bin2, "up", "--wg-config", conf5, "--provider", "static", "--port", "5207",
 			"--forward", "127.0.0.1", "--dns-listen", "off", "--log-level", "warn",

@@ -52,7 +52,17 @@ func (p *podman) cmd(args ...string) *exec.Cmd {
 
 // do runs podman to completion (limit at most) and returns its output.
 func (p *podman) do(limit time.Duration, args ...string) (string, error) {
+	return p.doIn("", limit, args...)
+}
+
+// doIn is do with podman in network namespace ns ("": this one), as a
+// pod on hostNetwork needs for `podman exec` into it.
+func (p *podman) doIn(ns string, limit time.Duration, args ...string) (string, error) {
 	c := p.cmd(args...)
+	if ns != "" {
+		c.Args = append([]string{"nsenter", "--net=/run/netns/" + ns}, c.Args...)
+		c.Path, _ = exec.LookPath("nsenter")
+	}
 	timer := time.AfterFunc(limit, func() {
 		if c.Process != nil {
 			c.Process.Kill()
@@ -123,9 +133,20 @@ func repoRoot(t testing.TB) string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// goCacheMounts are the module and build caches of this machine's Go,
-// mounted into image builds (buildImages sets them).
-var goCacheMounts [2]string
+// goCacheMounts are podman's -v arguments mounting this machine's Go
+// module and build caches into an image build.
+func goCacheMounts(t testing.TB) []string {
+	t.Helper()
+	var mounts []string
+	for _, c := range []struct{ env, in string }{{"GOMODCACHE", "/root/go/pkg/mod"}, {"GOCACHE", "/root/.cache/go-build"}} {
+		dir, err := exec.Command("go", "env", c.env).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mounts = append(mounts, "-v", strings.TrimSpace(string(dir))+":"+c.in)
+	}
+	return mounts
+}
 
 // buildImages makes the test's images: the Go builder from the installed
 // toolchain, vpnfwd's from the repository's Dockerfile (GO_IMAGE), and
@@ -136,8 +157,6 @@ func buildImages(t *testing.T, pm *podman) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gomodcache, _ := exec.Command("go", "env", "GOMODCACHE").Output()
-	gocache, _ := exec.Command("go", "env", "GOCACHE").Output()
 	start := time.Now()
 	builder := map[string]string{
 		"usr/local/go":                      strings.TrimSpace(string(goroot)),
@@ -152,9 +171,8 @@ func buildImages(t *testing.T, pm *podman) {
 	pm.importImage("localhost/vpnfwd-go-builder-cross", "arm64", builder, "ENV HOME=/root")
 	t.Logf("builder image: %s", time.Since(start).Round(time.Second))
 	start = time.Now()
-	goCacheMounts = [2]string{strings.TrimSpace(string(gomodcache)) + ":/root/go/pkg/mod", strings.TrimSpace(string(gocache)) + ":/root/.cache/go-build"}
-	pm.must(10*time.Minute, "build", "--format", "docker", "--network", "host", "--build-arg", "GO_IMAGE=localhost/vpnfwd-go-builder",
-		"-v", goCacheMounts[0], "-v", goCacheMounts[1], "-t", "localhost/vpnfwd:test", repoRoot(t))
+	build := []string{"build", "--format", "docker", "--network", "host", "--build-arg", "GO_IMAGE=localhost/vpnfwd-go-builder"}
+	pm.must(10*time.Minute, append(append(build, goCacheMounts(t)...), "-t", "localhost/vpnfwd:test", repoRoot(t))...)
 	t.Logf("vpnfwd image built: %s", time.Since(start).Round(time.Second))
 	size := pm.must(time.Minute, "image", "inspect", "--format", "{{.Size}}", "localhost/vpnfwd:test")
 	if mb, _ := strconv.Atoi(strings.TrimSpace(size)); mb == 0 || mb > 40<<20 {
@@ -167,9 +185,9 @@ func buildImages(t *testing.T, pm *podman) {
 	// The second container's image: a static client, no libc.
 	ctDir := t.TempDir()
 	ctBin := filepath.Join(ctDir, "ctclient")
-	build := exec.Command("go", "build", "-o", ctBin, "github.com/vpnfwd/vpnfwd/internal/rootnet/ctclient")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
+	goBuild := exec.Command("go", "build", "-o", ctBin, "github.com/vpnfwd/vpnfwd/internal/rootnet/ctclient")
+	goBuild.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := goBuild.CombinedOutput(); err != nil {
 		t.Fatalf("building ctclient: %v %s", err, out)
 	}
 	pm.importImage("localhost/vpnfwd-ctclient", "", map[string]string{"ctclient": ctBin})
@@ -203,9 +221,9 @@ func TestContainerImage(t *testing.T) {
 	// The same Dockerfile for a 64-bit ARM board: the binary is
 	// cross-compiled by the builder of this machine's platform, and the
 	// final stage runs nothing, so no emulation is needed.
-	pm.must(10*time.Minute, "build", "--format", "docker", "--network", "host", "--platform", "linux/arm64",
-		"--build-arg", "GO_IMAGE=localhost/vpnfwd-go-builder-cross", "-v", goCacheMounts[0], "-v", goCacheMounts[1],
-		"-t", "localhost/vpnfwd:arm64", repoRoot(t))
+	build := []string{"build", "--format", "docker", "--network", "host", "--platform", "linux/arm64",
+		"--build-arg", "GO_IMAGE=localhost/vpnfwd-go-builder-cross"}
+	pm.must(10*time.Minute, append(append(build, goCacheMounts(t)...), "-t", "localhost/vpnfwd:arm64", repoRoot(t))...)
 	if arch := strings.TrimSpace(pm.must(time.Minute, "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", "localhost/vpnfwd:arm64")); arch != "linux/arm64" {
 		t.Errorf("the arm64 image says %s", arch)
 	}
@@ -384,22 +402,7 @@ func TestKubernetesPod(t *testing.T) {
 	conf, _ := os.ReadFile(v.ClientConf)
 	manifest := filepath.Join(t.TempDir(), "seedbox.yaml")
 	os.WriteFile(manifest, []byte(kubeManifest(t, string(conf))), 0o600)
-	inNS := func(limit time.Duration, args ...string) (string, error) {
-		c := pm.cmd(args...)
-		c.Args = append([]string{"nsenter", "--net=/run/netns/" + v.Cli}, c.Args...)
-		c.Path, _ = exec.LookPath("nsenter")
-		timer := time.AfterFunc(limit, func() {
-			if c.Process != nil {
-				c.Process.Kill()
-			}
-		})
-		defer timer.Stop()
-		out, err := c.CombinedOutput()
-		if err != nil {
-			err = fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out), err
-	}
+	inNS := func(limit time.Duration, args ...string) (string, error) { return pm.doIn(v.Cli, limit, args...) }
 	if out, err := inNS(2*time.Minute, "kube", "play", manifest); err != nil {
 		t.Fatalf("kube play: %v\n%s", err, out)
 	}

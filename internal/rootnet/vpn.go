@@ -156,6 +156,20 @@ func ServerBinary() string {
 	return "wireguard-go"
 }
 
+// Forward makes the server forward port (each protocol, default TCP and
+// UDP) from its public side to the same port of the tunnel address to, as
+// a provider's forwarded port.
+func (v *VPN) Forward(port, to string, protos ...string) {
+	v.t.Helper()
+	if len(protos) == 0 {
+		protos = []string{"tcp", "udp"}
+	}
+	for _, proto := range protos {
+		v.Net.Must(v.Server, "nft", "add", "rule", "inet", "filter", "prerouting", "iifname", "pub",
+			proto, "dport", port, "dnat", "ip", "to", to+":"+port)
+	}
+}
+
 // StartServer starts the WireGuard server (wireguard-go on a kernel TUN)
 // with the client as its one peer; it knows the client's endpoint only
 // from the client's next handshake, as a real server after a restart.
