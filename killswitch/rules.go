@@ -129,6 +129,11 @@ func outputRules(c Config) []rule {
 	for _, d := range dnsPorts {
 		rs = append(rs, rule{exprs: nft.Cat(nft.L4(d.proto), nft.Ports(0, d.port), drop), comment: fmt.Sprintf("DNS outside the tunnel (port %d), before the LAN", d.port)})
 	}
+	// An app asking the LAN's router for a port (NAT-PMP/PCP) would open
+	// one on the real address: with allow_lan that request would get
+	// out before vpnfwd's responder takes it (tun mode, exec) or where
+	// nothing does (netstack).
+	rs = append(rs, rule{exprs: nft.Cat(nft.L4(unix.IPPROTO_UDP), nft.Ports(0, 5351), drop), comment: "NAT-PMP/PCP to a router outside the tunnel (a port on the real address), before the LAN"})
 	for _, p := range c.AllowMarkedTCP {
 		rs = append(rs, rule{exprs: nft.Cat([]expr.Any{nft.Meta(expr.MetaKeyMARK), nft.Eq(nft.U32(c.Mark))}, nft.L4(unix.IPPROTO_TCP), nft.Ports(0, p), []expr.Any{nft.Count, nft.Accept}),
 			comment: "vpnfwd's own provider login before the tunnel (marked sockets only)"})

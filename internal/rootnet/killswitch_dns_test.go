@@ -18,7 +18,9 @@ func dnsAnswered(n *Net, ns, server string, port int) bool {
 // every lookup in the tunnel: the LAN's resolver (a home router) is not
 // asked, and neither is Docker's embedded resolver, which Docker reaches by
 // rewriting 127.0.0.11:53 to a random port before any filter sees it (the
-// rewrite is reproduced here as Docker installs it). Other LAN traffic
+// rewrite is reproduced here as Docker installs it). Nor is the router
+// asked for a port by NAT-PMP/PCP (it would open one on the real
+// address; netstack mode has no responder to take it). Other LAN traffic
 // still goes. Two vpnfwd in one namespace cannot take each other's table.
 func TestKillSwitchDNSHoles(t *testing.T) {
 	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "socat", "curl", "dig")
@@ -27,6 +29,11 @@ func TestKillSwitchDNSHoles(t *testing.T) {
 	// The "home router" on the client's LAN: a resolver and a web page.
 	n.Start(v.Server, "socat", "UDP-RECVFROM:53,fork", "SYSTEM:cat")
 	n.Start(v.Server, "socat", "TCP-LISTEN:8081,fork,reuseaddr", `SYSTEM:echo HTTP/1.0 200 OK; echo; echo router`)
+	n.Start(v.Server, "socat", "UDP-RECVFROM:5351,bind="+UnderVPN+",fork", "SYSTEM:cat")
+	routerMaps := func() bool {
+		out, _ := n.ExecInput(v.Cli, "map me\n", "socat", "-T1", "-", "UDP:"+UnderVPN+":5351")
+		return strings.Contains(out, "map me")
+	}
 	// Docker's resolver: listens on 127.0.0.11 at a random port, and a nat
 	// rule sends 127.0.0.11:53 there (what Docker puts in every container).
 	n.Start(v.Cli, "socat", "UDP-RECVFROM:35353,bind=127.0.0.11,fork", "SYSTEM:cat")
@@ -37,7 +44,9 @@ func TestKillSwitchDNSHoles(t *testing.T) {
 	if _, err := n.ExecInput(v.Cli, docker, "nft", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return dnsAnswered(n, v.Cli, "127.0.0.11", 53) && dnsAnswered(n, v.Cli, UnderVPN, 53) })
+	waitFor(t, func() bool {
+		return dnsAnswered(n, v.Cli, "127.0.0.11", 53) && dnsAnswered(n, v.Cli, UnderVPN, 53) && routerMaps()
+	})
 
 	lan := "100.65.7.0/24"
 	up := n.Start(v.Cli, bin, "up", "--wg-config", v.ClientConf, "--provider", "natpmp", "--killswitch", "--allow-lan", lan)
@@ -50,6 +59,9 @@ func TestKillSwitchDNSHoles(t *testing.T) {
 	}
 	if dnsAnswered(n, v.Cli, UnderVPN, 53) {
 		t.Error("the LAN's resolver answered although allow_lan must not let DNS out")
+	}
+	if routerMaps() {
+		t.Error("the LAN's router was asked for a port (UDP 5351) although allow_lan must not let NAT-PMP/PCP out")
 	}
 	out, err := n.ExecUntil(v.Cli, "", "router", "curl", "-s", "-m", "2", "http://"+UnderVPN+":8081/")
 	if err != nil {
@@ -75,7 +87,7 @@ func TestKillSwitchDNSHoles(t *testing.T) {
 	if _, err := up.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if !dnsAnswered(n, v.Cli, "127.0.0.11", 53) || !dnsAnswered(n, v.Cli, UnderVPN, 53) {
+	if !dnsAnswered(n, v.Cli, "127.0.0.11", 53) || !dnsAnswered(n, v.Cli, UnderVPN, 53) || !routerMaps() {
 		t.Error("with vpnfwd stopped the resolvers should answer (else the checks above prove nothing)")
 	}
 	if t.Failed() {

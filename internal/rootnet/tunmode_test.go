@@ -24,12 +24,23 @@ func TestTunModeSidecar(t *testing.T) {
 	bin := BuildVPNFWD(t, t.TempDir())
 	startWhatsMyIP(t, n, v.Inet)
 	startResolver(n, v, GatewayIP)
-	startQBittorrent(t, n, v.Cli)
 
+	// The sidecar's order: the app starts once vpnfwd's kill switch is
+	// in (compose's depends_on), so everything it sends from its first
+	// packet on is on the capture. libtorrent asks its gateway
+	// (100.65.7.1, outside the tunnel) for a port by PCP and NAT-PMP at
+	// start-up and retries for about 10 s: dropped until vpnfwd's
+	// responder takes them, never on the link. (Started before vpnfwd,
+	// its retries were caught leaving before anything confined it.)
 	cap := startCapture(t, n, v.Cli, "eth0")
 	start := time.Now()
 	up := n.Start(v.Cli, bin, "up", "--tun", "vpnfwd0", "--wg-config", v.ClientConf, "--provider", "natpmp", "--killswitch",
 		"--qbittorrent", "http://127.0.0.1:8080", "--qbittorrent-user", "admin", "--qbittorrent-password", "adminadmin")
+	waitFor(t, func() bool {
+		_, err := n.Exec(v.Cli, "nft", "list", "table", "inet", "vpnfwd")
+		return err == nil
+	})
+	startQBittorrent(t, n, v.Cli)
 	port := waitForSyncedPort(t, n, v.Cli, bin)
 	t.Logf("start to port synced: %s", time.Since(start).Round(time.Millisecond))
 
