@@ -58,6 +58,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	m("vpnfwd_forward_handshakes_failed_total", "counter", "Incoming handshakes that never completed (scans, resets, timeouts).", st.Forward.HandshakesFailed)
 	m("vpnfwd_forward_udp_flows", "gauge", "Active bridged UDP peers.", st.Forward.UDPFlows)
 	m("vpnfwd_forward_udp_refused_total", "counter", "UDP datagrams from new peers dropped over the new-flow rate.", st.Forward.UDPRefused)
+	m("vpnfwd_forward_udp_dropped_total", "counter", "UDP datagrams from the tunnel dropped before the bridge read them (netstack's receive buffers full).", st.Forward.UDPDropped)
 	m("vpnfwd_forward_udp_packets_total", "counter", "UDP packets bridged from the tunnel.", st.Forward.UDPPackets)
 	m("vpnfwd_forward_bytes_total", "counter", "Bytes bridged.", st.Forward.BytesIn, `direction="in"`)
 	m("vpnfwd_forward_bytes_total", "counter", "Bytes bridged.", st.Forward.BytesOut, `direction="out"`)

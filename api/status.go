@@ -128,6 +128,7 @@ type ForwardStatus struct {
 	UDPFlows          int64  `json:"udp_flows"`
 	UDPPackets        int64  `json:"udp_packets"`
 	UDPRefused        int64  `json:"udp_refused"` // from new peers over the new-flow rate
+	UDPDropped        uint64 `json:"udp_dropped"` // from the tunnel, not read in time (netstack's receive buffers full)
 	BytesIn           uint64 `json:"bytes_in"`
 	BytesOut          uint64 `json:"bytes_out"`
 }

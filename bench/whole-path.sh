@@ -10,7 +10,8 @@
 #   bench/whole-path.sh
 #   VPNFWD_BENCH_GOMAXPROCS=1 bench/whole-path.sh      # a small ARM board
 # Knobs: VPNFWD_BENCH_ROUNDS (3), _SECONDS (5), _STREAMS (1), _MANY (50;
-# 0 skips), _UDP (Mbit/s offered, "300,800"; "0" skips), _GOMAXPROCS,
+# 0 skips), _TCP=0 (no one-connection runs), _UDP (Mbit/s offered,
+# "300,800"; "0" skips), _GOMAXPROCS,
 # _WG=PATH (another wireguard-go as server and reference), _DEBIAN=0 (no
 # Debian row), _BIN (vpnfwd to measure), _BIN2 (a second one in the same
 # rounds), _PERF=DIR (perf record of each vpnfwd during the first round),

@@ -49,7 +49,7 @@ func (d *Daemon) Status() api.Status {
 		Target: d.targetHost, Protocols: d.cfg.Forward.Protocols,
 		TCPOpen: bs.TCPOpen, TCPTotal: bs.TCPTotal, TCPRefused: bs.TCPRefused, TCPEvicted: bs.TCPEvicted,
 		TCPPending: int64(ns.PendingHandshakes), SYNDropped: ns.DroppedSYN, HandshakesFailed: ns.FailedHandshakes, HandshakesEvicted: ns.EvictedHandshakes,
-		UDPFlows: bs.UDPFlows, UDPPackets: bs.UDPPackets, UDPRefused: bs.UDPRefused, BytesIn: bs.BytesIn, BytesOut: bs.BytesOut,
+		UDPFlows: bs.UDPFlows, UDPPackets: bs.UDPPackets, UDPRefused: bs.UDPRefused, UDPDropped: ns.UDPDropped, BytesIn: bs.BytesIn, BytesOut: bs.BytesOut,
 	}
 	if d.targetPort != 0 {
 		s.Forward.Target = net.JoinHostPort(d.targetHost, strconv.Itoa(int(d.targetPort)))

@@ -159,19 +159,21 @@ func (a *admission) handshakeFailed(src netip.Addr) {
 	}
 }
 
-// Stats are the stack's counters of incoming TCP handshakes.
+// Stats are the stack's counters of incoming TCP handshakes and UDP drops.
 type Stats struct {
 	PendingHandshakes int    // SYNs received, handshake not finished
 	DroppedSYN        uint64 // SYNs ignored for being over a limit
 	EvictedHandshakes uint64 // half-open handshakes aborted to make room
 	FailedHandshakes  uint64 // accepted SYNs whose peer never completed (RST, timeout)
+	UDPDropped        uint64 // UDP datagrams dropped at a full socket receive buffer
 }
 
-// Stats returns the handshake counters.
+// Stats returns the counters.
 func (s *Stack) Stats() Stats {
 	s.adm.mu.Lock()
 	p := s.adm.pending.Len()
 	s.adm.mu.Unlock()
 	return Stats{PendingHandshakes: p, DroppedSYN: s.adm.dropped.Load(),
-		EvictedHandshakes: s.adm.evicted.Load(), FailedHandshakes: s.adm.failed.Load()}
+		EvictedHandshakes: s.adm.evicted.Load(), FailedHandshakes: s.adm.failed.Load(),
+		UDPDropped: s.stack.Stats().UDP.ReceiveBufferErrors.Value()}
 }

@@ -32,7 +32,8 @@ import (
 //     peers) with the spread between them;
 //   - UDP as uTP uses it: iperf3 -u with 1,200-byte datagrams at the
 //     offered rates of VPNFWD_BENCH_UDP (Mbit/s, "300,800"; "0" skips),
-//     the loss each way;
+//     the loss each way, and where the client dropped them (its kernel's
+//     UDP sockets, vpnfwd's stack);
 //   - for each run, the client process's own CPU time per GB and the whole
 //     machine's (/proc/stat, all CPUs: a kernel-TUN client's TCP work is
 //     charged to the kernel, not to its process), how busy the VPN server
@@ -44,7 +45,8 @@ import (
 // machine noise hits all alike. VPNFWD_BENCH_BIN measures another vpnfwd
 // binary and VPNFWD_BENCH_BIN2 adds one (an older build, for a
 // before/after in one run); VPNFWD_BENCH_ROUNDS, _SECONDS and _STREAMS
-// (TCP connections of the bulk runs) set the runs; VPNFWD_BENCH_GOMAXPROCS
+// (TCP connections of the bulk runs) set the runs, VPNFWD_BENCH_TCP=0
+// leaves the one-connection bulk runs out; VPNFWD_BENCH_GOMAXPROCS
 // runs every Go client (the reference too) with that many Ps, as on a
 // small ARM board; VPNFWD_BENCH_PERF=DIR records each client's CPU profile
 // with perf during the first round; VPNFWD_BENCH_SETTLE=S follows the RSS
@@ -82,7 +84,7 @@ func TestWholePath(t *testing.T) {
 
 	// A kernel-TUN wireguard-go client on host cli<i> (10.2.0.<i+1>), its
 	// iperf3 on port.
-	kernelClient := func(i int, wg, port string) *Proc {
+	kernelClient := func(i int, wg, port string) (*Proc, string) {
 		ns := n.NS(fmt.Sprintf("cli%d", i))
 		ip := fmt.Sprintf("10.2.0.%d", i+1)
 		dev := fmt.Sprintf("wgk%d", i) // its UAPI socket is machine-wide: one name each
@@ -107,13 +109,14 @@ func TestWholePath(t *testing.T) {
 		n.Must(ns, "ip", "route", "add", "default", "dev", dev) // the endpoint stays on-link via eth0
 		n.Start(ns, "iperf3", "-s", "-B", ip, "-p", port)
 		v.Forward(port, ip)
-		return p
+		return p, ns
 	}
 	// The reference: the current wireguard-go with a kernel TUN, 10.2.0.3.
-	kernelWG := kernelClient(2, refWG, "5202")
+	kernelWG, refNS := kernelClient(2, refWG, "5202")
 	var debianProc *Proc
+	var debianNS string
 	if debianWG != "" {
-		debianProc = kernelClient(6, debianWG, "5208") // 10.2.0.7
+		debianProc, debianNS = kernelClient(6, debianWG, "5208") // 10.2.0.7
 	}
 	// vpnfwd --tun (10.2.0.4) and vpnfwd exec (10.2.0.5) on hosts of their own.
 	cli3, ip3, conf3 := v.AddClient(3)
@@ -167,8 +170,10 @@ func TestWholePath(t *testing.T) {
 	// VPNFWD_BENCH_BIN2: a second vpnfwd build in netstack mode, on a host
 	// of its own (10.2.0.6, port 5207), measured in the same rounds.
 	var other *Proc
+	var otherNS string
 	if bin2 := os.Getenv("VPNFWD_BENCH_BIN2"); bin2 != "" {
 		cli5, ip5, conf5 := v.AddClient(5)
+		otherNS = cli5
 		v.Forward("5207", ip5)
 		n.Start(cli5, "iperf3", "-s", "-B", "127.0.0.1", "-p", "5207")
 		other = n.Start(cli5, append(slices.Clone(goEnv), bin2, "up", "--wg-config", conf5, "--provider", "static", "--port", "5207",
@@ -220,7 +225,29 @@ func TestWholePath(t *testing.T) {
 	// One iperf3 run (dir 0: download, 1: upload -R) through a client's
 	// forwarded port: TCP with conns connections, or UDP at udpMbps.
 	serverPid := v.server.Cmd.Process.Pid
-	iperf := func(port string, pid, dir, conns, udpMbps int) runResult {
+	type benchClient struct {
+		name, port string
+		pid        int
+		ns         string
+		vpnfwd     bool // netstack: its stack's UDP drops are in its status
+	}
+	// stackDrops is a netstack vpnfwd's count of UDP datagrams its stack
+	// dropped at a full receive buffer (0 for others).
+	stackDrops := func(cl benchClient) float64 {
+		if !cl.vpnfwd {
+			return 0
+		}
+		var st struct {
+			Forward struct {
+				UDPDropped float64 `json:"udp_dropped"`
+			}
+		}
+		out, _ := n.Exec(cl.ns, bin, "status", "--json")
+		json.Unmarshal([]byte(out), &st)
+		return st.Forward.UDPDropped
+	}
+	iperf := func(cl benchClient, dir, conns, udpMbps int) runResult {
+		port, pid := cl.port, cl.pid
 		args := []string{"iperf3", "-c", PublicAddr, "-p", port, "-t", secs, "-J"}
 		if udpMbps > 0 {
 			args = append(args, "-u", "-b", strconv.Itoa(udpMbps)+"M", "-l", "1200")
@@ -232,6 +259,8 @@ func TestWholePath(t *testing.T) {
 		}
 		cpu0, srv0, busy0, wall0 := cpuSeconds(t, pid), cpuSeconds(t, serverPid), machineBusy(t), time.Now()
 		in0, drop0 := udpCounters(t, n, v.Server)
+		_, cdrop0 := udpCounters(t, n, cl.ns)
+		sdrop0 := stackDrops(cl)
 		// iperf3 runs secs, then reports: Exec's 10-s limit would kill
 		// a longer run.
 		out, err := n.ExecTimeout(v.Inet, time.Duration(dur+20)*time.Second, args...)
@@ -241,12 +270,15 @@ func TestWholePath(t *testing.T) {
 		wall := time.Since(wall0).Seconds()
 		cpu, busy := cpuSeconds(t, pid)-cpu0, machineBusy(t)-busy0
 		in1, drop1 := udpCounters(t, n, v.Server)
+		_, cdrop1 := udpCounters(t, n, cl.ns)
+		sdrop1 := stackDrops(cl)
 		var r struct {
 			End struct {
 				SumReceived struct {
 					Bytes         float64 `json:"bytes"`
 					BitsPerSecond float64 `json:"bits_per_second"`
 					LostPercent   float64 `json:"lost_percent"`
+					Packets       float64 `json:"packets"`
 				} `json:"sum_received"`
 				Streams []struct {
 					Receiver struct {
@@ -268,27 +300,27 @@ func TestWholePath(t *testing.T) {
 			serverDrops:  (drop1 - drop0) / max(1, in1-in0+drop1-drop0),
 			lost:         r.End.SumReceived.LostPercent,
 		}
+		if p := r.End.SumReceived.Packets; p > 0 {
+			res.clientDrops = (cdrop1 - cdrop0) / p
+			res.stackDrops = (sdrop1 - sdrop0) / p
+		}
 		for _, st := range r.End.Streams {
 			res.streams = append(res.streams, st.Receiver.BitsPerSecond/1e6)
 		}
 		return res
 	}
-	type benchClient struct {
-		name, port string
-		pid        int
-	}
 	refName := "kernel-TUN wireguard-go " + refVersion
 	clients := []benchClient{
-		{refName + " (reference)", "5202", kernelWG.Cmd.Process.Pid},
-		{"vpnfwd (netstack, --forward)", "5201", up.Cmd.Process.Pid},
-		{"vpnfwd --tun", "5204", tunUp.Cmd.Process.Pid},
+		{refName + " (reference)", "5202", kernelWG.Cmd.Process.Pid, refNS, false},
+		{"vpnfwd (netstack, --forward)", "5201", up.Cmd.Process.Pid, v.Cli, true},
+		{"vpnfwd --tun", "5204", tunUp.Cmd.Process.Pid, cli3, false},
 	}
 	if debianProc != nil {
 		ver, _ := exec.Command(debianWG, "--version").Output()
-		clients = append(clients, benchClient{"kernel-TUN " + strings.Fields(string(ver) + " wireguard-go ?")[1] + " (Debian's)", "5208", debianProc.Cmd.Process.Pid})
+		clients = append(clients, benchClient{"kernel-TUN " + strings.Fields(string(ver) + " wireguard-go ?")[1] + " (Debian's)", "5208", debianProc.Cmd.Process.Pid, debianNS, false})
 	}
 	if other != nil {
-		clients = append(clients, benchClient{"vpnfwd (netstack, VPNFWD_BENCH_BIN2)", "5207", other.Cmd.Process.Pid})
+		clients = append(clients, benchClient{"vpnfwd (netstack, VPNFWD_BENCH_BIN2)", "5207", other.Cmd.Process.Pid, otherNS, true})
 	}
 	// runs[kind][client][direction] -> per-round results; the runs are
 	// interleaved so that machine noise hits all clients alike.
@@ -296,7 +328,10 @@ func TestWholePath(t *testing.T) {
 		name           string
 		conns, udpMbps int
 	}
-	kinds := []kind{{fmt.Sprintf("bulk TCP, %d connection(s)", streams), streams, 0}}
+	var kinds []kind
+	if os.Getenv("VPNFWD_BENCH_TCP") != "0" {
+		kinds = append(kinds, kind{fmt.Sprintf("bulk TCP, %d connection(s)", streams), streams, 0})
+	}
 	if many > 0 {
 		kinds = append(kinds, kind{fmt.Sprintf("many peers: %d TCP connections at once", many), many, 0})
 	}
@@ -319,7 +354,7 @@ func TestWholePath(t *testing.T) {
 							"-o", filepath.Join(pdir, fmt.Sprintf("perf-%s-%d-%s.data", cl.port, k, dirName[dir])), "--", "sleep", secs)
 						perf.Start()
 					}
-					runs[k][c][dir] = append(runs[k][c][dir], iperf(cl.port, cl.pid, dir, kd.conns, kd.udpMbps))
+					runs[k][c][dir] = append(runs[k][c][dir], iperf(cl, dir, kd.conns, kd.udpMbps))
 					if perf != nil {
 						perf.Wait()
 					}
@@ -354,6 +389,20 @@ func TestWholePath(t *testing.T) {
 				}
 				fmt.Println()
 			}
+			// Where the lost datagrams went on the client's side: its
+			// kernel's UDP sockets (the WireGuard socket, a loopback hop)
+			// and vpnfwd's stack, % of those received, medians.
+			fmt.Printf("  dropped in the client, %% (kernel sockets / netstack): ")
+			for c, cl := range clients {
+				fmt.Printf("%s", cl.name)
+				for dir := 0; dir < 2; dir++ {
+					rs := runs[k][c][dir]
+					fmt.Printf(" %s %.2f / %.2f", dirName[dir], 100*med(rs, func(r runResult) float64 { return r.clientDrops }),
+						100*med(rs, func(r runResult) float64 { return r.stackDrops }))
+				}
+				fmt.Printf("; ")
+			}
+			fmt.Println()
 			continue
 		}
 		fmt.Printf("  %-50s %38s   %38s\n", "", "download (internet -> service)", "upload (service -> internet)")
@@ -420,6 +469,7 @@ type runResult struct {
 	mbps, cpuPerGB, machinePerGB float64
 	serverCPUs, machineCPUs      float64
 	serverDrops, lost            float64
+	clientDrops, stackDrops      float64   // UDP: datagrams dropped at the client's kernel sockets, in its netstack, per datagram received
 	streams                      []float64 // each TCP connection's Mbit/s
 }
 
