@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
@@ -133,7 +132,7 @@ func (q *TCPRequest) Accept() (net.Conn, error) {
 		ep.SetSockOpt(&idle)
 		ep.SetSockOpt(&intvl)
 		ep.SetSockOptInt(tcpip.KeepaliveCountOption, 4)
-		c, err = gonet.NewTCPConn(wq, ep), nil
+		c, err = newSizedConn(wq, ep), nil
 	})
 	return c, err
 }
