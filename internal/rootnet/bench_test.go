@@ -69,7 +69,7 @@ func TestWholePath(t *testing.T) {
 	if procs > 0 {
 		goEnv = append(goEnv, "GOMAXPROCS="+strconv.Itoa(procs))
 	}
-	n := New(t, "wg", "nft", "iperf3", "socat")
+	n := New(t, "wg", "nft", "iperf3", "socat", "curl")
 	refWG, refVersion := benchWireGuard(t)
 	debianWG, _ := exec.LookPath("wireguard-go")
 	if os.Getenv("VPNFWD_BENCH_DEBIAN") == "0" {
@@ -127,6 +127,7 @@ func TestWholePath(t *testing.T) {
 	// 5206 -> vpnfwd exec.
 	v.Forward("5201", ClientIP)
 	v.Forward("5203", ClientIP)
+	v.Forward("5209", ClientIP)
 	v.Forward("5204", ip3)
 	v.Forward("5205", ip3, "tcp")
 	v.Forward("5206", ip4, "tcp")
@@ -135,6 +136,8 @@ func TestWholePath(t *testing.T) {
 	self, _ := os.Executable()
 	echo := n.Start(v.Cli, "env", "VPNFWD_HELPER=echo", "VPNFWD_ADDR=127.0.0.1:5203", self)
 	waitFor(t, func() bool { return strings.Contains(echo.Out.String(), "ready") })
+	seed := n.Start(v.Cli, "env", "VPNFWD_HELPER=seed", "VPNFWD_ADDR=127.0.0.1:5209", self)
+	waitFor(t, func() bool { return strings.Contains(seed.Out.String(), "ready") })
 
 	// Start to reachable: from starting vpnfwd to the first echo through
 	// the forwarded port from the internet namespace (polling with socat).
@@ -143,7 +146,7 @@ func TestWholePath(t *testing.T) {
 		return strings.Contains(out, "ping")
 	}
 	start := time.Now()
-	upArgs := append(slices.Clone(goEnv), bin, "up", "--wg-config", v.ClientConf, "--provider", "static", "--port", "5201,5203",
+	upArgs := append(slices.Clone(goEnv), bin, "up", "--wg-config", v.ClientConf, "--provider", "static", "--port", "5201,5203,5209",
 		"--forward", "127.0.0.1", "--log-level", "warn",
 		// The load comes from one address here; in life, from 1,000.
 		"--max-connections-per-source", "2000", "--max-udp-flows-per-source", "2000")
@@ -216,11 +219,61 @@ func TestWholePath(t *testing.T) {
 	stdin.Close()
 	load.Wait()
 
-	// The bulk runs get a fresh vpnfwd: the load's aftermath (its heap
+	// The next runs get a fresh vpnfwd: the load's aftermath (its heap
 	// near the soft memory limit) would weigh on the first client only.
-	up.Signal(syscall.SIGTERM, 5*time.Second)
-	up = n.Start(v.Cli, upArgs...)
-	waitFor(t, func() bool { return reachable("5203") })
+	restart := func() {
+		up.Signal(syscall.SIGTERM, 5*time.Second)
+		up = n.Start(v.Cli, upArgs...)
+		waitFor(t, func() bool { return reachable("5203") })
+	}
+	restart()
+
+	// Seeding: 200 peers on the internet download from the service at
+	// 1 Mbit/s each while it writes as fast as they take it, so every
+	// connection's buffers (the bridge's, vpnfwd's stack's) fill up.
+	idle = rss(t, up.Cmd.Process.Pid)
+	// The Go heap live at the last collection (vpnfwd's /metrics): what
+	// the buffers hold, where RSS also has garbage not yet collected.
+	liveHeap := func() float64 {
+		out, _ := n.Exec(v.Cli, "curl", "-sS", "-m", "2", "http://127.0.0.1:9070/metrics")
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) == 2 && f[0] == "vpnfwd_memory_heap_live_bytes" {
+				x, _ := strconv.ParseFloat(f[1], 64)
+				return x / 1e6
+			}
+		}
+		return 0
+	}
+	idleLive := liveHeap()
+	const seeders, seedRate = 200, 125000
+	a = append([]string{"ip", "netns", "exec", v.Inet}, "env", "VPNFWD_HELPER=leech", "VPNFWD_ADDR="+PublicAddr+":5209",
+		"VPNFWD_N="+strconv.Itoa(seeders), "VPNFWD_RATE="+strconv.Itoa(seedRate), self)
+	leech := exec.Command(a[0], a[1:]...)
+	stdin, _ = leech.StdinPipe()
+	leechOut := &SyncBuffer{}
+	leech.Stdout, leech.Stderr = leechOut, leechOut
+	if err := leech.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(leechOut.String(), "ok "); {
+		if time.Now().After(deadline) {
+			t.Fatalf("leeching peers: %s", leechOut)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := strings.Fields(leechOut.String())[1]
+	cpu0, wall0 := cpuSeconds(t, up.Cmd.Process.Pid), time.Now()
+	time.Sleep(15 * time.Second) // steady state: the buffers have filled
+	seeding := rss(t, up.Cmd.Process.Pid)
+	seedLive := liveHeap()
+	seedCPU := (cpuSeconds(t, up.Cmd.Process.Pid) - cpu0) / time.Since(wall0).Seconds()
+	io.WriteString(stdin, "\n")
+	stdin.Close()
+	leech.Wait()
+	fmt.Printf("memory: %s of %d peers downloading at %d kbit/s each from the service through vpnfwd: RSS %.1f MB (%.1f MB over idle, peak %.1f MB), live heap %.1f MB (%.1f MB over idle), %.2f CPUs; %s\n",
+		got, seeders, seedRate*8/1000, seeding.cur, seeding.cur-idle.cur, seeding.peak, seedLive, seedLive-idleLive, seedCPU,
+		strings.TrimSpace(leechOut.String()[strings.Index(leechOut.String(), "read"):]))
+	restart()
 
 	// One iperf3 run (dir 0: download, 1: upload -R) through a client's
 	// forwarded port: TCP with conns connections, or UDP at udpMbps.

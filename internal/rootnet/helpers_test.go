@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,7 +26,9 @@ import (
 // The test binary doubles as helper programs run inside namespaces:
 // VPNFWD_HELPER=echo ADDR serves TCP and UDP echo; VPNFWD_HELPER=load
 // opens many TCP connections and UDP peers to ADDR and holds them until its
-// standard input closes.
+// standard input closes; VPNFWD_HELPER=seed ADDR writes to every TCP
+// connection as fast as it takes it, VPNFWD_HELPER=leech reads from ADDR
+// on N connections at RATE bytes/s each.
 func TestMain(m *testing.M) {
 	switch os.Getenv("VPNFWD_HELPER") {
 	case "echo":
@@ -46,6 +49,14 @@ func TestMain(m *testing.M) {
 	case "load":
 		n, _ := strconv.Atoi(os.Getenv("VPNFWD_N"))
 		loadHelper(os.Getenv("VPNFWD_ADDR"), n)
+		return
+	case "seed":
+		seedHelper(os.Getenv("VPNFWD_ADDR"))
+		return
+	case "leech":
+		n, _ := strconv.Atoi(os.Getenv("VPNFWD_N"))
+		rate, _ := strconv.Atoi(os.Getenv("VPNFWD_RATE"))
+		leechHelper(os.Getenv("VPNFWD_ADDR"), n, rate)
 		return
 	}
 	os.Exit(m.Run())
@@ -134,6 +145,87 @@ func loadHelper(addr string, n int) {
 	wg.Wait()
 	fmt.Printf("ok %d %d\n", tcpOK, udpOK)
 	bufio.NewReader(os.Stdin).ReadString('\n')
+}
+
+// seedHelper is a seeding torrent client's side of its peers: it writes
+// to every connection it accepts as fast as the connection takes it.
+func seedHelper(addr string) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	fmt.Println("ready")
+	piece := make([]byte, 16<<10)
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			for {
+				if _, err := c.Write(piece); err != nil {
+					c.Close()
+					return
+				}
+			}
+		}()
+	}
+}
+
+// leechHelper is n peers downloading from addr at rate bytes/s each: it
+// prints "ok N" once n connections have had their first bytes, then
+// reads on until stdin closes and prints "read B" (all connections).
+func leechHelper(addr string, n, rate int) {
+	var got, total atomic.Int64
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			if err != nil {
+				wg.Done()
+				return
+			}
+			defer c.Close()
+			buf := make([]byte, 4<<10)
+			first := true
+			start := time.Now()
+			var read int64
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				// Keep to rate: wait until read is due.
+				if ahead := time.Duration(read)*time.Second/time.Duration(rate) - time.Since(start); ahead > 0 {
+					time.Sleep(ahead)
+				}
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				k, err := c.Read(buf)
+				read += int64(k)
+				total.Add(int64(k))
+				if first && k > 0 {
+					first = false
+					got.Add(1)
+					wg.Done()
+				}
+				if err != nil {
+					if first {
+						wg.Done()
+					}
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("ok %d\n", got.Load())
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	close(done)
+	fmt.Printf("read %d\n", total.Load())
 }
 
 // portCheckHelper serves GET /PORT: "1" if TARGET:PORT accepts a TCP
