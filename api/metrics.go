@@ -3,7 +3,6 @@ package api
 import (
 	"fmt"
 	"net/http"
-	"runtime/metrics"
 	"strings"
 )
 
@@ -28,9 +27,8 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		return 0
 	}
 	m("vpnfwd_tunnel_up", "gauge", "1 when the WireGuard tunnel is up.", b2i(st.Tunnel.State == "up"))
-	live, held := memory()
-	m("vpnfwd_memory_heap_live_bytes", "gauge", "Go heap reachable at the last garbage collection: vpnfwd's buffers and state.", live)
-	m("vpnfwd_memory_held_bytes", "gauge", "Memory the Go runtime holds from the system (mapped, not handed back).", held)
+	m("vpnfwd_memory_heap_live_bytes", "gauge", "Go heap reachable at the last garbage collection: vpnfwd's buffers and state.", st.Memory.HeapLive)
+	m("vpnfwd_memory_held_bytes", "gauge", "Memory the Go runtime holds from the system (mapped, not handed back).", st.Memory.Held)
 	if !st.Tunnel.LastHandshake.IsZero() {
 		m("vpnfwd_tunnel_last_handshake_seconds", "gauge", "Unix time of the last WireGuard handshake.", st.Tunnel.LastHandshake.Unix())
 	}
@@ -82,17 +80,4 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	w.Write([]byte(b.String()))
-}
-
-// memory is the live heap after the last collection and what the runtime
-// holds from the system.
-func memory() (live, held uint64) {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
-	metrics.Read(s)
-	for _, x := range s {
-		if x.Value.Kind() != metrics.KindUint64 {
-			return 0, 0
-		}
-	}
-	return s[0].Value.Uint64(), s[1].Value.Uint64() - s[2].Value.Uint64()
 }

@@ -31,6 +31,13 @@ type Status struct {
 	Publish    []publish.Result `json:"publish"`
 	// PublicIP is what --public-ip-url last said (nil: not asked).
 	PublicIP *PublicIPInfo `json:"public_ip,omitempty"`
+	Memory   MemoryStatus  `json:"memory"`
+}
+
+// MemoryStatus is the process's memory as the Go runtime counts it.
+type MemoryStatus struct {
+	HeapLive uint64 `json:"heap_live_bytes"` // reachable at the last garbage collection: buffers and state
+	Held     uint64 `json:"held_bytes"`      // mapped from the system and not handed back
 }
 
 // KillSwitchStatus says whether vpnfwd runs with its kill switch.

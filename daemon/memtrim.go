@@ -69,10 +69,19 @@ func trimMemory(ctx context.Context, moved func() (uint64, error)) {
 
 // heldMemory is what the Go runtime has mapped and not handed back.
 func heldMemory() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	_, held := memoryNow()
+	return held
+}
+
+// memoryNow is the heap live at the last collection and what the runtime
+// holds from the system (0, 0 if the runtime does not say).
+func memoryNow() (live, held uint64) {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
-		return 0
+	for _, x := range s {
+		if x.Value.Kind() != metrics.KindUint64 {
+			return 0, 0
+		}
 	}
-	return s[0].Value.Uint64() - s[1].Value.Uint64()
+	return s[0].Value.Uint64(), s[1].Value.Uint64() - s[2].Value.Uint64()
 }

@@ -37,6 +37,7 @@ func (d *Daemon) Status() api.Status {
 		s.Tunnel.Addresses = append(s.Tunnel.Addresses, a.String())
 	}
 	s.Port = d.portStatus(d.reported(snap))
+	s.Memory.HeapLive, s.Memory.Held = memoryNow()
 	var bs forward.Stats
 	var ns netstack.Stats
 	if d.bridge != nil {
