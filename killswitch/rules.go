@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vpnfwd/vpnfwd/nft"
+	"github.com/vpnfwd/vpnfwd/portmap"
 )
 
 // Chain names inside the table.
@@ -111,7 +112,7 @@ func outputRules(c Config) []rule {
 	// responder on 127.0.0.1 (nft.AnswerLocally): the output hook still
 	// names the interface it was routed to first, so "loopback" above
 	// does not see it.
-	rs = append(rs, rule{exprs: nft.Cat(nft.Addr(netip.MustParsePrefix("127.0.0.1/32"), false), nft.L4(unix.IPPROTO_UDP), nft.Ports(0, 5351), []expr.Any{nft.Accept}),
+	rs = append(rs, rule{exprs: nft.Cat(nft.Addr(netip.MustParsePrefix("127.0.0.1/32"), false), nft.L4(unix.IPPROTO_UDP), nft.Ports(0, portmap.Port), []expr.Any{nft.Accept}),
 		comment: "NAT-PMP/PCP requests answered by vpnfwd on loopback"})
 	if c.Tunnel != "" {
 		// Before the DNS drops: the tunnel's DNS server is reached
@@ -133,7 +134,7 @@ func outputRules(c Config) []rule {
 	// one on the real address: with allow_lan that request would get
 	// out before vpnfwd's responder takes it (tun mode, exec) or where
 	// nothing does (netstack).
-	rs = append(rs, rule{exprs: nft.Cat(nft.L4(unix.IPPROTO_UDP), nft.Ports(0, 5351), drop), comment: "NAT-PMP/PCP to a router outside the tunnel (a port on the real address), before the LAN"})
+	rs = append(rs, rule{exprs: nft.Cat(nft.L4(unix.IPPROTO_UDP), nft.Ports(0, portmap.Port), drop), comment: "NAT-PMP/PCP to a router outside the tunnel (a port on the real address), before the LAN"})
 	for _, p := range c.AllowMarkedTCP {
 		rs = append(rs, rule{exprs: nft.Cat([]expr.Any{nft.Meta(expr.MetaKeyMARK), nft.Eq(nft.U32(c.Mark))}, nft.L4(unix.IPPROTO_TCP), nft.Ports(0, p), []expr.Any{nft.Count, nft.Accept}),
 			comment: "vpnfwd's own provider login before the tunnel (marked sockets only)"})

@@ -46,16 +46,17 @@ func newSizedConn(wq *waiter.Queue, ep tcpip.Endpoint) *sizedConn {
 
 func (c *sizedConn) Write(b []byte) (int, error) {
 	n, err := c.TCPConn.Write(b)
+	rate := -1.0
 	c.mu.Lock()
 	c.written += int64(n)
 	if d := time.Since(c.since); d >= sendBufEvery {
-		rate := float64(c.written) / d.Seconds()
-		c.since, c.written = time.Now(), 0
-		c.mu.Unlock()
-		c.resize(rate)
-		return n, err
+		rate = float64(c.written) / d.Seconds()
+		c.since, c.written = c.since.Add(d), 0
 	}
 	c.mu.Unlock()
+	if rate >= 0 {
+		c.resize(rate)
+	}
 	return n, err
 }
 

@@ -183,14 +183,14 @@ func leechHelper(addr string, n, rate int) {
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
+			started := sync.OnceFunc(wg.Done) // first bytes, or given up
+			defer started()
 			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 			if err != nil {
-				wg.Done()
 				return
 			}
 			defer c.Close()
 			buf := make([]byte, 4<<10)
-			first := true
 			start := time.Now()
 			var read int64
 			for {
@@ -207,15 +207,11 @@ func leechHelper(addr string, n, rate int) {
 				k, err := c.Read(buf)
 				read += int64(k)
 				total.Add(int64(k))
-				if first && k > 0 {
-					first = false
+				if read == int64(k) && k > 0 {
 					got.Add(1)
-					wg.Done()
+					started()
 				}
 				if err != nil {
-					if first {
-						wg.Done()
-					}
 					return
 				}
 			}
