@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // Copy buffers: an idle connection waits in Read holding only a small
@@ -123,9 +124,29 @@ func pipe(dst, src net.Conn, n *atomic.Uint64, touch func()) {
 	src.Close()
 }
 
+// filler is a connection that takes what a local socket receives
+// straight into its send queue (netstack's tunnel connections): no copy
+// buffer of ours, and nothing of ours held while a slow peer keeps it full.
+type filler interface {
+	FillFrom(src syscall.Conn, moved func(int)) (int64, error)
+}
+
 // copyAdaptive copies src to dst until EOF (nil error) or an error,
 // calling touch (if not nil) whenever bytes moved.
 func copyAdaptive(dst, src net.Conn, count *atomic.Uint64, touch func()) error {
+	if f, ok := dst.(filler); ok {
+		if s, ok := src.(syscall.Conn); ok {
+			_, err := f.FillFrom(s, func(n int) {
+				if touch != nil {
+					touch()
+				}
+				if count != nil {
+					count.Add(uint64(n))
+				}
+			})
+			return err
+		}
+	}
 	small := make([]byte, smallBuf)
 	buf := small
 	var large *[]byte

@@ -29,6 +29,7 @@ const (
 // sizedConn is an accepted connection whose send buffer vpnfwd sizes.
 type sizedConn struct {
 	*gonet.TCPConn
+	wq *waiter.Queue
 	ep tcpip.Endpoint
 
 	mu      sync.Mutex
@@ -41,11 +42,18 @@ func newSizedConn(wq *waiter.Queue, ep tcpip.Endpoint) *sizedConn {
 	// what a crowd of slow peers costs at once) and grows from the first
 	// sendBufEvery on.
 	ep.SocketOptions().SetSendBufferSize(sendBufMin, true)
-	return &sizedConn{TCPConn: gonet.NewTCPConn(wq, ep), ep: ep, since: time.Now()}
+	return &sizedConn{TCPConn: gonet.NewTCPConn(wq, ep), wq: wq, ep: ep, since: time.Now()}
 }
 
 func (c *sizedConn) Write(b []byte) (int, error) {
 	n, err := c.TCPConn.Write(b)
+	c.wrote(n)
+	return n, err
+}
+
+// wrote counts n bytes taken and resizes the send buffer every
+// sendBufEvery.
+func (c *sizedConn) wrote(n int) {
 	rate := -1.0
 	c.mu.Lock()
 	c.written += int64(n)
@@ -57,7 +65,6 @@ func (c *sizedConn) Write(b []byte) (int, error) {
 	if rate >= 0 {
 		c.resize(rate)
 	}
-	return n, err
 }
 
 // resize sets the send buffer for a connection that took rate bytes/s.
