@@ -22,6 +22,18 @@ func acceptFill(t *testing.T, b *Stack, fill func(c *sizedConn)) {
 	})
 }
 
+// dialPeer connects from a to b's port 80, closed when the test ends.
+func dialPeer(t *testing.T, a *Stack) net.Conn {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	peer, err := a.DialContext(ctx, "tcp", "10.9.0.2:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	return peer
+}
+
 // localPair is a kernel TCP connection on loopback: the service's end and
 // the bridge's.
 func localPair(t *testing.T) (service, bridge *net.TCPConn) {
@@ -66,13 +78,7 @@ func TestFillFromCarriesTheStream(t *testing.T) {
 		service.Write(want)
 		service.CloseWrite()
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	peer, err := a.DialContext(ctx, "tcp", "10.9.0.2:80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	peer := dialPeer(t, a)
 	peer.SetReadDeadline(time.Now().Add(30 * time.Second))
 	got, err := io.ReadAll(peer)
 	if err != nil {
@@ -102,13 +108,7 @@ func TestFillFromStopsAtAFullBufferAndEndsOnClose(t *testing.T) {
 		done <- err
 	})
 	go service.Write(make([]byte, 64<<20)) // far more than any buffer on the way
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	peer, err := a.DialContext(ctx, "tcp", "10.9.0.2:80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	dialPeer(t, a)                         // connects, never reads
 	c := <-conns
 	select {
 	case err := <-done:
