@@ -46,7 +46,12 @@ func TestPIARekeyWhenHandshakesKeepFailing(t *testing.T) {
 	var mu sync.Mutex
 	d, err := New(context.Background(), &cfg, Options{Log: slog.New(slog.DiscardHandler), Roots: f.CA.Pool,
 		Consumers: []publish.Consumer{rec},
-		Session: session.Options{ProbeEvery: 200 * time.Millisecond, ProbeTimeout: 150 * time.Millisecond,
+		// The check is the tunnel's DNS server. Until it has answered once
+		// the session trusts only the counters (StallAfter): on a loaded CI
+		// machine a 150-ms check never answered, and the 30-s default
+		// outlived the wait for "down". So the check gets the default's 1 s
+		// and the counters rule a short StallAfter.
+		Session: session.Options{ProbeEvery: 200 * time.Millisecond, ProbeTimeout: time.Second, StallAfter: 2 * time.Second,
 			RehandshakeEvery: 200 * time.Millisecond, FailoverAfter: time.Second,
 			Sinks: []session.Sink{states.sink, func(ev session.Event) {
 				if ev.Kind == session.KindRecovery {
