@@ -314,6 +314,7 @@ func TestWholePath(t *testing.T) {
 		in0, drop0 := udpCounters(t, n, v.Server)
 		_, cdrop0 := udpCounters(t, n, cl.ns)
 		sdrop0 := stackDrops(cl)
+		tcp0 := inetTCP(t, n, v.Inet)
 		// iperf3 runs secs, then reports: Exec's 10-s limit would kill
 		// a longer run.
 		out, err := n.ExecTimeout(v.Inet, time.Duration(dur+20)*time.Second, args...)
@@ -325,6 +326,7 @@ func TestWholePath(t *testing.T) {
 		in1, drop1 := udpCounters(t, n, v.Server)
 		_, cdrop1 := udpCounters(t, n, cl.ns)
 		sdrop1 := stackDrops(cl)
+		tcp1 := inetTCP(t, n, v.Inet)
 		var r struct {
 			End struct {
 				SumReceived struct {
@@ -352,6 +354,7 @@ func TestWholePath(t *testing.T) {
 			machineCPUs:  busy / wall,
 			serverDrops:  (drop1 - drop0) / max(1, in1-in0+drop1-drop0),
 			lost:         r.End.SumReceived.LostPercent,
+			inet:         tcp1.minus(tcp0),
 		}
 		if p := r.End.SumReceived.Packets; p > 0 {
 			res.clientDrops = (cdrop1 - cdrop0) / p
@@ -486,6 +489,16 @@ func TestWholePath(t *testing.T) {
 				fmt.Println()
 			}
 		}
+		// The internet end's kernel TCP, medians per run: downloads are
+		// sent by it (its retransmissions), uploads received (what came
+		// twice, sent again needlessly by the client's TCP, and what came
+		// out of order, after a loss).
+		fmt.Printf("  at the internet end, segments per run (median): down, retransmitted by it; up, received twice (DSACK) / out of order:\n")
+		for c, cl := range clients {
+			d, u := runs[k][c][0], runs[k][c][1]
+			fmt.Printf("    %-48s down %.0f; up %.0f / %.0f\n", cl.name, med(d, func(r runResult) float64 { return r.inet.retrans }),
+				med(u, func(r runResult) float64 { return r.inet.dupes }), med(u, func(r runResult) float64 { return r.inet.ofo }))
+		}
 		fmt.Printf("  CPUs busy (median), the VPN server / the whole machine (of %d); datagrams dropped at the server's socket:\n", runtime.NumCPU())
 		for c, cl := range clients {
 			d, u := runs[k][c][0], runs[k][c][1]
@@ -524,6 +537,49 @@ type runResult struct {
 	serverDrops, lost            float64
 	clientDrops, stackDrops      float64   // UDP: datagrams dropped at the client's kernel sockets, in its netstack, per datagram received
 	streams                      []float64 // each TCP connection's Mbit/s
+	inet                         tcpCounters
+}
+
+// tcpCounters are a namespace's kernel TCP counters that tell a sender's
+// losses from its spurious retransmissions: segments it retransmitted
+// (/proc/net/snmp Tcp RetransSegs), and as a receiver, segments that
+// came twice (TcpExt TCPDSACKOldSent: it answered with a DSACK) and
+// segments that came out of order (TcpExt TCPOFOQueue: one before them
+// was lost or late).
+type tcpCounters struct{ retrans, dupes, ofo float64 }
+
+func (a tcpCounters) minus(b tcpCounters) tcpCounters {
+	return tcpCounters{a.retrans - b.retrans, a.dupes - b.dupes, a.ofo - b.ofo}
+}
+
+// inetTCP reads ns's tcpCounters.
+func inetTCP(t *testing.T, n *Net, ns string) tcpCounters {
+	snmp := procCounters(t, n, ns, "/proc/net/snmp", "Tcp:")
+	ext := procCounters(t, n, ns, "/proc/net/netstat", "TcpExt:")
+	return tcpCounters{snmp["RetransSegs"], ext["TCPDSACKOldSent"], ext["TCPOFOQueue"]}
+}
+
+// procCounters reads the counters of one protocol (its prefix, such as
+// "Udp:") from a /proc/net file of name lines followed by value lines.
+func procCounters(t *testing.T, n *Net, ns, file, prefix string) map[string]float64 {
+	var names []string
+	for _, l := range strings.Split(n.Must(ns, "cat", file), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || f[0] != prefix {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		m := map[string]float64{}
+		for i := 1; i < len(f) && i < len(names); i++ {
+			m[names[i]], _ = strconv.ParseFloat(f[i], 64)
+		}
+		return m
+	}
+	t.Fatalf("no %s counters in %s's %s", prefix, ns, file)
+	return nil
 }
 
 // jain is Jain's fairness index of rates: 1 when all are equal, 1/n when
@@ -637,29 +693,8 @@ func machineBusy(t *testing.T) float64 {
 // want of socket buffer room so far (/proc/net/snmp: InDatagrams,
 // RcvbufErrors).
 func udpCounters(t *testing.T, n *Net, ns string) (in, drops float64) {
-	var names []string
-	for _, l := range strings.Split(n.Must(ns, "cat", "/proc/net/snmp"), "\n") {
-		f := strings.Fields(l)
-		if len(f) == 0 || f[0] != "Udp:" {
-			continue
-		}
-		if names == nil {
-			names = f
-			continue
-		}
-		for i := 1; i < len(f) && i < len(names); i++ {
-			x, _ := strconv.ParseFloat(f[i], 64)
-			switch names[i] {
-			case "InDatagrams":
-				in = x
-			case "RcvbufErrors":
-				drops = x
-			}
-		}
-		return in, drops
-	}
-	t.Fatalf("no Udp counters in %s's /proc/net/snmp", ns)
-	return 0, 0
+	c := procCounters(t, n, ns, "/proc/net/snmp", "Udp:")
+	return c["InDatagrams"], c["RcvbufErrors"]
 }
 
 func median(x []float64) float64 {
