@@ -5,8 +5,9 @@
 # a second labelled client, and measures in one interleaved run: start to
 # port reachable, bulk TCP (one connection, and 50 at once with their
 # spread), UDP at offered rates with the loss each way, CPU per GB (each
-# client's own and the whole machine's), and vpnfwd's memory with 1,000
-# TCP + 1,000 UDP peers held.
+# client's own and the whole machine's), the internet end's TCP counters
+# (segments retransmitted, or received twice or out of order), and
+# vpnfwd's memory with 1,000 TCP + 1,000 UDP peers held.
 #   bench/whole-path.sh
 #   VPNFWD_BENCH_GOMAXPROCS=1 bench/whole-path.sh      # a small ARM board
 # Knobs: VPNFWD_BENCH_ROUNDS (3), _SECONDS (5), _STREAMS (1), _MANY (50;
