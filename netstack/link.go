@@ -3,6 +3,7 @@ package netstack
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -51,8 +52,13 @@ func sendBurst(mtu int) int {
 
 // queueLimit bounds the outbound queue, in MTU-sized packets: more than
 // wireguard-go takes in a few batches, little enough not to hide
-// congestion from TCP (over it, packets are dropped as a full qdisc would).
+// congestion from TCP (over it, senders wait, then packets are dropped).
 const queueLimit = 4096
+
+// roomWait bounds how long WritePackets waits for room: longer than
+// wireguard-go takes to drain a few batches, short enough that a stalled
+// tunnel cannot hold gVisor's goroutines.
+const roomWait = 50 * time.Millisecond
 
 type linkEndpoint struct {
 	mtu  atomic.Uint32
@@ -67,6 +73,9 @@ type linkEndpoint struct {
 	queue  []*stack.PacketBuffer
 	queued int // MTU-sized packets in queue
 	closed bool
+	flows  map[uint32]*flow // TCP connections with packets queued
+	room   chan struct{}    // closed (and replaced) when a full queue frees room
+	done   chan struct{}    // closed by Close
 
 	// gro is used by Write's one caller at a time (groMu).
 	groMu sync.Mutex
@@ -79,7 +88,7 @@ var (
 )
 
 func newLinkEndpoint(mtu int, wake func()) *linkEndpoint {
-	e := &linkEndpoint{wake: wake}
+	e := &linkEndpoint{wake: wake, flows: map[uint32]*flow{}, room: make(chan struct{}), done: make(chan struct{})}
 	e.mtu.Store(uint32(mtu))
 	e.gro.Init(true)
 	return e
@@ -114,31 +123,80 @@ func (e *linkEndpoint) Attach(d stack.NetworkDispatcher) {
 
 func (e *linkEndpoint) IsAttached() bool { return e.dispatcher.Load() != nil }
 
-// WritePackets queues gVisor's outbound packets for tunDevice.Read.
+// WritePackets queues gVisor's outbound packets for tunDevice.Read. A
+// TCP connection (gVisor's per-connection pkt.Hash) may hold at most its
+// share of the queue (queueLimit over the connections with packets in
+// it); over it, or with the queue full, the call waits up to roomWait for
+// wireguard-go to take some, as a full qdisc holds back the kernel's TCP
+// (TCP small queues), then drops what does not fit.
 func (e *linkEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	all := pkts.AsSlice()
 	n := 0
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return 0, &tcpip.ErrClosedForSend{}
-	}
-	for _, pkt := range pkts.AsSlice() {
-		segs := segments(pkt)
-		if e.queued+segs > queueLimit {
-			break
+	var timer *time.Timer
+	for {
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			if n > 0 {
+				return n, nil
+			}
+			return 0, &tcpip.ErrClosedForSend{}
 		}
-		e.queue = append(e.queue, pkt.IncRef())
-		e.queued += segs
-		n++
+		added := 0
+		var wait chan struct{}
+		for ; n < len(all); n++ {
+			pkt := all[n]
+			segs := segments(pkt)
+			f := e.flows[pkt.Hash]
+			if e.queued+segs > queueLimit {
+				wait = e.room
+				break
+			}
+			if pkt.Hash != 0 && f != nil && f.queued > 0 && f.queued+segs > queueLimit/max(1, len(e.flows)) {
+				if f.room == nil {
+					f.room = make(chan struct{})
+				}
+				wait = f.room
+				break
+			}
+			if pkt.Hash != 0 {
+				if f == nil {
+					f = &flow{}
+					e.flows[pkt.Hash] = f
+				}
+				f.queued += segs
+			}
+			e.queue = append(e.queue, pkt.IncRef())
+			e.queued += segs
+			added++
+		}
+		e.mu.Unlock()
+		if added > 0 {
+			e.wake()
+		}
+		if wait == nil {
+			return n, nil
+		}
+		if timer == nil {
+			timer = time.NewTimer(roomWait)
+			defer timer.Stop()
+		}
+		select {
+		case <-wait:
+		case <-e.done:
+		case <-timer.C:
+			if n == 0 {
+				return 0, &tcpip.ErrNoBufferSpace{}
+			}
+			return n, nil
+		}
 	}
-	e.mu.Unlock()
-	if n > 0 {
-		e.wake()
-	}
-	if n == 0 && pkts.Len() > 0 {
-		return 0, &tcpip.ErrNoBufferSpace{}
-	}
-	return n, nil
+}
+
+// flow is one TCP connection's share of the queue.
+type flow struct {
+	queued int           // MTU-sized packets in the queue
+	room   chan struct{} // closed when some of them are taken
 }
 
 // take moves up to max MTU-sized packets' worth of queued packets into
@@ -155,7 +213,23 @@ func (e *linkEndpoint) take(dst []*stack.PacketBuffer, max int) []*stack.PacketB
 		}
 		n += segs
 		dst = append(dst, e.queue[i])
+		if h := e.queue[i].Hash; h != 0 {
+			if f := e.flows[h]; f != nil {
+				f.queued -= segs
+				if f.room != nil {
+					close(f.room)
+					f.room = nil
+				}
+				if f.queued <= 0 {
+					delete(e.flows, h)
+				}
+			}
+		}
 		e.queue[i] = nil
+	}
+	if n > 0 && e.queued > queueLimit-batch { // someone may wait for room
+		close(e.room)
+		e.room = make(chan struct{})
 	}
 	e.queued -= n
 	rest := copy(e.queue, e.queue[i:])
@@ -200,6 +274,9 @@ func (e *linkEndpoint) deliver(bufs [][]byte, offset int) {
 
 func (e *linkEndpoint) Close() {
 	e.mu.Lock()
+	if !e.closed {
+		close(e.done)
+	}
 	e.closed = true
 	q := e.queue
 	e.queue, e.queued = nil, 0

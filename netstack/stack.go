@@ -144,7 +144,16 @@ func (s *Stack) tune() error {
 	cc := tcpip.CongestionControlOption("cubic")
 	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 8 << 20}
 	snd := tcpip.TCPSendBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 6 << 20}
-	for _, o := range []tcpip.SettableTransportProtocolOption{&sack, &mod, &cc, &rcv, &snd} {
+	// RACK-TLP off: loss is found by SACK, duplicate ACKs and the
+	// retransmission timer. gVisor's tail loss probe fires 2 SRTTs after
+	// the last ACK (a millisecond or two here) and cuts the window unless
+	// the ACK covering the probe carries a DSACK: on a path that lost
+	// nothing it resent 16-23 segments per 5-s upload, 900 with 50
+	// connections (bench/whole-path.sh; rack.go detectTLPRecovery;
+	// tailscale turned RACK off too, tailscale PR 14896). Without it the
+	// link queue must not overflow: see linkEndpoint.WritePackets.
+	rec := tcpip.TCPRecovery(0)
+	for _, o := range []tcpip.SettableTransportProtocolOption{&sack, &mod, &cc, &rcv, &snd, &rec} {
 		if err := s.stack.SetTransportProtocolOption(tcp.ProtocolNumber, o); err != nil {
 			return fmt.Errorf("tuning TCP (%T): %s", o, err)
 		}
