@@ -50,9 +50,12 @@ func TestPIARekeyWhenHandshakesKeepFailing(t *testing.T) {
 		// the session trusts only the counters (StallAfter): on a loaded CI
 		// machine a 150-ms check never answered, and the 30-s default
 		// outlived the wait for "down". So the check gets the default's 1 s
-		// and the counters rule a short StallAfter.
+		// and the counters rule a short StallAfter. The new key's server
+		// gets FailoverAfter from the end of the move to answer: 3 s, as a
+		// -race build on a busy machine can take over a second for the
+		// handshake and the first check.
 		Session: session.Options{ProbeEvery: 200 * time.Millisecond, ProbeTimeout: time.Second, StallAfter: 2 * time.Second,
-			RehandshakeEvery: 200 * time.Millisecond, FailoverAfter: time.Second,
+			RehandshakeEvery: 200 * time.Millisecond, FailoverAfter: 3 * time.Second,
 			Sinks: []session.Sink{states.sink, func(ev session.Event) {
 				if ev.Kind == session.KindRecovery {
 					mu.Lock()

@@ -18,8 +18,12 @@ const maxFailoverWait = 2 * time.Minute
 
 // failoverDue says when the session should move if nothing changes, and
 // why (zero time: no move pending): what has been wrong since the later of
-// when it began (for a dead tunnel: its last sign of life) and the last
-// move, plus the current wait.
+// when it began (for a dead tunnel: its last sign of life) and the end of
+// the last move, plus the current wait. Counting from the end, not the
+// start, gives each server its whole wait even when the move itself was
+// slow (a fresh PIA key on a busy machine): counted from the start, a move
+// longer than the wait left the new server no time at all, and the session
+// moved again before its first handshake.
 func (l *loop) failoverDue() (time.Time, string) {
 	if l.o.Failover == nil || l.failingOver {
 		return time.Time{}, ""
@@ -66,7 +70,7 @@ func (l *loop) maybeFailover(ctx context.Context) bool {
 		l.failoverWait = min(2*l.failoverWait, maxFailoverWait)
 	}
 	l.healthySinceMove = false
-	l.lastFailover = time.Now()
+	l.lastFailover = time.Now() // counted again from the end of the move
 	l.log.Warn("moving to the next server", "why", why)
 	l.emit(KindRecovery, "moving to the next server: "+why)
 	l.wg.Add(1)
@@ -83,6 +87,7 @@ func (l *loop) maybeFailover(ctx context.Context) bool {
 // onFailover takes in a finished move.
 func (l *loop) onFailover(ctx context.Context, r failoverResult) {
 	l.failingOver = false
+	l.lastFailover = time.Now() // the server in use gets its whole wait from now
 	if r.err != nil {
 		l.log.Warn("moving to the next server", "err", r.err)
 		l.emit(KindRecovery, "moving to the next server failed: "+r.err.Error())

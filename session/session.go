@@ -245,7 +245,7 @@ type loop struct {
 	probing, rehandshaking bool
 	failingOver            bool
 	failoverDone           chan failoverResult
-	lastFailover           time.Time     // when the last move started
+	lastFailover           time.Time     // when the last move ended (the tunnel was put on its server)
 	failoverWait           time.Duration // the current wait before a move
 	healthySinceMove       bool          // a port worked since the last move
 	moved                  bool          // moved server: the next lease is a new port, whatever its number
