@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vpnfwd/vpnfwd/secret"
@@ -97,8 +99,20 @@ func (e Exec) run(ctx context.Context, command, reason string, ps []uint16) erro
 	cmd.Env = append(hookEnv(cmd.Environ()), "VPNFWD_PORT="+first, "VPNFWD_PORTS="+all, "VPNFWD_REASON="+reason)
 	out := &capped{max: 4096} // a hook that prints forever must not fill memory
 	cmd.Stdout, cmd.Stderr = out, out
+	// The hook runs in a process group of its own, and the timeout (or
+	// vpnfwd's exit) ends the whole group: a shell's children and their
+	// children die with it instead of living on (`sh -c 'sleep 1000 &
+	// sleep 1000'`). WaitDelay: a child that escaped the group but holds
+	// the output pipe cannot hold the wait.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
 	cmd.WaitDelay = time.Second
 	err := cmd.Run()
+	if ctx.Err() != nil && cmd.Process != nil {
+		// The hook itself may have ended before the deadline while its
+		// children lived on holding the pipe: Cancel was not called then.
+		killGroup(cmd.Process.Pid)
+	}
 	if ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("hook %q timed out after %s", argv[0], timeout)
 	}
@@ -113,6 +127,17 @@ func (e Exec) run(ctx context.Context, command, reason string, ps []uint16) erro
 		return fmt.Errorf("hook %q: %w", argv[0], err)
 	}
 	return nil
+}
+
+// killGroup sends SIGKILL to the process group a hook leads. The group
+// outlives its leader while any member lives, so its id cannot have been
+// reused by then; a group already gone is not an error.
+func killGroup(pgid int) error {
+	err := syscall.Kill(-pgid, syscall.SIGKILL)
+	if errors.Is(err, syscall.ESRCH) {
+		return os.ErrProcessDone
+	}
+	return err
 }
 
 // SplitWords splits a command line on blanks; single and double quotes
