@@ -43,7 +43,15 @@ func (d *Daemon) openResponder() {
 		return
 	}
 	d.pmpConn = pc
-	d.pmp = portmap.New(portmap.Config{Log: d.log.With("component", "nat-pmp"), Changed: func([]portmap.Mapping) { d.tunPorts() }})
+	// Who may have a held port is decided by the namespace's sockets (a
+	// program listening on the port keeps it): vpnfwd's own namespace in
+	// tun mode, the agent's in exec.
+	sockets := "/proc/self/net"
+	if d.sandbox != nil {
+		sockets = d.sandbox.NetProc()
+	}
+	d.pmp = portmap.New(portmap.Config{Log: d.log.With("component", "nat-pmp"), Sockets: portmap.ProcSockets(sockets),
+		Changed: func([]portmap.Mapping) { d.tunPorts() }})
 	d.log.Info("answering the apps' NAT-PMP and PCP requests (any gateway's UDP 5351) with the port vpnfwd holds")
 }
 

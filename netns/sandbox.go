@@ -281,6 +281,12 @@ func (s *Sandbox) Answer(ctx context.Context, port uint16) (net.PacketConn, erro
 	return net.FilePacketConn(res.files[0])
 }
 
+// NetProc is the /proc directory of the namespace's socket tables (the
+// agent's /proc/PID/net), for telling which ports programs inside use.
+func (s *Sandbox) NetProc() string {
+	return fmt.Sprintf("/proc/%d/net", s.cmd.Process.Pid)
+}
+
 // Resolve looks host up with the tunnel's DNS server, through the tunnel.
 func (s *Sandbox) Resolve(ctx context.Context, host string) ([]netip.Addr, error) {
 	if a, err := netip.ParseAddr(host); err == nil {

@@ -6,9 +6,27 @@
 // when every held port is taken, the app gets NAT-PMP's "out of
 // resources" or PCP's NO_RESOURCES.
 //
-// One namespace is one host here: a mapping belongs to the internal port,
-// whichever of the namespace's addresses asked, and TCP and UDP of the
-// same internal port share one held port (torrent clients map both).
+// One namespace is one host here: a mapping is keyed by the internal
+// port, and TCP and UDP of the same internal port share one held port
+// (torrent clients map both). Every other program in the namespace is a
+// stranger (a pod's other containers), so who may have a held port, and
+// who may change a mapping, follows one rule (docs/security.md):
+//
+//   - A program listening on the held port itself keeps it: a mapping
+//     that would send that port's traffic to another internal port is
+//     refused, and one made before the program listened ends when it
+//     does. Otherwise a held port goes to the first app that asks while
+//     it is free, and stays its app's while that mapping lives.
+//   - A mapping made by PCP is changed or removed only with its nonce; a
+//     mapping made by NAT-PMP is removed only by the socket (address and
+//     port) that made it or, once that socket is closed, by a socket of
+//     the same user (natpmpc asks from a new socket each run); any NAT-PMP
+//     request for the same internal port renews it without making it the
+//     requester's. Neither protocol touches the other's mappings.
+//   - Requests are rate-limited per requesting socket, not per address
+//     (every app in the namespace may share one), in a table that makes
+//     room by forgetting the idlest socket, so a flood from many sources
+//     cannot keep an app from being answered.
 package portmap
 
 import (
@@ -51,9 +69,13 @@ type Config struct {
 	// Changed hears the mappings in force whenever they change (on the
 	// goroutine that changed them; it must not block for long).
 	Changed func([]Mapping)
-	// RequestsPerSecond bounds each client address's requests (default
-	// 20, with twice as many at once); more are dropped unanswered.
+	// RequestsPerSecond bounds each requesting socket's requests
+	// (default 20, with twice as many at once); more are dropped
+	// unanswered.
 	RequestsPerSecond int
+	// Sockets are the namespace's (ProcSockets); nil: a namespace with
+	// none but the apps' requests.
+	Sockets Sockets
 	Log               *slog.Logger
 	Now               func() time.Time // tests
 }
@@ -66,6 +88,9 @@ type key struct {
 
 type mapping struct {
 	client  netip.Addr
+	owner   netip.AddrPort // the socket that made it (NAT-PMP: it may delete it)
+	uid     uint32         // that socket's owner (NAT-PMP: it may delete it once the socket is closed)
+	uidOK   bool
 	via     string
 	nonce   [12]byte
 	expires time.Time
@@ -84,7 +109,8 @@ type Server struct {
 	maps   map[key]*mapping
 	claims map[uint16]int // internal port -> index in slots
 	last   []Mapping      // what Changed last heard
-	rates  map[netip.Addr]*bucket
+	rates  map[netip.AddrPort]*bucket
+	warned time.Time // when "every port is taken" was last logged
 }
 
 // New makes a server with no held port yet (requests get "network
@@ -102,7 +128,10 @@ func New(cfg Config) *Server {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: cfg.Log, epoch: cfg.Now(), maps: map[key]*mapping{}, claims: map[uint16]int{}, rates: map[netip.Addr]*bucket{}}
+	if cfg.Sockets == nil {
+		cfg.Sockets = noSockets{}
+	}
+	return &Server{cfg: cfg, log: cfg.Log, epoch: cfg.Now(), maps: map[key]*mapping{}, claims: map[uint16]int{}, rates: map[netip.AddrPort]*bucket{}}
 }
 
 // SetPorts gives the held ports and the public address (invalid when
@@ -210,6 +239,7 @@ func (s *Server) Expire() {
 		}
 	}
 	s.releaseLocked()
+	s.yieldToListenersLocked()
 	for a, b := range s.rates {
 		if now.Sub(b.at) > time.Minute {
 			delete(s.rates, a)
@@ -243,48 +273,72 @@ const (
 	granted     grant = iota
 	noPort            // nothing held yet: network failure
 	allTaken          // every held port is some other app's: out of resources
-	wrongNonce        // PCP: the mapping is someone else's
+	notOwner          // the mapping is another app's (PCP: another nonce; NAT-PMP: made by PCP, or another socket's delete)
 	notThatPort       // PCP PREFER_FAILURE: the suggested port cannot be had
 )
 
-// mapLocked creates or renews the mapping (proto, internal) for client,
+// request is one app's MAP request, as either protocol carries it.
+type request struct {
+	proto               string
+	internal, suggested uint16
+	lifetime            time.Duration
+	from                netip.AddrPort
+	via                 string    // "nat-pmp" or "pcp"
+	nonce               *[12]byte // PCP's
+	strict              bool      // PCP PREFER_FAILURE
+}
+
+// mayTouch says whether r may renew or change the mapping m: PCP's with
+// its nonce only; NAT-PMP's by a NAT-PMP request (any socket may renew
+// it: libnatpmp clients ask from a new socket each run). Neither
+// protocol touches the other's.
+func (r request) mayTouch(m *mapping) bool {
+	if m.via != r.via {
+		return false
+	}
+	return r.via != "pcp" || m.nonce == *r.nonce
+}
+
+// mapLocked creates or renews the mapping (proto, internal) for the app,
 // preferring the held port suggested; it returns the slot given and the
 // lifetime granted.
-func (s *Server) mapLocked(proto string, internal, suggested uint16, lifetime time.Duration, client netip.Addr, via string, nonce *[12]byte, strict bool) (Slot, time.Duration, grant) {
+func (s *Server) mapLocked(r request) (Slot, time.Duration, grant) {
 	if len(s.slots) == 0 {
 		return Slot{}, 0, noPort
 	}
-	k := key{proto, internal}
-	if m, ok := s.maps[k]; ok && nonce != nil && m.via == "pcp" && m.nonce != *nonce {
-		return Slot{}, 0, wrongNonce
+	k := key{r.proto, r.internal}
+	old, had := s.maps[k]
+	if had && !r.mayTouch(old) {
+		return Slot{}, 0, notOwner
 	}
-	i, ok := s.claims[internal]
-	if !ok || !s.slots[i].carries(proto) {
-		i = s.ownSlotLocked(proto, internal)
+	i, ok := s.claims[r.internal]
+	if !ok || !s.slots[i].carries(r.proto) {
+		i = s.ownSlotLocked(r.proto, r.internal)
 		if i < 0 {
-			i = s.freeSlotLocked(proto, internal, suggested)
+			i = s.freeSlotLocked(r.proto, r.internal, r.suggested)
 		}
-		if i < 0 && strict && suggested != 0 {
+		if i < 0 && r.strict && r.suggested != 0 {
 			return Slot{}, 0, notThatPort // the port it insists on is not free (RFC 6887 section 13.2)
 		}
 		if i < 0 {
 			return Slot{}, 0, allTaken
 		}
 	}
-	if strict && suggested != 0 && s.slots[i].Public != suggested {
+	if r.strict && r.suggested != 0 && s.slots[i].Public != r.suggested {
 		return Slot{}, 0, notThatPort
 	}
-	if lifetime > s.cfg.MaxLifetime {
-		lifetime = s.cfg.MaxLifetime
+	lifetime := min(r.lifetime, s.cfg.MaxLifetime)
+	s.claims[r.internal] = i
+	m := &mapping{client: r.from.Addr().Unmap(), owner: r.from, via: r.via, expires: s.cfg.Now().Add(lifetime)}
+	if r.nonce != nil {
+		m.nonce = *r.nonce
 	}
-	s.claims[internal] = i
-	m := &mapping{client: client, via: via, expires: s.cfg.Now().Add(lifetime)}
-	if nonce != nil {
-		m.nonce = *nonce
-	}
-	if old, ok := s.maps[k]; !ok || old.client != client {
-		s.log.Info("an app asked for a port: given one vpnfwd holds", "via", via, "protocol", proto, "internal_port", internal,
-			"public_port", s.slots[i].Public, "client", client.String(), "lifetime", lifetime.String())
+	if had {
+		m.owner, m.uid, m.uidOK = old.owner, old.uid, old.uidOK // a renewal from another socket does not make it that socket's
+	} else {
+		m.uid, m.uidOK = s.cfg.Sockets.UDPOwner(r.from)
+		s.log.Info("an app asked for a port: given one vpnfwd holds", "via", r.via, "protocol", r.proto, "internal_port", r.internal,
+			"public_port", s.slots[i].Public, "client", r.from.String(), "lifetime", lifetime.String())
 	}
 	s.maps[k] = m
 	return s.slots[i], lifetime, granted
@@ -292,29 +346,50 @@ func (s *Server) mapLocked(proto string, internal, suggested uint16, lifetime ti
 
 // ownSlotLocked is the slot whose port is internal itself (an app that
 // listens on the forwarded port, as a torrent client does once vpnfwd
-// set its listening port): it is that app's, whoever claimed it before,
-// whose mapping ends here. -1 if none.
+// set its listening port), -1 if none. It is that app's, and the
+// mappings of the app that had it end here, when a program listens on
+// internal or nothing listens on the other app's port any more; an app
+// that does not listen there cannot silence a working mapping by asking.
 func (s *Server) ownSlotLocked(proto string, internal uint16) int {
 	for i, sl := range s.slots {
 		if (sl.Public != internal && sl.Local != internal) || !sl.carries(proto) || (sl.Taken && sl.Target != internal) {
 			continue
 		}
+		var others []uint16
 		for other, j := range s.claims {
 			if j == i && other != internal {
-				delete(s.claims, other)
-				delete(s.maps, key{"tcp", other})
-				delete(s.maps, key{"udp", other})
-				s.log.Info("an app listening on the forwarded port itself takes it from the app that had it", "port", sl.Public, "from_internal_port", other)
+				others = append(others, other)
 			}
+		}
+		if len(others) > 0 && !s.cfg.Sockets.Listening(internal) {
+			held := false
+			for _, other := range others {
+				held = held || s.cfg.Sockets.Listening(other)
+			}
+			if held {
+				continue // another app's working mapping; nothing listens here
+			}
+		}
+		for _, other := range others {
+			s.dropLocked(other)
+			s.log.Info("an app listening on the forwarded port itself takes it from the app that had it", "port", sl.Public, "from_internal_port", other)
 		}
 		return i
 	}
 	return -1
 }
 
+// dropLocked ends the mappings and the claim of internal.
+func (s *Server) dropLocked(internal uint16) {
+	delete(s.claims, internal)
+	delete(s.maps, key{"tcp", internal})
+	delete(s.maps, key{"udp", internal})
+}
+
 // freeSlotLocked is a slot carrying proto that no other internal port
-// claims: the one vpnfwd's configuration already sends to internal, else
-// the suggested public port if it is one, else the first; -1 if none.
+// claims and no program listens on itself: the one vpnfwd's
+// configuration already sends to internal, else the suggested public
+// port if it is one, else the first; -1 if none.
 func (s *Server) freeSlotLocked(proto string, internal, suggested uint16) int {
 	taken := map[int]bool{}
 	for _, j := range s.claims {
@@ -327,7 +402,7 @@ func (s *Server) freeSlotLocked(proto string, internal, suggested uint16) int {
 	}
 	first := -1
 	for i, sl := range s.slots {
-		if taken[i] || sl.Taken || !sl.carries(proto) {
+		if taken[i] || sl.Taken || !sl.carries(proto) || s.listenedLocked(sl, internal) {
 			continue
 		}
 		if sl.Public == suggested {
@@ -340,16 +415,39 @@ func (s *Server) freeSlotLocked(proto string, internal, suggested uint16) int {
 	return first
 }
 
-// unmapLocked deletes (proto, internal) (internal 0: every mapping of
-// proto; proto "": of both), as a lifetime-0 request asks.
-func (s *Server) unmapLocked(proto string, internal uint16, nonce *[12]byte) grant {
-	for k, m := range s.maps {
-		if (proto != "" && k.proto != proto) || (internal != 0 && k.internal != internal) {
+// listenedLocked says whether a program other than the one on internal
+// listens on the slot's own port (where its traffic arrives with no
+// mapping): the slot is that program's.
+func (s *Server) listenedLocked(sl Slot, internal uint16) bool {
+	return sl.Local != internal && sl.Public != internal && s.cfg.Sockets.Listening(sl.Local)
+}
+
+// yieldToListenersLocked ends the mappings that send a held port's
+// traffic elsewhere while a program listens on the held port itself (an
+// app mapped it before the program vpnfwd gives the port to started).
+func (s *Server) yieldToListenersLocked() {
+	for internal, i := range s.claims {
+		if i >= len(s.slots) || s.slots[i].Taken || !s.listenedLocked(s.slots[i], internal) {
 			continue
 		}
-		if nonce != nil && m.via == "pcp" && m.nonce != *nonce {
-			if internal != 0 {
-				return wrongNonce
+		s.dropLocked(internal)
+		s.log.Warn("a program listens on the forwarded port itself: the app mapping elsewhere loses it", "port", s.slots[i].Public, "from_internal_port", internal)
+	}
+}
+
+// unmapLocked deletes (proto, internal) (internal 0: every mapping of
+// proto; proto "": of both) for the app r, as a lifetime-0 request asks:
+// only the mappings it may remove (PCP: its nonce; NAT-PMP: made by the
+// same socket, or by a closed socket of the same user). Asked to remove
+// one mapping it may not, it removes nothing and says notOwner.
+func (s *Server) unmapLocked(r request) grant {
+	for k, m := range s.maps {
+		if (r.proto != "" && k.proto != r.proto) || (r.internal != 0 && k.internal != r.internal) {
+			continue
+		}
+		if !s.mayRemoveLocked(r, m) {
+			if r.internal != 0 {
+				return notOwner
 			}
 			continue
 		}
@@ -360,23 +458,68 @@ func (s *Server) unmapLocked(proto string, internal uint16, nonce *[12]byte) gra
 	return granted
 }
 
-// bucket is one client's request allowance.
+// mayRemoveLocked says whether r may remove m.
+func (s *Server) mayRemoveLocked(r request, m *mapping) bool {
+	switch {
+	case m.via != r.via:
+		return false
+	case r.via == "pcp":
+		return m.nonce == *r.nonce
+	case m.owner == r.from:
+		return true
+	case !m.uidOK:
+		return false
+	}
+	if _, open := s.cfg.Sockets.UDPOwner(m.owner); open {
+		return false // the app that made it is still there
+	}
+	uid, ok := s.cfg.Sockets.UDPOwner(r.from)
+	return ok && uid == m.uid
+}
+
+// warnTakenLocked logs that an app found every held port taken, at most
+// every 10 s (a flood of requests is not a flood of log lines).
+func (s *Server) warnTakenLocked(msg string, r request) {
+	now := s.cfg.Now()
+	if now.Sub(s.warned) < 10*time.Second {
+		return
+	}
+	s.warned = now
+	s.log.Warn(msg, "protocol", r.proto, "internal_port", r.internal, "client", r.from.String())
+}
+
+// maxSockets bounds the rate table; past it the idlest socket's entry
+// makes room.
+const maxSockets = 1024
+
+// bucket is one socket's request allowance.
 type bucket struct {
 	tokens float64
 	at     time.Time
 }
 
-// allow takes one request from client's allowance.
-func (s *Server) allowLocked(client netip.Addr) bool {
+// allowLocked takes one request from the requesting socket's allowance.
+// Apps in the namespace may all arrive from one address, so the
+// allowance is the socket's; a table full of strangers' sockets makes
+// room for a new one by forgetting the idlest, so it never refuses a
+// socket it has not heard from.
+func (s *Server) allowLocked(from netip.AddrPort) bool {
 	now := s.cfg.Now()
-	b := s.rates[client]
+	b := s.rates[from]
 	burst := float64(2 * s.cfg.RequestsPerSecond)
 	if b == nil {
-		if len(s.rates) >= 1024 {
-			return false
+		if len(s.rates) >= maxSockets {
+			var idlest netip.AddrPort
+			var at time.Time
+			for a, b := range s.rates {
+				if at.IsZero() || b.at.Before(at) {
+					idlest, at = a, b.at
+				}
+			}
+			delete(s.rates, idlest)
 		}
 		b = &bucket{tokens: burst, at: now}
-		s.rates[client] = b
+		s.rates[from] = b
 	}
 	b.tokens = min(burst, b.tokens+now.Sub(b.at).Seconds()*float64(s.cfg.RequestsPerSecond))
 	b.at = now

@@ -99,21 +99,21 @@ func (s *Server) Serve(pc net.PacketConn) error {
 // say for responses, runts and clients over their rate). It never
 // panics on any input.
 func (s *Server) Handle(req []byte, from netip.AddrPort) []byte {
-	client := from.Addr().Unmap()
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	if len(req) < 2 || req[1]&0x80 != 0 { // a runt, or a response
 		return nil
 	}
 	s.mu.Lock()
-	if !s.allowLocked(client) {
+	if !s.allowLocked(from) {
 		s.mu.Unlock()
 		return nil
 	}
 	var reply []byte
 	switch req[0] {
 	case 0:
-		reply = s.natpmpLocked(req, client)
+		reply = s.natpmpLocked(req, from)
 	case pcpVersion:
-		reply = s.pcpLocked(req, client)
+		reply = s.pcpLocked(req, from)
 	default:
 		reply = s.pcpErrorLocked(req, pcpUnsuppVersion, longError)
 	}
@@ -122,7 +122,7 @@ func (s *Server) Handle(req []byte, from netip.AddrPort) []byte {
 }
 
 // natpmpLocked answers a NAT-PMP request (RFC 6886).
-func (s *Server) natpmpLocked(req []byte, client netip.Addr) []byte {
+func (s *Server) natpmpLocked(req []byte, from netip.AddrPort) []byte {
 	op := req[1]
 	head := func(result uint16, size int) []byte {
 		b := make([]byte, size)
@@ -150,33 +150,36 @@ func (s *Server) natpmpLocked(req []byte, client netip.Addr) []byte {
 	default:
 		return head(pmpUnsupportedOp, 8)
 	}
-	proto := map[byte]string{1: "udp", 2: "tcp"}[op]
-	internal := binary.BigEndian.Uint16(req[4:])
-	suggested := binary.BigEndian.Uint16(req[6:])
-	lifetime := time.Duration(binary.BigEndian.Uint32(req[8:])) * time.Second
+	r := request{proto: map[byte]string{1: "udp", 2: "tcp"}[op], internal: binary.BigEndian.Uint16(req[4:]),
+		suggested: binary.BigEndian.Uint16(req[6:]), lifetime: time.Duration(binary.BigEndian.Uint32(req[8:])) * time.Second,
+		from: from, via: "nat-pmp"}
 	reply := func(result uint16, external uint16, life time.Duration) []byte {
 		b := head(result, 16)
-		binary.BigEndian.PutUint16(b[8:], internal)
+		binary.BigEndian.PutUint16(b[8:], r.internal)
 		binary.BigEndian.PutUint16(b[10:], external)
 		binary.BigEndian.PutUint32(b[12:], uint32(life/time.Second))
 		return b
 	}
-	if lifetime == 0 { // delete (internal 0: all of this protocol)
-		if internal == 0 && suggested != 0 {
+	if r.lifetime == 0 { // delete (internal 0: all of this socket's of this protocol)
+		if r.internal == 0 && r.suggested != 0 {
 			return reply(pmpRefused, 0, 0)
 		}
-		s.unmapLocked(proto, internal, nil)
+		if s.unmapLocked(r) == notOwner {
+			return reply(pmpRefused, 0, 0) // another app's (RFC 6886 3.5: Not Authorized/Refused)
+		}
 		return reply(pmpSuccess, 0, 0)
 	}
-	if internal == 0 {
+	if r.internal == 0 {
 		return reply(pmpRefused, 0, 0) // "all ports" is not something vpnfwd can give
 	}
-	slot, life, g := s.mapLocked(proto, internal, suggested, lifetime, client, "nat-pmp", nil, false)
+	slot, life, g := s.mapLocked(r)
 	switch g {
 	case noPort:
 		return reply(pmpNetworkFailure, 0, 0)
+	case notOwner:
+		return reply(pmpRefused, 0, 0)
 	case allTaken:
-		s.log.Warn("an app asked for a port and every port vpnfwd holds is another app's (NAT-PMP: out of resources)", "protocol", proto, "internal_port", internal, "client", client.String())
+		s.warnTakenLocked("an app asked for a port and every port vpnfwd holds is another app's (NAT-PMP: out of resources)", r)
 		return reply(pmpNoResources, 0, 0)
 	}
 	return reply(pmpSuccess, slot.Public, life)
@@ -203,7 +206,8 @@ func (s *Server) pcpErrorLocked(req []byte, result byte, lifetime uint32) []byte
 
 // pcpLocked answers a PCP request (RFC 6887): ANNOUNCE and MAP; PEER and
 // anything else is UNSUPP_OPCODE.
-func (s *Server) pcpLocked(req []byte, client netip.Addr) []byte {
+func (s *Server) pcpLocked(req []byte, from netip.AddrPort) []byte {
+	client := from.Addr()
 	if len(req) < 24 || len(req) > pcpMaxLen || len(req)%4 != 0 {
 		return s.pcpErrorLocked(req, pcpMalformedReq, longError)
 	}
@@ -264,11 +268,12 @@ func (s *Server) pcpLocked(req []byte, client netip.Addr) []byte {
 		}
 		return b
 	}
-	if lifetime == 0 { // delete; protocol 0 with internal port 0: all of this client's
+	r := request{proto: name, internal: internal, suggested: suggested, lifetime: lifetime, from: from, via: "pcp", nonce: &nonce, strict: strict}
+	if lifetime == 0 { // delete; protocol 0 with internal port 0: all of this nonce's
 		if protoNum == 0 {
-			internal = 0
+			r.internal = 0
 		}
-		if s.unmapLocked(name, internal, &nonce) == wrongNonce {
+		if s.unmapLocked(r) == notOwner {
 			return s.pcpErrorLocked(req, pcpNotAuthorized, longError)
 		}
 		return reply(pcpSuccess, 0, 0)
@@ -279,14 +284,14 @@ func (s *Server) pcpLocked(req []byte, client netip.Addr) []byte {
 	if strict && suggestedAddr.IsValid() && !suggestedAddr.IsUnspecified() && suggestedAddr != s.public {
 		return s.pcpErrorLocked(req, pcpCannotProvide, shortError)
 	}
-	slot, life, g := s.mapLocked(name, internal, suggested, lifetime, client, "pcp", &nonce, strict)
+	slot, life, g := s.mapLocked(r)
 	switch g {
 	case noPort:
 		return s.pcpErrorLocked(req, pcpNetworkFailure, shortError)
 	case allTaken:
-		s.log.Warn("an app asked for a port and every port vpnfwd holds is another app's (PCP: NO_RESOURCES)", "protocol", name, "internal_port", internal, "client", client.String())
+		s.warnTakenLocked("an app asked for a port and every port vpnfwd holds is another app's (PCP: NO_RESOURCES)", r)
 		return s.pcpErrorLocked(req, pcpNoResources, shortError)
-	case wrongNonce:
+	case notOwner:
 		return s.pcpErrorLocked(req, pcpNotAuthorized, longError)
 	case notThatPort:
 		return s.pcpErrorLocked(req, pcpCannotProvide, shortError)

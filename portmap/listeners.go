@@ -1,0 +1,149 @@
+package portmap
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// Who holds a held port is decided by the namespace's own sockets: a
+// program that listens on a port (TCP) or has a UDP socket bound to it
+// keeps what arrives there, and a mapping that would send that port's
+// traffic to another program is refused (as miniupnpd's secure_mode
+// keeps a client from mapping to anyone but itself). The kernel's socket
+// tables are read from /proc/net (or /proc/PID/net for another
+// namespace: exec's sandbox).
+
+// Sockets tells the responder about the namespace's sockets.
+type Sockets interface {
+	// Listening says whether a program listens on port (TCP) or has a
+	// UDP socket bound to it.
+	Listening(port uint16) bool
+	// UDPOwner is the uid of the UDP socket bound to a (a requesting
+	// app's); ok is false when there is none (it was closed).
+	UDPOwner(a netip.AddrPort) (uid uint32, ok bool)
+}
+
+// ProcSockets reads the kernel's socket tables in its directory
+// (/proc/net, or /proc/PID/net for the namespace PID is in). A table
+// that cannot be read counts as no socket.
+type ProcSockets string
+
+// Listening implements Sockets.
+func (d ProcSockets) Listening(port uint16) bool {
+	for _, t := range []struct {
+		file   string
+		listen bool // only sockets in LISTEN count (TCP)
+	}{{"tcp", true}, {"tcp6", true}, {"udp", false}, {"udp6", false}} {
+		b, err := readSmall(filepath.Join(string(d), t.file))
+		if err == nil && portInTable(b, port, t.listen) {
+			return true
+		}
+	}
+	return false
+}
+
+// UDPOwner implements Sockets.
+func (d ProcSockets) UDPOwner(a netip.AddrPort) (uint32, bool) {
+	for _, file := range []string{"udp", "udp6"} {
+		b, err := readSmall(filepath.Join(string(d), file))
+		if err != nil {
+			continue
+		}
+		if uid, ok := udpOwner(b, a); ok {
+			return uid, true
+		}
+	}
+	return 0, false
+}
+
+// noSockets is the Sockets of a namespace with nothing in it (tests).
+type noSockets struct{}
+
+func (noSockets) Listening(uint16) bool                   { return false }
+func (noSockets) UDPOwner(netip.AddrPort) (uint32, bool) { return 0, false }
+
+// readSmall reads a /proc table, at most 16 MiB (some 100,000 sockets).
+func readSmall(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 16<<20))
+}
+
+// tcpListen is the kernel's TCP_LISTEN state as /proc/net/tcp writes it.
+const tcpListen = "0A"
+
+// lines calls f with the fields of each line of a /proc/net table
+// after its header, until f returns true.
+func lines(b []byte, f func(fields [][]byte) bool) bool {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 4096), 4096)
+	first := true
+	for sc.Scan() {
+		if first { // the header
+			first = false
+			continue
+		}
+		if fs := bytes.Fields(sc.Bytes()); len(fs) >= 8 && f(fs) {
+			return true
+		}
+	}
+	return false
+}
+
+// procAddr parses a table's "HEX:PORT" (the address as the kernel's
+// 32-bit words in host order: little-endian here).
+func procAddr(f []byte) (netip.AddrPort, bool) {
+	i := bytes.LastIndexByte(f, ':')
+	if i < 0 {
+		return netip.AddrPort{}, false
+	}
+	p, err := strconv.ParseUint(string(f[i+1:]), 16, 16)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	raw, err := hex.DecodeString(string(f[:i]))
+	if err != nil || (len(raw) != 4 && len(raw) != 16) {
+		return netip.AddrPort{}, false
+	}
+	for w := 0; w+4 <= len(raw); w += 4 {
+		binary.BigEndian.PutUint32(raw[w:], binary.LittleEndian.Uint32(raw[w:]))
+	}
+	a, _ := netip.AddrFromSlice(raw)
+	return netip.AddrPortFrom(a.Unmap(), uint16(p)), true
+}
+
+// udpOwner finds the UDP socket bound to a (or to its port on every
+// address) in table b and returns its uid (the eighth field).
+func udpOwner(b []byte, a netip.AddrPort) (uint32, bool) {
+	var uid uint32
+	found := lines(b, func(f [][]byte) bool {
+		local, ok := procAddr(f[1])
+		if !ok || local.Port() != a.Port() || (local.Addr() != a.Addr() && !local.Addr().IsUnspecified()) {
+			return false
+		}
+		u, err := strconv.ParseUint(string(f[7]), 10, 32)
+		uid = uint32(u)
+		return err == nil
+	})
+	return uid, found
+}
+
+// portInTable says whether the /proc/net/{tcp,udp}[6] table b has a
+// socket whose local port is port (in LISTEN, if listen). Lines are
+// "sl local_address rem_address st ...", the address as HEX:PORT.
+func portInTable(b []byte, port uint16, listen bool) bool {
+	return lines(b, func(f [][]byte) bool {
+		local, ok := procAddr(f[1])
+		return ok && local.Port() == port && (!listen || string(f[3]) == tcpListen)
+	})
+}
