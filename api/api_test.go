@@ -24,6 +24,7 @@ func get(t *testing.T, h http.Handler, path string, hdr ...string) (int, string)
 	t.Helper()
 	r := httptest.NewRequest("GET", path, nil)
 	r.Host = "127.0.0.1:9070"
+	r.RemoteAddr = "127.0.0.1:40000" // a program on this host
 	for i := 0; i+1 < len(hdr); i += 2 {
 		r.Header.Set(hdr[i], hdr[i+1])
 	}
@@ -140,6 +141,7 @@ func TestHostCheck(t *testing.T) {
 	host := func(hst string) int {
 		r := httptest.NewRequest("GET", "/v1/status", nil)
 		r.Host = hst
+		r.RemoteAddr = "127.0.0.1:40000"
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		return w.Code

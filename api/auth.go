@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"sort"
@@ -73,66 +74,125 @@ func (r Role) validate() error {
 	return nil
 }
 
-// ReadAuthFile reads gluetun's auth file: [[roles]] tables, nothing else
-// (an unknown key is an error, as gluetun's strict decoding makes it).
-// defaultRole is HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE, JSON such as
-// {"auth":"apikey","apikey":"..."}: it covers every route no role names
-// ("" or an empty auth: none).
+// ReadAuthFile reads the API's auth settings as vpnfwd's own
+// (--api-auth-config, --api-auth-default-role): gluetun's auth file
+// (path: [[roles]] tables, nothing else; an unknown key is an error, as
+// gluetun's strict decoding makes it) and the default role (JSON such as
+// {"auth":"apikey","apikey":"..."}: it covers every route no role names).
+// Each setting given must yield a role: an empty or comment-only file, a
+// default role with no auth (null, {}, {"auth":""}) and JSON with
+// trailing data are errors naming the setting, for they would protect
+// nothing while looking as if they did. A role with auth "none" is a
+// role: the routes it names are open, as its author wrote.
 func ReadAuthFile(path, defaultRole string) ([]Role, error) {
+	return readAuth(path, defaultRole, false)
+}
+
+// ReadGluetunAuth reads the same settings as gluetun reads them from its
+// environment (HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH,
+// HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE): a default role with no auth
+// ({}, gluetun's default) is no default role, and the file may name no
+// role. The routes no role names then answer 401 (Options.AuthRequired),
+// every route when there is no role at all: never open.
+func ReadGluetunAuth(path, defaultRole string) ([]Role, error) {
+	return readAuth(path, defaultRole, true)
+}
+
+const defaultRoleSetting = "api.auth_default_role (--api-auth-default-role)"
+
+func readAuth(path, defaultRole string, gluetun bool) ([]Role, error) {
 	var roles []Role
 	if path != "" {
-		b, err := secret.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("api auth file: %w", err)
+		var err error
+		if roles, err = readRoles(path); err != nil {
+			return nil, err
 		}
-		var f struct {
-			Roles []Role `toml:"roles"`
-		}
-		md, err := toml.Decode(string(b), &f)
-		if err != nil {
-			return nil, fmt.Errorf("api auth file %s: %w", path, err)
-		}
-		if und := md.Undecoded(); len(und) > 0 {
-			return nil, fmt.Errorf("api auth file %s: unknown key %q (a role has name, auth, apikey, username, password, routes)", path, und[0].String())
-		}
-		roles = f.Roles
-	}
-	for i := range roles {
-		if err := roles[i].validate(); err != nil {
-			return nil, fmt.Errorf("api auth file %s: %w", path, err)
+		if len(roles) == 0 && !gluetun {
+			return nil, fmt.Errorf("api.auth_config (--api-auth-config): %s names no role, so it would protect nothing: "+
+				"add [[roles]] with auth \"apikey\" or \"basic\" and the routes they may call, or leave the setting out", path)
 		}
 	}
-	if defaultRole != "" {
-		var d Role
-		dec := json.NewDecoder(strings.NewReader(defaultRole))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&d); err != nil {
-			return nil, fmt.Errorf("api.auth_default_role (--api-auth-default-role): %w (want JSON such as {\"auth\":\"apikey\",\"apikey\":\"...\"})", err)
+	if defaultRole == "" {
+		return roles, nil
+	}
+	d, err := parseDefaultRole(defaultRole)
+	if err != nil {
+		return nil, err
+	}
+	if d.Auth == "" {
+		if gluetun {
+			return roles, nil // gluetun's "no default role": the rest answer 401
 		}
-		if d.Auth != "" {
-			if d.Name == "" {
-				d.Name = "default"
-			}
-			if err := d.validate(); err != nil {
-				return nil, fmt.Errorf("api.auth_default_role (--api-auth-default-role): %w", err)
-			}
-			covered := map[string]bool{}
-			for _, r := range roles {
-				for _, route := range r.Routes {
-					covered[route] = true
-				}
-			}
-			for _, route := range append(slices.Clone(gluetunRoutes), ownRoutes...) {
-				if !covered[route] {
-					d.Routes = append(d.Routes, route)
-				}
-			}
-			sort.Strings(d.Routes)
-			roles = append(roles, d)
+		return nil, fmt.Errorf("%s: %.40q sets no auth, so it would protect nothing: "+
+			"give {\"auth\":\"apikey\",\"apikey\":\"...\"} or {\"auth\":\"basic\",\"username\":\"...\",\"password\":\"...\"}, "+
+			"{\"auth\":\"none\"} to open every route no role names, or leave the setting out", defaultRoleSetting, defaultRole)
+	}
+	if d.Name == "" {
+		d.Name = "default"
+	}
+	if err := d.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", defaultRoleSetting, err)
+	}
+	covered := map[string]bool{}
+	for _, r := range roles {
+		for _, route := range r.Routes {
+			covered[route] = true
 		}
 	}
-	return roles, nil
+	for _, route := range append(slices.Clone(gluetunRoutes), ownRoutes...) {
+		if !covered[route] {
+			d.Routes = append(d.Routes, route)
+		}
+	}
+	sort.Strings(d.Routes)
+	return append(roles, d), nil
 }
+
+// readRoles reads and checks the roles of gluetun's auth file.
+func readRoles(path string) ([]Role, error) {
+	b, err := secret.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("api auth file: %w", err)
+	}
+	var f struct {
+		Roles []Role `toml:"roles"`
+	}
+	md, err := toml.Decode(string(b), &f)
+	if err != nil {
+		return nil, fmt.Errorf("api auth file %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, fmt.Errorf("api auth file %s: unknown key %q (a role has name, auth, apikey, username, password, routes)", path, und[0].String())
+	}
+	for i := range f.Roles {
+		if err := f.Roles[i].validate(); err != nil {
+			return nil, fmt.Errorf("api auth file %s: %w", path, err)
+		}
+	}
+	return f.Roles, nil
+}
+
+// parseDefaultRole decodes one JSON role: unknown fields and anything
+// after it are errors (gluetun would take the first value and drop the
+// rest unread).
+func parseDefaultRole(s string) (Role, error) {
+	var d Role
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return Role{}, fmt.Errorf("%s: %w (want JSON such as {\"auth\":\"apikey\",\"apikey\":\"...\"})", defaultRoleSetting, err)
+	}
+	end := dec.InputOffset()
+	if _, err := dec.Token(); err != io.EOF {
+		return Role{}, fmt.Errorf("%s: data after the JSON object (byte %d on): give one object, such as {\"auth\":\"apikey\",\"apikey\":\"...\"}", defaultRoleSetting, end)
+	}
+	return d, nil
+}
+
+// Open reports whether the role lets requests through with no
+// credentials (auth "none"): its routes are open to whoever reaches the
+// API.
+func (r Role) Open() bool { return r.Auth == "none" }
 
 // checker proves a request for one role, in constant time.
 type checker struct {

@@ -47,6 +47,10 @@ type Options struct {
 	// route passes when one of its roles lets it, or with Token. With
 	// roles, a route no role names needs Token.
 	Roles []Role
+	// AuthRequired makes every route but /healthz need Token or a role
+	// even with no role at all (gluetun's environment with its default
+	// {}: every route answers 401).
+	AuthRequired bool
 	// MaxStreams bounds the open event streams (default 16).
 	MaxStreams int
 	Log        *slog.Logger
@@ -61,7 +65,7 @@ func NewServer(src Source, events *Broker, o Options) *Server {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{src: src, events: events, o: o, log: o.Log, mux: http.NewServeMux(), streams: make(chan struct{}, o.MaxStreams)}
-	if len(o.Roles) > 0 {
+	if len(o.Roles) > 0 || o.AuthRequired {
 		s.roles = newRoleTable(o.Roles)
 	}
 	s.mux.HandleFunc("GET /v1/status", s.status)
@@ -95,7 +99,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
 		r.URL.Path = strings.TrimRight(p, "/")
 	}
-	if (s.o.Token != "" || s.roles != nil) && r.URL.Path != "/healthz" {
+	if !s.authOn() && !s.local(r) {
+		// Nothing to authenticate with: the API is this host's. Whatever
+		// the Host header says (it guards against DNS rebinding, not
+		// strangers), only a peer on loopback is served.
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "this control API has no authentication, so it answers programs on its own host only: set --api-token-file or an auth role (--api-auth-config, --api-auth-default-role)"})
+		return
+	}
+	if s.authOn() && r.URL.Path != "/healthz" {
 		ok := s.o.Token != "" && s.authorized(r)
 		if !ok && s.roles != nil {
 			ok = s.roles.allow(w, r) == nil
@@ -130,7 +141,7 @@ func (s *Server) hostAllowed(hostport string) bool {
 	}
 	listenHost, _, _ := net.SplitHostPort(s.o.Listen)
 	if la, err := netip.ParseAddr(listenHost); err == nil {
-		if la.IsUnspecified() && (s.o.Token != "" || s.roles != nil) {
+		if la.IsUnspecified() && s.authOn() {
 			return true // on every address, behind a token: any name that leads here
 		}
 		if a, err := netip.ParseAddr(host); err == nil && a == la {
@@ -143,6 +154,20 @@ func (s *Server) hostAllowed(hostport string) bool {
 		}
 	}
 	return false
+}
+
+// authOn says whether requests are authenticated: a token, or roles.
+func (s *Server) authOn() bool { return s.o.Token != "" || s.roles != nil }
+
+// local says whether the request comes from this host: a unix socket, or
+// a loopback peer address (the connection's, not anything the request
+// says).
+func (s *Server) local(r *http.Request) bool {
+	if strings.HasPrefix(s.o.Listen, "unix:") {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && ap.Addr().Unmap().IsLoopback()
 }
 
 func (s *Server) authorized(r *http.Request) bool {
@@ -370,9 +395,14 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 }
 
 // Listen opens addr: "IP:PORT" or "unix:PATH" (a stale socket file is
-// replaced; the socket is made 0660).
+// replaced; the socket is made 0660). An abstract socket ("unix:@NAME")
+// or an auto-bound one ("unix:") is refused: it has no file mode, so
+// every user of the network namespace could call the API.
 func Listen(addr string) (net.Listener, error) {
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if err := CheckSocketPath(path); err != nil {
+			return nil, err
+		}
 		if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			os.Remove(path)
 		}
@@ -423,4 +453,17 @@ func buildVCS() (commit, created string) {
 		}
 	}
 	return commit, created
+}
+
+// CheckSocketPath refuses a unix socket path the control API cannot keep
+// to its owner and group: empty (Linux picks an abstract name) or
+// abstract ("@NAME"), which no file mode guards.
+func CheckSocketPath(path string) error {
+	switch {
+	case path == "":
+		return errors.New("api.listen (--api) unix: names no file: give a path, e.g. unix:/run/vpnfwd/api.sock (its mode 0660 keeps the API to vpnfwd's user and group)")
+	case strings.HasPrefix(path, "@") || strings.ContainsRune(path, 0):
+		return fmt.Errorf("api.listen (--api) unix:%s is an abstract socket, which has no file mode: every user of this network namespace could stop the VPN through it; give a file path, e.g. unix:/run/vpnfwd/api.sock (mode 0660)", strings.ReplaceAll(path, "\x00", "\\0"))
+	}
+	return nil
 }

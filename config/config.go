@@ -17,6 +17,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/vpnfwd/vpnfwd/api"
 	"github.com/vpnfwd/vpnfwd/forward"
 	"github.com/vpnfwd/vpnfwd/portcheck"
 	"github.com/vpnfwd/vpnfwd/provider"
@@ -181,6 +182,10 @@ type API struct {
 	// AuthDefaultRole is gluetun's HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE:
 	// JSON for the role of every route no role names.
 	AuthDefaultRole string `toml:"auth_default_role"`
+	// GluetunAuth: gluetun's environment gave the auth settings, read as
+	// gluetun reads them (api.ReadGluetunAuth): {} is no default role,
+	// and every route no role names answers 401, all of them with no role.
+	GluetunAuth bool `toml:"-"`
 	// AllowedHosts are Host names the API answers besides loopback and
 	// its listen address (DNS-rebinding protection); "*" allows any.
 	AllowedHosts []string `toml:"allowed_hosts"`
@@ -665,17 +670,57 @@ func (c *Config) validatePublish() []error {
 	return errs
 }
 
+// Roles reads the control API's roles from the auth settings: vpnfwd's
+// reading (api.ReadAuthFile: a setting that names no role is an error),
+// or gluetun's for its environment (api.ReadGluetunAuth).
+func (a API) Roles() ([]api.Role, error) {
+	if a.GluetunAuth {
+		return api.ReadGluetunAuth(a.AuthConfig, a.AuthDefaultRole)
+	}
+	return api.ReadAuthFile(a.AuthConfig, a.AuthDefaultRole)
+}
+
+// validateAPI checks the API's address and auth settings: off loopback
+// something must authenticate requests (the token, a role), or the user
+// must have opened it in words that cannot be mistaken (a role with auth
+// "none").
 func (c *Config) validateAPI() error {
 	l := c.API.Listen
-	if l == "" || strings.HasPrefix(l, "unix:") {
+	roles, err := c.API.Roles()
+	if err != nil {
+		return err
+	}
+	if l == "" {
 		return nil
+	}
+	if path, ok := strings.CutPrefix(l, "unix:"); ok {
+		return api.CheckSocketPath(path)
 	}
 	ap, err := netip.ParseAddrPort(l)
 	if err != nil {
-		return fmt.Errorf("api.listen: %q is not IP:PORT or unix:PATH", l)
+		return fmt.Errorf("api.listen (--api): %q is not IP:PORT or unix:PATH", l)
 	}
-	if !ap.Addr().IsLoopback() && c.API.TokenFile == "" && c.API.AuthConfig == "" && c.API.AuthDefaultRole == "" {
-		return fmt.Errorf("api.listen: %s is reachable from other hosts; set api.token_file (--api-token-file) so requests need a token, or gluetun's auth file (--api-auth-config)", l)
+	if ap.Addr().IsLoopback() {
+		return nil
+	}
+	if c.API.TokenFile == "" && len(roles) == 0 && !c.API.GluetunAuth {
+		return fmt.Errorf("api.listen (--api) %s is reachable from other hosts and has no authentication: "+
+			"set api.token_file (--api-token-file FILE) so requests need a token, or a role with a key or password "+
+			"(--api-auth-default-role '{\"auth\":\"apikey\",\"apikey\":\"...\"}', or gluetun's auth file --api-auth-config); "+
+			"to open it to everyone who reaches it, say so with --api-auth-default-role '{\"auth\":\"none\"}'; or keep it on 127.0.0.1", l)
+	}
+	for _, r := range roles {
+		if r.Open() && len(r.Routes) > 0 {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("api: role %q has auth \"none\": anyone who reaches %s may call %s without credentials", r.Name, l, routeList(r.Routes)))
+		}
 	}
 	return nil
+}
+
+// routeList names a few routes, and how many more.
+func routeList(routes []string) string {
+	if len(routes) <= 3 {
+		return strings.Join(routes, ", ")
+	}
+	return fmt.Sprintf("%s and %d more routes", strings.Join(routes[:3], ", "), len(routes)-3)
 }

@@ -265,8 +265,11 @@ func applyGluetun(cfg *Config, lookup func(string) (string, bool), set func(flag
 	}
 	defaultRole := get("HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE")
 	cfg.API.AuthConfig, cfg.API.AuthDefaultRole = authFile, defaultRole
+	// Read as gluetun reads them: {} (its default) is no default role,
+	// and a route no role names answers 401, never open.
+	cfg.API.GluetunAuth = authFile != "" || defaultRole != ""
 	note("HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH", "api.auth_config")
-	note("HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE", "api.auth_default_role")
+	note("HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE", "api.auth_default_role (routes no role names answer 401 unless it gives an auth)")
 	switch {
 	case addr != "":
 		cfg.API.Listen = gluetunListen(addr)
