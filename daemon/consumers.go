@@ -52,6 +52,9 @@ func buildConsumers(cfg *config.Config, iface string, log *slog.Logger) ([]publi
 		}
 		switch p.Type {
 		case "file":
+			if err := publish.CheckFile(p.Path); err != nil {
+				return nil, err
+			}
 			out = append(out, &publish.File{Path: p.Path, Log: log})
 		case "exec": // above
 		case "qbittorrent":

@@ -2,12 +2,15 @@ package publish
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // File writes the ports to a file the way gluetun writes
@@ -40,12 +43,68 @@ func (f *File) Publish(_ context.Context, ev Event) error {
 	return writeInPlace(f.Path, []byte(strings.Join(ports, "\n")))
 }
 
+// CheckFile says whether path can be a port file: absent (it is then
+// created), or a regular file (a symlink to one will do). A FIFO, a
+// device or a directory is refused with an error naming it: writing to a
+// FIFO waits for a reader forever, and a device is not where a port
+// belongs. vpnfwd checks at start; Publish checks again at each write.
+func CheckFile(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("port file: %w", err)
+	}
+	return regular(path, fi)
+}
+
+func regular(path string, fi fs.FileInfo) error {
+	if fi.Mode().IsRegular() {
+		return nil
+	}
+	return fmt.Errorf("port file %s is %s, not a regular file: give the path of a file (it is created if missing)", path, kind(fi.Mode()))
+}
+
+func kind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file"
+}
+
 // writeInPlace writes data over path in one write after truncating it, and
 // syncs it: a watcher hears one close_write with the whole content.
+//
+// The open never waits: O_NONBLOCK makes a FIFO without a reader fail at
+// once (ENXIO) instead of blocking vpnfwd for good, and what was opened is
+// checked to be a regular file before a byte is written (a FIFO with a
+// reader, a device). O_TRUNC is harmless on what is then refused. A
+// symlink is followed: one to the real file is a usual setup, and what it
+// leads to is checked the same.
 func writeInPlace(path string, data []byte) error {
-	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NONBLOCK, 0o644)
 	if err != nil {
+		// ENXIO (a FIFO without a reader), EISDIR: say what it is.
+		if fi, serr := os.Stat(path); serr == nil && !fi.Mode().IsRegular() {
+			return regular(path, fi)
+		}
 		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	fi, err := fh.Stat()
+	if err == nil {
+		err = regular(path, fi)
+	}
+	if err != nil {
+		fh.Close()
+		return err
 	}
 	if _, err := fh.Write(data); err != nil {
 		fh.Close()
