@@ -512,14 +512,15 @@ func prefixes(ps []tunnel.Prefix) string {
 	return strings.Join(s, ",")
 }
 
-// Local listeners' caps (connlimit), counted from accept: connections
-// held at once, from one address off this host, and the part of them
-// only this host's programs (a health check on loopback) may use (the
-// bridge's remote peers need descriptors too).
-var localLimits = connlimit.Limits{Max: 256, PerAddr: 32, Reserve: 64}
+// Local listeners' caps: connections held at once, and from one address
+// off loopback (the bridge's remote peers need descriptors too).
+const (
+	localMaxConns     = 256
+	localMaxConnsAddr = 32
+)
 
-// capped caps a local listener's connections.
-func capped(l net.Listener) net.Listener { return connlimit.New(l, localLimits) }
+// capped caps a local listener's connections (connlimit).
+func capped(l net.Listener) net.Listener { return connlimit.New(l, localMaxConns, localMaxConnsAddr) }
 
 // listen opens the local sockets before anything is started, so a busy
 // port fails fast with a hint.
@@ -642,7 +643,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info("HTTP proxy listening", "addr", d.httpL.Addr().String())
 	}
 	for _, l := range d.locals {
-		goFunc(func() { l.Serve(d.plane, d.guard()) })
+		goFunc(func() { l.Serve(d.plane) })
 		sp := l.Spec()
 		d.log.Info("local forward listening", "listen", l.Addr().String(), "protocol", sp.Proto(), "to", net.JoinHostPort(sp.Host, strconv.Itoa(int(sp.Port))), "through", "the tunnel")
 	}
