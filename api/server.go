@@ -421,10 +421,19 @@ func Listen(addr string) (net.Listener, error) {
 
 // Serve runs the handler on l until ctx ends.
 func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
-	// A client that sends no request, or keeps a connection idle, is let
-	// go: local listeners are capped (connlimit), and held connections
-	// must not keep others out.
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second}
+	// A client that sends no request, trickles its header or body, or
+	// keeps a connection idle, is let go: local listeners are capped
+	// (connlimit), and held connections must not keep others out. A
+	// request's body (the API's are a few bytes) has its own limit, not
+	// ReadTimeout, which would end every event stream after it.
+	const slow = 10 * time.Second
+	bodyLimited := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 { // a body, or chunked (-1)
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(slow))
+		}
+		h.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: bodyLimited, ReadHeaderTimeout: slow, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -512,15 +512,14 @@ func prefixes(ps []tunnel.Prefix) string {
 	return strings.Join(s, ",")
 }
 
-// Local listeners' caps: connections held at once, and from one address
-// off loopback (the bridge's remote peers need descriptors too).
-const (
-	localMaxConns     = 256
-	localMaxConnsAddr = 32
-)
+// Local listeners' caps (connlimit), counted from accept: connections
+// held at once, from one address off this host, and the part of them
+// only this host's programs (a health check on loopback) may use (the
+// bridge's remote peers need descriptors too).
+var localLimits = connlimit.Limits{Max: 256, PerAddr: 32, Reserve: 64}
 
-// capped caps a local listener's connections (connlimit).
-func capped(l net.Listener) net.Listener { return connlimit.New(l, localMaxConns, localMaxConnsAddr) }
+// capped caps a local listener's connections.
+func capped(l net.Listener) net.Listener { return connlimit.New(l, localLimits) }
 
 // listen opens the local sockets before anything is started, so a busy
 // port fails fast with a hint.
@@ -639,11 +638,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if d.httpL != nil {
 		h := forward.NewHTTPProxy(d.plane, d.proxyAuth, d.guard(), d.log.With("component", "http-proxy"))
-		goFunc(func() { api.Serve(srvCtx, d.httpL, h) })
+		goFunc(func() { h.Serve(srvCtx, d.httpL) })
 		d.log.Info("HTTP proxy listening", "addr", d.httpL.Addr().String())
 	}
 	for _, l := range d.locals {
-		goFunc(func() { l.Serve(d.plane) })
+		goFunc(func() { l.Serve(d.plane, d.guard()) })
 		sp := l.Spec()
 		d.log.Info("local forward listening", "listen", l.Addr().String(), "protocol", sp.Proto(), "to", net.JoinHostPort(sp.Host, strconv.Itoa(int(sp.Port))), "through", "the tunnel")
 	}

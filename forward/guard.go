@@ -14,8 +14,8 @@ import (
 // ErrReserved is wrapped by every refusal of the Guard.
 var ErrReserved = errors.New("reserved for vpnfwd itself")
 
-// Guard keeps the proxies' clients away from addresses that belong to
-// vpnfwd alone: the provider's control endpoints (the NAT-PMP gateway's
+// Guard keeps the proxies' and local forwards' clients away from
+// addresses that belong to vpnfwd alone: the provider's control endpoints (the NAT-PMP gateway's
 // port 5351, PIA's port API), where one "delete all my mappings" from any
 // local program would kill the forwarded port for everyone. Each refused
 // client is logged once per destination. A nil *Guard allows everything.
@@ -59,7 +59,7 @@ func (g *Guard) Check(client, network string, dst netip.AddrPort) error {
 	}
 	g.mu.Unlock()
 	if first {
-		g.log.Warn("proxy client refused: that address is the VPN provider's port-forwarding service, which only vpnfwd may use", "client", client, "network", network, "dst", dst.String())
+		g.log.Warn("client refused (proxy or local forward): that address is the VPN provider's port-forwarding service, which only vpnfwd may use", "client", client, "network", network, "dst", dst.String())
 	}
 	return fmt.Errorf("%s %s: %w", network, dst, ErrReserved)
 }

@@ -158,7 +158,7 @@ func TestGuardRefusesReservedEndpoints(t *testing.T) {
 	}
 	// Once per client address and destination: the TCP API and the UDP
 	// gateway.
-	if n := strings.Count(log.String(), "proxy client refused"); n != 2 {
+	if n := strings.Count(log.String(), "client refused"); n != 2 {
 		t.Errorf("%d refusals logged:\n%s", n, log)
 	}
 	if !strings.Contains(log.String(), "client=127.0.0.1:") {

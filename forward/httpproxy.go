@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,7 +12,10 @@ import (
 
 // HTTPProxy is an HTTP proxy (CONNECT and plain requests) that reaches
 // everything through the tunnel. With credentials it requires HTTP basic
-// authentication (Proxy-Authorization).
+// authentication (Proxy-Authorization). Serve gives a client
+// handshakeTimeout for each request header and lets an idle kept-alive
+// connection go after 30 s; a request's body and a CONNECT tunnel may
+// last as long as they move (uploads, long downloads).
 type HTTPProxy struct {
 	Tunnel Tunnel
 	Log    *slog.Logger
@@ -26,6 +30,8 @@ func NewHTTPProxy(t Tunnel, auth Credentials, guard *Guard, log *slog.Logger) *H
 	tr := &http.Transport{
 		Proxy: nil, // never another proxy, never direct
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			defer cancel()
 			return guard.dial(ctx, t, clientOf(ctx), network, addr)
 		},
 		ForceAttemptHTTP2:   false,
@@ -49,6 +55,31 @@ func NewHTTPProxy(t Tunnel, auth Credentials, guard *Guard, log *slog.Logger) *H
 	return p
 }
 
+// Serve serves the proxy on l until ctx ends (then closes every
+// connection within a second) or l fails.
+func (p *HTTPProxy) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: handshakeTimeout, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(p.logger().Handler(), slog.LevelDebug)}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		srv.Close()
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (p *HTTPProxy) logger() *slog.Logger {
+	if p.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.Log
+}
+
 // ServeHTTP implements http.Handler.
 func (p *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.auth.Required() && !p.auth.matchBasic(r.Header.Get("Proxy-Authorization")) {
@@ -69,7 +100,9 @@ func (p *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *HTTPProxy) connect(w http.ResponseWriter, r *http.Request) {
-	up, err := p.guard.dial(r.Context(), p.Tunnel, r.RemoteAddr, "tcp", r.Host)
+	ctx, cancel := context.WithTimeout(r.Context(), dialTimeout)
+	up, err := p.guard.dial(ctx, p.Tunnel, r.RemoteAddr, "tcp", r.Host)
+	cancel()
 	if err != nil {
 		http.Error(w, "vpnfwd proxy: "+err.Error(), http.StatusBadGateway)
 		return

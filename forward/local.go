@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vpnfwd/vpnfwd/internal/connlimit"
 )
 
 // LocalSpec is one local forward (what `ssh -L`, wireproxy's
@@ -90,10 +92,18 @@ func ParseLocalForward(v string) (LocalSpec, error) {
 
 // LocalConfig bounds a local forward.
 type LocalConfig struct {
-	// MaxConns bounds its TCP connections (default 256), MaxConnsPerSource
-	// those of one client address (default 64); over a bound the
-	// connection idle the longest is closed.
+	// MaxConns bounds its TCP connections (default 256), counted from
+	// accept (dials in progress too), a quarter of them kept for clients
+	// on this host; over it a connection is closed as it arrives.
+	// MaxConnsPerSource bounds one client address's (default 64): off
+	// this host as they arrive, on loopback by closing that address's
+	// connection idle the longest.
 	MaxConns, MaxConnsPerSource int
+	// MaxPendingDials bounds the connections waiting for their dial
+	// through the tunnel (default 32; each waits DialTimeout at most): a
+	// destination that never answers holds no more than these, and a
+	// connection over it is closed as it arrives.
+	MaxPendingDials int
 	// IdleTimeout closes a TCP connection or UDP flow that moved nothing
 	// for this long (default 15 min for TCP, 2 min for UDP).
 	IdleTimeout, UDPIdle time.Duration
@@ -114,7 +124,7 @@ type LocalStats struct {
 	Open     int64  `json:"open"`    // TCP connections, or UDP flows
 	Total    int64  `json:"total"`   // since start
 	Failed   int64  `json:"failed"`  // dials (or lookups) through the tunnel that failed
-	Refused  int64  `json:"refused"` // clients not allowed (off loopback, not in Allow)
+	Refused  int64  `json:"refused"` // connections and datagrams not forwarded: client not allowed (off loopback, not in Allow), over a cap, or a destination vpnfwd keeps to itself (Guard)
 	BytesOut uint64 `json:"bytes_out"`
 	BytesIn  uint64 `json:"bytes_in"`
 }
@@ -125,10 +135,11 @@ type Local struct {
 	spec LocalSpec
 	cfg  LocalConfig
 	log  *slog.Logger
-	l    net.Listener
+	l    *connlimit.Listener
 	pc   net.PacketConn
 
 	conns *connTable
+	dials chan struct{} // one token per dial in progress
 	wg    sync.WaitGroup
 	stop  chan struct{}
 	once  sync.Once
@@ -148,6 +159,9 @@ func ListenLocal(spec LocalSpec, cfg LocalConfig) (*Local, error) {
 	if cfg.MaxConnsPerSource <= 0 {
 		cfg.MaxConnsPerSource = 64
 	}
+	if cfg.MaxPendingDials <= 0 {
+		cfg.MaxPendingDials = 32
+	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 15 * time.Minute
 	}
@@ -164,16 +178,20 @@ func ListenLocal(spec LocalSpec, cfg LocalConfig) (*Local, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	l := &Local{spec: spec, cfg: cfg, log: cfg.Log, stop: make(chan struct{}), flows: map[netip.AddrPort]*localFlow{},
-		conns: newConnTable(cfg.MaxConns, cfg.MaxConnsPerSource)}
-	var err error
+		conns: newConnTable(cfg.MaxConns, cfg.MaxConnsPerSource), dials: make(chan struct{}, cfg.MaxPendingDials)}
 	if spec.UDP {
-		l.pc, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(spec.Bind))
-	} else {
-		l.l, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(spec.Bind))
+		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(spec.Bind))
+		if err != nil {
+			return nil, fmt.Errorf("local forward %s: %w", spec, err)
+		}
+		l.pc = pc
+		return l, nil
 	}
+	tl, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(spec.Bind))
 	if err != nil {
 		return nil, fmt.Errorf("local forward %s: %w", spec, err)
 	}
+	l.l = connlimit.New(tl, connlimit.Limits{Max: cfg.MaxConns, PerAddr: cfg.MaxConnsPerSource, Reserve: cfg.MaxConns / 4})
 	return l, nil
 }
 
@@ -190,13 +208,19 @@ func (l *Local) Spec() LocalSpec { return l.spec }
 
 // Stats are its counters.
 func (l *Local) Stats() LocalStats {
+	refused := l.refused.Load()
+	if l.l != nil {
+		refused += l.l.Refused()
+	}
 	return LocalStats{Listen: l.Addr().String(), To: net.JoinHostPort(l.spec.Host, strconv.Itoa(int(l.spec.Port))), Protocol: l.spec.Proto(),
-		Open: l.open.Load(), Total: l.total.Load(), Failed: l.failed.Load(), Refused: l.refused.Load(), BytesOut: l.out.Load(), BytesIn: l.in.Load()}
+		Open: l.open.Load(), Total: l.total.Load(), Failed: l.failed.Load(), Refused: refused, BytesOut: l.out.Load(), BytesIn: l.in.Load()}
 }
 
 // Serve forwards through t until Close; it returns when all its
-// connections and flows are done.
-func (l *Local) Serve(t Tunnel) {
+// connections and flows are done. A non-nil g refuses destinations that
+// belong to vpnfwd alone (a connection is closed, a datagram dropped),
+// as it does for the proxies.
+func (l *Local) Serve(t Tunnel, g *Guard) {
 	defer l.wg.Wait()
 	l.wg.Add(1)
 	go func() {
@@ -214,7 +238,7 @@ func (l *Local) Serve(t Tunnel) {
 		}
 	}()
 	if l.pc != nil {
-		l.serveUDP(t)
+		l.serveUDP(t, g)
 		return
 	}
 	for {
@@ -236,10 +260,17 @@ func (l *Local) Serve(t Tunnel) {
 			c.Close()
 			continue
 		}
+		select {
+		case l.dials <- struct{}{}:
+		default: // MaxPendingDials dials in progress: the destination is slow or gone
+			l.refused.Add(1)
+			c.Close()
+			continue
+		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			l.handleTCP(t, c)
+			l.handleTCP(t, g, c)
 		}()
 	}
 }
@@ -279,9 +310,10 @@ func (l *Local) allowed(a netip.Addr) bool {
 
 func (l *Local) dest() string { return net.JoinHostPort(l.spec.Host, strconv.Itoa(int(l.spec.Port))) }
 
-// handleTCP dials the destination through the tunnel for one local client
-// and splices them; a panic costs this connection only.
-func (l *Local) handleTCP(t Tunnel, c net.Conn) {
+// handleTCP dials the destination through the tunnel (and g) for one
+// local client, holding one of the dial tokens Serve took, and splices
+// them; a panic costs this connection only.
+func (l *Local) handleTCP(t Tunnel, g *Guard, c net.Conn) {
 	client := unmapped(c.RemoteAddr())
 	defer func() {
 		if r := recover(); r != nil {
@@ -289,19 +321,14 @@ func (l *Local) handleTCP(t Tunnel, c net.Conn) {
 			l.log.Error("local forward: connection failed (contained)", "client", client.String(), "panic", fmt.Sprint(r))
 		}
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.DialTimeout)
-	go func() {
-		select {
-		case <-l.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	up, err := t.DialContext(ctx, "tcp", l.dest())
-	cancel()
+	up, err := l.dial(t, g, client.String())
 	if err != nil {
-		l.failed.Add(1)
-		l.log.Warn("local forward: no connection through the tunnel", "to", l.dest(), "client", client.String(), "err", err)
+		if errors.Is(err, ErrReserved) {
+			l.refused.Add(1) // the guard logs it
+		} else {
+			l.failed.Add(1)
+			l.log.Warn("local forward: no connection through the tunnel", "to", l.dest(), "client", client.String(), "err", err)
+		}
 		c.Close()
 		return
 	}
@@ -317,6 +344,22 @@ func (l *Local) handleTCP(t Tunnel, c net.Conn) {
 	splice(c, up, &l.out, &l.in, b.touch)
 }
 
+// dial dials the destination within DialTimeout (or until Close), then
+// gives back the dial token.
+func (l *Local) dial(t Tunnel, g *Guard, client string) (net.Conn, error) {
+	defer func() { <-l.dials }()
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.DialTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-l.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return g.dial(ctx, t, client, "tcp", l.dest())
+}
+
 // localFlow is one local UDP client's socket through the tunnel.
 type localFlow struct {
 	client netip.AddrPort
@@ -328,7 +371,7 @@ type localFlow struct {
 // serveUDP takes datagrams from local clients, each client to the
 // destination from a tunnel socket of its own; answers from the
 // destination (only) go back to that client.
-func (l *Local) serveUDP(t Tunnel) {
+func (l *Local) serveUDP(t Tunnel, g *Guard) {
 	buf := make([]byte, 64<<10)
 	for {
 		n, from, err := l.pc.ReadFrom(buf)
@@ -348,20 +391,24 @@ func (l *Local) serveUDP(t Tunnel) {
 			l.refused.Add(1)
 			continue
 		}
-		f := l.flow(t, client)
+		f := l.flow(t, g, client)
 		if f == nil {
 			continue
 		}
 		f.active.Store(time.Now().UnixNano())
 		if _, err := f.up.WriteTo(buf[:n], net.UDPAddrFromAddrPort(f.dst)); err == nil {
 			l.out.Add(uint64(n))
+		} else if errors.Is(err, ErrReserved) {
+			l.refused.Add(1)
 		}
 	}
 }
 
 // flow finds or makes client's flow (nil when it cannot: the lookup
-// failed, or the table is full of active flows).
-func (l *Local) flow(t Tunnel, client netip.AddrPort) *localFlow {
+// failed, the guard refuses the destination, or the table is full of
+// active flows). A flow's socket asks g on every datagram, since what g
+// refuses may change.
+func (l *Local) flow(t Tunnel, g *Guard, client netip.AddrPort) *localFlow {
 	l.mu.Lock()
 	f := l.flows[client]
 	full := len(l.flows) >= l.cfg.MaxUDPFlows
@@ -387,6 +434,10 @@ func (l *Local) flow(t Tunnel, client netip.AddrPort) *localFlow {
 			break
 		}
 	}
+	if err := g.Check(client.String(), "udp", dst); err != nil {
+		l.refused.Add(1)
+		return nil
+	}
 	any := netip.IPv4Unspecified()
 	if dst.Addr().Is6() {
 		any = netip.IPv6Unspecified()
@@ -396,6 +447,9 @@ func (l *Local) flow(t Tunnel, client netip.AddrPort) *localFlow {
 		l.failed.Add(1)
 		l.log.Warn("local forward: no UDP socket through the tunnel", "err", err)
 		return nil
+	}
+	if g != nil {
+		up = guardedPacketConn{PacketConn: up, g: g, client: client.String()}
 	}
 	f = &localFlow{client: client, dst: dst, up: up}
 	f.active.Store(time.Now().UnixNano())

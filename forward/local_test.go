@@ -55,7 +55,7 @@ func startLocal(t *testing.T, spec string, tun Tunnel, cfg LocalConfig) *Local {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { l.Serve(tun); close(done) }()
+	go func() { l.Serve(tun, nil); close(done) }()
 	t.Cleanup(func() {
 		l.Close()
 		select {

@@ -34,9 +34,22 @@ const (
 	socksAddrUnsupported = 8
 )
 
+// Time limits of the proxies: a client's greeting, login and request
+// (SOCKS5) or request header (HTTP) must arrive within handshakeTimeout
+// of its connection (or, on a kept-alive HTTP connection, of the
+// request's first bytes), and a dial through the tunnel gives up after
+// dialTimeout. With the listener's caps (connlimit) they bound what a
+// client that sends slowly, or asks for a destination that never
+// answers, can hold.
+const (
+	handshakeTimeout = 10 * time.Second
+	dialTimeout      = 30 * time.Second
+)
+
 // SOCKS5 is a SOCKS5 server with CONNECT and UDP ASSOCIATE through the
 // tunnel. With Auth set it requires RFC 1929 username/password; without,
-// keep it on loopback.
+// keep it on loopback. A client has handshakeTimeout for its greeting,
+// login and request.
 type SOCKS5 struct {
 	Tunnel Tunnel
 	Auth   Credentials
@@ -70,7 +83,7 @@ func (s *SOCKS5) Serve(l net.Listener) error {
 
 func (s *SOCKS5) session(c net.Conn) error {
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
+	c.SetDeadline(time.Now().Add(handshakeTimeout))
 	hdr := make([]byte, 2)
 	if _, err := io.ReadFull(c, hdr); err != nil {
 		return err
@@ -169,7 +182,7 @@ func contains(b []byte, v byte) bool {
 }
 
 func (s *SOCKS5) connect(c net.Conn, host string, port uint16) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
 	up, err := s.Guard.dial(ctx, s.Tunnel, c.RemoteAddr().String(), "tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
 	if err != nil {

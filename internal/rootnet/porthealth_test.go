@@ -153,7 +153,7 @@ func portHealthFaults(t *testing.T, extra ...string) {
 	if failed, total := pr.failedBetween(attack, time.Now()); failed > 0 || total < 30 {
 		t.Errorf("after the delete-all: %d of %d probes failed", failed, total)
 	}
-	if !tun && !strings.Contains(up.Out.String(), "proxy client refused") {
+	if !tun && !strings.Contains(up.Out.String(), "client refused (proxy") {
 		t.Error("the proxy's refusal was not logged")
 	}
 	if h := healthz(t, n, v); !strings.HasPrefix(h, "ok: port") || !strings.Contains(h, "verified") {
