@@ -256,8 +256,6 @@ func (a *agent) redirect(rs []Redirect) error {
 	return nft.Redirect("vpnfwd_fwd", a.dev.Name(), prs)
 }
 
-// nobody is the id a confined CMD's root maps to.
-const nobody = 65534
 
 // start runs CMD and reports its end (event "exited").
 func (a *agent) start(rq request) (int, error) {
@@ -278,11 +276,12 @@ func (a *agent) start(rq request) (int, error) {
 	case rq.UID != nil:
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: *rq.UID, Gid: *rq.GID}
 	case rq.Confine:
+		id := confinedID(os.Getpid(), idsInUse())
 		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWUSER
-		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: nobody, Size: 1}}
-		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: nobody, Size: 1}}
-		// Become the namespace's root (nobody outside): until then the
-		// process would still be the host's root, unmapped inside.
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(id), Size: 1}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(id), Size: 1}}
+		// Become the namespace's root (an id of its own outside): until
+		// then the process would still be the host's root, unmapped inside.
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
 	if err := cmd.Start(); err != nil {

@@ -62,7 +62,7 @@ type request struct {
 	UID  *uint32  `json:"uid,omitempty"`
 	GID  *uint32  `json:"gid,omitempty"`
 	// Confine runs CMD as root of a user namespace of its own mapped to
-	// nobody (root-run exec without a user: CMD would otherwise hold every
+	// an id of its own (confined.go; root-run exec without a user: CMD would otherwise hold every
 	// capability, and could enter the host's namespaces).
 	Confine bool `json:"confine,omitempty"`
 

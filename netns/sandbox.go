@@ -333,7 +333,8 @@ func (s *Sandbox) Redirect(ctx context.Context, rs []Redirect) error {
 
 // Run starts CMD inside with env (uid/gid, when set, as root only) and
 // returns its pid; Exited reports its status. Run as root with no uid,
-// CMD is root of a user namespace of its own, mapped to nobody (65534):
+// CMD is root of a user namespace of its own, mapped to an id of its own
+// outside (confined.go):
 // root's look inside, no privilege outside it (no entering other
 // namespaces, no mounts, no routes). Unprivileged, the agent's own user
 // namespace already holds CMD.

@@ -133,8 +133,10 @@ exec socat TCP-LISTEN:"$VPNFWD_PORT",fork,reuseaddr SYSTEM:'echo hello-from-exec
 }
 
 // TestExecAsRootHoldsCMD: root-run exec without --user still holds CMD:
-// it is root of a user namespace mapped to nobody, so it can neither
-// enter the host's network namespace, nor route, nor mount.
+// it is root of a user namespace mapped to an id of its own (vpnfwd's
+// range, not nobody), so it can neither enter the host's network
+// namespace, nor route, nor mount, nor signal a host process that runs
+// as nobody.
 func TestExecAsRootHoldsCMD(t *testing.T) {
 	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "nsenter", "mount")
 	v := NewVPN(t, n, true)
@@ -145,11 +147,18 @@ func TestExecAsRootHoldsCMD(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o777)
 	bin := BuildVPNFWD(t, t.TempDir())
+	victim := n.Start(v.Cli, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60")
+	vpid := victim.Cmd.Process.Pid
+	waitFor(t, func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", vpid))
+		return strings.Contains(string(b), "Uid:\t65534\t")
+	})
 	script := fmt.Sprintf(`cd /
+kill -0 %[2]d 2>/dev/null; echo $? > %[1]s/kill
 nsenter --net=/proc/1/ns/net true 2>/dev/null; echo $? > %[1]s/nsenter
 ip route add 192.0.2.0/24 dev lo 2>/dev/null; echo $? > %[1]s/route
 mkdir -p %[1]s/m; mount -t tmpfs none %[1]s/m 2>/dev/null; echo $? > %[1]s/mount
-id -u > %[1]s/uid`, dir)
+id -u > %[1]s/uid`, dir, vpid)
 	out, err := n.ExecTimeout(v.Cli, 40*time.Second, bin, "exec", "--wg-config", v.ClientConf, "--provider", "natpmp",
 		"--state-dir", filepath.Join(dir, "state"), "--api", "", "--wg-name", "-", "--", "sh", "-c", script)
 	if err != nil {
@@ -162,13 +171,15 @@ id -u > %[1]s/uid`, dir)
 	if read("uid") != "0" {
 		t.Errorf("CMD's uid inside %q, want 0 (root of its own user namespace)", read("uid"))
 	}
-	for _, step := range []string{"nsenter", "route", "mount"} {
+	for _, step := range []string{"kill", "nsenter", "route", "mount"} {
 		if r := read(step); r == "0" || r == "" {
 			t.Errorf("CMD's %s: exit %q, want a refusal", step, r)
 		}
 	}
-	if fi, err := os.Stat(filepath.Join(dir, "uid")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
-		t.Errorf("CMD's file is not nobody's on the host: %v", err)
+	if fi, err := os.Stat(filepath.Join(dir, "uid")); err != nil {
+		t.Error(err)
+	} else if uid := fi.Sys().(*syscall.Stat_t).Uid; uid < 0x70000000 || uid > 0x7000FFFF {
+		t.Errorf("CMD's file on the host is uid %d's, want an id of vpnfwd's range (0x70000000-0x7000FFFF)", uid)
 	}
 }
 
