@@ -256,7 +256,6 @@ func (a *agent) redirect(rs []Redirect) error {
 	return nft.Redirect("vpnfwd_fwd", a.dev.Name(), prs)
 }
 
-
 // start runs CMD and reports its end (event "exited").
 func (a *agent) start(rq request) (int, error) {
 	a.mu.Lock()
