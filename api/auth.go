@@ -123,9 +123,13 @@ func readAuth(path, defaultRole string, gluetun bool) ([]Role, error) {
 		if gluetun {
 			return roles, nil // gluetun's "no default role": the rest answer 401
 		}
-		return nil, fmt.Errorf("%s: %.40q sets no auth, so it would protect nothing: "+
+		shown := strings.TrimSpace(defaultRole)
+		if d.APIKey != "" || d.Password != "" || len(shown) > 60 {
+			shown = "the role" // keep secrets out of errors
+		}
+		return nil, fmt.Errorf("%s: %s sets no auth, so it would protect nothing: "+
 			"give {\"auth\":\"apikey\",\"apikey\":\"...\"} or {\"auth\":\"basic\",\"username\":\"...\",\"password\":\"...\"}, "+
-			"{\"auth\":\"none\"} to open every route no role names, or leave the setting out", defaultRoleSetting, defaultRole)
+			"{\"auth\":\"none\"} to open every route no role names, or leave the setting out", defaultRoleSetting, shown)
 	}
 	if d.Name == "" {
 		d.Name = "default"

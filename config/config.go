@@ -21,6 +21,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/forward"
 	"github.com/vpnfwd/vpnfwd/portcheck"
 	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/publish"
 	"github.com/vpnfwd/vpnfwd/secret"
 	"github.com/vpnfwd/vpnfwd/tunnel"
 )
@@ -339,7 +340,7 @@ func (c *Config) LoadTunnel() error {
 		if !w.HasInline() {
 			return errors.New("no WireGuard configuration: give --wg-config FILE (the wg-quick file from your provider) or a [wireguard] section")
 		}
-		if err := w.Validate(); err != nil {
+		if err := errors.Join(w.Validate(), checkTunnelValues(w)); err != nil {
 			return fmt.Errorf("%s: [wireguard]: %w", c.nameOr("config"), err)
 		}
 		return nil
@@ -419,7 +420,7 @@ func (c *Config) nameOr(s string) string {
 // names (wg-quick's: [a-zA-Z0-9_=+.-]{1,15}); the name becomes a file
 // name (NAME.sock), so nothing else may pass.
 func validIfName(n string) bool {
-	if len(n) == 0 || len(n) > 15 || n == "." || n == ".." {
+	if len(n) == 0 || len(n) > 15 || n == "." || n == ".." || n[0] == '-' {
 		return false
 	}
 	for _, r := range n {
@@ -486,12 +487,17 @@ func (c *Config) Validate() error {
 		}
 	}
 	if d := c.StateDir; d != "" {
-		if fi, err := os.Stat(d); err == nil && !fi.IsDir() {
-			add("state_dir (--state-dir): %s is not a directory (vpnfwd keeps the last port and provider tokens there)", d)
+		if why := checkStateDir(d); why != "" {
+			add("state_dir (--state-dir): %s", why)
 		}
 	}
 	if n := c.WireGuard.Name; n != "" && n != "-" && !validIfName(n) {
-		add("wireguard.name (--wg-name): %q is not a WireGuard device name (1 to 15 of letters, digits and _=+.-, not \".\" or \"..\"); it names the control socket file", n)
+		add("wireguard.name (--wg-name): %q is not a WireGuard device name (1 to 15 of letters, digits and _=+.-, not starting with '-', not \".\" or \"..\"); it names the control socket file", n)
+	}
+	// Checked whether the kill switch is on or not: a bad name in the
+	// file waits for the day it is turned on.
+	if t := c.KillSwitch.Table; t != "" && !validTableName(t) {
+		add("killswitch.table (--killswitch-table): %.70q is not an nftables table name (a letter or _ first, then letters, digits and _-., at most 64 characters), e.g. vpnfwd2", t)
 	}
 	for _, p := range c.secretFiles() {
 		if w := secret.Loose(p); w != "" {
@@ -584,6 +590,9 @@ func (c *Config) validateLocal(add func(string, ...any)) {
 			add("forward.local (--local-forward): %s %s is given twice", s.Proto(), s.Bind)
 		}
 		seen[k] = true
+		if _, err := netip.ParseAddr(s.Host); err != nil && !isDomain(s.Host) {
+			add("forward.local (--local-forward) %q: destination %q is neither an IP address nor a host name (letters, digits, '-' and dots)", v, s.Host)
+		}
 		if !s.Bind.Addr().IsLoopback() && len(c.Forward.LocalAllow) == 0 {
 			add("forward.local = %s listens off loopback: name who may use it with forward.local_allow (--local-forward-allow CIDR[,CIDR]), or keep it on 127.0.0.1 (anyone reaching it would use your tunnel)", v)
 		}
@@ -634,6 +643,8 @@ func (c *Config) validatePublish() []error {
 		case "file":
 			if p.Path == "" {
 				add("publish %d (file): no path", i+1)
+			} else if err := publish.CheckFile(p.Path); err != nil {
+				add("publish %d (file, --port-file): %v", i+1, err)
 			}
 		case "exec":
 			if strings.TrimSpace(p.Command) == "" {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"path/filepath"
@@ -78,7 +79,13 @@ var Options = []Option{
 		c.FailoverAfter = Duration(d)
 		return err
 	}},
-	{Flag: "wg-name", Key: "wireguard.name", Usage: "`NAME` for WireGuard's tools (`wg show NAME`; default vpnfwd; \"-\" serves no control socket)", Set: func(c *Config, v string) error { c.WireGuard.Name = v; return nil }},
+	{Flag: "wg-name", Key: "wireguard.name", Usage: "`NAME` for WireGuard's tools (`wg show NAME`; default vpnfwd; \"-\" serves no control socket)", Set: func(c *Config, v string) error {
+		if v == "" {
+			return errors.New(`"" names no device: give a name (default vpnfwd), or "-" for no control socket`)
+		}
+		c.WireGuard.Name = v
+		return nil
+	}},
 	{Flag: "tun", Key: "wireguard.tun", Usage: "run WireGuard on a kernel TUN `NAME` in this network namespace and route everything through it (needs CAP_NET_ADMIN and /dev/net/tun)", Set: func(c *Config, v string) error { c.WireGuard.Tun = v; return nil }},
 	{Flag: "provider", Key: "provider.name", Usage: "port-forwarding provider `NAME` (see 'vpnfwd providers')", Set: func(c *Config, v string) error { c.Provider.Name = v; return nil }},
 	{Flag: "forward", Key: "forward.target", Usage: "local service `HOST[:PORT]` (no port: same as forwarded)", Set: func(c *Config, v string) error { c.Forward.Target = v; return nil }},

@@ -3,12 +3,14 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 )
 
 // ParseHostPort reads "HOST", "HOST:PORT" or ":PORT" (for --forward);
-// port 0 means "the same as the forwarded port".
+// no port (0) means "the same as the forwarded port"; an explicit port 0
+// is an error.
 func ParseHostPort(s string) (host string, port uint16, err error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -22,6 +24,12 @@ func ParseHostPort(s string) (host string, port uint16, err error) {
 		if h == "" {
 			h = "127.0.0.1"
 		}
+		if n == 0 {
+			return "", 0, fmt.Errorf("%q: port 0 is no port: give the service's port, or leave it out (%s) for the forwarded port", s, h)
+		}
+		if _, err := netip.ParseAddr(h); err != nil && !isDomain(h) {
+			return "", 0, fmt.Errorf("%q: %q is neither an IP address nor a host name", s, h)
+		}
 		return h, uint16(n), nil
 	}
 	if strings.Count(s, ":") > 1 && !strings.HasPrefix(s, "[") {
@@ -29,6 +37,9 @@ func ParseHostPort(s string) (host string, port uint16, err error) {
 	}
 	if strings.Contains(s, ":") {
 		return "", 0, fmt.Errorf("%q: want HOST or HOST:PORT", s)
+	}
+	if _, err := netip.ParseAddr(s); err != nil && !isDomain(s) {
+		return "", 0, fmt.Errorf("%q is neither an IP address nor a host name", s)
 	}
 	return s, 0, nil
 }

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -124,6 +126,11 @@ func ParseWGQuick(name string, r io.Reader) (tunnel.WireGuard, []string, error) 
 		if err != nil {
 			return wg, warnings, fail("%s: %v", key, err)
 		}
+		if section == "peer" && lk == "publickey" {
+			if i := slices.IndexFunc(wg.Peers[:len(wg.Peers)-1], func(o tunnel.Peer) bool { return o.PublicKey == peer.PublicKey }); i >= 0 {
+				return wg, warnings, fail("%s: %s is also the key of [Peer] %d: WireGuard would merge the two into one peer; keep one [Peer] per server", key, peer.PublicKey, i+1)
+			}
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return wg, warnings, &LineError{File: name, Line: line, Err: err}
@@ -157,16 +164,26 @@ func setInterface(wg *tunnel.WireGuard, key, val string) error {
 			if err != nil {
 				return err
 			}
+			if err := checkAddress(p); err != nil {
+				return err
+			}
 			wg.Address = append(wg.Address, p)
 		}
 	case "dns":
 		for _, f := range splitList(val) {
-			var a tunnel.Addr
-			if err := a.UnmarshalText([]byte(f)); err != nil {
-				// wg-quick allows search domains in DNS; we only use servers.
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				// wg-quick allows search domains in DNS; we only use
+				// servers. Anything else is a mistake, not a domain.
+				if !isDomain(f) {
+					return fmt.Errorf("%q is neither a DNS server's address nor a search domain: write the servers' addresses, comma-separated (e.g. DNS = 10.2.0.1)", f)
+				}
 				continue
 			}
-			wg.DNS = append(wg.DNS, a)
+			if err := checkDNS(a); err != nil {
+				return err
+			}
+			wg.DNS = append(wg.DNS, tunnel.Addr(a))
 		}
 	case "mtu":
 		wg.MTU, err = parseInt(val, 576, 65535)
@@ -186,7 +203,9 @@ func setPeer(p *tunnel.Peer, key, val string) error {
 	case "presharedkey":
 		p.PresharedKey, err = tunnel.ParsePrivateKey(val)
 	case "endpoint":
-		p.Endpoint, err = tunnel.ParseEndpoint(val)
+		if p.Endpoint, err = tunnel.ParseEndpoint(val); err == nil {
+			err = checkEndpoint(p.Endpoint)
+		}
 	case "allowedips":
 		for _, f := range splitList(val) {
 			pr, err := tunnel.ParsePrefix(f)

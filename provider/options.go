@@ -168,8 +168,15 @@ func (o Option) check(s Settings) error {
 		}
 	case IPv4:
 		v := s.String(o.Key)
-		if a, err := netip.ParseAddr(v); v != "" && (err != nil || !a.Is4()) {
+		a, err := netip.ParseAddr(v)
+		if v != "" && (err != nil || !a.Is4()) {
 			return fmt.Errorf("%q is not an IPv4 address", v)
+		}
+		// A host's address: the unspecified, broadcast, multicast and
+		// loopback addresses are nobody's gateway (127.0.0.1 would be
+		// vpnfwd's own responder).
+		if v != "" && (a.IsUnspecified() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || a.IsMulticast() || a.IsLoopback()) {
+			return fmt.Errorf("%s is not a host's address: give the VPN server's address in the tunnel (e.g. 10.2.0.1)", v)
 		}
 	case Secret:
 		if _, ok := s[o.Key].(string); ok {
