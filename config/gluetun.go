@@ -20,7 +20,7 @@ import (
 // The names and defaults come from gluetun's documentation (the wiki's
 // setup/options pages) and its source (internal/configuration/sources/env).
 // What vpnfwd runs is gluetun's setup: the kernel data plane on a TUN named
-// VPN_INTERFACE (tun0), the kill switch (FIREWALL=on) letting the
+// VPN_INTERFACE (wg0), the kill switch (FIREWALL=on) letting the
 // container's own networks through (so published ports keep working), a DNS
 // forwarder on 127.0.0.1:53 in /etc/resolv.conf, the port file, the up and
 // down commands and the control server on :8000.
@@ -67,6 +67,13 @@ var gluetunIgnored = map[string]string{
 	"HTTPPROXY_LOG":               "the proxy logs refusals only",
 	"HTTPPROXY_STEALTH":           "the proxy adds no headers anyway",
 	"LOG_LEVEL":                   "use VPNFWD_LOG_LEVEL",
+	"HTTP_CONTROL_SERVER_LOG":     "vpnfwd logs the control server's refusals, not every request",
+	"HEALTH_TARGET_ADDRESSES":     "the health check is vpnfwd's own: the tunnel and the port (GET /healthz)",
+	"HEALTH_ICMP_TARGET_IPS":      "the health check is vpnfwd's own: the tunnel and the port (GET /healthz)",
+	"HEALTH_RESTART_VPN":          "vpnfwd recovers by itself (new handshake, next server)",
+	"DNS_SERVER":                  "vpnfwd's forwarder on 127.0.0.1:53 always answers, through the tunnel",
+	"DNS_UPSTREAM_RESOLVERS":      "DNS goes to the tunnel's own DNS server",
+	"DNS_UPSTREAM_RESOLVER_TYPE":  "DNS goes to the tunnel's own DNS server",
 }
 
 // gluetunServerFilters choose a server from gluetun's server list, which
@@ -87,26 +94,17 @@ func gluetunSeen(lookup func(string) (string, bool)) bool {
 // (VPNFWD_*, then flags), which override them. It records in cfg.Notes
 // what it mapped and what it ignored; a variable it cannot honour is an
 // error that says what to give instead. Secrets are named, never shown.
-func applyGluetun(cfg *Config, lookup func(string) (string, bool), set func(flag, value string) error) error {
-	get := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
+func applyGluetun(cfg *Config, rawLookup func(string) (string, bool), set func(flag, value string) error) error {
+	var older []string
+	lookup := gluetunLookup(rawLookup, &older)
+	get := func(k string) string { v, _ := lookup(k); return v }
 	var mapped, ignored []string
 	note := func(k, what string) {
 		if _, ok := lookup(k); ok {
 			mapped = append(mapped, k+" → "+what)
 		}
 	}
-	on := func(k string, dflt bool) (bool, error) {
-		v := strings.ToLower(get(k))
-		switch v {
-		case "":
-			return dflt, nil
-		case "on", "yes", "true", "1":
-			return true, nil
-		case "off", "no", "false", "0":
-			return false, nil
-		}
-		return false, fmt.Errorf("%s=%q: want on or off", k, get(k))
-	}
+	on := func(k string, dflt bool) (bool, error) { return gluetunBool(k, get(k), dflt) }
 
 	// The provider.
 	name := strings.ToLower(get("VPN_SERVICE_PROVIDER"))
@@ -142,6 +140,15 @@ func applyGluetun(cfg *Config, lookup func(string) (string, bool), set func(flag
 	}
 
 	if n := get("VPN_PORT_FORWARDING_PORTS_COUNT"); n != "" {
+		// gluetun's bound (settings/portforward.go): Proton up to 4, any
+		// other provider 1.
+		most := uint64(1)
+		if prov == "protonvpn" {
+			most = 4
+		}
+		if c, err := strconv.ParseUint(n, 10, 16); err != nil || c == 0 || c > most {
+			return fmt.Errorf("VPN_PORT_FORWARDING_PORTS_COUNT=%q: want 1 to %d for %s (gluetun's bound)", n, most, prov)
+		}
 		cfg.Provider.Set("ports_count", n)
 		note("VPN_PORT_FORWARDING_PORTS_COUNT", "ports_count "+n)
 	}
@@ -171,21 +178,22 @@ func applyGluetun(cfg *Config, lookup func(string) (string, bool), set func(flag
 		mapped = append(mapped, "WIREGUARD_* → [wireguard] (private key, addresses, peer)")
 	}
 	if prov == "pia" {
-		user := get("VPN_PORT_FORWARDING_USERNAME")
+		// gluetun's order (settings/portforward.go): the port forwarding
+		// account, else OpenVPN's (whose older names are USER and PASSWORD).
+		user, pass := get("VPN_PORT_FORWARDING_USERNAME"), get("VPN_PORT_FORWARDING_PASSWORD")
 		if user == "" {
 			user = get("OPENVPN_USER")
 		}
-		pass, _ := lookup("VPN_PORT_FORWARDING_PASSWORD")
 		if pass == "" {
-			pass, _ = lookup("OPENVPN_PASSWORD")
+			pass = get("OPENVPN_PASSWORD")
 		}
 		if user != "" {
 			cfg.Provider.Set("username", user)
-			mapped = append(mapped, "OPENVPN_USER → username")
+			mapped = append(mapped, "the PIA account's name → username")
 		}
 		if pass != "" {
 			cfg.Provider.Set("password", secret.String(pass))
-			mapped = append(mapped, "OPENVPN_PASSWORD → password")
+			mapped = append(mapped, "the PIA account's password → password")
 		}
 		if r := get("SERVER_REGIONS"); r != "" {
 			region, _, _ := strings.Cut(r, ",")
@@ -193,16 +201,22 @@ func applyGluetun(cfg *Config, lookup func(string) (string, bool), set func(flag
 			mapped = append(mapped, "SERVER_REGIONS → region "+strings.TrimSpace(region))
 		}
 	}
+	// gluetun names the interface wg0 under WireGuard (settings/wireguard.go)
+	// and tun0 under OpenVPN (PIA's setting, whose tunnel vpnfwd makes).
 	iface := get("VPN_INTERFACE")
-	if iface == "" {
+	switch {
+	case iface != "":
+	case typ == "openvpn" || (typ == "" && prov == "pia"): // gluetun's image sets VPN_TYPE=openvpn
 		iface = "tun0"
+	default:
+		iface = "wg0"
 	}
 	cfg.WireGuard.Tun = iface
 	mapped = append(mapped, "tun mode on "+iface+" (VPN_INTERFACE)")
 
 	// The firewall: gluetun's kill switch lets the container's own networks
 	// through (a port published with `ports:` keeps working).
-	fw, err := on("FIREWALL", true)
+	fw, err := on("FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT", true)
 	if err != nil {
 		return err
 	}
@@ -246,13 +260,17 @@ func applyGluetun(cfg *Config, lookup func(string) (string, bool), set func(flag
 		}
 		note("VPN_PORT_FORWARDING_DOWN_COMMAND", "on-port-lost")
 	}
-	if v := get("VPN_PORT_FORWARDING_LISTENING_PORT"); v != "" {
-		p, err := strconv.ParseUint(v, 10, 16)
-		if err != nil || p == 0 {
-			return fmt.Errorf("VPN_PORT_FORWARDING_LISTENING_PORT=%q: want a port", v)
+	if list := get("VPN_PORT_FORWARDING_LISTENING_PORTS"); list != "" && list != "0" {
+		ports := splitList(list)
+		if len(ports) != 1 {
+			return fmt.Errorf("VPN_PORT_FORWARDING_LISTENING_PORTS=%q: vpnfwd redirects the forwarded port to one port; give one, or leave it out and let the service follow the port (the up command, or a publisher)", list)
 		}
-		cfg.Forward.Target = "0.0.0.0:" + v
-		note("VPN_PORT_FORWARDING_LISTENING_PORT", "forward 0.0.0.0:"+v+" (redirected in the kernel)")
+		p, err := strconv.ParseUint(ports[0], 10, 16)
+		if err != nil || p == 0 {
+			return fmt.Errorf("VPN_PORT_FORWARDING_LISTENING_PORTS=%q: want a port from 1 to 65535", list)
+		}
+		cfg.Forward.Target = "0.0.0.0:" + ports[0]
+		mapped = append(mapped, "VPN_PORT_FORWARDING_LISTENING_PORTS → forward 0.0.0.0:"+ports[0]+" (redirected in the kernel)")
 	}
 
 	// The control server: gluetun's :8000 and its auth file.
@@ -348,6 +366,9 @@ func applyGluetun(cfg *Config, lookup func(string) (string, bool), set func(flag
 		}
 	}
 	cfg.Notes = append(cfg.Notes, "gluetun environment read: "+strings.Join(mapped, "; "))
+	if len(older) > 0 {
+		cfg.Notes = append(cfg.Notes, "gluetun's older names read (they still work; the newer is shown): "+strings.Join(older, "; "))
+	}
 	if len(ignored) > 0 {
 		cfg.Notes = append(cfg.Notes, "gluetun settings ignored: "+strings.Join(ignored, "; "))
 	}

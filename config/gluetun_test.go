@@ -41,7 +41,7 @@ func TestGluetunEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := c.WireGuard
-	if c.Provider.Name != "protonvpn" || w.Tun != "tun0" || len(w.Peers) != 1 || !endpointIs(w.Peers[0].Endpoint, "192.0.2.10", 51820) ||
+	if c.Provider.Name != "protonvpn" || w.Tun != "wg0" || len(w.Peers) != 1 || !endpointIs(w.Peers[0].Endpoint, "192.0.2.10", 51820) ||
 		w.Peers[0].PublicKey.String() != testPub || len(w.Peers[0].AllowedIPs) != 2 || w.DNS[0].String() != "10.2.0.1" {
 		t.Errorf("tunnel: provider %q %+v", c.Provider.Name, w)
 	}
@@ -69,7 +69,7 @@ func TestGluetunEnvironment(t *testing.T) {
 		t.Errorf("publish %+v", c.Publish)
 	}
 	notes := strings.Join(c.Notes, "\n")
-	for _, want := range []string{"gluetun environment read", "tun mode on tun0", "DOT (", "TZ ("} {
+	for _, want := range []string{"gluetun environment read", "tun mode on wg0", "DOT (", "TZ ("} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("notes lack %q:\n%s", want, notes)
 		}

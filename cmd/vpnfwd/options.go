@@ -12,10 +12,12 @@ import (
 
 // runOptions is `vpnfwd options`: every setting with its flag, environment
 // variable, TOML key and default, from the option table vpnfwd reads
-// (--markdown: the reference in docs/configuration.md).
+// (--markdown: the reference in docs/configuration.md; --gluetun: the
+// gluetun variables vpnfwd reads, as docs/gluetun.md holds them).
 func runOptions(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlagSet(env, "options", "[--markdown]")
+	fs := newFlagSet(env, "options", "[--markdown | --gluetun]")
 	markdown := fs.Bool("markdown", false, "print the reference as docs/configuration.md holds it")
+	gluetun := fs.Bool("gluetun", false, "print the gluetun variables vpnfwd reads, as docs/gluetun.md holds them")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -24,6 +26,10 @@ func runOptions(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if *markdown {
 		_, err := fmt.Fprint(env.stdout, config.Markdown(all.Providers))
+		return err
+	}
+	if *gluetun {
+		_, err := fmt.Fprint(env.stdout, config.GluetunMarkdown())
 		return err
 	}
 	options, fileOnly := config.Reference()

@@ -125,7 +125,7 @@ routes = ["GET /v1/portforward"]
 		}
 		waitFor(t, func() bool {
 			b, _ := os.ReadFile(hooks)
-			return strings.Contains(string(b), fmt.Sprintf("up %d tun0\n", p))
+			return strings.Contains(string(b), fmt.Sprintf("up %d wg0\n", p))
 		})
 	}
 
@@ -160,7 +160,7 @@ routes = ["GET /v1/portforward"]
 		p2 = waitPort(prev)
 		followed(p2)
 		b, _ := os.ReadFile(hooks)
-		if !strings.Contains(string(b), fmt.Sprintf("down %d tun0\nup %d tun0\n", prev, p2)) {
+		if !strings.Contains(string(b), fmt.Sprintf("down %d wg0\nup %d wg0\n", prev, p2)) {
 			t.Errorf("change %d: the down command for %d did not run before the up command for %d:\n%s", change, prev, p2, b)
 		}
 	}
@@ -198,7 +198,7 @@ routes = ["GET /v1/portforward"]
 	}
 	b, _ := os.ReadFile(hooks)
 	t.Logf("first port %d, last %d (two changes, a stop and a start); hooks ran:\n%s", p1, p2, b)
-	if !strings.HasSuffix(string(b), fmt.Sprintf("down %d tun0\n", p2)) {
+	if !strings.HasSuffix(string(b), fmt.Sprintf("down %d wg0\n", p2)) {
 		t.Errorf("no down command for %d at exit:\n%s", p2, b)
 	}
 	if b, _ := os.ReadFile(portFile); len(b) != 0 {
