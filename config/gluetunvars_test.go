@@ -36,7 +36,9 @@ func TestGluetunCurrentVariables(t *testing.T) {
 		check func(*Config) bool
 	}{
 		{"quoted values", protonEnv("VPN_SERVICE_PROVIDER", `"protonvpn"`, "VPN_PORT_FORWARDING", `'on'`, "WIREGUARD_ENDPOINT_IP", ` "192.0.2.10" `),
-			func(c *Config) bool { return c.Provider.Name == "protonvpn" && endpointIs(c.WireGuard.Peers[0].Endpoint, "192.0.2.10", 51820) }},
+			func(c *Config) bool {
+				return c.Provider.Name == "protonvpn" && endpointIs(c.WireGuard.Peers[0].Endpoint, "192.0.2.10", 51820)
+			}},
 		{"the firewall off by its current name", protonEnv("FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT", "off"),
 			func(c *Config) bool { return !c.KillSwitch.Enabled }},
 		{"the firewall by its older name", protonEnv("FIREWALL", "disabled"),
@@ -54,13 +56,19 @@ func TestGluetunCurrentVariables(t *testing.T) {
 		{"listening ports 0 (gluetun's image default)", protonEnv("VPN_PORT_FORWARDING_LISTENING_PORTS", "0"),
 			func(c *Config) bool { return !strings.HasPrefix(c.Forward.Target, "0.0.0.0:") }},
 		{"older names of port forwarding and its file", protonEnv("VPN_PORT_FORWARDING", "-", "PORT_FORWARDING", "on", "PORT_FORWARDING_STATUS_FILE", "/run/old_port"),
-			func(c *Config) bool { return slices.ContainsFunc(c.Publish, func(p Publish) bool { return p.Type == "file" && p.Path == "/run/old_port" }) }},
+			func(c *Config) bool {
+				return slices.ContainsFunc(c.Publish, func(p Publish) bool { return p.Type == "file" && p.Path == "/run/old_port" })
+			}},
 		{"WIREGUARD_ADDRESS, the older name", protonEnv("WIREGUARD_ADDRESS", "10.2.0.9/32"),
-			func(c *Config) bool { return len(c.WireGuard.Address) == 1 && c.WireGuard.Address[0].String() == "10.2.0.9/32" }},
+			func(c *Config) bool {
+				return len(c.WireGuard.Address) == 1 && c.WireGuard.Address[0].String() == "10.2.0.9/32"
+			}},
 		{"Proton's ports count up to 4", protonEnv("VPN_PORT_FORWARDING_PORTS_COUNT", "4"),
 			func(c *Config) bool { return c.Provider.Settings.String("ports_count") == "4" }},
 		{"PIA's account from USER and PASSWORD", map[string]string{"VPN_SERVICE_PROVIDER": "private internet access", "USER": "p7654321", "PASSWORD": "pw", "VPN_PORT_FORWARDING": "on"},
-			func(c *Config) bool { return c.Provider.Settings.String("username") == "p7654321" && c.WireGuard.Tun == "tun0" }},
+			func(c *Config) bool {
+				return c.Provider.Settings.String("username") == "p7654321" && c.WireGuard.Tun == "tun0"
+			}},
 		{"PIA's port forwarding account before OpenVPN's", map[string]string{"VPN_SERVICE_PROVIDER": "private internet access", "OPENVPN_USER": "p1", "OPENVPN_PASSWORD": "a",
 			"VPN_PORT_FORWARDING_USERNAME": "p2", "VPN_PORT_FORWARDING_PASSWORD": "b", "VPN_PORT_FORWARDING": "on"},
 			func(c *Config) bool { return c.Provider.Settings.String("username") == "p2" }},
