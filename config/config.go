@@ -183,6 +183,9 @@ type API struct {
 	// AuthDefaultRole is gluetun's HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE:
 	// JSON for the role of every route no role names.
 	AuthDefaultRole string `toml:"auth_default_role"`
+	// AuthDefaultRoleFile holds AuthDefaultRole's JSON instead (it holds
+	// a key or password); read when the roles are.
+	AuthDefaultRoleFile string `toml:"auth_default_role_file"`
 	// GluetunAuth: gluetun's environment gave the auth settings, read as
 	// gluetun reads them (api.ReadGluetunAuth): {} is no default role,
 	// and every route no role names answers 401, all of them with no role.
@@ -444,6 +447,7 @@ func (c *Config) secretFiles() []string {
 	}
 	add(c.API.TokenFile)
 	add(c.API.AuthConfig)
+	add(c.API.AuthDefaultRoleFile)
 	add(c.Proxy.PasswordFile)
 	for _, p := range c.Publish {
 		add(p.PasswordFile)
@@ -685,10 +689,26 @@ func (c *Config) validatePublish() []error {
 // reading (api.ReadAuthFile: a setting that names no role is an error),
 // or gluetun's for its environment (api.ReadGluetunAuth).
 func (a API) Roles() ([]api.Role, error) {
-	if a.GluetunAuth {
-		return api.ReadGluetunAuth(a.AuthConfig, a.AuthDefaultRole)
+	def, err := a.defaultRole()
+	if err != nil {
+		return nil, err
 	}
-	return api.ReadAuthFile(a.AuthConfig, a.AuthDefaultRole)
+	if a.GluetunAuth {
+		return api.ReadGluetunAuth(a.AuthConfig, def)
+	}
+	return api.ReadAuthFile(a.AuthConfig, def)
+}
+
+// defaultRole is AuthDefaultRole, or what AuthDefaultRoleFile holds.
+func (a API) defaultRole() (string, error) {
+	if a.AuthDefaultRoleFile == "" {
+		return a.AuthDefaultRole, nil
+	}
+	def, err := secret.Read("", a.AuthDefaultRoleFile)
+	if err != nil {
+		return "", fmt.Errorf("api.auth_default_role_file (--api-auth-default-role-file): %w", err)
+	}
+	return def, nil
 }
 
 // validateAPI checks the API's address and auth settings: off loopback

@@ -22,7 +22,12 @@ type Option struct {
 	Bool  bool
 	// List: the flag may be repeated; its values are joined with ",".
 	List bool
-	Set  func(c *Config, v string) error
+	// Secret: the value is a secret. Given as a flag, it is blanked from
+	// vpnfwd's command line once read (/proc/PID/cmdline, which every
+	// user can read), and a warning points to the file form or the
+	// environment.
+	Secret bool
+	Set    func(c *Config, v string) error
 }
 
 // EnvName is the environment variable for a flag: VPNFWD_ + upper case.
@@ -43,7 +48,7 @@ func AllOptions(providers provider.List) []Option {
 			}
 			seen[po.Flag] = true
 			key, kind := po.Key, po.Kind
-			all = append(all, Option{Flag: po.Flag, Key: "provider." + key, Usage: po.Usage, Set: func(c *Config, v string) error {
+			all = append(all, Option{Flag: po.Flag, Key: "provider." + key, Usage: po.Usage, Secret: kind == provider.Secret, Set: func(c *Config, v string) error {
 				if kind == provider.Secret {
 					c.Provider.Set(key, secret.String(v))
 				} else {
@@ -122,7 +127,8 @@ var Options = []Option{
 	{Flag: "api-allowed-hosts", Key: "api.allowed_hosts", Usage: "`LIST` of Host names the API answers besides loopback (\"*\": any)", Set: func(c *Config, v string) error { c.API.AllowedHosts = splitList(v); return nil }},
 	{Flag: "api-token-file", Key: "api.token_file", Usage: "`FILE` holding the API bearer token", Set: func(c *Config, v string) error { c.API.TokenFile = v; return nil }},
 	{Flag: "api-auth-config", Key: "api.auth_config", Usage: "gluetun's control-server auth `FILE` (TOML [[roles]] with routes and auth none, apikey or basic)", Set: func(c *Config, v string) error { c.API.AuthConfig = v; return nil }},
-	{Flag: "api-auth-default-role", Key: "api.auth_default_role", Usage: "`JSON` role for routes no role names, as gluetun's HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE ({\"auth\":\"apikey\",\"apikey\":\"...\"})", Set: func(c *Config, v string) error { c.API.AuthDefaultRole = v; return nil }},
+	{Flag: "api-auth-default-role", Key: "api.auth_default_role", Secret: true, Usage: "`JSON` role for routes no role names, as gluetun's HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE ({\"auth\":\"apikey\",\"apikey\":\"...\"}; a key or password in it: prefer --api-auth-default-role-file)", Set: func(c *Config, v string) error { c.API.AuthDefaultRole = v; return nil }},
+	{Flag: "api-auth-default-role-file", Key: "api.auth_default_role_file", Usage: "`FILE` holding --api-auth-default-role's JSON (it holds the key or password)", Set: func(c *Config, v string) error { c.API.AuthDefaultRoleFile = v; return nil }},
 	{Flag: "port-file", Key: "[[publish]] type=\"file\"", Usage: "write the forwarded port to `FILE`", Set: func(c *Config, v string) error {
 		c.Publish = append(c.Publish, Publish{Type: "file", Path: v})
 		return nil
@@ -137,17 +143,17 @@ var Options = []Option{
 	}},
 	{Flag: "qbittorrent", Key: "[[publish]] type=\"qbittorrent\" url", Usage: "keep qBittorrent's Web UI at `URL` on the forwarded port", Set: setClient("qbittorrent", func(p *Publish, v string) { p.URL = v })},
 	{Flag: "qbittorrent-user", Key: "username", Usage: "qBittorrent Web UI `USER`", Set: setClient("qbittorrent", func(p *Publish, v string) { p.Username = v })},
-	{Flag: "qbittorrent-password", Key: "password", Usage: "qBittorrent `PASSWORD` (prefer the _FILE form or the environment)", Set: setClient("qbittorrent", func(p *Publish, v string) { p.Password = secret.String(v) })},
+	{Flag: "qbittorrent-password", Key: "password", Secret: true, Usage: "qBittorrent `PASSWORD` (prefer --qbittorrent-password-file or the environment)", Set: setClient("qbittorrent", func(p *Publish, v string) { p.Password = secret.String(v) })},
 	{Flag: "qbittorrent-password-file", Key: "password_file", Usage: "`FILE` holding the qBittorrent password", Set: setClient("qbittorrent", func(p *Publish, v string) { p.PasswordFile = v })},
 	{Flag: "qbittorrent-api-key-file", Key: "api_key_file", Usage: "`FILE` holding a qBittorrent 5.2+ API key", Set: setClient("qbittorrent", func(p *Publish, v string) { p.APIKeyFile = v })},
 	{Flag: "qbittorrent-multi-connections", Key: "multi_connections", Bool: true, Usage: "let qBittorrent accept several peers from one address (bridged peers share 127.0.0.1)", Set: setClientBool("qbittorrent", func(p *Publish, b bool) { p.MultiConnections = b })},
 	{Flag: "qbittorrent-proxy", Key: "use_proxy", Bool: true, Usage: "point qBittorrent's trackers and name lookups at vpnfwd's SOCKS5 (needs --killswitch; peers still come in through the forwarded port)", Set: setClientBool("qbittorrent", func(p *Publish, b bool) { p.UseProxy = b })},
 	{Flag: "transmission", Key: "[[publish]] type=\"transmission\" url", Usage: "keep Transmission's RPC at `URL` on the forwarded port", Set: setClient("transmission", func(p *Publish, v string) { p.URL = v })},
 	{Flag: "transmission-user", Key: "username", Usage: "Transmission RPC `USER`", Set: setClient("transmission", func(p *Publish, v string) { p.Username = v })},
-	{Flag: "transmission-password", Key: "password", Usage: "Transmission RPC `PASSWORD`", Set: setClient("transmission", func(p *Publish, v string) { p.Password = secret.String(v) })},
+	{Flag: "transmission-password", Key: "password", Secret: true, Usage: "Transmission RPC `PASSWORD` (prefer --transmission-password-file or the environment)", Set: setClient("transmission", func(p *Publish, v string) { p.Password = secret.String(v) })},
 	{Flag: "transmission-password-file", Key: "password_file", Usage: "`FILE` holding the Transmission password", Set: setClient("transmission", func(p *Publish, v string) { p.PasswordFile = v })},
 	{Flag: "deluge", Key: "[[publish]] type=\"deluge\" url", Usage: "keep Deluge (deluge-web at `URL`) on the forwarded port", Set: setClient("deluge", func(p *Publish, v string) { p.URL = v })},
-	{Flag: "deluge-password", Key: "password", Usage: "deluge-web `PASSWORD`", Set: setClient("deluge", func(p *Publish, v string) { p.Password = secret.String(v) })},
+	{Flag: "deluge-password", Key: "password", Secret: true, Usage: "deluge-web `PASSWORD` (prefer --deluge-password-file or the environment)", Set: setClient("deluge", func(p *Publish, v string) { p.Password = secret.String(v) })},
 	{Flag: "deluge-password-file", Key: "password_file", Usage: "`FILE` holding the deluge-web password", Set: setClient("deluge", func(p *Publish, v string) { p.PasswordFile = v })},
 	{Flag: "per-peer-source", Key: "forward.per_peer_source", Bool: true, Usage: "give each remote peer its own loopback source address (127.x.y.z) toward the local service", Set: func(c *Config, v string) error {
 		b, err := parseBool(v)
@@ -270,6 +276,74 @@ func (l listString) Set(v string) error {
 	return nil
 }
 
+// argString is a flag whose value may hold a secret (all of it, or a
+// URL's password): Set keeps a copy and blanks the secret where the
+// command line shows it, /proc/PID/cmdline (secret.ScrubArg; a value
+// that did not come from vpnfwd's own command line is left alone).
+type argString struct {
+	s      *string
+	secret bool
+}
+
+func (a argString) String() string { return "" }
+func (a argString) Set(v string) error {
+	*a.s = strings.Clone(v) // v's bytes are blanked next
+	if a.secret {
+		secret.ScrubArg(v)
+	} else {
+		secret.ScrubArg(urlPassword(v))
+	}
+	return nil
+}
+
+// urlPassword is the password in a URL's user info (as in
+// http://admin:PASSWORD@host/), a slice of v itself; else "".
+func urlPassword(v string) string {
+	_, rest, ok := strings.Cut(v, "://")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return ""
+	}
+	_, pw, ok := strings.Cut(rest[:at], ":")
+	if !ok {
+		return ""
+	}
+	return pw
+}
+
+// cmdlineWarning says, for a flag given on the command line, that it
+// holds a secret every user can read there, and where to give it
+// instead; "" when it holds none.
+func cmdlineWarning(o Option, v string, all []Option) string {
+	what := "--" + o.Flag
+	switch {
+	case o.Flag == "api-auth-default-role":
+		if !strings.Contains(v, "apikey") && !strings.Contains(v, "password") {
+			return "" // a role without a key or password holds no secret
+		}
+	case !o.Secret && urlPassword(v) != "":
+		what = "the URL of --" + o.Flag + " holds a password that"
+	case !o.Secret:
+		return ""
+	}
+	instead := "the environment (" + EnvName(o.Flag) + ")"
+	for _, f := range all {
+		if f.Flag == o.Flag+"-file" {
+			instead = "a file (--" + f.Flag + " FILE, mode 600) or " + instead
+		}
+	}
+	if !strings.HasSuffix(what, " that") {
+		what += " holds a secret that"
+	}
+	return fmt.Sprintf("%s was given on the command line, where every user and program on this machine can read it (ps, /proc/PID/cmdline) until vpnfwd has read and blanked it: give it in %s", what, instead)
+}
+
 // RegisterFlags adds --config, every Option and the providers' options to
 // fs; the configuration Load makes knows those providers.
 func RegisterFlags(fs *flag.FlagSet, providers provider.List) *Flags {
@@ -284,7 +358,7 @@ func RegisterFlags(fs *flag.FlagSet, providers provider.List) *Flags {
 		case o.List:
 			fs.Var(listString{v}, o.Flag, o.Usage)
 		default:
-			fs.StringVar(v, o.Flag, "", o.Usage)
+			fs.Var(argString{v, o.Secret}, o.Flag, o.Usage)
 		}
 	}
 	return f
@@ -330,10 +404,13 @@ func (f *Flags) Load(lookup func(string) (string, bool)) (*Config, error) {
 			}
 		}
 	}
-	for _, o := range AllOptions(f.providers) {
+	for _, o := range all {
 		if set[o.Flag] {
 			if err := o.Set(&cfg, *f.vals[o.Flag]); err != nil {
 				return nil, fmt.Errorf("--%s: %w", o.Flag, err)
+			}
+			if w := cmdlineWarning(o, *f.vals[o.Flag], all); w != "" {
+				cfg.Warnings = append(cfg.Warnings, w)
 			}
 		}
 	}

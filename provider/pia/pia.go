@@ -54,7 +54,7 @@ const (
 var Info = provider.Info{
 	Name:        "pia",
 	Summary:     "Private Internet Access over WireGuard: login, region, key, port, all done by vpnfwd",
-	Needs:       "username and password (or password_file); ca_file = PIA's ca.rsa.4096.crt; optional region, serverlist_key_file, dip_token. No wg-quick file.",
+	Needs:       "username and password (or password_file); ca_file = PIA's ca.rsa.4096.crt; optional region, serverlist_key_file, dip_token (or dip_token_file). No wg-quick file.",
 	Port:        "random, chosen by PIA; kept across restarts for about 2 months (state dir)",
 	Renewal:     "bindPort every 15 min; a new signature when the payload nears expiry or the port is busy",
 	MakesTunnel: true,
@@ -66,7 +66,8 @@ var Info = provider.Info{
 		{Key: "region", Flag: "region", Usage: "PIA region `ID` (default: the lowest-latency one that forwards ports; see 'vpnfwd providers pia regions')"},
 		{Key: "ca_file", Flag: "ca-file", Usage: "PIA's CA certificate `FILE` (ca.rsa.4096.crt)"},
 		{Key: "serverlist_key_file", Flag: "serverlist-key-file", Usage: "PIA's server-list signing key `FILE` (PEM); checks the list's signature"},
-		{Key: "dip_token", Flag: "dip-token", Kind: provider.Secret, Usage: "PIA dedicated IP `TOKEN`"},
+		{Key: "dip_token", Flag: "dip-token", Kind: provider.Secret, Usage: "PIA dedicated IP `TOKEN` (prefer --dip-token-file or the environment)"},
+		{Key: "dip_token_file", Flag: "dip-token-file", Usage: "`FILE` holding the PIA dedicated IP token"},
 		{Key: "token_url", Flag: "token-url", Kind: provider.URL, Usage: "PIA token API `URL`"},
 		{Key: "serverlist_url", Flag: "serverlist-url", Kind: provider.URL, Usage: "PIA server list `URL`"},
 		{Key: "dip_url", Kind: provider.URL, Usage: "PIA dedicated IP API URL"},
@@ -148,6 +149,11 @@ type savedToken struct {
 // New checks the configuration; nothing is sent yet.
 func New(env provider.Env) (*Provider, error) {
 	c := readConfig(env.Settings)
+	dip, err := env.Settings.Secret("dip_token")
+	if err != nil {
+		return nil, fmt.Errorf("provider.dip_token_file (--dip-token-file): %w", err)
+	}
+	c.DIPToken = secret.String(dip)
 	if c.TokenURL == "" {
 		c.TokenURL = DefaultTokenURL
 	}

@@ -194,12 +194,20 @@ func TestPIABusyPortGetsNewSignature(t *testing.T) {
 }
 
 func TestPIADedicatedIP(t *testing.T) {
-	_, f, cfg, dir := fake(t)
-	cfg["dip_token"] = f.DIPToken
-	cfg["region"] = "us_east" // ignored with a dedicated IP
-	r, _ := start(t, cfg, dir)
-	if l := next(t, r); !l.Held() {
-		t.Errorf("dedicated IP lease %+v", l)
+	for _, inFile := range []bool{false, true} {
+		_, f, cfg, dir := fake(t)
+		if inFile { // dip_token_file (--dip-token-file), as an editor leaves it
+			path := filepath.Join(t.TempDir(), "dip")
+			os.WriteFile(path, []byte(f.DIPToken+"\n"), 0o600)
+			cfg["dip_token_file"] = path
+		} else {
+			cfg["dip_token"] = f.DIPToken
+		}
+		cfg["region"] = "us_east" // ignored with a dedicated IP
+		r, _ := start(t, cfg, dir)
+		if l := next(t, r); !l.Held() {
+			t.Errorf("dedicated IP lease %+v (token in a file: %v)", l, inFile)
+		}
 	}
 }
 
