@@ -58,6 +58,14 @@ func TestMain(m *testing.M) {
 		rate, _ := strconv.Atoi(os.Getenv("VPNFWD_RATE"))
 		leechHelper(os.Getenv("VPNFWD_ADDR"), n, rate)
 		return
+	case "hold": // listeners_test.go
+		n, _ := strconv.Atoi(os.Getenv("VPNFWD_N"))
+		holdHelper(os.Getenv("VPNFWD_ADDR"), n)
+		return
+	case "slow":
+		n, _ := strconv.Atoi(os.Getenv("VPNFWD_N"))
+		slowHelper(strings.Split(os.Getenv("VPNFWD_SOURCES"), ","), strings.Split(os.Getenv("VPNFWD_TARGETS"), ","), n)
+		return
 	}
 	os.Exit(m.Run())
 }
