@@ -17,6 +17,10 @@ func runKillSwitch(ctx context.Context, env *cliEnv, args []string) error {
 		fs.Usage()
 		return &exitError{2, nil}
 	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fs.Usage()
+		return nil
+	}
 	sub := args[0]
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err

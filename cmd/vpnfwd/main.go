@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/vpnfwd/vpnfwd/netns"
@@ -80,11 +81,17 @@ func main() {
 
 func run(ctx context.Context, env *cliEnv, args []string) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		if len(args) == 2 && args[0] == "help" { // vpnfwd help COMMAND
+			return run(ctx, env, []string{args[1], "-h"})
+		}
 		usage(env.stdout)
 		if len(args) == 0 {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-v" || args[0] == "-version" {
+		args = []string{"version"}
 	}
 	for _, c := range commands {
 		if c.name != args[0] {
@@ -111,8 +118,17 @@ func run(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "vpnfwd %s: %v\n", c.name, err)
 		return 1
 	}
-	fmt.Fprintf(env.stderr, "vpnfwd: unknown command %q\n\n", args[0])
-	usage(env.stderr)
+	fmt.Fprintf(env.stderr, "vpnfwd: unknown command %q\n", args[0])
+	var near []string
+	for _, c := range commands {
+		if editDistance(args[0], c.name) <= 2 {
+			near = append(near, c.name)
+		}
+	}
+	if len(near) > 0 {
+		fmt.Fprintf(env.stderr, "Did you mean %s? ", strings.Join(near, " or "))
+	}
+	fmt.Fprintln(env.stderr, "Run 'vpnfwd help' for the commands.")
 	return 2
 }
 
@@ -121,32 +137,55 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\n'vpnfwd COMMAND -h' shows a command's flags. Every flag of 'up' is also a VPNFWD_* environment variable.\n")
+	fmt.Fprintf(w, "\n'vpnfwd COMMAND -h' shows a command's flags and their defaults; 'vpnfwd --version' the build. Every flag of 'up' is also a VPNFWD_* environment variable.\n")
 }
 
 // parseError is a command-line error the flag package already printed.
 type parseError struct{ error }
 
-// parseFlags parses args, marking errors as usage errors (exit 2).
+// parseFlags parses args, marking errors as usage errors (exit 2): -h
+// prints the command's whole help on stdout; a bad flag its error and a
+// one-line hint on stderr.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	full := fs.Usage
+	fs.Usage = func() {} // the flag package calls it on every error
 	err := fs.Parse(args)
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
+	fs.Usage = full
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		full()
+	case err != nil:
+		if h, ok := helps[fs]; ok {
+			unknownFlag(h.env, fs, h.name, err)
+		}
 		return &parseError{err}
 	}
 	return err
 }
 
+// helps are the flag sets newFlagSet made, for parseFlags' hints.
+var helps = map[*flag.FlagSet]struct {
+	env  *cliEnv
+	name string
+}{}
+
 func newFlagSet(env *cliEnv, name, args string) *flag.FlagSet {
 	fs := flag.NewFlagSet("vpnfwd "+name, flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(env.stderr, "Usage: vpnfwd %s %s\n\n", name, args)
-		fs.PrintDefaults()
-	}
+	h := flagHelp{name: name, args: args}
+	fs.Usage = func() { h.print(env, fs) }
+	helps[fs] = struct {
+		env  *cliEnv
+		name string
+	}{env, name}
 	return fs
 }
 
 func runVersion(ctx context.Context, env *cliEnv, args []string) error {
-	fmt.Fprintf(env.stdout, "vpnfwd %s\n", version)
+	fs := newFlagSet(env, "version", "")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, versionLine())
 	return nil
 }

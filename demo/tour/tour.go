@@ -96,8 +96,12 @@ func Run(ctx context.Context, out io.Writer, log *slog.Logger, version string) e
 		return ctx.Err()
 	}
 	port := lease.Ports[0].Public
-	say("tunnel up, NAT-PMP gave port %d on %s (lease %s, renewed every %s)", port, lease.PublicIP,
-		time.Until(lease.Expires).Round(time.Second), (time.Until(lease.Expires) / 2).Round(time.Second))
+	life := time.Until(lease.Expires).Round(time.Second)
+	renew := life / 2 // natpmp's cadence, unless the provider's convention says otherwise
+	if e := protonvpn.Conventions.RenewEvery; e > 0 && e < life {
+		renew = e
+	}
+	say("tunnel up, NAT-PMP gave port %d on %s (lease %s, renewed every %s, as Proton's client)", port, lease.PublicIP, life, renew)
 	if err := fromOutside(say, d, port); err != nil {
 		return err
 	}
