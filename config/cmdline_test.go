@@ -197,3 +197,43 @@ func TestSecretOptionsHaveFileForms(t *testing.T) {
 		t.Errorf("the role file is not among the secret files checked for their mode: %q", cfg.secretFiles())
 	}
 }
+
+// The warning for a secret on the command line names where to give it
+// instead, and is not given for a value that holds none.
+func TestCmdlineWarning(t *testing.T) {
+	all := AllOptions(testProviders)
+	opt := func(flag string) Option {
+		for _, o := range all {
+			if o.Flag == flag {
+				return o
+			}
+		}
+		t.Fatalf("no option --%s", flag)
+		return Option{}
+	}
+	tests := []struct {
+		flag, value string
+		want        []string // "" for no warning
+	}{
+		{"qbittorrent-password", "pw-x1", []string{"--qbittorrent-password was given", "--qbittorrent-password-file FILE", "VPNFWD_QBITTORRENT_PASSWORD"}},
+		{"password", "pw-x2", []string{"--password was given", "--password-file FILE", "VPNFWD_PASSWORD"}},
+		{"dip-token", "t0k3n-x", []string{"--dip-token-file FILE", "VPNFWD_DIP_TOKEN)"}},
+		{"api-auth-default-role", `{"auth":"apikey","apikey":"k"}`, []string{"--api-auth-default-role-file FILE"}},
+		{"api-auth-default-role", `{"auth":"none"}`, nil},
+		{"transmission", "http://u:pw@127.0.0.1:9091/transmission/rpc", []string{"password in --transmission's URL", "--transmission-password-file FILE", "VPNFWD_TRANSMISSION_PASSWORD"}},
+		{"public-ip-url", "https://u:pw@example.net/ip", []string{"password in --public-ip-url's URL", "(VPNFWD_PUBLIC_IP_URL)"}},
+		{"transmission", "http://127.0.0.1:9091/transmission/rpc", nil},
+		{"forward", "127.0.0.1:8080", nil},
+	}
+	for _, tt := range tests {
+		w := cmdlineWarning(opt(tt.flag), tt.value, all)
+		if (w == "") != (tt.want == nil) || strings.Contains(w, "pw@") || strings.Contains(w, tt.value) {
+			t.Errorf("--%s %s: %q", tt.flag, tt.value, w)
+		}
+		for _, s := range tt.want {
+			if !strings.Contains(w, s) {
+				t.Errorf("--%s %s: %q lacks %q", tt.flag, tt.value, w, s)
+			}
+		}
+	}
+}
