@@ -160,7 +160,7 @@ type LocalForwardStatus struct {
 	Open     int64  `json:"open"`    // TCP connections, or UDP flows
 	Total    int64  `json:"total"`   // since start
 	Failed   int64  `json:"failed"`  // dials or lookups through the tunnel that failed
-	Refused  int64  `json:"refused"` // clients not allowed
+	Refused  int64  `json:"refused"` // not forwarded: client not allowed, over a cap, or a destination reserved for vpnfwd
 	BytesOut uint64 `json:"bytes_out"`
 	BytesIn  uint64 `json:"bytes_in"`
 }
