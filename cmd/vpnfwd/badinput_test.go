@@ -124,7 +124,7 @@ func TestBadInputSweep(t *testing.T) {
 		cases = append(cases, tc{args: append(append([]string{}, base...), "--wg-config", path), want: []string{path}, must: []string{bad.value}})
 	}
 	// Files that are not files (or not there).
-	for _, flag := range []string{"--config", "--wg-config", "--api-token-file", "--proxy-password-file", "--api-auth-config"} {
+	for _, flag := range []string{"--config", "--wg-config", "--api-token-file", "--proxy-password-file", "--api-auth-config", "--api-auth-default-role-file"} {
 		for _, f := range []string{"/dev/zero", empty, fifo, filepath.Join(dir, "missing")} {
 			cases = append(cases, tc{args: append(append([]string{}, base...), flag, f), want: []string{f}})
 		}
