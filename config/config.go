@@ -248,6 +248,9 @@ type Publish struct {
 	// qBittorrent extras for a bridged setup (opt-in).
 	MultiConnections bool `toml:"multi_connections"`
 	UseProxy         bool `toml:"use_proxy"` // point its proxy at vpnfwd's SOCKS5
+	// BindInterface binds qBittorrent to the tunnel's interface (tun
+	// mode, exec).
+	BindInterface bool `toml:"bind_interface"`
 }
 
 // Duration is a time.Duration written as "30s" or a number of seconds.
@@ -673,6 +676,10 @@ func (c *Config) validatePublish() []error {
 			if p.UseProxy && c.Proxy.HasCredentials() {
 				add("publish %d (%s): use_proxy with proxy credentials is not supported", i+1, p.Type)
 			}
+			if p.BindInterface && p.Type != "qbittorrent" {
+				add("publish %d (%s): bind_interface is qBittorrent's (its network interface setting)", i+1, p.Type)
+			}
+
 		case "rtorrent":
 			add("publish %d: rTorrent only applies network.port_range when it opens its listening socket (at start), so vpnfwd cannot change its port while it runs; "+
 				"use --on-port to restart rTorrent with the new port, or a static port", i+1)

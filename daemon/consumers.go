@@ -59,6 +59,12 @@ func buildConsumers(cfg *config.Config, iface string, log *slog.Logger) ([]publi
 		case "exec": // above
 		case "qbittorrent":
 			opts := publish.QBittorrentOptions{MultiConnections: p.MultiConnections}
+			if p.BindInterface {
+				if iface == "" {
+					return nil, fmt.Errorf("--qbittorrent-bind-interface binds qBittorrent to the tunnel's interface, which only tun mode (--tun NAME) and exec have; in netstack mode point qBittorrent at the proxy (--qbittorrent-proxy) instead")
+				}
+				opts.Interface = iface
+			}
 			if p.UseProxy {
 				opts.SOCKS5 = cfg.Proxy.SOCKS5
 			}

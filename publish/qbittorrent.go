@@ -21,6 +21,11 @@ type QBittorrentOptions struct {
 	// SOCKS5 ("127.0.0.1:1080") points qBittorrent's proxy at vpnfwd's, for
 	// peers, trackers and DHT: its outbound traffic then uses the tunnel.
 	SOCKS5 string
+	// Interface, when set, binds qBittorrent to that network interface
+	// (current_network_interface, "Network interface" in its advanced
+	// settings): in tun mode the tunnel's, so qBittorrent itself refuses
+	// every other link, as gluetun's users set it.
+	Interface string
 }
 
 // NewQBittorrent makes a consumer for qBittorrent's Web API v2 (4.x and
@@ -187,6 +192,9 @@ func (q *qbittorrent) prefs(ctx context.Context) (map[string]any, error) {
 // types this qBittorrent uses (4.5: proxy_type 2; 4.6+: "SOCKS5").
 func (q *qbittorrent) wanted(p map[string]any) map[string]any {
 	w := map[string]any{"random_port": false, "upnp": false}
+	if q.opts.Interface != "" {
+		w["current_network_interface"] = q.opts.Interface
+	}
 	if q.opts.MultiConnections {
 		w["enable_multi_connections_from_same_ip"] = true
 	}

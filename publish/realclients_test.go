@@ -143,14 +143,16 @@ func TestRealQBittorrent(t *testing.T) {
 	defer p.kill()
 	url := fmt.Sprintf("http://127.0.0.1:%d", web)
 	c := NewQBittorrent(ClientConfig{URL: url, Username: "admin", Password: "adminadmin", CheckEvery: 300 * time.Millisecond},
-		QBittorrentOptions{MultiConnections: true, SOCKS5: "127.0.0.1:1080"})
+		QBittorrentOptions{MultiConnections: true, SOCKS5: "127.0.0.1:1080", Interface: "lo"})
 	exercise(t, c, func() { p.start(); waitHTTP(t, url[7:]) }, p.kill, func() { writeConf(freePort(t)) })
 
-	// The extras took, in 4.5's types.
+	// The extras took, in 4.5's types; bound to an interface (here lo, as
+	// the test's peers come over loopback; vpnfwd gives the tunnel's).
 	q := c.c.(*qbittorrent)
 	prefs, err := q.prefs(context.Background())
 	if err != nil || prefs["enable_multi_connections_from_same_ip"] != true || prefs["proxy_type"] != float64(2) ||
-		prefs["proxy_port"] != float64(1080) || prefs["upnp"] != false || prefs["proxy_peer_connections"] != false {
+		prefs["proxy_port"] != float64(1080) || prefs["upnp"] != false || prefs["proxy_peer_connections"] != false ||
+		prefs["current_network_interface"] != "lo" {
 		t.Errorf("extras: %v %v", err, prefs)
 	}
 	// With the proxy set, peers still get in: libtorrent listens on the

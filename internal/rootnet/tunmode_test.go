@@ -13,7 +13,8 @@ import (
 
 // TestTunModeSidecar is the Docker sidecar's shape: vpnfwd up --tun with
 // the kill switch, and a real qbittorrent-nox in the same network
-// namespace with no proxy settings at all. Its listen port follows the
+// namespace with no proxy settings at all, bound by vpnfwd to the tunnel's
+// interface (as gluetun's users set it). Its listen port follows the
 // forwarded port, an internet peer reaches it (with its real address),
 // plain curl leaves with the VPN's address, names resolve through the
 // forwarder, and the client's link carries nothing but WireGuard, also
@@ -35,7 +36,8 @@ func TestTunModeSidecar(t *testing.T) {
 	cap := startCapture(t, n, v.Cli, "eth0")
 	start := time.Now()
 	up := n.Start(v.Cli, bin, "up", "--tun", "vpnfwd0", "--wg-config", v.ClientConf, "--provider", "natpmp", "--killswitch",
-		"--qbittorrent", "http://127.0.0.1:8080", "--qbittorrent-user", "admin", "--qbittorrent-password", "adminadmin")
+		"--qbittorrent", "http://127.0.0.1:8080", "--qbittorrent-user", "admin", "--qbittorrent-password", "adminadmin",
+		"--qbittorrent-bind-interface")
 	waitFor(t, func() bool {
 		_, err := n.Exec(v.Cli, "nft", "list", "table", "inet", "vpnfwd")
 		return err == nil
