@@ -423,17 +423,9 @@ func Listen(addr string) (net.Listener, error) {
 func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
 	// A client that sends no request, trickles its header or body, or
 	// keeps a connection idle, is let go: local listeners are capped
-	// (connlimit), and held connections must not keep others out. A
-	// request's body (the API's are a few bytes) has its own limit, not
-	// ReadTimeout, which would end every event stream after it.
+	// (connlimit), and held connections must not keep others out.
 	const slow = 10 * time.Second
-	bodyLimited := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength != 0 { // a body, or chunked (-1)
-			http.NewResponseController(w).SetReadDeadline(time.Now().Add(slow))
-		}
-		h.ServeHTTP(w, r)
-	})
-	srv := &http.Server{Handler: bodyLimited, ReadHeaderTimeout: slow, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}
+	srv := &http.Server{Handler: limitBody(h, slow), ReadHeaderTimeout: slow, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -445,6 +437,18 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
 		return err
 	}
 	return nil
+}
+
+// limitBody gives a request's body (the API's are a few bytes) d to
+// arrive. Not http.Server's ReadTimeout, which would end every event
+// stream d after it started.
+func limitBody(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 { // a body, or chunked (-1)
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // buildVCS is the commit and its time as Go stamped them in the binary.

@@ -182,6 +182,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) {
 		d.closeAll()
 		return nil, err
 	}
+	d.warnDescriptorLimit()
 	// The kill switch goes in before anything is sent, a provider's login
 	// included.
 	wopts := wg.Options{Logger: log.With("component", "wireguard"), Resolve: o.Resolve}

@@ -183,3 +183,39 @@ func TestLocalForwardGuard(t *testing.T) {
 		t.Errorf("UDP stats %+v", st)
 	}
 }
+
+// A SOCKS5 client that sends its greeting, login or request too slowly
+// is dropped at HandshakeTimeout, however it trickles.
+func TestSOCKS5HandshakeTimeout(t *testing.T) {
+	addr := serveSOCKS(t, &SOCKS5{Tunnel: loopTunnel{}, Auth: Credentials{"u", "p"}, HandshakeTimeout: 300 * time.Millisecond})
+	tests := []struct {
+		name  string
+		sends [][]byte // one part every 100 ms
+	}{
+		{"nothing", nil},
+		{"the version byte only", [][]byte{{5}}},
+		{"a greeting byte by byte", [][]byte{{5}, {1}, {2}, {1}, {1}, {'u'}, {1}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			start := time.Now()
+			for _, b := range tt.sends {
+				c.Write(b)
+				time.Sleep(100 * time.Millisecond) // the trickle itself
+			}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = io.Copy(io.Discard, c) // the greeting's answer, then EOF (or a reset)
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("not dropped in 5 s")
+			}
+			if took := time.Since(start); took > 3*time.Second {
+				t.Errorf("dropped after %s, want about 300 ms", took)
+			}
+		})
+	}
+}

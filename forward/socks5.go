@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -48,8 +49,7 @@ const (
 
 // SOCKS5 is a SOCKS5 server with CONNECT and UDP ASSOCIATE through the
 // tunnel. With Auth set it requires RFC 1929 username/password; without,
-// keep it on loopback. A client has handshakeTimeout for its greeting,
-// login and request.
+// keep it on loopback.
 type SOCKS5 struct {
 	Tunnel Tunnel
 	Auth   Credentials
@@ -57,7 +57,10 @@ type SOCKS5 struct {
 	// Guard, if set, refuses connections and datagrams to what belongs
 	// to vpnfwd alone (reply 2, "not allowed by ruleset").
 	Guard *Guard
-	wg    sync.WaitGroup
+	// HandshakeTimeout is how long a client has for its greeting, login
+	// and request (default 10 s).
+	HandshakeTimeout time.Duration
+	wg               sync.WaitGroup
 }
 
 // Serve accepts on l until it is closed, then waits for open sessions.
@@ -83,7 +86,7 @@ func (s *SOCKS5) Serve(l net.Listener) error {
 
 func (s *SOCKS5) session(c net.Conn) error {
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(handshakeTimeout))
+	c.SetDeadline(time.Now().Add(cmp.Or(s.HandshakeTimeout, handshakeTimeout)))
 	hdr := make([]byte, 2)
 	if _, err := io.ReadFull(c, hdr); err != nil {
 		return err

@@ -234,6 +234,9 @@ func TestLocalForwardFlood(t *testing.T) {
 	if !strings.Contains(up.Out.String(), "client refused") {
 		t.Error("the guard's refusal of the local forward was not logged")
 	}
+	if !strings.Contains(up.Out.String(), "open-file limit is below") {
+		t.Error("no warning that 1,024 descriptors are below what the caps allow")
+	}
 
 	stop := attacker(t, n, v.Cli, true, "VPNFWD_HELPER=hold", "VPNFWD_ADDR="+hole, "VPNFWD_N=2000")
 	var fails []string
