@@ -12,11 +12,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
 
 	"github.com/vpnfwd/vpnfwd/netns"
+	"github.com/vpnfwd/vpnfwd/wget"
 )
 
 var version = "0.1.0-dev"
@@ -69,6 +71,11 @@ const defaultMemoryLimit = 128 << 20
 func main() {
 	if os.Getenv(netns.AgentEnv) == "1" {
 		netns.Agent() // vpnfwd exec's agent, inside CMD's namespace
+	}
+	if filepath.Base(os.Args[0]) == "wget" {
+		// The image's /bin/wget, a link to vpnfwd: gluetun's hooks call
+		// GNU Wget (docs/gluetun.md).
+		os.Exit(wget.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 	}
 	if _, ok := os.LookupEnv("GOMEMLIMIT"); !ok {
 		debug.SetMemoryLimit(defaultMemoryLimit)
