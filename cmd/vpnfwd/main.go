@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/vpnfwd/vpnfwd/netns"
@@ -162,7 +163,10 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	case errors.Is(err, flag.ErrHelp):
 		full()
 	case err != nil:
-		if h, ok := helps[fs]; ok {
+		helpsMu.Lock()
+		h, ok := helps[fs]
+		helpsMu.Unlock()
+		if ok {
 			unknownFlag(h.env, fs, h.name, err)
 		}
 		return &parseError{err}
@@ -170,7 +174,9 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return err
 }
 
-// helps are the flag sets newFlagSet made, for parseFlags' hints.
+// helps are the flag sets newFlagSet made, for parseFlags' hints;
+// helpsMu guards it (tests run several commands at once).
+var helpsMu sync.Mutex
 var helps = map[*flag.FlagSet]struct {
 	env  *cliEnv
 	name string
@@ -181,10 +187,12 @@ func newFlagSet(env *cliEnv, name, args string) *flag.FlagSet {
 	fs.SetOutput(env.stderr)
 	h := flagHelp{name: name, args: args}
 	fs.Usage = func() { h.print(env, fs) }
+	helpsMu.Lock()
 	helps[fs] = struct {
 		env  *cliEnv
 		name string
 	}{env, name}
+	helpsMu.Unlock()
 	return fs
 }
 
