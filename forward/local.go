@@ -99,10 +99,11 @@ type LocalConfig struct {
 	// this host as they arrive, on loopback by closing that address's
 	// connection idle the longest.
 	MaxConns, MaxConnsPerSource int
-	// MaxPendingDials bounds the connections waiting for their dial
-	// through the tunnel (default 32; each waits DialTimeout at most): a
-	// destination that never answers holds no more than these, and a
-	// connection over it is closed as it arrives.
+	// MaxPendingDials bounds the dials through the tunnel in progress at
+	// once (default 32). Other connections wait for their turn; a
+	// connection not connected DialTimeout after it was accepted is
+	// closed. A destination that never answers thus holds at most
+	// MaxConns connections, each for DialTimeout.
 	MaxPendingDials int
 	// IdleTimeout closes a TCP connection or UDP flow that moved nothing
 	// for this long (default 15 min for TCP, 2 min for UDP).
@@ -260,13 +261,6 @@ func (l *Local) Serve(t Tunnel, g *Guard) {
 			c.Close()
 			continue
 		}
-		select {
-		case l.dials <- struct{}{}:
-		default: // MaxPendingDials dials in progress: the destination is slow or gone
-			l.refused.Add(1)
-			c.Close()
-			continue
-		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
@@ -311,8 +305,7 @@ func (l *Local) allowed(a netip.Addr) bool {
 func (l *Local) dest() string { return net.JoinHostPort(l.spec.Host, strconv.Itoa(int(l.spec.Port))) }
 
 // handleTCP dials the destination through the tunnel (and g) for one
-// local client, holding one of the dial tokens Serve took, and splices
-// them; a panic costs this connection only.
+// local client and splices them; a panic costs this connection only.
 func (l *Local) handleTCP(t Tunnel, g *Guard, c net.Conn) {
 	client := unmapped(c.RemoteAddr())
 	defer func() {
@@ -323,8 +316,8 @@ func (l *Local) handleTCP(t Tunnel, g *Guard, c net.Conn) {
 	}()
 	up, err := l.dial(t, g, client.String())
 	if err != nil {
-		if errors.Is(err, ErrReserved) {
-			l.refused.Add(1) // the guard logs it
+		if errors.Is(err, ErrReserved) || errors.Is(err, errDialsBusy) {
+			l.refused.Add(1) // the guard logs its refusals; busy ones would flood the log
 		} else {
 			l.failed.Add(1)
 			l.log.Warn("local forward: no connection through the tunnel", "to", l.dest(), "client", client.String(), "err", err)
@@ -344,10 +337,13 @@ func (l *Local) handleTCP(t Tunnel, g *Guard, c net.Conn) {
 	splice(c, up, &l.out, &l.in, b.touch)
 }
 
-// dial dials the destination within DialTimeout (or until Close), then
-// gives back the dial token.
+// errDialsBusy: a connection's DialTimeout passed while it waited for one
+// of the MaxPendingDials dials.
+var errDialsBusy = errors.New("every dial slot stayed busy")
+
+// dial dials the destination, once one of the MaxPendingDials dials is
+// free, within DialTimeout in all (or until Close).
 func (l *Local) dial(t Tunnel, g *Guard, client string) (net.Conn, error) {
-	defer func() { <-l.dials }()
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.DialTimeout)
 	defer cancel()
 	go func() {
@@ -357,6 +353,12 @@ func (l *Local) dial(t Tunnel, g *Guard, client string) (net.Conn, error) {
 		case <-ctx.Done():
 		}
 	}()
+	select {
+	case l.dials <- struct{}{}:
+		defer func() { <-l.dials }()
+	case <-ctx.Done():
+		return nil, errDialsBusy
+	}
 	return g.dial(ctx, t, client, "tcp", l.dest())
 }
 

@@ -1,11 +1,13 @@
 package forward
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -20,29 +22,45 @@ func closedSoon(c net.Conn, d time.Duration) bool {
 	return err != nil
 }
 
+// countingTunnel is blockTunnel counting its dials in progress.
+type countingTunnel struct {
+	blockTunnel
+	now, most *atomic.Int64
+}
+
+func (c countingTunnel) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	n := c.now.Add(1)
+	defer c.now.Add(-1)
+	for m := c.most.Load(); n > m && !c.most.CompareAndSwap(m, n); m = c.most.Load() {
+	}
+	return c.blockTunnel.DialContext(ctx, network, addr)
+}
+
 // A local forward whose destination never answers holds no more than its
-// caps, counted from accept: dials in progress are bounded, and every
-// connection over a cap is closed as it arrives (before the change, all
-// of them waited for their dial, each holding a descriptor).
+// caps, counted from accept: at most MaxConns connections (the rest are
+// closed as they arrive), of which at most MaxPendingDials dial at once
+// while the others wait their turn. Before, every connection was
+// accepted and dialled at once, each holding a descriptor.
 func TestLocalForwardCapsFromAccept(t *testing.T) {
 	tests := []struct {
 		name              string
 		maxConns, pending int
-		dials             int
+		conns             int
 		wantHeld          int
+		wantDialling      int64
 	}{
-		{"pending dials bounded", 64, 4, 40, 4},
-		{"connections bounded from accept", 6, 64, 40, 6},
-		{"under both", 64, 64, 10, 10},
+		{"dials bounded, the rest wait", 64, 4, 40, 40, 4},
+		{"connections bounded from accept", 6, 64, 40, 6, 6},
+		{"under both", 64, 64, 10, 10, 10},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			block := blockTunnel{release: make(chan struct{})}
-			defer close(block.release)
-			l := startLocal(t, "127.0.0.1:0=blackhole.test:9", block,
+			tun := countingTunnel{blockTunnel{release: make(chan struct{})}, new(atomic.Int64), new(atomic.Int64)}
+			defer close(tun.release)
+			l := startLocal(t, "127.0.0.1:0=blackhole.test:9", tun,
 				LocalConfig{MaxConns: tt.maxConns, MaxPendingDials: tt.pending, DialTimeout: time.Minute})
 			var conns []net.Conn
-			for range tt.dials {
+			for range tt.conns {
 				c, err := net.Dial("tcp", l.Addr().String())
 				if err != nil {
 					t.Fatal(err)
@@ -51,8 +69,9 @@ func TestLocalForwardCapsFromAccept(t *testing.T) {
 				conns = append(conns, c)
 			}
 			eventually(t, "every connection accepted or refused", func() bool {
-				return l.l.Open()+int(l.Stats().Refused) == tt.dials
+				return l.l.Open()+int(l.Stats().Refused) == tt.conns
 			})
+			eventually(t, "the dials started", func() bool { return tun.now.Load() == tt.wantDialling })
 			held := 0
 			for _, c := range conns {
 				if !closedSoon(c, 20*time.Millisecond) {
@@ -62,31 +81,39 @@ func TestLocalForwardCapsFromAccept(t *testing.T) {
 			if held != tt.wantHeld || l.l.Open() != tt.wantHeld {
 				t.Errorf("held %d (listener counts %d), want %d", held, l.l.Open(), tt.wantHeld)
 			}
-			if st := l.Stats(); st.Refused != int64(tt.dials-tt.wantHeld) || st.Failed != 0 {
-				t.Errorf("stats %+v, want %d refused", st, tt.dials-tt.wantHeld)
+			if most := tun.most.Load(); most != tt.wantDialling {
+				t.Errorf("%d dials at once, want %d", most, tt.wantDialling)
+			}
+			if st := l.Stats(); st.Refused != int64(tt.conns-tt.wantHeld) || st.Failed != 0 {
+				t.Errorf("stats %+v, want %d refused", st, tt.conns-tt.wantHeld)
 			}
 		})
 	}
 }
 
-// A dial that times out gives its place back.
+// A connection has DialTimeout from accept, its wait for a dial
+// included; then its place is free again.
 func TestLocalForwardDialTimeoutFreesPlace(t *testing.T) {
 	block := blockTunnel{release: make(chan struct{})}
 	defer close(block.release)
-	l := startLocal(t, "127.0.0.1:0=blackhole.test:9", block, LocalConfig{MaxPendingDials: 1, DialTimeout: 100 * time.Millisecond})
-	for i := range 3 {
+	l := startLocal(t, "127.0.0.1:0=blackhole.test:9", block, LocalConfig{MaxPendingDials: 1, DialTimeout: 200 * time.Millisecond})
+	var conns []net.Conn
+	for range 3 { // one dials, two wait
 		c, err := net.Dial("tcp", l.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !closedSoon(c, 5*time.Second) {
-			t.Fatalf("dial %d: not closed after its dial timed out", i)
-		}
-		c.Close()
-		eventually(t, "the place freed", func() bool { return l.l.Open() == 0 && len(l.dials) == 0 })
+		defer c.Close()
+		conns = append(conns, c)
 	}
-	if st := l.Stats(); st.Failed != 3 || st.Refused != 0 {
-		t.Errorf("stats %+v, want 3 failed dials and none refused", st)
+	for i, c := range conns {
+		if !closedSoon(c, 5*time.Second) {
+			t.Fatalf("connection %d: not closed after its dial timed out", i)
+		}
+	}
+	eventually(t, "the places freed", func() bool { return l.l.Open() == 0 && len(l.dials) == 0 })
+	if st := l.Stats(); st.Failed+st.Refused != 3 || st.Failed < 1 {
+		t.Errorf("stats %+v, want 3 failed or refused, at least one dial failed", st)
 	}
 }
 
