@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/vpnfwd/vpnfwd/secret"
 )
 
 // File writes the ports to a file the way gluetun writes
@@ -63,21 +65,7 @@ func regular(path string, fi fs.FileInfo) error {
 	if fi.Mode().IsRegular() {
 		return nil
 	}
-	return fmt.Errorf("port file %s is %s, not a regular file: give the path of a file (it is created if missing)", path, kind(fi.Mode()))
-}
-
-func kind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "not a regular file"
+	return fmt.Errorf("port file %s is %s, not a regular file: give the path of a file (it is created if missing)", path, secret.FileKind(fi.Mode()))
 }
 
 // writeInPlace writes data over path in one write after truncating it, and

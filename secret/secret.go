@@ -53,7 +53,7 @@ func ReadFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file but %s: give the file itself", path, fileKind(fi.Mode()))
+		return nil, fmt.Errorf("%s is not a regular file but %s: give the file itself", path, FileKind(fi.Mode()))
 	}
 	// O_NONBLOCK: were it swapped for a FIFO since, opening it must not
 	// wait for a writer.
@@ -72,7 +72,9 @@ func ReadFile(path string) ([]byte, error) {
 	return b, nil
 }
 
-func fileKind(m os.FileMode) string {
+// FileKind names what a file that is not a regular file is ("a FIFO",
+// "a device", ...), for errors that refuse it.
+func FileKind(m os.FileMode) string {
 	switch {
 	case m.IsDir():
 		return "a directory"
