@@ -54,9 +54,12 @@ type TunnelStatus struct {
 	// Mode is the data plane: "netstack" (apps use the proxies), "tun"
 	// (a kernel TUN routes this network namespace) or "exec" (a TUN in
 	// CMD's own namespace). Device names the kernel TUN.
-	Mode          string    `json:"mode"`
-	Device        string    `json:"device,omitempty"`
-	Endpoint      string    `json:"endpoint"`
+	Mode     string `json:"mode"`
+	Device   string `json:"device,omitempty"`
+	Endpoint string `json:"endpoint"`
+	// Server names the server in use when a server list chose it
+	// (hostname and city).
+	Server        string    `json:"server,omitempty"`
 	Addresses     []string  `json:"addresses"`
 	LastHandshake time.Time `json:"last_handshake,omitzero"`
 	RxBytes       uint64    `json:"rx_bytes"`

@@ -44,9 +44,15 @@ type Config struct {
 	PublicIPURL string    `toml:"public_ip_url"`
 	Publish     []Publish `toml:"publish"`
 
+	// ServerList picks the servers from a server list (gluetun's) instead
+	// of wg-quick files: the [wireguard] section then has the key and the
+	// addresses, and each matching server is one peer to move to.
+	ServerList ServerList `toml:"servers"`
+
 	// Servers are the tunnels of every wg-quick file --wg-config names,
-	// in order (LoadTunnel fills it; WireGuard is the first): vpnfwd moves
-	// to the next when one stays dead (FailoverAfter).
+	// or of every server the server list selects, in order (LoadTunnel
+	// fills it; WireGuard is the first): vpnfwd moves to the next when one
+	// stays dead (FailoverAfter).
 	Servers []tunnel.WireGuard `toml:"-"`
 	// FailoverAfter is how long the tunnel may stay down, or the port
 	// dead or unobtainable, before vpnfwd moves to the next server (with
@@ -342,6 +348,21 @@ func (c *Config) validateTun(add func(string, ...any)) {
 // validates it. A relative path is taken from the TOML file's directory.
 func (c *Config) LoadTunnel() error {
 	w := &c.WireGuard
+	if c.ServerList.List != "" {
+		switch {
+		case w.Config != "":
+			return fmt.Errorf("both a wg-quick file (%s) and a server list (%s) name the server: give one", w.Config, c.ServerList.List)
+		case len(w.Peers) > 0:
+			return fmt.Errorf("both a [[wireguard.peer]] and a server list (%s) name the server: give one", c.ServerList.List)
+		}
+		if err := c.loadServerList(); err != nil {
+			return err
+		}
+		if err := errors.Join(c.WireGuard.Validate(), checkTunnelValues(&c.WireGuard)); err != nil {
+			return fmt.Errorf("%s: %w", c.ServerList.List, err)
+		}
+		return nil
+	}
 	if w.Config == "" {
 		if !w.HasInline() {
 			return errors.New("no WireGuard configuration: give --wg-config FILE (the wg-quick file from your provider) or a [wireguard] section")

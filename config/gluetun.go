@@ -59,11 +59,6 @@ var gluetunIgnored = map[string]string{
 	"TZ":                          "read by Go itself",
 	"WIREGUARD_IMPLEMENTATION":    "vpnfwd is userspace WireGuard (wireguard-go) on a kernel TUN",
 	"FIREWALL_VPN_INPUT_PORTS":    "everything arriving through the tunnel is let in",
-	"PORT_FORWARD_ONLY":           "give a server that forwards ports (its WireGuard config)",
-	"FREE_ONLY":                   "give the server itself (its WireGuard config)",
-	"SECURE_CORE_ONLY":            "give the server itself (its WireGuard config)",
-	"TOR_ONLY":                    "give the server itself (its WireGuard config)",
-	"STREAM_ONLY":                 "give the server itself (its WireGuard config)",
 	"HTTPPROXY_LOG":               "the proxy logs refusals only",
 	"HTTPPROXY_STEALTH":           "the proxy adds no headers anyway",
 	"LOG_LEVEL":                   "use VPNFWD_LOG_LEVEL",
@@ -75,10 +70,6 @@ var gluetunIgnored = map[string]string{
 	"DNS_UPSTREAM_RESOLVERS":      "DNS goes to the tunnel's own DNS server",
 	"DNS_UPSTREAM_RESOLVER_TYPE":  "DNS goes to the tunnel's own DNS server",
 }
-
-// gluetunServerFilters choose a server from gluetun's server list, which
-// vpnfwd does not have: with no endpoint given, they are the error.
-var gluetunServerFilters = []string{"SERVER_COUNTRIES", "SERVER_CITIES", "SERVER_HOSTNAMES", "SERVER_NAMES", "SERVER_REGIONS"}
 
 // gluetunSeen says whether the environment is gluetun's.
 func gluetunSeen(lookup func(string) (string, bool)) bool {
@@ -396,18 +387,13 @@ func gluetunWireGuard(cfg *Config, get func(string) string, prov string) error {
 		port = "51820"
 	}
 	pub := get("WIREGUARD_PUBLIC_KEY")
-	if ip == "" || pub == "" {
-		var filters []string
-		for _, k := range gluetunServerFilters {
-			if v := get(k); v != "" {
-				filters = append(filters, k+"="+v)
-			}
+	fromList := ip == "" || pub == ""
+	if fromList {
+		// No server given: gluetun picks one from its server list, in
+		// the user's volume; so does vpnfwd (LoadTunnel reads it).
+		if err := gluetunServerList(cfg, get, prov); err != nil {
+			return err
 		}
-		chosen := "picks a server from its server list"
-		if len(filters) > 0 {
-			chosen = "picks a server from its server list (" + strings.Join(filters, ", ") + ")"
-		}
-		return fmt.Errorf("gluetun environment: gluetun %s; vpnfwd has no server list: set WIREGUARD_ENDPOINT_IP, WIREGUARD_ENDPOINT_PORT and WIREGUARD_PUBLIC_KEY from the [Peer] section of the server's WireGuard config (Endpoint and PublicKey), or mount that file and set VPNFWD_WG_CONFIG=/path/to/it.conf", chosen)
 	}
 	addrs := get("WIREGUARD_ADDRESSES")
 	if addrs == "" && prov == "protonvpn" {
@@ -422,6 +408,9 @@ func gluetunWireGuard(cfg *Config, get func(string) string, prov string) error {
 			return fmt.Errorf("WIREGUARD_ADDRESSES: %w", err)
 		}
 		w.Address = append(w.Address, p)
+	}
+	if fromList {
+		return gluetunDNS(w, prov)
 	}
 	var peer tunnel.Peer
 	if err := peer.PublicKey.UnmarshalText([]byte(pub)); err != nil {
@@ -460,9 +449,14 @@ func gluetunWireGuard(cfg *Config, get func(string) string, prov string) error {
 		}
 		w.MTU = n
 	}
-	// The DNS server vpnfwd's forwarder asks, through the tunnel: the
-	// provider's own where it is known, else Cloudflare's (gluetun's
-	// default upstream).
+	w.Peers = []tunnel.Peer{peer}
+	return gluetunDNS(w, prov)
+}
+
+// gluetunDNS sets the DNS server vpnfwd's forwarder asks, through the
+// tunnel: the provider's own where it is known, else Cloudflare's
+// (gluetun's default upstream).
+func gluetunDNS(w *tunnel.WireGuard, prov string) error {
 	dns := "1.1.1.1"
 	if prov == "protonvpn" {
 		dns = "10.2.0.1"
@@ -472,7 +466,56 @@ func gluetunWireGuard(cfg *Config, get func(string) string, prov string) error {
 		return err
 	}
 	w.DNS = []tunnel.Addr{a}
-	w.Peers = []tunnel.Peer{peer}
+	return nil
+}
+
+// gluetunServerList sets [servers] from gluetun's server selection: its
+// list where its storage settings put it (STORAGE_FILEPATH, else
+// /gluetun/servers.json), SERVER_* and the *_ONLY flags (PORT_FORWARD_ONLY
+// on by default for Proton and PIA, as gluetun with port forwarding on).
+func gluetunServerList(cfg *Config, get func(string) string, prov string) error {
+	sl := &cfg.ServerList
+	sl.List = get("STORAGE_FILEPATH")
+	if sl.List == "" {
+		sl.List = "/gluetun/servers.json"
+	}
+	sl.Countries, sl.Regions, sl.Cities = splitList(get("SERVER_COUNTRIES")), splitList(get("SERVER_REGIONS")), splitList(get("SERVER_CITIES"))
+	sl.Hostnames, sl.Names = splitList(get("SERVER_HOSTNAMES")), splitList(get("SERVER_NAMES"))
+	flags := []struct {
+		k string
+		b *bool
+	}{{"FREE_ONLY", &sl.FreeOnly}, {"SECURE_CORE_ONLY", &sl.SecureCoreOnly}, {"TOR_ONLY", &sl.TorOnly}, {"STREAM_ONLY", &sl.StreamOnly}}
+	for _, f := range flags {
+		v, err := gluetunBool(f.k, get(f.k), false)
+		if err != nil {
+			return err
+		}
+		*f.b = v
+	}
+	if v := get("PORT_FORWARD_ONLY"); v != "" {
+		b, err := gluetunBool("PORT_FORWARD_ONLY", v, true)
+		if err != nil {
+			return err
+		}
+		sl.PortForwardOnly = &b
+	}
+	if p := get("WIREGUARD_ENDPOINT_PORT"); p != "" {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			return fmt.Errorf("WIREGUARD_ENDPOINT_PORT=%q: want a port from 1 to 65535", p)
+		}
+		sl.Port = uint16(n)
+	}
+	if a := get("WIREGUARD_ALLOWED_IPS"); a != "" {
+		for _, s := range splitList(a) {
+			p, err := tunnel.ParsePrefix(s)
+			if err != nil {
+				return fmt.Errorf("WIREGUARD_ALLOWED_IPS: %w", err)
+			}
+			sl.AllowedIPs = append(sl.AllowedIPs, p)
+		}
+	}
+	cfg.Notes = append(cfg.Notes, "gluetun environment: no server given (WIREGUARD_ENDPOINT_IP, WIREGUARD_PUBLIC_KEY): picking one from gluetun's server list "+sl.List+" ("+sl.filter(prov).String()+")")
 	return nil
 }
 

@@ -101,10 +101,6 @@ func TestGluetunEnvironmentErrors(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		// gluetun's Proton example: it picks the server from its list.
-		{base("VPN_SERVICE_PROVIDER", "protonvpn", "VPN_TYPE", "wireguard", "WIREGUARD_PRIVATE_KEY", testPriv,
-			"WIREGUARD_ADDRESSES", "10.2.0.2/32", "SERVER_COUNTRIES", "Netherlands", "VPN_PORT_FORWARDING", "on"),
-			"gluetun picks a server from its server list (SERVER_COUNTRIES=Netherlands); vpnfwd has no server list: set WIREGUARD_ENDPOINT_IP, WIREGUARD_ENDPOINT_PORT and WIREGUARD_PUBLIC_KEY"},
 		{base("VPN_SERVICE_PROVIDER", "protonvpn", "OPENVPN_USER", "u"), "vpnfwd runs WireGuard only"},
 		{base("VPN_SERVICE_PROVIDER", "mullvad", "VPN_TYPE", "wireguard"), `VPN_SERVICE_PROVIDER="mullvad": vpnfwd has no port forwarding for it`},
 		{base("VPN_SERVICE_PROVIDER", "protonvpn", "VPN_TYPE", "wireguard", "WIREGUARD_PRIVATE_KEY", "nope"), "WIREGUARD_PRIVATE_KEY"},

@@ -132,9 +132,6 @@ func TestGluetunTable(t *testing.T) {
 	for k := range gluetunIgnored {
 		known[k] = true
 	}
-	for _, k := range gluetunServerFilters {
-		known[k] = true
-	}
 	for k := range asked {
 		if strings.HasPrefix(k, "VPNFWD_") || known[k] {
 			continue

@@ -172,6 +172,24 @@ var Options = []Option{
 		return err
 	}},
 	{Flag: "killswitch-table", Key: "killswitch.table", Usage: "nftables `TABLE` for the kill switch (default vpnfwd; one per vpnfwd in a namespace)", Set: func(c *Config, v string) error { c.KillSwitch.Table = v; return nil }},
+	{Flag: "server-list", Key: "servers.list", Usage: "gluetun's server list `FILE` (/gluetun/servers.json) to pick the server from, with the --server-* filters, instead of a wg-quick file; the [wireguard] key and addresses are used on every server it selects", Set: func(c *Config, v string) error { c.ServerList.List = v; return nil }},
+	{Flag: "server-countries", Key: "servers.countries", Usage: "`LIST` of countries to pick servers in (as the list names them: Netherlands), as gluetun's SERVER_COUNTRIES", Set: func(c *Config, v string) error { c.ServerList.Countries = splitList(v); return nil }},
+	{Flag: "server-regions", Key: "servers.regions", Usage: "`LIST` of regions, as gluetun's SERVER_REGIONS", Set: func(c *Config, v string) error { c.ServerList.Regions = splitList(v); return nil }},
+	{Flag: "server-cities", Key: "servers.cities", Usage: "`LIST` of cities, as gluetun's SERVER_CITIES", Set: func(c *Config, v string) error { c.ServerList.Cities = splitList(v); return nil }},
+	{Flag: "server-hostnames", Key: "servers.hostnames", Usage: "`LIST` of server hostnames, as gluetun's SERVER_HOSTNAMES", Set: func(c *Config, v string) error { c.ServerList.Hostnames = splitList(v); return nil }},
+	{Flag: "server-names", Key: "servers.names", Usage: "`LIST` of server names (NL#42), as gluetun's SERVER_NAMES", Set: func(c *Config, v string) error { c.ServerList.Names = splitList(v); return nil }},
+	{Flag: "port-forward-only", Key: "servers.port_forward_only", Bool: true, Usage: "pick only servers that forward ports (on by default with protonvpn)", Set: func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.ServerList.PortForwardOnly = &b
+		return err
+	}},
+	{Flag: "free-only", Key: "servers.free_only", Bool: true, Usage: "pick only free servers", Set: func(c *Config, v string) (err error) { c.ServerList.FreeOnly, err = strconv.ParseBool(v); return err }},
+	{Flag: "secure-core-only", Key: "servers.secure_core_only", Bool: true, Usage: "pick only Secure Core servers (Proton)", Set: func(c *Config, v string) (err error) {
+		c.ServerList.SecureCoreOnly, err = strconv.ParseBool(v)
+		return err
+	}},
+	{Flag: "tor-only", Key: "servers.tor_only", Bool: true, Usage: "pick only Tor servers (Proton)", Set: func(c *Config, v string) (err error) { c.ServerList.TorOnly, err = strconv.ParseBool(v); return err }},
+	{Flag: "stream-only", Key: "servers.stream_only", Bool: true, Usage: "pick only streaming servers", Set: func(c *Config, v string) (err error) { c.ServerList.StreamOnly, err = strconv.ParseBool(v); return err }},
 	{Flag: "allow-lan", Key: "killswitch.allow_lan", Usage: "`CIDR`[,CIDR...] the kill switch lets through (your LAN)", Set: func(c *Config, v string) error { c.KillSwitch.AllowLAN = splitList(v); return nil }},
 	{Flag: "allow-local-subnets", Key: "killswitch.allow_local_subnets", Bool: true, Usage: "let the kill switch pass the subnets of this namespace's own interfaces (a container's network, so its published ports work), as gluetun's firewall does", Set: func(c *Config, v string) error {
 		b, err := parseBool(v)

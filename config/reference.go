@@ -49,20 +49,22 @@ var FileOnly = map[string]string{
 	"[[publish]] check_interval":              "torrent client: how often its port is read back and put right (default 60s)",
 	"[[publish]] multi_connections":           "qBittorrent: accept several peers from one address (bridged peers share 127.0.0.1)",
 	"[[publish]] use_proxy":                   "qBittorrent: trackers and name lookups through vpnfwd's SOCKS5 (needs the kill switch)",
+	"[[publish]] bind_interface":              "qBittorrent: bind it to the tunnel's interface (tun mode and exec)",
 }
 
 // Defaults that Defaults() cannot show (applied later, or depending on the
 // machine or the data plane), by TOML key.
 var documentedDefaults = map[string]string{
-	"failover_after":      "5s",
-	"wireguard.name":      "vpnfwd",
-	"wireguard.tun":       "off (netstack)",
-	"dns.listen":          "off; 127.0.0.1:53 in tun mode",
-	"port_check.every":    "5m",
-	"killswitch.table":    "vpnfwd",
-	"killswitch.only_uid": "the whole namespace",
-	"state_dir":           "`$XDG_STATE_HOME/vpnfwd`, `~/.local/state/vpnfwd`, or `/var/lib/vpnfwd` as root",
-	"wireguard.mtu":       "1420",
+	"failover_after":            "5s",
+	"wireguard.name":            "vpnfwd",
+	"wireguard.tun":             "off (netstack)",
+	"dns.listen":                "off; 127.0.0.1:53 in tun mode",
+	"port_check.every":          "5m",
+	"killswitch.table":          "vpnfwd",
+	"killswitch.only_uid":       "the whole namespace",
+	"state_dir":                 "`$XDG_STATE_HOME/vpnfwd`, `~/.local/state/vpnfwd`, or `/var/lib/vpnfwd` as root",
+	"wireguard.mtu":             "1420",
+	"servers.port_forward_only": "on with protonvpn (its port-forwarding servers), as gluetun with port forwarding on",
 }
 
 // Keys lists every TOML key of Config but the provider's own (a table of

@@ -405,7 +405,32 @@ func (d *Daemon) nextServer(ctx context.Context) (string, error) {
 		m.Moved()
 	}
 	d.guardControl(ctx)
-	return fmt.Sprintf("server %d of %d (%s), endpoint %s", next+1, len(servers), filepath.Base(w.Config), w.Peers[0].Endpoint), nil
+	return fmt.Sprintf("server %d of %d (%s), endpoint %s", next+1, len(servers), serverName(w), w.Peers[0].Endpoint), nil
+}
+
+// serverName names a server: as the server list does (hostname, city),
+// else by its wg-quick file.
+func serverName(w tunnel.WireGuard) string {
+	if w.Server != "" {
+		return w.Server
+	}
+	return filepath.Base(w.Config)
+}
+
+// serverAt names the server whose endpoint is ep, when a server list
+// chose the servers ("" otherwise). cfg.Servers does not change after
+// start, so this reads no state of the running tunnel.
+func serverAt(servers []tunnel.WireGuard, ep netip.AddrPort) string {
+	for _, w := range servers {
+		if w.Server == "" || len(w.Peers) == 0 {
+			continue
+		}
+		h, p := w.Peers[0].Endpoint.HostPort()
+		if a, err := netip.ParseAddr(h); err == nil && netip.AddrPortFrom(a, p) == ep {
+			return w.Server
+		}
+	}
+	return ""
 }
 
 // serveUAPI serves the device's control socket so `wg show NAME` works:

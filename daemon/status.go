@@ -26,6 +26,7 @@ func (d *Daemon) Status() api.Status {
 	if snap.State == session.StateStopping {
 		s.Tunnel.State = "down"
 	}
+	s.Tunnel.Server = serverAt(d.cfg.Servers, snap.Endpoint)
 	s.Tunnel.Mode = "netstack"
 	switch {
 	case d.sandbox != nil:

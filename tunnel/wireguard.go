@@ -26,6 +26,9 @@ type WireGuard struct {
 	// every route through it (vpnfwd up --tun NAME).
 	Tun   string `toml:"tun"`
 	Peers []Peer `toml:"peer"`
+	// Server, when set, names the server for the log and status (a server
+	// list's hostname and city); else the wg-quick file names it.
+	Server string `toml:"-"`
 }
 
 // Peer is one [Peer] section.

@@ -48,6 +48,9 @@ func printStatus(w io.Writer, st api.Status) {
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
 	row("state", "%s (since %s)", st.State, st.Since.Format(time.RFC3339))
 	row("tunnel", "%s, endpoint %s, address %s", st.Tunnel.State, st.Tunnel.Endpoint, strings.Join(st.Tunnel.Addresses, ","))
+	if st.Tunnel.Server != "" {
+		row("server", "%s", st.Tunnel.Server)
+	}
 	row("handshake", "%s", ago(st.Tunnel.LastHandshake))
 	row("traffic", "rx %d B, tx %d B", st.Tunnel.RxBytes, st.Tunnel.TxBytes)
 	if st.Port.Port != 0 {
