@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -70,7 +71,7 @@ func withDefaults(fs *flag.FlagSet) {
 
 // unknownFlag is the hint after a flag the command does not have: the
 // nearest names, then where the list is.
-func unknownFlag(env *cliEnv, fs *flag.FlagSet, name string, err error) {
+func unknownFlag(w io.Writer, fs *flag.FlagSet, name string, err error) {
 	bad := ""
 	if msg := err.Error(); strings.HasPrefix(msg, "flag provided but not defined: ") {
 		bad = strings.TrimLeft(strings.TrimPrefix(msg, "flag provided but not defined: "), "-")
@@ -88,9 +89,9 @@ func unknownFlag(env *cliEnv, fs *flag.FlagSet, name string, err error) {
 		near = near[:3]
 	}
 	if len(near) > 0 {
-		fmt.Fprintf(env.stderr, "Did you mean %s? ", strings.Join(near, " or "))
+		fmt.Fprintf(w, "Did you mean %s? ", strings.Join(near, " or "))
 	}
-	fmt.Fprintf(env.stderr, "Run 'vpnfwd %s -h' for its flags.\n", name)
+	fmt.Fprintf(w, "Run 'vpnfwd %s -h' for its flags.\n", name)
 }
 
 // editDistance is Levenshtein's distance between a and b.

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/vpnfwd/vpnfwd/netns"
@@ -163,36 +162,19 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	case errors.Is(err, flag.ErrHelp):
 		full()
 	case err != nil:
-		helpsMu.Lock()
-		h, ok := helps[fs]
-		helpsMu.Unlock()
-		if ok {
-			unknownFlag(h.env, fs, h.name, err)
-		}
+		// The flag set's name is "vpnfwd NAME" and its output the
+		// command's stderr (newFlagSet).
+		unknownFlag(fs.Output(), fs, strings.TrimPrefix(fs.Name(), "vpnfwd "), err)
 		return &parseError{err}
 	}
 	return err
 }
-
-// helps are the flag sets newFlagSet made, for parseFlags' hints;
-// helpsMu guards it (tests run several commands at once).
-var helpsMu sync.Mutex
-var helps = map[*flag.FlagSet]struct {
-	env  *cliEnv
-	name string
-}{}
 
 func newFlagSet(env *cliEnv, name, args string) *flag.FlagSet {
 	fs := flag.NewFlagSet("vpnfwd "+name, flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	h := flagHelp{name: name, args: args}
 	fs.Usage = func() { h.print(env, fs) }
-	helpsMu.Lock()
-	helps[fs] = struct {
-		env  *cliEnv
-		name string
-	}{env, name}
-	helpsMu.Unlock()
 	return fs
 }
 
