@@ -21,10 +21,12 @@ func buildConsumers(cfg *config.Config, iface string, log *slog.Logger) ([]publi
 		if p.Type != "exec" {
 			continue
 		}
-		if !p.Shell {
-			if _, err := publish.SplitWords(p.Command); err != nil {
-				return nil, fmt.Errorf("--on-port: %w", err)
+		if err := publish.CheckHook(p.Command, p.Shell); err != nil {
+			flag := "--on-port"
+			if p.On == "lost" {
+				flag = "--on-port-lost"
 			}
+			return nil, fmt.Errorf("%s %q: %w", flag, p.Command, err)
 		}
 		if p.On == "lost" {
 			downs = append(downs, p)
@@ -38,9 +40,9 @@ func buildConsumers(cfg *config.Config, iface string, log *slog.Logger) ([]publi
 			e.Command, e.Shell, e.Timeout = ups[i].Command, ups[i].Shell, time.Duration(ups[i].Timeout)
 		}
 		if i < len(downs) {
-			e.Down = downs[i].Command
+			e.Down, e.DownTimeout = downs[i].Command, time.Duration(downs[i].Timeout)
 			if i >= len(ups) {
-				e.Shell, e.Timeout = downs[i].Shell, time.Duration(downs[i].Timeout)
+				e.Shell = downs[i].Shell
 			}
 		}
 		out = append(out, e)

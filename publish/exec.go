@@ -2,6 +2,7 @@ package publish
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,13 +27,16 @@ import (
 // {{port}}/{{ports}} are vpnfwd's older spelling. A command is split into
 // words (quotes group, as gluetun's command.Split does) and run directly;
 // Shell runs it with /bin/sh -c instead. Neither ever runs with port 0.
+// A command's output (its first 4 KiB) is logged at debug level when it
+// succeeds and at warn level when it fails.
 type Exec struct {
-	Command   string // on a new port ("" for none)
-	Down      string // when ports are given up ("" for none)
-	Shell     bool
-	Timeout   time.Duration // per command; default 30 s
-	Interface string        // {{VPN_INTERFACE}}: the tunnel's interface ("" in netstack mode: any)
-	Log       *slog.Logger
+	Command     string // on a new port ("" for none)
+	Down        string // when ports are given up ("" for none)
+	Shell       bool
+	Timeout     time.Duration // Command's; default 30 s
+	DownTimeout time.Duration // Down's; default 60 s, as gluetun gives its down command
+	Interface   string        // {{VPN_INTERFACE}}: the tunnel's interface ("" in netstack mode: any)
+	Log         *slog.Logger
 }
 
 // Name implements Consumer.
@@ -47,7 +51,7 @@ func (e Exec) Name() string {
 func (e Exec) Publish(ctx context.Context, ev Event) error {
 	var downErr error
 	if e.Down != "" && len(ev.Released) > 0 {
-		downErr = e.run(ctx, e.Down, "lost", ev.Released)
+		downErr = e.run(ctx, e.Down, "lost", ev.Released, e.timeout(true))
 		if downErr != nil && len(ev.Ports) > 0 && e.Log != nil {
 			// The new port matters more: it is set up whatever the down
 			// command said, and only its failure is retried.
@@ -58,11 +62,20 @@ func (e Exec) Publish(ctx context.Context, ev Event) error {
 	if e.Command == "" || len(ev.Ports) == 0 {
 		return downErr
 	}
-	return e.run(ctx, e.Command, ev.Reason, ev.Ports)
+	return e.run(ctx, e.Command, ev.Reason, ev.Ports, e.timeout(false))
 }
 
-// run runs one command for ports.
-func (e Exec) run(ctx context.Context, command, reason string, ps []uint16) error {
+// timeout is the up (or down) command's time limit: gluetun gives its
+// down command 60 s.
+func (e Exec) timeout(down bool) time.Duration {
+	if down {
+		return cmp.Or(e.DownTimeout, 60*time.Second)
+	}
+	return cmp.Or(e.Timeout, 30*time.Second)
+}
+
+// run runs one command for ports, for timeout at most.
+func (e Exec) run(ctx context.Context, command, reason string, ps []uint16, timeout time.Duration) error {
 	var ports []string
 	for _, p := range ps {
 		ports = append(ports, strconv.Itoa(int(p)))
@@ -89,10 +102,6 @@ func (e Exec) run(ctx context.Context, command, reason string, ps []uint16) erro
 	if len(argv) == 0 {
 		return errors.New("empty command")
 	}
-	timeout := e.Timeout
-	if timeout == 0 {
-		timeout = 30 * time.Second
-	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -114,7 +123,11 @@ func (e Exec) run(ctx context.Context, command, reason string, ps []uint16) erro
 		killGroup(cmd.Process.Pid)
 	}
 	if ctx.Err() == context.DeadlineExceeded {
-		return fmt.Errorf("hook %q timed out after %s", argv[0], timeout)
+		err = fmt.Errorf("hook %q timed out after %s", argv[0], timeout)
+	}
+	e.logOutput(argv[0], reason, ps, out.String(), err)
+	if ctx.Err() == context.DeadlineExceeded {
+		return err
 	}
 	if err != nil {
 		msg := strings.TrimSpace(out.String())
@@ -125,6 +138,51 @@ func (e Exec) run(ctx context.Context, command, reason string, ps []uint16) erro
 			return fmt.Errorf("hook %q: %w: %s", argv[0], err, msg)
 		}
 		return fmt.Errorf("hook %q: %w", argv[0], err)
+	}
+	return nil
+}
+
+// logOutput logs what a hook printed: at debug level when it succeeded,
+// at warn level when it failed (the error then says why).
+func (e Exec) logOutput(prog, reason string, ports []uint16, output string, err error) {
+	if e.Log == nil {
+		return
+	}
+	if err != nil {
+		e.Log.Warn("hook failed", "hook", prog, "reason", reason, "ports", ports, "err", err, "output", output)
+		return
+	}
+	if output != "" {
+		e.Log.Debug("hook output", "hook", prog, "reason", reason, "ports", ports, "output", output)
+	}
+}
+
+// CheckHook reports a hook command that could never run: unbalanced
+// quotes, or a program that is not there (an absolute path that is not an
+// executable file, or a name not found in PATH). With shell the program is
+// /bin/sh. vpnfwd checks at start rather than at the first port, so a
+// missing program is an error naming it, not a failure much later.
+func CheckHook(command string, shell bool) error {
+	prog := "/bin/sh"
+	if !shell {
+		words, err := SplitWords(command)
+		if err != nil {
+			return err
+		}
+		if len(words) == 0 {
+			return errors.New("empty command")
+		}
+		prog = words[0]
+	}
+	if strings.Contains(prog, "{{") {
+		return nil // known only once the port is
+	}
+	if _, err := exec.LookPath(prog); err != nil {
+		where := "in PATH (" + os.Getenv("PATH") + ")"
+		if strings.Contains(prog, "/") {
+			where = "as an executable file"
+		}
+		return fmt.Errorf("program %s not found %s: a hook runs where vpnfwd runs (in vpnfwd's image that is /bin/sh, busybox's, and /bin/wget, vpnfwd's GNU-Wget-compatible client); install it there or name one that is", prog, where)
 	}
 	return nil
 }
@@ -192,15 +250,19 @@ func SplitWords(s string) ([]string, error) {
 // VPNFWD_REASON instead.
 func hookEnv(env []string) []string { return secret.CleanEnv(env) }
 
-// capped keeps the first max bytes written to it and drops the rest.
+// capped keeps the first max bytes written to it and drops the rest. It
+// has no ReadFrom (an embedded bytes.Buffer's would let io.Copy, which
+// os/exec uses, fill it past max).
 type capped struct {
-	bytes.Buffer
+	b   bytes.Buffer
 	max int
 }
 
 func (c *capped) Write(p []byte) (int, error) {
-	if room := c.max - c.Len(); room > 0 {
-		c.Buffer.Write(p[:min(len(p), room)])
+	if room := c.max - c.b.Len(); room > 0 {
+		c.b.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
 }
+
+func (c *capped) String() string { return c.b.String() }
