@@ -26,7 +26,7 @@ func buildConsumers(cfg *config.Config, iface string, log *slog.Logger) ([]publi
 			if p.On == "lost" {
 				flag = "--on-port-lost"
 			}
-			return nil, fmt.Errorf("%s %q: %w", flag, p.Command, err)
+			return nil, fmt.Errorf("%s: %w", flag, err) // not the command: it may hold a password
 		}
 		if p.On == "lost" {
 			downs = append(downs, p)
