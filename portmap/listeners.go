@@ -66,7 +66,7 @@ func (d ProcSockets) UDPOwner(a netip.AddrPort) (uint32, bool) {
 // noSockets is the Sockets of a namespace with nothing in it (tests).
 type noSockets struct{}
 
-func (noSockets) Listening(uint16) bool                   { return false }
+func (noSockets) Listening(uint16) bool                  { return false }
 func (noSockets) UDPOwner(netip.AddrPort) (uint32, bool) { return 0, false }
 
 // readSmall reads a /proc table, at most 16 MiB (some 100,000 sockets).

@@ -76,8 +76,8 @@ type Config struct {
 	// Sockets are the namespace's (ProcSockets); nil: a namespace with
 	// none but the apps' requests.
 	Sockets Sockets
-	Log               *slog.Logger
-	Now               func() time.Time // tests
+	Log     *slog.Logger
+	Now     func() time.Time // tests
 }
 
 // key is one mapping: protocol and internal port.
