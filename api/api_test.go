@@ -56,7 +56,7 @@ func TestRoutes(t *testing.T) {
 			t.Errorf("%s without a port: %d %q, want %q", p, code, body, want)
 		}
 	}
-	if code, body := get(t, h, "/v1/version"); code != 200 || !strings.HasPrefix(body, `{"commit":`) || !strings.Contains(body, `"version":`) {
+	if code, body := get(t, h, "/v1/version"); code != 200 || !strings.HasPrefix(body, `{"version":"","commit":`) || !strings.Contains(body, `"created":`) {
 		t.Errorf("/v1/version: %d %s", code, body)
 	}
 	src.st = Status{State: "up", Tunnel: TunnelStatus{State: "up"}, Port: PortStatus{Port: 51413, Ports: []int{51413}}}

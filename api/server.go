@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,10 +107,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": "this control API has no authentication, so it answers programs on its own host only: set --api-token-file or an auth role (--api-auth-config, --api-auth-default-role)"})
 		return
 	}
+	if s.o.AuthRequired && r.URL.Path != "/healthz" {
+		// gluetun's order and words (its auth middleware): an unknown
+		// route is 404 and a wrong method 405 before any credentials are
+		// looked at, then 401; bodies are net/http's status texts.
+		switch methods := routeMethods(r.URL.Path); {
+		case len(methods) == 0:
+			http.Error(w, http.StatusText(http.StatusNotFound), http.StatusNotFound)
+			return
+		case !slices.Contains(methods, r.Method):
+			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+			return
+		}
+	}
 	if s.authOn() && r.URL.Path != "/healthz" {
 		ok := s.o.Token != "" && s.authorized(r)
 		if !ok && s.roles != nil {
 			ok = s.roles.allow(w, r) == nil
+		}
+		if !ok && s.o.AuthRequired {
+			http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
+			return
 		}
 		if !ok {
 			if w.Header().Get("WWW-Authenticate") == "" {
@@ -120,6 +138,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// routeMethods are the methods a role may name for path (gluetun's
+// routes and vpnfwd's own); none for a path that is no route.
+func routeMethods(path string) []string {
+	var out []string
+	for _, r := range append(slices.Clone(gluetunRoutes), ownRoutes...) {
+		if m, p, _ := strings.Cut(r, " "); p == path {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // hostAllowed applies the Host check against DNS rebinding (as
@@ -207,7 +237,7 @@ func writeCompact(w http.ResponseWriter, code int, v any) {
 // {"port":0,"ports":[]} while none is held (scripts read 0 as "not yet").
 func (s *Server) gluetunPorts(w http.ResponseWriter, r *http.Request) {
 	st := s.src.Status()
-	ports := st.Port.Ports
+	ports := slices.Sorted(slices.Values(st.Port.Ports)) // as gluetun's service sorts them
 	if ports == nil || st.Port.Port == 0 {
 		ports = []int{}
 	}
@@ -292,7 +322,12 @@ func (s *Server) dnsStatus(w http.ResponseWriter, r *http.Request) {
 // (models.BuildInformation): version, commit, created.
 func (s *Server) version(w http.ResponseWriter, r *http.Request) {
 	commit, created := buildVCS()
-	writeCompact(w, http.StatusOK, map[string]string{"version": s.src.Status().Version, "commit": commit, "created": created})
+	// gluetun's fields in gluetun's order (models.BuildInformation).
+	writeCompact(w, http.StatusOK, struct {
+		Version string `json:"version"`
+		Commit  string `json:"commit"`
+		Created string `json:"created"`
+	}{s.src.Status().Version, commit, created})
 }
 
 // Controller is a Source whose tunnel can be stopped and started again

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -236,7 +237,9 @@ type KillSwitch struct {
 
 // Publish is one consumer of the forwarded port.
 type Publish struct {
-	Type    string   `toml:"type"` // file | exec | qbittorrent | transmission | deluge
+	Type string `toml:"type"` // file | exec | qbittorrent | transmission | deluge
+	// Owner ("UID:GID") is given the port file after each write (file).
+	Owner   string   `toml:"owner"`
 	Path    string   `toml:"path"`
 	Command string   `toml:"command"`
 	On      string   `toml:"on"` // exec: "port" (default) or "lost"
@@ -674,6 +677,9 @@ func (c *Config) validatePublish() []error {
 			} else if err := publish.CheckFile(p.Path); err != nil {
 				add("publish %d (file, --port-file): %v", i+1, err)
 			}
+			if _, err := p.FileOwner(); err != nil {
+				add("publish %d (file): %v", i+1, err)
+			}
 		case "exec":
 			if strings.TrimSpace(p.Command) == "" {
 				add("publish %d (exec): no command", i+1)
@@ -782,4 +788,18 @@ func routeList(routes []string) string {
 		return strings.Join(routes, ", ")
 	}
 	return fmt.Sprintf("%s and %d more routes", strings.Join(routes[:3], ", "), len(routes)-3)
+}
+
+// FileOwner is the port file's owner ("UID:GID"), nil if none is set.
+func (p Publish) FileOwner() (*publish.Owner, error) {
+	if p.Owner == "" {
+		return nil, nil
+	}
+	u, g, ok := strings.Cut(p.Owner, ":")
+	uid, err1 := strconv.ParseUint(u, 10, 31)
+	gid, err2 := strconv.ParseUint(g, 10, 31)
+	if !ok || err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("owner = %q: want UID:GID, such as 1000:1000", p.Owner)
+	}
+	return &publish.Owner{UID: int(uid), GID: int(gid)}, nil
 }

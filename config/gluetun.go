@@ -54,8 +54,6 @@ var gluetunIgnored = map[string]string{
 	"HEALTH_SERVER_ADDRESS":       "the health check is vpnfwd's own (GET /healthz on the control server)",
 	"HEALTH_VPN_DURATION_INITIAL": "vpnfwd recovers on its own timings",
 	"VERSION_INFORMATION":         "no update check",
-	"PUID":                        "files are written as vpnfwd's user",
-	"PGID":                        "files are written as vpnfwd's user",
 	"TZ":                          "read by Go itself",
 	"WIREGUARD_IMPLEMENTATION":    "vpnfwd is userspace WireGuard (wireguard-go) on a kernel TUN",
 	"FIREWALL_VPN_INPUT_PORTS":    "everything arriving through the tunnel is let in",
@@ -239,6 +237,20 @@ func applyGluetun(cfg *Config, rawLookup func(string) (string, bool), set func(f
 		return err
 	}
 	mapped = append(mapped, "port file "+file+" (VPN_PORT_FORWARDING_STATUS_FILE)")
+	// gluetun gives the port file to PUID:PGID (1000:1000 by default)
+	// after each write; as root vpnfwd does too (as another user it
+	// cannot, and the file is that user's).
+	if os.Geteuid() == 0 {
+		uid, gid := get("PUID"), get("PGID")
+		if uid == "" {
+			uid = "1000"
+		}
+		if gid == "" {
+			gid = "1000"
+		}
+		cfg.Publish[len(cfg.Publish)-1].Owner = uid + ":" + gid
+		mapped = append(mapped, "the port file given to "+uid+":"+gid+" (PUID, PGID)")
+	}
 	if v := get("VPN_PORT_FORWARDING_UP_COMMAND"); v != "" {
 		if err := set("on-port", v); err != nil {
 			return fmt.Errorf("VPN_PORT_FORWARDING_UP_COMMAND: %w", err)
@@ -275,23 +287,25 @@ func applyGluetun(cfg *Config, rawLookup func(string) (string, bool), set func(f
 	defaultRole := get("HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE")
 	cfg.API.AuthConfig, cfg.API.AuthDefaultRole = authFile, defaultRole
 	// Read as gluetun reads them: {} (its default) is no default role,
-	// and a route no role names answers 401, never open.
-	cfg.API.GluetunAuth = authFile != "" || defaultRole != ""
+	// and a route no role names answers 401, never open. With neither
+	// set, every route answers 401, as in gluetun's current release;
+	// vpnfwd's own /healthz (the image's health check) stays open.
+	cfg.API.GluetunAuth = true
+	if authFile == "" && defaultRole == "" {
+		cfg.Notes = append(cfg.Notes, "gluetun's control server: no auth file and no default role, so every route answers 401, as gluetun's does; "+
+			"give sidecars a role in /gluetun/auth/config.toml (HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH), or open the port routes to the pod with "+
+			`HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE='{"auth":"none"}'`)
+	}
 	note("HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH", "api.auth_config")
 	note("HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE", "api.auth_default_role (routes no role names answer 401 unless it gives an auth)")
 	switch {
 	case addr != "":
 		cfg.API.Listen = gluetunListen(addr)
 		note("HTTP_CONTROL_SERVER_ADDRESS", "api "+cfg.API.Listen)
-	case authFile != "" || defaultRole != "":
+	default:
+		// Every route but /healthz needs a role, as in gluetun.
 		cfg.API.Listen = "0.0.0.0:8000"
 		mapped = append(mapped, "control server on :8000 (gluetun's default)")
-	default:
-		// Off loopback the API needs credentials; without gluetun's auth
-		// file it stays on loopback, where sidecars sharing the
-		// container's network reach it as gluetun's.
-		cfg.API.Listen = "127.0.0.1:8000"
-		mapped = append(mapped, "control server on 127.0.0.1:8000 (give HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH or _DEFAULT_ROLE to open :8000 to other containers)")
 	}
 
 	// The public IP: gluetun asks ipinfo.io through the tunnel

@@ -55,6 +55,8 @@ var gluetunVars = []gluetunVar{
 	{"SECURE_CORE_ONLY", nil, "only Secure Core servers"},
 	{"TOR_ONLY", nil, "only Tor servers"},
 	{"STREAM_ONLY", nil, "only streaming servers"},
+	{"PUID", []string{"UID"}, "the port file's user after each write, as root (1000 by default)"},
+	{"PGID", []string{"GID"}, "the port file's group after each write, as root (1000 by default)"},
 	{"FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT", []string{"FIREWALL"}, "the kill switch (on by default), the container's own subnets allowed"},
 	{"FIREWALL_OUTBOUND_SUBNETS", []string{"EXTRA_SUBNETS"}, "more networks the kill switch lets through"},
 	{"FIREWALL_INPUT_PORTS", nil, "nothing to do: the container's own subnets are let in"},

@@ -49,6 +49,7 @@ var FileOnly = map[string]string{
 	"[[publish]] check_interval":              "torrent client: how often its port is read back and put right (default 60s)",
 	"[[publish]] multi_connections":           "qBittorrent: accept several peers from one address (bridged peers share 127.0.0.1)",
 	"[[publish]] use_proxy":                   "qBittorrent: trackers and name lookups through vpnfwd's SOCKS5 (needs the kill switch)",
+	"[[publish]] owner":                       "file: `UID:GID` given the port file after each write (gluetun's PUID and PGID, as root)",
 	"[[publish]] bind_interface":              "qBittorrent: bind it to the tunnel's interface (tun mode and exec)",
 }
 

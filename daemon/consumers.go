@@ -57,7 +57,11 @@ func buildConsumers(cfg *config.Config, iface string, log *slog.Logger) ([]publi
 			if err := publish.CheckFile(p.Path); err != nil {
 				return nil, err
 			}
-			out = append(out, &publish.File{Path: p.Path, Log: log})
+			owner, err := p.FileOwner()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, &publish.File{Path: p.Path, Log: log, Owner: owner})
 		case "exec": // above
 		case "qbittorrent":
 			opts := publish.QBittorrentOptions{MultiConnections: p.MultiConnections}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,15 +27,23 @@ import (
 type File struct {
 	Path string
 	Log  *slog.Logger
+	// Owner, when set, is given the file after each write (gluetun's
+	// PUID and PGID, its 1000:1000 default, as root).
+	Owner *Owner
 }
+
+// Owner is a file's user and group.
+type Owner struct{ UID, GID int }
 
 // Name implements Consumer.
 func (f *File) Name() string { return "file:" + f.Path }
 
 // Publish implements Consumer.
 func (f *File) Publish(_ context.Context, ev Event) error {
-	ports := make([]string, len(ev.Ports))
-	for i, p := range ev.Ports {
+	// In order, as gluetun writes them (its service sorts the ports).
+	sorted := slices.Sorted(slices.Values(ev.Ports))
+	ports := make([]string, len(sorted))
+	for i, p := range sorted {
 		ports[i] = strconv.Itoa(int(p))
 	}
 	if dir := filepath.Dir(f.Path); dir != "" {
@@ -42,7 +51,15 @@ func (f *File) Publish(_ context.Context, ev Event) error {
 			return fmt.Errorf("port file: %w", err)
 		}
 	}
-	return writeInPlace(f.Path, []byte(strings.Join(ports, "\n")))
+	if err := writeInPlace(f.Path, []byte(strings.Join(ports, "\n"))); err != nil {
+		return err
+	}
+	if f.Owner != nil {
+		if err := os.Chown(f.Path, f.Owner.UID, f.Owner.GID); err != nil {
+			return fmt.Errorf("port file: giving it to %d:%d: %w", f.Owner.UID, f.Owner.GID, err)
+		}
+	}
+	return nil
 }
 
 // CheckFile says whether path can be a port file: absent (it is then

@@ -43,6 +43,9 @@ func TestGluetunServerCountries(t *testing.T) {
 		"STORAGE_FILEPATH=" + list, "VPN_PORT_FORWARDING_STATUS_FILE=" + filepath.Join(dir, "forwarded_port"),
 		"VPNFWD_DNS_RESOLV_CONF=false", "VPNFWD_DNS_LISTEN=127.0.0.1:5353", "VPNFWD_STATE_DIR=" + filepath.Join(dir, "state"),
 		"VPNFWD_WG_NAME=-", "VPNFWD_FAILOVER_AFTER=3s",
+		// gluetun's control server needs a role for every route; the
+		// test reads status on the pod's own API as a sidecar would.
+		`HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE={"auth":"none"}`,
 	}
 	up := n.Start(v.Cli, append(append([]string{"env"}, env...), bin, "up")...)
 	t.Cleanup(func() {
