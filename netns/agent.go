@@ -35,6 +35,9 @@ type agent struct {
 // Agent runs the agent; vpnfwd's main calls it when AgentEnv is set. It
 // does not return.
 func Agent() {
+	if os.Getenv(AgentEnv) == agentCheck {
+		os.Exit(0) // Check's probe: the namespaces were made
+	}
 	f := os.NewFile(3, "netns-control")
 	fc, err := net.FileConn(f)
 	if err != nil {

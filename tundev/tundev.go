@@ -89,6 +89,11 @@ func Check() error {
 	return nil
 }
 
+// CheckDevice says whether /dev/net/tun is there and open to this user
+// (what exec needs without root: its TUN is made inside a user namespace,
+// where the device's file mode still rules).
+func CheckDevice() error { return checkDevice() }
+
 // checkDevice says whether /dev/net/tun is there and open to this user.
 func checkDevice() error {
 	st, err := os.Stat("/dev/net/tun")

@@ -48,6 +48,8 @@ func init() {
 		{"port", "print the forwarded port of a running instance", runPort},
 		{"providers", "list the port-forwarding providers and what each needs", runProviders},
 		{"options", "list every setting: flag, environment variable, TOML key, default (--markdown for the reference)", runOptions},
+		{"check", "check a configuration and this machine for it, starting nothing (exit 1 naming what is wrong)", runCheck},
+		{"completion", "print shell completion for bash, zsh or fish", runCompletion},
 		{"killswitch", "show ('status') or remove ('off') the kill switch rules", runKillSwitch},
 		{"leak-check", "prove nothing leaks: exit IP, DNS, IPv6, kill switch, port (exit 0 ok, 1 leak, 2 could not check)", runLeakCheck},
 		{"demo", "run the whole flow against an in-process VPN provider", runDemo},
@@ -69,7 +71,7 @@ func (e *exitError) Error() string { return e.err.Error() }
 const defaultMemoryLimit = 128 << 20
 
 func main() {
-	if os.Getenv(netns.AgentEnv) == "1" {
+	if os.Getenv(netns.AgentEnv) != "" {
 		netns.Agent() // vpnfwd exec's agent, inside CMD's namespace
 	}
 	if filepath.Base(os.Args[0]) == "wget" {
