@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/internal/unixsock"
+	"github.com/vpnfwd/vpnfwd/unixsock"
 )
 
 // Server is the control API's HTTP handler.

@@ -26,8 +26,8 @@ import (
 
 	"github.com/vpnfwd/vpnfwd/api"
 	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/connlimit"
 	"github.com/vpnfwd/vpnfwd/forward"
-	"github.com/vpnfwd/vpnfwd/internal/connlimit"
 	"github.com/vpnfwd/vpnfwd/killswitch"
 	"github.com/vpnfwd/vpnfwd/netns"
 	"github.com/vpnfwd/vpnfwd/netstack"

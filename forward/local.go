@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/internal/connlimit"
+	"github.com/vpnfwd/vpnfwd/connlimit"
 )
 
 // LocalSpec is one local forward (what `ssh -L`, wireproxy's

@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/vpnfwd/vpnfwd/internal/atomicfile"
+	"github.com/vpnfwd/vpnfwd/atomicfile"
 )
 
 // ErrNotFound means nothing was saved under that name (or it was corrupt).

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/internal/unixsock"
+	"github.com/vpnfwd/vpnfwd/unixsock"
 )
 
 // RunDir is where WireGuard's tools look for a userspace device's control
