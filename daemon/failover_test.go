@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/demo"
 	"github.com/vpnfwd/vpnfwd/internal/testkit"
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"github.com/vpnfwd/vpnfwd/session"
 )
 
@@ -22,12 +22,12 @@ import (
 // stays there: nothing moves it back.
 func TestFailoverToNextServer(t *testing.T) {
 	pub2 := netip.MustParseAddr("127.77.0.2")
-	srv1, err := testnet.Start(testnet.Options{})
+	srv1, err := demo.Start(demo.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv1.Close()
-	srv2, err := testnet.Start(testnet.Options{PublicBind: pub2})
+	srv2, err := demo.Start(demo.Options{PublicBind: pub2})
 	if err != nil {
 		t.Fatal(err)
 	}

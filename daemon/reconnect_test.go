@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/vpnfwd/vpnfwd/config"
+	"github.com/vpnfwd/vpnfwd/demo"
 	"github.com/vpnfwd/vpnfwd/internal/testkit"
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"github.com/vpnfwd/vpnfwd/publish"
 	"github.com/vpnfwd/vpnfwd/session"
 	"github.com/vpnfwd/vpnfwd/tunnel"
@@ -142,7 +142,7 @@ func (s *stateLog) wait(t *testing.T, state string, n int, within time.Duration)
 // two of the outage's end, and consumers re-apply the same port
 // ("reconnect") — never an older port after a newer one.
 func TestStallDownRecoverReapply(t *testing.T) {
-	srv, err := testnet.Start(testnet.Options{NATPMP: "generic", Lifetime: 2})
+	srv, err := demo.Start(demo.Options{NATPMP: "generic", Lifetime: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

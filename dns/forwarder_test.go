@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpnfwd/vpnfwd/demo"
 	"github.com/vpnfwd/vpnfwd/dns"
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"golang.org/x/net/dns/dnsmessage"
 )
 
@@ -18,13 +18,13 @@ import (
 // through a real tunnel, after the given upstreams (dead ones, say).
 func forwarder(t *testing.T, first ...netip.Addr) (udp, tcp string) {
 	t.Helper()
-	return serve(t, append(first, testnet.GatewayAddr))
+	return serve(t, append(first, demo.GatewayAddr))
 }
 
 // serve runs a forwarder with exactly these upstreams.
 func serve(t *testing.T, upstreams []netip.Addr) (udp, tcp string) {
 	t.Helper()
-	srv, err := testnet.Start(testnet.Options{})
+	srv, err := demo.Start(demo.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,12 +129,12 @@ func tcpExchange(t *testing.T, addr string, q []byte) []byte {
 
 func TestForwarderUDPAndTCP(t *testing.T) {
 	udp, tcp := forwarder(t)
-	for _, a := range [][]byte{udpExchange(t, udp, query(t, testnet.WhatsMyIPName, false)), tcpExchange(t, tcp, query(t, testnet.WhatsMyIPName, true))} {
+	for _, a := range [][]byte{udpExchange(t, udp, query(t, demo.WhatsMyIPName, false)), tcpExchange(t, tcp, query(t, demo.WhatsMyIPName, true))} {
 		h, rs := parse(t, a)
 		if h.ID != 4242 || h.RCode != dnsmessage.RCodeSuccess || len(rs) != 1 {
 			t.Fatalf("answer %+v %+v", h, rs)
 		}
-		if got := netip.AddrFrom4(rs[0].Body.(*dnsmessage.AResource).A); got != testnet.InternetHost {
+		if got := netip.AddrFrom4(rs[0].Body.(*dnsmessage.AResource).A); got != demo.InternetHost {
 			t.Errorf("resolved to %s", got)
 		}
 	}
@@ -148,11 +148,11 @@ func TestForwarderUDPAndTCP(t *testing.T) {
 // and gets it whole, fetched over TCP through the tunnel.
 func TestForwarderTruncation(t *testing.T) {
 	udp, tcp := forwarder(t)
-	h, rs := parse(t, udpExchange(t, udp, query(t, testnet.BigName, false)))
+	h, rs := parse(t, udpExchange(t, udp, query(t, demo.BigName, false)))
 	if !h.Truncated || len(rs) != 0 {
 		t.Errorf("over UDP: truncated %v with %d answers", h.Truncated, len(rs))
 	}
-	h, rs = parse(t, tcpExchange(t, tcp, query(t, testnet.BigName, false)))
+	h, rs = parse(t, tcpExchange(t, tcp, query(t, demo.BigName, false)))
 	if h.Truncated || len(rs) != 60 {
 		t.Errorf("over TCP: truncated %v with %d answers, want 60", h.Truncated, len(rs))
 	}
@@ -162,7 +162,7 @@ func TestForwarderTruncation(t *testing.T) {
 func TestForwarderRetriesNextServer(t *testing.T) {
 	udp, _ := forwarder(t, netip.MustParseAddr("10.2.0.77"))
 	start := time.Now()
-	h, rs := parse(t, udpExchange(t, udp, query(t, testnet.EchoName, false)))
+	h, rs := parse(t, udpExchange(t, udp, query(t, demo.EchoName, false)))
 	if h.RCode != dnsmessage.RCodeSuccess || len(rs) != 1 {
 		t.Errorf("answer %+v", h)
 	}
@@ -182,7 +182,7 @@ func TestForwarderGarbageAndServfail(t *testing.T) {
 		t.Error("garbage was answered")
 	}
 	dead, _ := serve(t, []netip.Addr{netip.MustParseAddr("10.2.0.77")})
-	if h, _ := parse(t, udpExchange(t, dead, query(t, testnet.EchoName, false))); h.RCode != dnsmessage.RCodeServerFailure || h.ID != 4242 {
+	if h, _ := parse(t, udpExchange(t, dead, query(t, demo.EchoName, false))); h.RCode != dnsmessage.RCodeServerFailure || h.ID != 4242 {
 		t.Errorf("no upstream answered: %+v", h)
 	}
 }

@@ -7,19 +7,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
+	"github.com/vpnfwd/vpnfwd/demo"
 )
 
 // Closing a tunnel while a bulk flow pours into it returns promptly: gVisor
 // detaches the link endpoint with its stack lock held while a batch being
 // delivered waits for that lock (a deadlock the first GRO version had).
 func TestCloseDuringBulkTransfer(t *testing.T) {
-	srv, err := testnet.Start(testnet.Options{NATPMP: "off"})
+	srv, err := demo.Start(demo.Options{NATPMP: "off"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	l, err := srv.Stack.ListenTCP(netip.AddrPortFrom(testnet.GatewayAddr, 9000))
+	l, err := srv.Stack.ListenTCP(netip.AddrPortFrom(demo.GatewayAddr, 9000))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,14 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
+	"github.com/vpnfwd/vpnfwd/demo"
 	"github.com/vpnfwd/vpnfwd/session"
 )
 
 // The DNS check through a real tunnel: an answer proves the tunnel works;
 // silence does not.
 func TestDNSProbe(t *testing.T) {
-	srv, err := testnet.Start(testnet.Options{})
+	srv, err := demo.Start(demo.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestDNSProbe(t *testing.T) {
 			t.Errorf("DNS check of %s: %v, want ok=%v", server, err, wantOK)
 		}
 	}
-	check(testnet.GatewayAddr.String(), true) // a DNS server answers
+	check(demo.GatewayAddr.String(), true) // a DNS server answers
 	// Nothing answers at all: the server forgets the client, so the query
 	// gets no reply and no ICMP either. (An address the server's
 	// promiscuous stack does not serve is no silence: it may answer with
@@ -47,7 +47,7 @@ func TestDNSProbe(t *testing.T) {
 	if err := srv.Device.RemovePeer(c.Config.PrivateKey.Public()); err != nil {
 		t.Fatal(err)
 	}
-	check(testnet.GatewayAddr.String(), false)
+	check(demo.GatewayAddr.String(), false)
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
+	"github.com/vpnfwd/vpnfwd/demo"
 	"github.com/vpnfwd/vpnfwd/netstack"
 	"github.com/vpnfwd/vpnfwd/tunnel"
 	"github.com/vpnfwd/vpnfwd/wg"
@@ -102,7 +102,7 @@ func TestRehandshakeIsImmediate(t *testing.T) {
 }
 
 func TestRehandshakeFollowsAMovedEndpoint(t *testing.T) {
-	srv, err := testnet.Start(testnet.Options{})
+	srv, err := demo.Start(demo.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func keepSending(ctx context.Context, st *netstack.Stack) {
 // in-process server; both are closed at the end of the test.
 func clientDevice(t *testing.T) (*wg.Device, *netstack.Stack) {
 	t.Helper()
-	srv, err := testnet.Start(testnet.Options{})
+	srv, err := demo.Start(demo.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,13 +8,13 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
+	"github.com/vpnfwd/vpnfwd/demo"
 )
 
 // --dns-listen: names resolve through the tunnel's DNS server for any app
 // that uses plain DNS (a kill-switched namespace has no other way).
 func TestUpDNSForwarder(t *testing.T) {
-	srv, err := testnet.Start(testnet.Options{NATPMP: "generic"})
+	srv, err := demo.Start(demo.Options{NATPMP: "generic"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestUpDNSForwarder(t *testing.T) {
 	}
 	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: 7, RecursionDesired: true})
 	b.StartQuestions()
-	b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName(testnet.WhatsMyIPName + "."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET})
+	b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName(demo.WhatsMyIPName + "."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET})
 	q, _ := b.Finish()
 	c, err := net.Dial("udp", addr)
 	if err != nil {
@@ -47,7 +47,7 @@ func TestUpDNSForwarder(t *testing.T) {
 	}
 	p.SkipAllQuestions()
 	rs, _ := p.AllAnswers()
-	if len(rs) != 1 || netip.AddrFrom4(rs[0].Body.(*dnsmessage.AResource).A) != testnet.InternetHost {
+	if len(rs) != 1 || netip.AddrFrom4(rs[0].Body.(*dnsmessage.AResource).A) != demo.InternetHost {
 		t.Errorf("answers %+v", rs)
 	}
 }

@@ -23,8 +23,8 @@ import (
 	"golang.org/x/net/proxy"
 
 	"github.com/vpnfwd/vpnfwd/api"
+	"github.com/vpnfwd/vpnfwd/demo"
 	"github.com/vpnfwd/vpnfwd/internal/testkit"
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
 )
 
 // syncBuf is a goroutine-safe log sink.
@@ -63,7 +63,7 @@ type instance struct {
 	took   time.Duration
 }
 
-func startUp(t *testing.T, srv *testnet.Server, extra ...string) *instance {
+func startUp(t *testing.T, srv *demo.Server, extra ...string) *instance {
 	t.Helper()
 	dir := t.TempDir()
 	client, err := srv.NewClient()
@@ -71,7 +71,7 @@ func startUp(t *testing.T, srv *testnet.Server, extra ...string) *instance {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "client.conf")
-	os.WriteFile(conf, []byte(testnet.WGQuick(client)+"PostUp = echo pwned > "+filepath.Join(dir, "pwned")+"\n"), 0o600)
+	os.WriteFile(conf, []byte(demo.WGQuick(client)+"PostUp = echo pwned > "+filepath.Join(dir, "pwned")+"\n"), 0o600)
 	sock := "unix:" + filepath.Join(dir, "api.sock")
 	args := append([]string{"up", "--wg-config", conf, "--api", sock, "--socks5", "127.0.0.1:0", "--http-proxy", "127.0.0.1:0",
 		"--state-dir", filepath.Join(dir, "state")}, extra...)
@@ -154,7 +154,7 @@ func (in *instance) waitPort(t *testing.T) uint16 {
 }
 
 func TestUpNATPMPEndToEnd(t *testing.T) {
-	srv, err := testnet.Start(testnet.Options{})
+	srv, err := demo.Start(demo.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestUpNATPMPEndToEnd(t *testing.T) {
 	}
 
 	st := in.status(t)
-	if st.Port.Port != int(port) || st.Tunnel.State != "up" || st.Port.PublicIP != testnet.PublicIP.String() {
+	if st.Port.Port != int(port) || st.Tunnel.State != "up" || st.Port.PublicIP != demo.PublicIP.String() {
 		t.Errorf("status %+v", st)
 	}
 	if st.Port.ListenPorts[0] != int(svcPort) {
@@ -190,8 +190,8 @@ func TestUpNATPMPEndToEnd(t *testing.T) {
 	}
 
 	// The SOCKS5 proxy reaches the internet through the tunnel.
-	ip, err := testkit.SOCKS(st.Proxy.SOCKS5, "http://"+testnet.WhatsMyIPName+"/")
-	if err != nil || ip != testnet.PublicIP.String() {
+	ip, err := testkit.SOCKS(st.Proxy.SOCKS5, "http://"+demo.WhatsMyIPName+"/")
+	if err != nil || ip != demo.PublicIP.String() {
 		t.Errorf("whatsmyip through SOCKS5: %q %v", ip, err)
 	}
 
@@ -211,7 +211,7 @@ func TestUpNATPMPEndToEnd(t *testing.T) {
 	if b, _ := os.ReadFile(portFile); len(b) != 0 {
 		t.Errorf("port file not emptied on exit: %q", b)
 	}
-	if srv.Gateway.Mapped(testnet.ClientAddr) != 0 {
+	if srv.Gateway.Mapped(demo.ClientAddr) != 0 {
 		t.Error("mapping not released on exit")
 	}
 	for _, stage := range []string{"handshake complete", "port forwarded", "listening", "published"} {
@@ -240,7 +240,7 @@ func waitFile(t *testing.T, path, want string) {
 }
 
 func TestUpRefusesWhenServiceDown(t *testing.T) {
-	srv, _ := testnet.Start(testnet.Options{NATPMP: "proton"})
+	srv, _ := demo.Start(demo.Options{NATPMP: "proton"})
 	defer srv.Close()
 	in := startUp(t, srv, "--provider", "protonvpn", "--forward", "127.0.0.1:1") // nothing listens on port 1
 	port := in.waitPort(t)
@@ -259,7 +259,7 @@ func TestUpRefusesWhenServiceDown(t *testing.T) {
 }
 
 func TestUpStaticHTTPProxyAndMetrics(t *testing.T) {
-	srv, _ := testnet.Start(testnet.Options{NATPMP: "off"})
+	srv, _ := demo.Start(demo.Options{NATPMP: "off"})
 	defer srv.Close()
 	in := startUp(t, srv, "--provider", "static", "--port", "40001,40002")
 	port := in.waitPort(t)
@@ -272,14 +272,14 @@ func TestUpStaticHTTPProxyAndMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(c, "GET http://%s/ HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", testnet.WhatsMyIPName, testnet.WhatsMyIPName)
+	fmt.Fprintf(c, "GET http://%s/ HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", demo.WhatsMyIPName, demo.WhatsMyIPName)
 	b, _ := io.ReadAll(c)
-	if !strings.Contains(string(b), testnet.PublicIP.String()) {
+	if !strings.Contains(string(b), demo.PublicIP.String()) {
 		t.Errorf("HTTP proxy answer: %s", b)
 	}
 	// HTTP proxy, CONNECT to the echo service.
 	c, _ = net.Dial("tcp", st.Proxy.HTTP)
-	fmt.Fprintf(c, "CONNECT %s:7 HTTP/1.1\r\nHost: %s:7\r\n\r\n", testnet.EchoName, testnet.EchoName)
+	fmt.Fprintf(c, "CONNECT %s:7 HTTP/1.1\r\nHost: %s:7\r\n\r\n", demo.EchoName, demo.EchoName)
 	br := bufio.NewReader(c)
 	line, _ := br.ReadString('\n')
 	if !strings.Contains(line, "200") {
@@ -325,7 +325,7 @@ func socksUDPEcho(socks string) error {
 		return err
 	}
 	defer u.Close()
-	name := testnet.EchoName
+	name := demo.EchoName
 	msg := append([]byte{0, 0, 0, 3, byte(len(name))}, name...)
 	msg = append(msg, 0, 7)
 	msg = append(msg, "udp hello"...)
@@ -336,7 +336,7 @@ func socksUDPEcho(socks string) error {
 	if err != nil {
 		return err
 	}
-	if !bytes.HasSuffix(buf[:n], []byte("udp hello")) || buf[3] != 1 || !bytes.Equal(buf[4:8], testnet.InternetHost.AsSlice()) {
+	if !bytes.HasSuffix(buf[:n], []byte("udp hello")) || buf[3] != 1 || !bytes.Equal(buf[4:8], demo.InternetHost.AsSlice()) {
 		return fmt.Errorf("reply % x", buf[:n])
 	}
 	return nil
@@ -404,7 +404,7 @@ func TestCLIErrors(t *testing.T) {
 }
 
 func TestUpDeadProviderIsClearNotHung(t *testing.T) {
-	srv, _ := testnet.Start(testnet.Options{NATPMP: "off"})
+	srv, _ := demo.Start(demo.Options{NATPMP: "off"})
 	defer srv.Close()
 	in := startUp(t, srv, "--provider", "protonvpn")
 	deadline := time.Now().Add(5 * time.Second)
@@ -434,7 +434,7 @@ func TestUpDeadProviderIsClearNotHung(t *testing.T) {
 // reaches the service through the bridge, which listens on the internal
 // port the gateway maps it to; the consumers get the public ports.
 func TestUpSeveralProtonPorts(t *testing.T) {
-	srv, err := testnet.Start(testnet.Options{NATPMP: "proton"})
+	srv, err := demo.Start(demo.Options{NATPMP: "proton"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,7 +471,7 @@ func TestUpSeveralProtonPorts(t *testing.T) {
 // "stopped"), running brings the tunnel and a port back, and the service
 // is reachable again.
 func TestStopAndStartTheTunnel(t *testing.T) {
-	srv, err := testnet.Start(testnet.Options{})
+	srv, err := demo.Start(demo.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -540,17 +540,17 @@ func TestStopAndStartTheTunnel(t *testing.T) {
 // gluetun's /v1/publicip/ip answers with it (consumers read an empty one
 // as "VPN down").
 func TestPublicIPLookedUpThroughTheTunnel(t *testing.T) {
-	srv, _ := testnet.Start(testnet.Options{NATPMP: "off"})
+	srv, _ := demo.Start(demo.Options{NATPMP: "off"})
 	defer srv.Close()
-	in := startUp(t, srv, "--provider", "static", "--port", "40001", "--public-ip-url", "http://"+testnet.WhatsMyIPName+"/")
+	in := startUp(t, srv, "--provider", "static", "--port", "40001", "--public-ip-url", "http://"+demo.WhatsMyIPName+"/")
 	in.waitPort(t)
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		st := in.status(t)
-		if st.PublicIP != nil && st.PublicIP.IP == testnet.PublicIP.String() {
+		if st.PublicIP != nil && st.PublicIP.IP == demo.PublicIP.String() {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("public IP %+v, want %s\n%s", st.PublicIP, testnet.PublicIP, in.log)
+			t.Fatalf("public IP %+v, want %s\n%s", st.PublicIP, demo.PublicIP, in.log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -560,7 +560,7 @@ func TestPublicIPLookedUpThroughTheTunnel(t *testing.T) {
 // request sent) get at most the cap; the rest are closed at once, and a
 // remote peer still reaches the service through the forwarded port.
 func TestLocalListenersCapped(t *testing.T) {
-	srv, _ := testnet.Start(testnet.Options{})
+	srv, _ := demo.Start(demo.Options{})
 	defer srv.Close()
 	svcAddr, _ := testkit.EchoService(t)
 	in := startUp(t, srv, "--provider", "natpmp", "--gateway", "10.2.0.1", "--forward", svcAddr)
@@ -611,17 +611,17 @@ func TestLocalListenersCapped(t *testing.T) {
 // looked up through the tunnel) and sees the VPN's address; UDP goes
 // both ways to the echo server; status and metrics list both.
 func TestLocalForwardThroughTheTunnel(t *testing.T) {
-	srv, _ := testnet.Start(testnet.Options{NATPMP: "off"})
+	srv, _ := demo.Start(demo.Options{NATPMP: "off"})
 	defer srv.Close()
 	in := startUp(t, srv, "--provider", "static", "--port", "40001",
-		"--local-forward", "127.0.0.1:0="+testnet.WhatsMyIPName+":80", "--local-forward", "127.0.0.1:0="+testnet.EchoName+":7/udp")
+		"--local-forward", "127.0.0.1:0="+demo.WhatsMyIPName+":80", "--local-forward", "127.0.0.1:0="+demo.EchoName+":7/udp")
 	in.waitPort(t)
 	st := in.status(t)
 	if len(st.LocalForwards) != 2 {
 		t.Fatalf("status lists %+v", st.LocalForwards)
 	}
 	web, udp := st.LocalForwards[0], st.LocalForwards[1]
-	if web.Protocol != "tcp" || web.To != testnet.WhatsMyIPName+":80" || udp.Protocol != "udp" {
+	if web.Protocol != "tcp" || web.To != demo.WhatsMyIPName+":80" || udp.Protocol != "udp" {
 		t.Fatalf("status lists %+v", st.LocalForwards)
 	}
 	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}).Get("http://" + web.Listen + "/")
@@ -630,8 +630,8 @@ func TestLocalForwardThroughTheTunnel(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if got := strings.TrimSpace(string(body)); got != testnet.PublicIP.String() {
-		t.Fatalf("what's-my-IP says %q, want the VPN's %s", got, testnet.PublicIP)
+	if got := strings.TrimSpace(string(body)); got != demo.PublicIP.String() {
+		t.Fatalf("what's-my-IP says %q, want the VPN's %s", got, demo.PublicIP)
 	}
 	c, err := net.Dial("udp", udp.Listen)
 	if err != nil {
@@ -663,7 +663,7 @@ func TestLocalForwardThroughTheTunnel(t *testing.T) {
 		t.Errorf("counters %+v", st.LocalForwards)
 	}
 	metrics := fetchMetrics(t, in)
-	if !strings.Contains(metrics, `vpnfwd_local_forward_total{listen="`+web.Listen+`",to="`+testnet.WhatsMyIPName+`:80",protocol="tcp"} 1`) {
+	if !strings.Contains(metrics, `vpnfwd_local_forward_total{listen="`+web.Listen+`",to="`+demo.WhatsMyIPName+`:80",protocol="tcp"} 1`) {
 		t.Errorf("metrics lack the local forward:\n%s", metrics)
 	}
 }

@@ -9,14 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
+	"github.com/vpnfwd/vpnfwd/demo"
 )
 
 // A FIFO as --port-file is refused at start with an error naming it. It
 // used to pass, and the first port then blocked vpnfwd in open(2) for
 // good: SIGTERM (here, the context) did not end it.
 func TestPortFileFIFORefused(t *testing.T) {
-	srv, err := testnet.Start(testnet.Options{NATPMP: "generic"})
+	srv, err := demo.Start(demo.Options{NATPMP: "generic"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestPortFileFIFORefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "client.conf")
-	os.WriteFile(conf, []byte(testnet.WGQuick(client)), 0o600)
+	os.WriteFile(conf, []byte(demo.WGQuick(client)), 0o600)
 	fifo := filepath.Join(dir, "port")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpnfwd/vpnfwd/demo"
 	"github.com/vpnfwd/vpnfwd/internal/testkit"
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
 )
 
 // A configuration that sets every secret there is; vpnfwd runs with it
@@ -20,7 +20,7 @@ import (
 // shown too). No secret may appear in the log, the status, the metrics,
 // the event stream, or the hook's environment.
 func TestSecretsNeverShown(t *testing.T) {
-	srv, err := testnet.Start(testnet.Options{NATPMP: "generic"})
+	srv, err := demo.Start(demo.Options{NATPMP: "generic"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestSecretsNeverShown(t *testing.T) {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "client.conf")
-	os.WriteFile(conf, []byte(testnet.WGQuick(client)), 0o600)
+	os.WriteFile(conf, []byte(demo.WGQuick(client)), 0o600)
 	secrets := map[string]string{
 		"provider password":     "sekrit-provider-pw",
 		"PIA dedicated IP":      "sekrit-dip-token",

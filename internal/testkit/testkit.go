@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/vpnfwd/vpnfwd/demo"
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
 )
 
 // EchoService is a local service on 127.0.0.1 that answers a TCP line and
@@ -38,7 +37,7 @@ var (
 
 // PublicAddr is where the in-process VPN server's public port is reached.
 func PublicAddr(port uint16) string {
-	return net.JoinHostPort(testnet.PublicBind.String(), strconv.Itoa(int(port)))
+	return net.JoinHostPort(demo.PublicBind.String(), strconv.Itoa(int(port)))
 }
 
 // LeakMarkers are frames that only vpnfwd's own running parts have (the

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
+	"github.com/vpnfwd/vpnfwd/demo"
 )
 
 // BenchmarkTunnelTCP measures bulk TCP through a wireguard-go pair over
@@ -17,7 +17,7 @@ import (
 func BenchmarkTunnelTCP(b *testing.B) {
 	for _, dir := range []string{"upload", "download"} {
 		b.Run(dir, func(b *testing.B) {
-			srv, err := testnet.Start(testnet.Options{NATPMP: "off"})
+			srv, err := demo.Start(demo.Options{NATPMP: "off"})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -27,7 +27,7 @@ func BenchmarkTunnelTCP(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			l, err := srv.Stack.ListenTCP(netip.AddrPortFrom(testnet.GatewayAddr, 9000))
+			l, err := srv.Stack.ListenTCP(netip.AddrPortFrom(demo.GatewayAddr, 9000))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/vpnfwd/vpnfwd/demo"
 	"io"
 	"log"
 	mrand "math/rand/v2"
@@ -31,7 +32,7 @@ import (
 type FakePIA struct {
 	// Server is the in-process WireGuard server (StartPIA); a namespace
 	// test leaves it nil and sets the hooks below instead.
-	Server *Server
+	Server *demo.Server
 	// AddPeer makes the key a peer with that tunnel address; Forward opens
 	// the port on the server's public side to the client.
 	AddPeer func(pub tunnel.Key, ip netip.Addr) error
@@ -112,14 +113,14 @@ func StartPIA(wgIP string) (*FakePIA, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := Start(Options{NATPMP: "off"})
+	srv, err := demo.Start(demo.Options{NATPMP: "off"})
 	if err != nil {
 		return nil, err
 	}
 	f.Server = srv
 	f.AddPeer = func(pub tunnel.Key, ip netip.Addr) error { return srv.Device.AddPeer(pub, netip.PrefixFrom(ip, 32)) }
 	f.Forward = srv.Forward
-	f.ServerKey, f.Endpoint, f.VIP = srv.Key.Public(), srv.Endpoint, GatewayAddr
+	f.ServerKey, f.Endpoint, f.VIP = srv.Key.Public(), srv.Endpoint, demo.GatewayAddr
 	api, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.Close()
@@ -133,7 +134,7 @@ func StartPIA(wgIP string) (*FakePIA, error) {
 		return nil, err
 	}
 	f.ServeKeyAPI(keyAPI)
-	pf, err := srv.Stack.ListenTCP(netip.AddrPortFrom(GatewayAddr, 19999))
+	pf, err := srv.Stack.ListenTCP(netip.AddrPortFrom(demo.GatewayAddr, 19999))
 	if err != nil {
 		f.Close()
 		return nil, err

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
+	"github.com/vpnfwd/vpnfwd/demo"
 	"github.com/vpnfwd/vpnfwd/netstack"
 )
 
-func connect(t *testing.T, srv *testnet.Server) *netstack.Stack {
+func connect(t *testing.T, srv *demo.Server) *netstack.Stack {
 	t.Helper()
 	c, err := srv.Connect()
 	if err != nil {
@@ -22,7 +22,7 @@ func connect(t *testing.T, srv *testnet.Server) *netstack.Stack {
 }
 
 func TestTunnelReachesInternet(t *testing.T) {
-	srv, err := testnet.Start(testnet.Options{})
+	srv, err := demo.Start(demo.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,17 +43,17 @@ func TestTunnelReachesInternet(t *testing.T) {
 		t.Fatalf("UDP echo: %q, %v", buf[:n], err)
 	}
 
-	c, err := st.DialContext(ctx, "tcp", testnet.WhatsMyIPName+":80")
+	c, err := st.DialContext(ctx, "tcp", demo.WhatsMyIPName+":80")
 	if err != nil {
 		t.Fatal(err)
 	}
 	io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
 	b, _ := io.ReadAll(c)
-	if want := testnet.PublicIP.String(); !contains(string(b), want) {
+	if want := demo.PublicIP.String(); !contains(string(b), want) {
 		t.Fatalf("whatsmyip said %q, want %s", b, want)
 	}
 
-	g, err := st.DialContext(ctx, "udp", netip.AddrPortFrom(testnet.GatewayAddr, 5351).String())
+	g, err := st.DialContext(ctx, "udp", netip.AddrPortFrom(demo.GatewayAddr, 5351).String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func contains(s, sub string) bool {
 
 // The tunnel carries IPv6 too: the client's config has both families.
 func TestTunnelIPv6(t *testing.T) {
-	srv, err := testnet.Start(testnet.Options{})
+	srv, err := demo.Start(demo.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,16 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/internal/testnet"
+	"github.com/vpnfwd/vpnfwd/demo"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/provider/natpmp"
 	"github.com/vpnfwd/vpnfwd/provider/protonvpn"
 )
 
 // setup starts a test server with the given NAT-PMP mode and a client.
-func setup(t *testing.T, mode string, life uint32) (*testnet.Server, *testnet.Client) {
+func setup(t *testing.T, mode string, life uint32) (*demo.Server, *demo.Client) {
 	t.Helper()
-	srv, err := testnet.Start(testnet.Options{NATPMP: mode, Lifetime: life})
+	srv, err := demo.Start(demo.Options{NATPMP: mode, Lifetime: life})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ type logBuf struct {
 func (w *logBuf) Write(p []byte) (int, error) { w.mu.Lock(); defer w.mu.Unlock(); return w.b.Write(p) }
 func (w *logBuf) String() string              { w.mu.Lock(); defer w.mu.Unlock(); return w.b.String() }
 
-func env(c *testnet.Client, log *logBuf, cfg provider.Settings) provider.Env {
+func env(c *demo.Client, log *logBuf, cfg provider.Settings) provider.Env {
 	l := slog.New(slog.DiscardHandler)
 	if log != nil {
 		l = slog.New(slog.NewTextHandler(log, nil))
@@ -76,7 +76,7 @@ func env(c *testnet.Client, log *logBuf, cfg provider.Settings) provider.Env {
 	return provider.Env{Dialer: c.Stack, Log: l, DNS: c.Config.DNSServers(), Settings: cfg}
 }
 
-func clientAddr(c *testnet.Client) netip.Addr { return c.Config.Addresses()[0].Addr() }
+func clientAddr(c *demo.Client) netip.Addr { return c.Config.Addresses()[0].Addr() }
 
 func run(t *testing.T, p provider.Provider, l *leases) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -106,7 +106,7 @@ func TestGenericMapsTCPAndUDPOnSamePort(t *testing.T) {
 	if len(lease.Ports) != 1 || lease.Ports[0].Local != 45678 || lease.Ports[0].Public == 0 {
 		t.Fatalf("lease %+v", lease)
 	}
-	if lease.PublicIP != testnet.PublicIP {
+	if lease.PublicIP != demo.PublicIP {
 		t.Errorf("public IP %s", lease.PublicIP)
 	}
 	if got := srv.Gateway.Mapped(clientAddr(c)); got != lease.Ports[0].Public {
@@ -178,7 +178,7 @@ func TestRenewKeepsPortAndSurvivesGatewayRestart(t *testing.T) {
 
 func TestRefusedFailsFastWithHint(t *testing.T) {
 	_, c := setup(t, "off", 0)
-	cl := natpmp.NewClient(c.Stack, testnet.GatewayAddr, nil)
+	cl := natpmp.NewClient(c.Stack, demo.GatewayAddr, nil)
 	defer cl.Close()
 	start := time.Now()
 	_, err := cl.External(context.Background())
@@ -202,7 +202,7 @@ func TestRefusedFailsFastWithHint(t *testing.T) {
 func TestNoAnswerRetriesThenGivesUp(t *testing.T) {
 	_, c := setup(t, "generic", 0)
 	// The what's-my-IP host has no NAT-PMP port: refused or silent.
-	cl := natpmp.NewClient(c.Stack, testnet.InternetHost, nil)
+	cl := natpmp.NewClient(c.Stack, demo.InternetHost, nil)
 	cl.FirstTimeout, cl.Attempts = 10*time.Millisecond, 3
 	defer cl.Close()
 	_, err := cl.Map(context.Background(), natpmp.MapRequest{Op: natpmp.OpMapTCP, Internal: 1, External: 1, Lifetime: 60})

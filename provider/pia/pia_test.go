@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpnfwd/vpnfwd/demo"
 	"github.com/vpnfwd/vpnfwd/internal/testnet"
 	"github.com/vpnfwd/vpnfwd/netstack"
 	"github.com/vpnfwd/vpnfwd/provider"
@@ -60,7 +61,7 @@ type run struct {
 }
 
 // start makes the tunnel with the provider and runs it.
-func start(t *testing.T, cfg provider.Settings, stateDir string) (*run, *testnet.Client) {
+func start(t *testing.T, cfg provider.Settings, stateDir string) (*run, *demo.Client) {
 	t.Helper()
 	env := provider.Env{Settings: cfg, Log: slog.New(slog.DiscardHandler), State: state.Dir{Path: stateDir}, Roots: testRoots}
 	p, err := pia.New(env)
@@ -88,7 +89,7 @@ func start(t *testing.T, cfg provider.Settings, stateDir string) (*run, *testnet
 	go func() { p2.Run(rctx, func(l provider.Lease) { r.lease <- l }); close(done) }()
 	r.stop = func() { cancel(); <-done; dev.Close() }
 	t.Cleanup(r.stop)
-	return r, &testnet.Client{Config: w, Stack: st, Device: dev}
+	return r, &demo.Client{Config: w, Stack: st, Device: dev}
 }
 
 func rewire(t *testing.T, p *pia.Provider, st *netstack.Stack) *pia.Provider {
