@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"context"
+	"github.com/vpnfwd/vpnfwd/status"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,10 +16,10 @@ import (
 
 type fakeSource struct {
 	mu sync.Mutex
-	st Status
+	st status.Status
 }
 
-func (f *fakeSource) Status() Status { f.mu.Lock(); defer f.mu.Unlock(); return f.st }
+func (f *fakeSource) Status() status.Status { f.mu.Lock(); defer f.mu.Unlock(); return f.st }
 
 func get(t *testing.T, h http.Handler, path string, hdr ...string) (int, string) {
 	t.Helper()
@@ -34,7 +35,7 @@ func get(t *testing.T, h http.Handler, path string, hdr ...string) (int, string)
 }
 
 func TestRoutes(t *testing.T) {
-	src := &fakeSource{st: Status{State: "connecting", Tunnel: TunnelStatus{State: "connecting"}}}
+	src := &fakeSource{st: status.Status{State: "connecting", Tunnel: status.Tunnel{State: "connecting"}}}
 	h := NewServer(src, NewBroker(), Options{Listen: "127.0.0.1:9070"})
 	for _, p := range []string{"/v1/port", "/healthz"} {
 		code, body := get(t, h, p)
@@ -59,7 +60,7 @@ func TestRoutes(t *testing.T) {
 	if code, body := get(t, h, "/v1/version"); code != 200 || !strings.HasPrefix(body, `{"version":"","commit":`) || !strings.Contains(body, `"created":`) {
 		t.Errorf("/v1/version: %d %s", code, body)
 	}
-	src.st = Status{State: "up", Tunnel: TunnelStatus{State: "up"}, Port: PortStatus{Port: 51413, Ports: []int{51413}}}
+	src.st = status.Status{State: "up", Tunnel: status.Tunnel{State: "up"}, Port: status.Port{Port: 51413, Ports: []int{51413}}}
 	if code, body := get(t, h, "/v1/port"); code != 200 || !strings.Contains(body, `"port": 51413`) || !strings.Contains(body, `"ports": [`) {
 		t.Errorf("/v1/port: %d %s", code, body)
 	}
@@ -136,7 +137,7 @@ func TestToken(t *testing.T) {
 // A web page that rebinds its name to 127.0.0.1 sends its own Host: it
 // must not read the API (CVE-2018-5702 in Transmission).
 func TestHostCheck(t *testing.T) {
-	src := &fakeSource{st: Status{State: "up"}}
+	src := &fakeSource{st: status.Status{State: "up"}}
 	h := NewServer(src, NewBroker(), Options{Listen: "127.0.0.1:9070", AllowedHosts: []string{"vpnfwd.lan"}})
 	host := func(hst string) int {
 		r := httptest.NewRequest("GET", "/v1/status", nil)
@@ -193,7 +194,7 @@ func TestEventStreamsCapped(t *testing.T) {
 }
 
 func TestEvents(t *testing.T) {
-	src := &fakeSource{st: Status{State: "up"}}
+	src := &fakeSource{st: status.Status{State: "up"}}
 	b := NewBroker()
 	srv := httptest.NewServer(NewServer(src, b, Options{Listen: "127.0.0.1:9070"}))
 	defer srv.Close()
@@ -262,7 +263,7 @@ routes = ["GET /v1/portforward", "GET /v1/publicip/ip", "GET /v1/updater/status"
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := &fakeSource{st: Status{State: "up", Tunnel: TunnelStatus{State: "up"}, Port: PortStatus{Port: 51413, Ports: []int{51413}}}}
+	src := &fakeSource{st: status.Status{State: "up", Tunnel: status.Tunnel{State: "up"}, Port: status.Port{Port: 51413, Ports: []int{51413}}}}
 	h := NewServer(src, NewBroker(), Options{Listen: "0.0.0.0:8000", Roles: roles, Token: "tok"})
 	basic := func(path, user, pass string) int {
 		r := httptest.NewRequest("GET", path, nil)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"github.com/vpnfwd/vpnfwd/status"
 	"net/http/httptest"
 	"testing"
 )
@@ -13,7 +14,7 @@ import (
 // gluetun's service sorts them, and /v1/version's fields are in gluetun's
 // order.
 func TestGluetunModeAnswers(t *testing.T) {
-	src := &fakeSource{st: Status{State: "up", Version: "1.2.3", Port: PortStatus{Port: 40003, Ports: []int{40003, 40001, 40002}}}}
+	src := &fakeSource{st: status.Status{State: "up", Version: "1.2.3", Port: status.Port{Port: 40003, Ports: []int{40003, 40001, 40002}}}}
 	keyed, err := ReadGluetunAuth("", `{"auth":"apikey","apikey":"k"}`)
 	if err != nil {
 		t.Fatal(err)

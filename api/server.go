@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vpnfwd/vpnfwd/status"
 	"github.com/vpnfwd/vpnfwd/unixsock"
 )
 
@@ -277,7 +278,7 @@ func (s *Server) port(w http.ResponseWriter, r *http.Request) {
 // --public-ip-url said (with its region, country, ...), "" when neither.
 func (s *Server) publicIP(w http.ResponseWriter, r *http.Request) {
 	st := s.src.Status()
-	info := PublicIPInfo{IP: st.Port.PublicIP}
+	info := status.PublicIP{IP: st.Port.PublicIP}
 	if p := st.PublicIP; p != nil && (info.IP == "" || info.IP == p.IP) {
 		info = *p
 	}
@@ -287,7 +288,7 @@ func (s *Server) publicIP(w http.ResponseWriter, r *http.Request) {
 // gluetunStatus is the tunnel's state in gluetun's loop words
 // (constants.Starting, Running, Stopping, Stopped, Crashed): connecting
 // and reconnecting are "starting", up is "running".
-func gluetunStatus(st Status) string {
+func gluetunStatus(st status.Status) string {
 	if st.State == "stopping" {
 		return "stopping"
 	}

@@ -38,6 +38,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/publish"
 	"github.com/vpnfwd/vpnfwd/session"
 	"github.com/vpnfwd/vpnfwd/state"
+	"github.com/vpnfwd/vpnfwd/status"
 	"github.com/vpnfwd/vpnfwd/tundev"
 	"github.com/vpnfwd/vpnfwd/tunnel"
 	"github.com/vpnfwd/vpnfwd/wg"
@@ -83,7 +84,7 @@ type Daemon struct {
 	apiRoles []api.Role
 	// ipLookup queues --public-ip-url lookups; publicIP is the last answer.
 	ipLookup      chan struct{}
-	publicIP      atomic.Pointer[api.PublicIPInfo]
+	publicIP      atomic.Pointer[status.PublicIP]
 	proxyAuth     forward.Credentials
 	uapi          *wg.UAPI
 	dnsUDP        net.PacketConn

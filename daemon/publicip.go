@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/api"
+	"github.com/vpnfwd/vpnfwd/status"
 )
 
 // The tunnel's public address where the provider does not say it (PIA,
@@ -55,39 +55,39 @@ func (d *Daemon) publicIPLoop(ctx context.Context) {
 
 // lookupPublicIP asks url: a plain-text address, or ipinfo.io's JSON
 // ({"ip","hostname","city","region","country","loc","org","postal","timezone"}).
-func lookupPublicIP(ctx context.Context, c *http.Client, url string) (api.PublicIPInfo, error) {
+func lookupPublicIP(ctx context.Context, c *http.Client, url string) (status.PublicIP, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
-		return api.PublicIPInfo{}, err
+		return status.PublicIP{}, err
 	}
 	req.Header.Set("Accept", "application/json, text/plain")
 	resp, err := c.Do(req)
 	if err != nil {
-		return api.PublicIPInfo{}, err
+		return status.PublicIP{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return api.PublicIPInfo{}, fmt.Errorf("HTTP %d", resp.StatusCode)
+		return status.PublicIP{}, fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
 	if err != nil {
-		return api.PublicIPInfo{}, err
+		return status.PublicIP{}, err
 	}
 	text := strings.TrimSpace(string(b))
 	if a, err := netip.ParseAddr(text); err == nil {
-		return api.PublicIPInfo{IP: a.String()}, nil
+		return status.PublicIP{IP: a.String()}, nil
 	}
 	var j struct {
 		IP, Hostname, City, Region, Country, Loc, Org, Postal, Timezone string
 	}
 	if err := json.Unmarshal(b, &j); err != nil {
-		return api.PublicIPInfo{}, fmt.Errorf("neither an address nor ipinfo.io's JSON: %.60q", text)
+		return status.PublicIP{}, fmt.Errorf("neither an address nor ipinfo.io's JSON: %.60q", text)
 	}
 	a, err := netip.ParseAddr(j.IP)
 	if err != nil {
-		return api.PublicIPInfo{}, fmt.Errorf("no address in the answer: %.60q", text)
+		return status.PublicIP{}, fmt.Errorf("no address in the answer: %.60q", text)
 	}
-	return api.PublicIPInfo{IP: a.String(), Hostname: j.Hostname, City: j.City, Region: j.Region, Country: j.Country,
+	return status.PublicIP{IP: a.String(), Hostname: j.Hostname, City: j.City, Region: j.Region, Country: j.Country,
 		Location: j.Loc, Organization: j.Org, PostalCode: j.Postal, Timezone: j.Timezone}, nil
 }
 

@@ -5,19 +5,19 @@ import (
 	"net"
 	"strconv"
 
-	"github.com/vpnfwd/vpnfwd/api"
 	"github.com/vpnfwd/vpnfwd/forward"
 	"github.com/vpnfwd/vpnfwd/netstack"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/session"
+	"github.com/vpnfwd/vpnfwd/status"
 )
 
 // Status implements api.Source from the session's snapshot and the
 // bridge's and publishers' counters: no call into the WireGuard device.
-func (d *Daemon) Status() api.Status {
+func (d *Daemon) Status() status.Status {
 	snap := d.sess.Snapshot()
-	s := api.Status{State: string(snap.State), Version: d.version, Since: d.since}
-	s.Tunnel = api.TunnelStatus{
+	s := status.Status{State: string(snap.State), Version: d.version, Since: d.since}
+	s.Tunnel = status.Tunnel{
 		State: string(snap.State), Endpoint: snap.Endpoint.String(),
 		LastHandshake: snap.Tunnel.LastHandshake, RxBytes: snap.Tunnel.RxBytes, TxBytes: snap.Tunnel.TxBytes,
 		DownSince: snap.DownSince, LastRecovery: snap.LastRecovery,
@@ -47,7 +47,7 @@ func (d *Daemon) Status() api.Status {
 	if d.stack != nil {
 		ns = d.stack.Stats()
 	}
-	s.Forward = api.ForwardStatus{
+	s.Forward = status.Forward{
 		Target: d.targetHost, Protocols: d.cfg.Forward.Protocols,
 		TCPOpen: bs.TCPOpen, TCPTotal: bs.TCPTotal, TCPRefused: bs.TCPRefused, TCPEvicted: bs.TCPEvicted,
 		TCPPending: int64(ns.PendingHandshakes), SYNDropped: ns.DroppedSYN, HandshakesFailed: ns.FailedHandshakes, HandshakesEvicted: ns.EvictedHandshakes,
@@ -58,13 +58,13 @@ func (d *Daemon) Status() api.Status {
 	}
 	if d.pmp != nil {
 		for _, m := range d.pmp.Mappings() {
-			s.AppMappings = append(s.AppMappings, api.AppMappingStatus{Protocol: m.Proto, InternalPort: int(m.Internal), PublicPort: int(m.Public),
+			s.AppMappings = append(s.AppMappings, status.AppMapping{Protocol: m.Proto, InternalPort: int(m.Internal), PublicPort: int(m.Public),
 				Client: m.Client.String(), Via: m.Via, Expires: m.Expires})
 		}
 	}
 	for _, l := range d.locals {
 		ls := l.Stats()
-		s.LocalForwards = append(s.LocalForwards, api.LocalForwardStatus(ls))
+		s.LocalForwards = append(s.LocalForwards, status.LocalForward(ls))
 	}
 	if d.socksL != nil {
 		s.Proxy.SOCKS5 = d.socksL.Addr().String()
@@ -76,7 +76,7 @@ func (d *Daemon) Status() api.Status {
 		s.DNS = d.dnsUDP.LocalAddr().String()
 	}
 	if k := d.cfg.KillSwitch; k.Enabled {
-		s.KillSwitch = api.KillSwitchStatus{Enabled: true, Table: k.Table, Lockdown: k.Lockdown, Scope: "namespace"}
+		s.KillSwitch = status.KillSwitch{Enabled: true, Table: k.Table, Lockdown: k.Lockdown, Scope: "namespace"}
 		switch {
 		case k.OnlyUID != nil:
 			s.KillSwitch.Scope = "uid " + strconv.Itoa(*k.OnlyUID)
@@ -84,14 +84,16 @@ func (d *Daemon) Status() api.Status {
 			s.KillSwitch.Scope = "cgroup " + k.OnlyCgroup
 		}
 	}
-	s.Publish = d.disp.Results()
+	for _, r := range d.disp.Results() {
+		s.Publish = append(s.Publish, status.Consumer{Consumer: r.Consumer, Ports: r.Ports, OK: r.OK, Error: r.Error, At: r.At, Count: r.Count, Failures: r.Failures})
+	}
 	s.PublicIP = d.publicIP.Load()
 	return s
 }
 
 // portStatus describes a lease for status and the event stream.
-func (d *Daemon) portStatus(l provider.Lease, h session.PortHealth) api.PortStatus {
-	p := api.PortStatus{Provider: d.cfg.Provider.Name, Ports: []int{}, ListenPorts: []int{},
+func (d *Daemon) portStatus(l provider.Lease, h session.PortHealth) status.Port {
+	p := status.Port{Provider: d.cfg.Provider.Name, Ports: []int{}, ListenPorts: []int{},
 		Protocols: l.Protocols, Expires: l.Expires, LastRenewal: l.Renewed, Error: l.Error}
 	if l.Held() {
 		p.Verified, p.VerifiedBy, p.Dead, p.DeadSince, p.Outside, p.OutsideAt = h.Verified, h.VerifiedBy, h.Dead, h.DeadSince, h.Outside, h.OutsideAt

@@ -18,9 +18,9 @@ import (
 	"golang.org/x/net/proxy"
 	"golang.org/x/sys/unix"
 
-	"github.com/vpnfwd/vpnfwd/api"
 	"github.com/vpnfwd/vpnfwd/dns"
 	"github.com/vpnfwd/vpnfwd/portcheck"
+	"github.com/vpnfwd/vpnfwd/status"
 )
 
 // Result of one leak check.
@@ -77,7 +77,7 @@ func tunClient(dev string) *http.Client {
 
 // throughTunnel is an HTTP client whose requests go through vpnfwd's
 // tunnel: over the TUN in tun mode, else through the SOCKS5 proxy.
-func throughTunnel(st api.Status) (*http.Client, error) {
+func throughTunnel(st status.Status) (*http.Client, error) {
 	if st.Tunnel.Mode == "tun" {
 		return tunClient(st.Tunnel.Device), nil
 	}
@@ -114,7 +114,7 @@ func fetch(ctx context.Context, c *http.Client, url string) (string, error) {
 // with a direct attempt. In tun mode the direct attempt is an app's plain
 // request, which the routing must send through the TUN: it must exit with
 // the tunnel's address.
-func checkExitIP(ctx context.Context, st api.Status, ipURL string) (Result, string) {
+func checkExitIP(ctx context.Context, st status.Status, ipURL string) (Result, string) {
 	const name = "exit-ip"
 	tc, err := throughTunnel(st)
 	if err != nil {
@@ -170,7 +170,7 @@ func SystemDNS() []string {
 // answer, even a refusal, means DNS leaves the host. In tun mode queries
 // are meant to go to vpnfwd's forwarder or be routed through the TUN: the
 // kernel's route to each resolver tells.
-func checkDNS(ctx context.Context, st api.Status, servers []string) Result {
+func checkDNS(ctx context.Context, st status.Status, servers []string) Result {
 	const name = "dns"
 	if len(servers) == 0 {
 		return skip(name, "no resolver in /etc/resolv.conf and no --dns-server")
@@ -207,7 +207,7 @@ func checkDNS(ctx context.Context, st api.Status, servers []string) Result {
 
 // checkDNSRoutes is checkDNS in tun mode: each resolver must be vpnfwd's
 // forwarder or be routed into the TUN.
-func checkDNSRoutes(st api.Status, servers []string) Result {
+func checkDNSRoutes(st status.Status, servers []string) Result {
 	const name = "dns"
 	var ok []string
 	for _, s := range servers {
@@ -243,7 +243,7 @@ func dnsQuery(name string) []byte {
 
 // checkIPv6 tries a direct IPv6 connection. In tun mode one routed
 // through the TUN is the tunnel's, not a leak.
-func checkIPv6(ctx context.Context, st api.Status, target string) Result {
+func checkIPv6(ctx context.Context, st status.Status, target string) Result {
 	const name = "ipv6"
 	if st.Tunnel.Mode == "tun" {
 		if ap, err := netip.ParseAddrPort(target); err == nil {
@@ -268,7 +268,7 @@ func checkIPv6(ctx context.Context, st api.Status, target string) Result {
 
 // checkPort asks an outside checker, through the tunnel, whether the
 // forwarded port is open.
-func checkPort(ctx context.Context, st api.Status, tmpl string, port int) Result {
+func checkPort(ctx context.Context, st status.Status, tmpl string, port int) Result {
 	const name = "port"
 	if tmpl == "" {
 		return skip(name, "turned off (--port-check-url \"\")")

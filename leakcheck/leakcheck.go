@@ -14,8 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/api"
 	"github.com/vpnfwd/vpnfwd/killswitch"
+	"github.com/vpnfwd/vpnfwd/status"
 )
 
 // Options say where to look.
@@ -30,7 +30,7 @@ type Options struct {
 
 // Run runs the checks against the vpnfwd whose status it reads (its API,
 // or one running in this process).
-func Run(ctx context.Context, status func(context.Context) (api.Status, error), o Options) []Result {
+func Run(ctx context.Context, status func(context.Context) (status.Status, error), o Options) []Result {
 	st, err := status(ctx)
 	if err != nil {
 		return []Result{errRes("status", "%v", err)}
@@ -60,7 +60,7 @@ func Run(ctx context.Context, status func(context.Context) (api.Status, error), 
 
 // checkKillSwitch reads the rules from the kernel and compares them with
 // the tunnel's current endpoint.
-func checkKillSwitch(st api.Status) Result {
+func checkKillSwitch(st status.Status) Result {
 	const name = "killswitch"
 	info, err := killswitch.Status(st.KillSwitch.Table)
 	if err != nil {
@@ -81,7 +81,7 @@ func checkKillSwitch(st api.Status) Result {
 // simulateOutage closes the endpoint in the kill switch for o.Outage,
 // checks that nothing gets out directly meanwhile, then waits for the
 // tunnel and the port to come back.
-func simulateOutage(ctx context.Context, status func(context.Context) (api.Status, error), o Options) Result {
+func simulateOutage(ctx context.Context, status func(context.Context) (status.Status, error), o Options) Result {
 	const name = "outage"
 	st, err := status(ctx)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/api"
+	"github.com/vpnfwd/vpnfwd/status"
 )
 
 // The checks against fakes of what they probe: a what's-my-IP server, a
@@ -95,8 +95,8 @@ func socksTunnel(t *testing.T, exit string, names map[string]string) string {
 	return l.Addr().String()
 }
 
-func netstackStatus(socks string) api.Status {
-	var st api.Status
+func netstackStatus(socks string) status.Status {
+	var st status.Status
 	st.Tunnel.Mode, st.Proxy.SOCKS5 = "netstack", socks
 	return st
 }
@@ -108,7 +108,7 @@ func TestExitIP(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		name   string
-		st     api.Status
+		st     status.Status
 		url    string
 		result string
 		detail string
@@ -242,15 +242,15 @@ func TestPort(t *testing.T) {
 // be read is one error, not a run of misleading checks.
 func TestRun(t *testing.T) {
 	ctx := context.Background()
-	rs := Run(ctx, func(context.Context) (api.Status, error) {
-		var st api.Status
+	rs := Run(ctx, func(context.Context) (status.Status, error) {
+		var st status.Status
 		st.Tunnel.Mode, st.Tunnel.Device = "exec", "tun0"
 		return st, nil
 	}, Options{})
 	if len(rs) != 1 || rs[0].Result != "skip" || !strings.Contains(rs[0].Detail, "holds only lo and the TUN tun0") {
 		t.Errorf("exec: %+v", rs)
 	}
-	rs = Run(ctx, func(context.Context) (api.Status, error) { return api.Status{}, errors.New("connection refused") }, Options{})
+	rs = Run(ctx, func(context.Context) (status.Status, error) { return status.Status{}, errors.New("connection refused") }, Options{})
 	if len(rs) != 1 || rs[0].Result != "error" || rs[0].Check != "status" {
 		t.Errorf("no status: %+v", rs)
 	}

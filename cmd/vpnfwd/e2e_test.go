@@ -22,9 +22,9 @@ import (
 
 	"golang.org/x/net/proxy"
 
-	"github.com/vpnfwd/vpnfwd/api"
 	"github.com/vpnfwd/vpnfwd/demo"
 	"github.com/vpnfwd/vpnfwd/internal/testkit"
+	"github.com/vpnfwd/vpnfwd/status"
 )
 
 // syncBuf is a goroutine-safe log sink.
@@ -121,13 +121,13 @@ func (in *instance) stop(t *testing.T) time.Duration {
 	return in.took
 }
 
-func (in *instance) status(t *testing.T) api.Status {
+func (in *instance) status(t *testing.T) status.Status {
 	t.Helper()
 	code, out, errs := vpnfwd(t, "status", "--json", "--api", in.api)
 	if code != 0 {
 		t.Fatalf("status: %d %s", code, errs)
 	}
-	var st api.Status
+	var st status.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +443,7 @@ func TestUpSeveralProtonPorts(t *testing.T) {
 	portFile := filepath.Join(t.TempDir(), "forwarded_port")
 	in := startUp(t, srv, "--provider", "protonvpn", "--ports-count", "5", "--forward", svcAddr, "--port-file", portFile)
 	in.waitPort(t)
-	var st api.Status
+	var st status.Status
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if st = in.status(t); len(st.Port.Ports) == 5 || time.Now().After(deadline) {
 			break
@@ -651,7 +651,7 @@ func TestLocalForwardThroughTheTunnel(t *testing.T) {
 	}
 	// A copy counts bytes after its write returns, which may be after
 	// the answer arrived here: wait for the counts, with a deadline.
-	counted := func(st api.Status) bool {
+	counted := func(st status.Status) bool {
 		w, u := st.LocalForwards[0], st.LocalForwards[1]
 		return w.Total == 1 && w.BytesIn > 0 && u.Total == 1 && u.BytesIn > 0
 	}

@@ -7,12 +7,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/api"
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/daemon"
 	"github.com/vpnfwd/vpnfwd/leakcheck"
 	"github.com/vpnfwd/vpnfwd/provider/all"
 	"github.com/vpnfwd/vpnfwd/session"
+	"github.com/vpnfwd/vpnfwd/status"
 )
 
 // runLeakCheck is `vpnfwd leak-check`: against a running instance (its
@@ -45,27 +45,27 @@ func runLeakCheck(ctx context.Context, env *cliEnv, args []string) error {
 			o.DNSServers = append(o.DNSServers, strings.TrimSpace(s))
 		}
 	}
-	var status func(context.Context) (api.Status, error)
+	var readStatus func(context.Context) (status.Status, error)
 	if *cfgFile != "" || *wgConf != "" {
 		stop, st, err := standalone(ctx, env, *cfgFile, *wgConf, *prov)
 		if err != nil {
 			return &exitError{2, err}
 		}
 		defer stop()
-		status = st
+		readStatus = st
 	} else {
 		c, err := newAPIClient(*addr, *tok)
 		if err != nil {
 			return &exitError{2, err}
 		}
-		status = func(ctx context.Context) (api.Status, error) {
-			var st api.Status
+		readStatus = func(ctx context.Context) (status.Status, error) {
+			var st status.Status
 			_, err := c.get(ctx, "/v1/status", &st)
 			return st, err
 		}
 	}
 	for {
-		results := leakcheck.Run(ctx, status, o)
+		results := leakcheck.Run(ctx, readStatus, o)
 		code := leakcheck.Print(env.stdout, results, *asJSON)
 		if *watch == 0 {
 			if code != 0 {
@@ -82,7 +82,7 @@ func runLeakCheck(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 // standalone starts a vpnfwd in this process from a config.
-func standalone(ctx context.Context, env *cliEnv, file, wgConf, prov string) (func(), func(context.Context) (api.Status, error), error) {
+func standalone(ctx context.Context, env *cliEnv, file, wgConf, prov string) (func(), func(context.Context) (status.Status, error), error) {
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	flags := config.RegisterFlags(fs, all.Providers)
@@ -115,5 +115,5 @@ func standalone(ctx context.Context, env *cliEnv, file, wgConf, prov string) (fu
 	case <-ctx.Done():
 	}
 	stop := func() { cancel(); <-done }
-	return stop, func(context.Context) (api.Status, error) { return d.Status(), nil }, nil
+	return stop, func(context.Context) (status.Status, error) { return d.Status(), nil }, nil
 }

@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/api"
+	"github.com/vpnfwd/vpnfwd/status"
 )
 
 func runStatus(ctx context.Context, env *cliEnv, args []string) error {
@@ -23,7 +23,7 @@ func runStatus(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	var st api.Status
+	var st status.Status
 	if _, err := c.get(ctx, "/v1/status", &st); err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func ago(t time.Time) string {
 	return fmt.Sprintf("%s ago", time.Since(t).Round(time.Second))
 }
 
-func printStatus(w io.Writer, st api.Status) {
+func printStatus(w io.Writer, st status.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
 	row("state", "%s (since %s)", st.State, st.Since.Format(time.RFC3339))
