@@ -147,3 +147,37 @@ func portInTable(b []byte, port uint16, listen bool) bool {
 		return ok && local.Port() == port && (!listen || string(f[3]) == tcpListen)
 	})
 }
+
+// TCPOwner is the uid of the TCP socket at local connected to remote (an
+// IGD client's connection to vpnfwd); ok is false when there is none.
+func (d ProcSockets) TCPOwner(local, remote netip.AddrPort) (uint32, bool) {
+	for _, file := range []string{"tcp", "tcp6"} {
+		b, err := readSmall(filepath.Join(string(d), file))
+		if err != nil {
+			continue
+		}
+		if uid, ok := tcpOwner(b, local, remote); ok {
+			return uid, true
+		}
+	}
+	return 0, false
+}
+
+// tcpOwner finds the TCP socket from local to remote in table b and
+// returns its uid.
+func tcpOwner(b []byte, local, remote netip.AddrPort) (uint32, bool) {
+	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
+	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
+	var uid uint32
+	found := lines(b, func(f [][]byte) bool {
+		l, ok1 := procAddr(f[1])
+		r, ok2 := procAddr(f[2])
+		if !ok1 || !ok2 || l != local || r != remote {
+			return false
+		}
+		u, err := strconv.ParseUint(string(f[7]), 10, 32)
+		uid = uint32(u)
+		return err == nil
+	})
+	return uid, found
+}

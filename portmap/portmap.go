@@ -1,7 +1,8 @@
 // Package portmap is the gateway that apps in vpnfwd's network namespace
 // (tun mode) or in CMD's (exec) ask for a port: it answers NAT-PMP (RFC
-// 6886) and PCP (RFC 6887) MAP requests with a port vpnfwd holds from the
-// VPN provider and its public address, and says which of the app's ports
+// 6886) and PCP (RFC 6887) MAP requests, and the UPnP IGD's (package
+// upnp) in the same table, with a port vpnfwd holds from the VPN
+// provider and its public address, and says which of the app's ports
 // each held port must go to. It never gives a port that is not forwarded:
 // when every held port is taken, the app gets NAT-PMP's "out of
 // resources" or PCP's NO_RESOURCES.
@@ -23,6 +24,12 @@
 //     the same user (natpmpc asks from a new socket each run); any NAT-PMP
 //     request for the same internal port renews it without making it the
 //     requester's. Neither protocol touches the other's mappings.
+//   - A mapping made through the UPnP IGD (package upnp, MapIGD) is
+//     renewed, replaced or removed only by the address and user that
+//     made it, never by NAT-PMP or PCP, nor theirs through the IGD. It
+//     gets exactly a held port (another external port is a conflict)
+//     and lives while its app listens on the internal port, at most to
+//     its lease's end.
 //   - Requests are rate-limited per requesting socket, not per address
 //     (every app in the namespace may share one), in a table that makes
 //     room by forgetting the idlest socket, so a flood from many sources
@@ -57,8 +64,13 @@ type Mapping struct {
 	Public   uint16     `json:"public_port"`
 	Local    uint16     `json:"-"` // where it arrives through the tunnel
 	Client   netip.Addr `json:"client"`
-	Via      string     `json:"via"` // "nat-pmp" or "pcp"
+	Via      string     `json:"via"` // "nat-pmp", "pcp" or "upnp"
 	Expires  time.Time  `json:"expires"`
+	// Description is an IGD mapping's NewPortMappingDescription (the
+	// app's words: not for the status) and LeaseEnd its lease's end
+	// (zero: "permanent").
+	Description string    `json:"-"`
+	LeaseEnd    time.Time `json:"-"`
 }
 
 // Config tunes a Server.
@@ -94,6 +106,10 @@ type mapping struct {
 	via     string
 	nonce   [12]byte
 	expires time.Time
+	// IGD's: the app's description and the lease's end (zero:
+	// permanent); client, uid and uidOK are its owner.
+	desc     string
+	leaseEnd time.Time
 }
 
 // Server holds the held ports, the mappings and the epoch. Handle
@@ -190,7 +206,8 @@ func (s *Server) currentLocked() []Mapping {
 			continue
 		}
 		sl := s.slots[i]
-		out = append(out, Mapping{Proto: k.proto, Internal: k.internal, Public: sl.Public, Local: sl.Local, Client: m.client, Via: m.via, Expires: m.expires})
+		out = append(out, Mapping{Proto: k.proto, Internal: k.internal, Public: sl.Public, Local: sl.Local, Client: m.client, Via: m.via, Expires: m.expires,
+			Description: m.desc, LeaseEnd: m.leaseEnd})
 	}
 	slices.SortFunc(out, func(a, b Mapping) int {
 		if a.Internal != b.Internal {
@@ -232,6 +249,7 @@ func (s *Server) notifyLocked() {
 func (s *Server) Expire() {
 	s.mu.Lock()
 	now := s.cfg.Now()
+	s.keepListenedLocked(now)
 	for k, m := range s.maps {
 		if !now.Before(m.expires) {
 			delete(s.maps, k)
