@@ -169,9 +169,12 @@ func buildImages(t *testing.T, pm *podman) {
 	// takes the build machine's. Its files are this machine's, so it
 	// cross-compiles as buildx's builder does, with no emulation.
 	pm.importImage("localhost/vpnfwd-go-builder-cross", "arm64", builder, "ENV HOME=/root")
+	// The busybox stage's image (BUSYBOX_IMAGE), for each platform.
+	pm.importImage("localhost/vpnfwd-busybox", "", map[string]string{})
+	pm.importImage("localhost/vpnfwd-busybox-cross", "arm64", map[string]string{})
 	t.Logf("builder image: %s", time.Since(start).Round(time.Second))
 	start = time.Now()
-	build := []string{"build", "--format", "docker", "--network", "host", "--build-arg", "GO_IMAGE=localhost/vpnfwd-go-builder"}
+	build := []string{"build", "--format", "docker", "--network", "host", "--build-arg", "GO_IMAGE=localhost/vpnfwd-go-builder", "--build-arg", "BUSYBOX_IMAGE=localhost/vpnfwd-busybox"}
 	pm.must(10*time.Minute, append(append(build, goCacheMounts(t)...), "-t", "localhost/vpnfwd:test", repoRoot(t))...)
 	t.Logf("vpnfwd image built: %s", time.Since(start).Round(time.Second))
 	size := pm.must(time.Minute, "image", "inspect", "--format", "{{.Size}}", "localhost/vpnfwd:test")
@@ -222,7 +225,7 @@ func TestContainerImage(t *testing.T) {
 	// cross-compiled by the builder of this machine's platform, and the
 	// final stage runs nothing, so no emulation is needed.
 	build := []string{"build", "--format", "docker", "--network", "host", "--platform", "linux/arm64",
-		"--build-arg", "GO_IMAGE=localhost/vpnfwd-go-builder-cross"}
+		"--build-arg", "GO_IMAGE=localhost/vpnfwd-go-builder-cross", "--build-arg", "BUSYBOX_IMAGE=localhost/vpnfwd-busybox-cross"}
 	pm.must(10*time.Minute, append(append(build, goCacheMounts(t)...), "-t", "localhost/vpnfwd:arm64", repoRoot(t))...)
 	if arch := strings.TrimSpace(pm.must(time.Minute, "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", "localhost/vpnfwd:arm64")); arch != "linux/arm64" {
 		t.Errorf("the arm64 image says %s", arch)
