@@ -146,6 +146,9 @@ type Forward struct {
 	// NATPMP answers the NAT-PMP and PCP requests of the apps in the
 	// namespace (tun mode, exec) with a port vpnfwd holds.
 	NATPMP bool `toml:"nat_pmp"`
+	// UPnP answers the apps' UPnP IGD discovery and control (tun mode)
+	// with the same held ports, in the same table.
+	UPnP bool `toml:"upnp"`
 }
 
 // Proxy configures the outbound proxies; "" turns one off. With a
@@ -301,6 +304,7 @@ func Defaults() Config {
 			MaxPendingHandshakes:    1024,
 			MaxPendingPerSource:     64,
 			NATPMP:                  true,
+			UPnP:                    true,
 		},
 		Proxy: Proxy{SOCKS5: "127.0.0.1:1080", HTTP: "127.0.0.1:8118"},
 		API:   API{Listen: "127.0.0.1:9070"},

@@ -104,6 +104,11 @@ var Options = []Option{
 		c.Forward.NATPMP = b
 		return err
 	}},
+	{Flag: "upnp", Key: "forward.upnp", Bool: true, Usage: "be the UPnP Internet Gateway Device of the apps in the namespace (tun mode): answer their SSDP discovery and IGD requests with a port vpnfwd holds, as NAT-PMP's (default true; false leaves them unanswered)", Set: func(c *Config, v string) error {
+		b, err := parseBool(v)
+		c.Forward.UPnP = b
+		return err
+	}},
 	{Flag: "protocols", Key: "forward.protocols", Usage: "`LIST` of protocols to bridge: tcp,udp", Set: func(c *Config, v string) error { c.Forward.Protocols = splitList(v); return nil }},
 	{Flag: "socks5", Key: "proxy.socks5", Usage: "SOCKS5 proxy `ADDR` (\"\" turns it off)", Set: func(c *Config, v string) error { c.Proxy.SOCKS5 = v; return nil }},
 	{Flag: "http-proxy", Key: "proxy.http", Usage: "HTTP proxy `ADDR` (\"\" turns it off)", Set: func(c *Config, v string) error { c.Proxy.HTTP = v; return nil }},

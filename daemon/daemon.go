@@ -69,6 +69,7 @@ type Daemon struct {
 	// pmpConn.
 	pmp     *portmap.Server
 	pmpConn net.PacketConn
+	igd     *igdResponder // the UPnP IGD on pmp's table (tun mode)
 	dev     *wg.Device
 	bridge  *forward.Bridge
 	disp    *publish.Dispatcher
@@ -679,9 +680,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		goFunc(func() { api.Serve(srvCtx, d.apiL, h) })
 		d.log.Info("control API listening", "addr", d.apiL.Addr().String())
 	}
-	if d.pmp != nil {
-		goFunc(func() { d.pmp.Serve(d.pmpConn) })
-	}
+	d.serveResponders(srvCtx, goFunc)
 	d.serveDNS(srvCtx, goFunc)
 	if d.ipLookup != nil {
 		goFunc(func() { d.publicIPLoop(srvCtx) })

@@ -15,15 +15,38 @@ import (
 // NAT-PMP and PCP requests to vpnfwd's responder.
 func (d *Daemon) answerTable() string { return "vpnfwd_pmp_" + d.cfg.WireGuard.Tun }
 
-// openResponder starts answering the NAT-PMP and PCP requests of the apps
-// in the namespace (tun mode: vpnfwd's own; exec: CMD's) with the ports
-// vpnfwd holds. Their requests to any gateway's 5351 are taken to a
-// socket on 127.0.0.1:5351 there; vpnfwd's own requests (marked) still
-// reach the provider's gateway. A failure costs this feature only.
+// openResponder starts answering the apps in the namespace (tun mode:
+// vpnfwd's own; exec: CMD's) that ask for a port, with the ports vpnfwd
+// holds, in one table (portmap): by NAT-PMP and PCP, and in tun mode by
+// UPnP IGD. A failure costs that feature only.
 func (d *Daemon) openResponder() {
-	if !d.cfg.Forward.NATPMP || (d.tun == nil && d.sandbox == nil) {
+	if (!d.cfg.Forward.NATPMP && !d.cfg.Forward.UPnP) || (d.tun == nil && d.sandbox == nil) {
 		return
 	}
+	// Who may have a held port is decided by the namespace's sockets (a
+	// program listening on the port keeps it): vpnfwd's own namespace in
+	// tun mode, the agent's in exec.
+	sockets := "/proc/self/net"
+	if d.sandbox != nil {
+		sockets = d.sandbox.NetProc()
+	}
+	d.pmp = portmap.New(portmap.Config{Log: d.log.With("component", "nat-pmp"), Sockets: portmap.ProcSockets(sockets),
+		Changed: func([]portmap.Mapping) { d.tunPorts() }})
+	if d.cfg.Forward.NATPMP {
+		d.openNATPMP()
+	}
+	if d.cfg.Forward.UPnP {
+		d.openIGD()
+	}
+	if d.pmpConn == nil && d.igd == nil {
+		d.pmp = nil
+	}
+}
+
+// openNATPMP opens the NAT-PMP and PCP socket: the apps' requests to
+// any gateway's 5351 are taken to a socket on 127.0.0.1:5351 there;
+// vpnfwd's own requests (marked) still reach the provider's gateway.
+func (d *Daemon) openNATPMP() {
 	var pc net.PacketConn
 	var err error
 	if d.sandbox != nil {
@@ -43,15 +66,6 @@ func (d *Daemon) openResponder() {
 		return
 	}
 	d.pmpConn = pc
-	// Who may have a held port is decided by the namespace's sockets (a
-	// program listening on the port keeps it): vpnfwd's own namespace in
-	// tun mode, the agent's in exec.
-	sockets := "/proc/self/net"
-	if d.sandbox != nil {
-		sockets = d.sandbox.NetProc()
-	}
-	d.pmp = portmap.New(portmap.Config{Log: d.log.With("component", "nat-pmp"), Sockets: portmap.ProcSockets(sockets),
-		Changed: func([]portmap.Mapping) { d.tunPorts() }})
 	d.log.Info("answering the apps' NAT-PMP and PCP requests (any gateway's UDP 5351) with the port vpnfwd holds")
 }
 
@@ -82,9 +96,10 @@ func (d *Daemon) appGateway() netip.Addr {
 	return fallbackGateway
 }
 
-// closeResponder stops answering and removes tun mode's table (exec's
-// goes with the namespace).
+// closeResponder stops answering and removes tun mode's tables (exec's
+// go with the namespace).
 func (d *Daemon) closeResponder() {
+	d.closeIGD()
 	if d.pmpConn == nil {
 		return
 	}

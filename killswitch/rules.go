@@ -67,6 +67,10 @@ func endpointRule(mark uint32, ep netip.AddrPort) rule {
 	}
 }
 
+// ssdpPort is SSDP's (upnp.SSDPPort; not imported, to keep the kill
+// switch free of the IGD's HTTP server).
+const ssdpPort = 1900
+
 // scoped reports whether only a user or a cgroup is confined.
 func (c Config) scoped() bool { return c.OnlyUID != nil || c.cgroupID != 0 }
 
@@ -114,6 +118,9 @@ func outputRules(c Config) []rule {
 	// does not see it.
 	rs = append(rs, rule{exprs: nft.Cat(nft.Addr(netip.MustParsePrefix("127.0.0.1/32"), false), nft.L4(unix.IPPROTO_UDP), nft.Ports(0, portmap.Port), []expr.Any{nft.Accept}),
 		comment: "NAT-PMP/PCP requests answered by vpnfwd on loopback"})
+	// Likewise SSDP (UPnP discovery) taken to vpnfwd's IGD.
+	rs = append(rs, rule{exprs: nft.Cat(nft.Addr(netip.MustParsePrefix("127.0.0.1/32"), false), nft.L4(unix.IPPROTO_UDP), nft.Ports(0, ssdpPort), []expr.Any{nft.Accept}),
+		comment: "SSDP answered by vpnfwd's UPnP IGD on loopback"})
 	if c.Tunnel != "" {
 		// Before the DNS drops: the tunnel's DNS server is reached
 		// through it.
@@ -135,6 +142,10 @@ func outputRules(c Config) []rule {
 	// out before vpnfwd's responder takes it (tun mode, exec) or where
 	// nothing does (netstack).
 	rs = append(rs, rule{exprs: nft.Cat(nft.L4(unix.IPPROTO_UDP), nft.Ports(0, portmap.Port), drop), comment: "NAT-PMP/PCP to a router outside the tunnel (a port on the real address), before the LAN"})
+	// The same for UPnP: an app that finds the LAN's IGD by SSDP (to
+	// 239.255.255.250 or a router's 1900) would map a port on the real
+	// address; with discovery dropped it finds none.
+	rs = append(rs, rule{exprs: nft.Cat(nft.L4(unix.IPPROTO_UDP), nft.Ports(0, ssdpPort), drop), comment: "SSDP (UPnP discovery) outside the tunnel (a port on the real address), before the LAN"})
 	for _, p := range c.AllowMarkedTCP {
 		rs = append(rs, rule{exprs: nft.Cat([]expr.Any{nft.Meta(expr.MetaKeyMARK), nft.Eq(nft.U32(c.Mark))}, nft.L4(unix.IPPROTO_TCP), nft.Ports(0, p), []expr.Any{nft.Count, nft.Accept}),
 			comment: "vpnfwd's own provider login before the tunnel (marked sockets only)"})

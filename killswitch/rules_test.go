@@ -21,11 +21,12 @@ func comments(rs []rule) string {
 func TestOutputRules(t *testing.T) {
 	c := Config{Mark: DefaultMark, AllowLAN: []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24"), netip.MustParsePrefix("fd00::/8")}}
 	got := comments(outputRules(c))
-	// Order matters: Docker's resolver before loopback; DNS and NAT-PMP
-	// before the LAN.
-	order := []string{"vpnfwd's own lookups through Docker's DNS", "Docker's embedded DNS", "loopback", "the WireGuard endpoint",
+	// Order matters: Docker's resolver before loopback; DNS, NAT-PMP and
+	// SSDP before the LAN (vpnfwd's own answers on loopback before all).
+	order := []string{"vpnfwd's own lookups through Docker's DNS", "Docker's embedded DNS", "loopback",
+		"NAT-PMP/PCP requests answered by vpnfwd on loopback", "SSDP answered by vpnfwd's UPnP IGD on loopback", "the WireGuard endpoint",
 		"vpnfwd's own lookups of the endpoint name", "DNS outside the tunnel (port 53)", "DNS outside the tunnel (port 853)",
-		"NAT-PMP/PCP to a router outside the tunnel",
+		"NAT-PMP/PCP to a router outside the tunnel", "SSDP (UPnP discovery) outside the tunnel",
 		"allow_lan 192.168.1.0/24", "allow_lan fd00::/8", "DHCP, broadcast only", "neighbour discovery, link-local and multicast only", "dropped by the kill switch"}
 	at := 0
 	for _, want := range order {

@@ -1,0 +1,113 @@
+package daemon
+
+import (
+	"cmp"
+	"context"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vpnfwd/vpnfwd/nft"
+	"github.com/vpnfwd/vpnfwd/portmap"
+	"github.com/vpnfwd/vpnfwd/upnp"
+)
+
+// igdResponder is the UPnP IGD of tun mode's namespace: its SSDP socket
+// on 127.0.0.1:1900 (the namespace's M-SEARCH to 239.255.255.250:1900,
+// or any address's 1900, is taken there) and its HTTP listener on an
+// ephemeral port of 127.0.0.1.
+type igdResponder struct {
+	srv *upnp.Server
+	l   net.Listener
+	pc  net.PacketConn
+}
+
+// ssdpTable is tun mode's nftables table that takes the namespace's SSDP
+// to vpnfwd's IGD.
+func (d *Daemon) ssdpTable() string { return "vpnfwd_ssdp_" + d.cfg.WireGuard.Tun }
+
+// openIGD starts the UPnP IGD on the table d.pmp (tun mode only: exec's
+// namespace would need the agent to open a TCP listener inside).
+func (d *Daemon) openIGD() {
+	if d.tun == nil {
+		d.log.Debug("UPnP IGD: tun mode only (in exec, apps get NAT-PMP and PCP)")
+		return
+	}
+	lo := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	// SO_REUSEADDR: libtorrent binds its own SSDP socket to port 1900 of
+	// its listen address (with it); ours on 127.0.0.1 still gets what is
+	// sent to 127.0.0.1.
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) })
+		return cmp.Or(err, serr)
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(lo, upnp.SSDPPort).String())
+	if err != nil {
+		d.log.Warn("apps that ask for a port by UPnP will not be answered: another program has UDP 127.0.0.1:1900", "err", err)
+		return
+	}
+	l, err := net.Listen("tcp4", netip.AddrPortFrom(lo, 0).String())
+	if err == nil {
+		err = nft.AnswerLocally(d.ssdpTable(), upnp.SSDPPort, nft.OwnMark, nft.WireGuardMark)
+		if err != nil {
+			l.Close()
+		}
+	}
+	if err != nil {
+		pc.Close()
+		d.log.Warn("apps that ask for a port by UPnP will not be answered", "err", err)
+		return
+	}
+	sockets := portmap.ProcSockets("/proc/self/net")
+	srv := upnp.New(upnp.Config{Gateway: d.pmp, Owner: sockets.TCPOwner, Log: d.log.With("component", "upnp")})
+	d.igd = &igdResponder{srv: srv, l: l, pc: pc}
+	d.log.Info("answering the apps' UPnP IGD discovery (SSDP, any address's UDP 1900) and requests with the port vpnfwd holds", "igd", "http://"+l.Addr().String()+"/rootDesc.xml")
+}
+
+// closeIGD stops the IGD and removes its table.
+func (d *Daemon) closeIGD() {
+	if d.igd == nil {
+		return
+	}
+	d.igd.l.Close()
+	d.igd.pc.Close()
+	if err := nft.AnswerLocally(d.ssdpTable(), 0); err != nil {
+		d.log.Error("removing the SSDP table", "table", d.ssdpTable(), "err", err)
+	}
+}
+
+// serveResponders runs the NAT-PMP/PCP socket and the IGD until ctx
+// ends (or their sockets close); the table's mappings expire every
+// second meanwhile.
+func (d *Daemon) serveResponders(ctx context.Context, goFunc func(func())) {
+	if d.pmp == nil {
+		return
+	}
+	if d.pmpConn != nil {
+		goFunc(func() { d.pmp.Serve(d.pmpConn) }) // expires too
+	} else {
+		goFunc(func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					d.pmp.Expire()
+				}
+			}
+		})
+	}
+	if d.igd != nil {
+		goFunc(func() {
+			if err := d.igd.srv.Serve(ctx, d.igd.l, d.igd.pc); err != nil && ctx.Err() == nil {
+				d.log.Debug("UPnP IGD stopped", "err", err)
+			}
+		})
+	}
+}

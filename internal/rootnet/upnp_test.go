@@ -1,0 +1,107 @@
+package rootnet
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// upnpc runs miniupnpc's upnpc in ns (as the user uid, if not root)
+// with a short discovery, and returns what it printed.
+func upnpc(n *Net, ns string, uid int, args ...string) string {
+	argv := append([]string{"upnpc", "-t", "2"}, args...)
+	if uid != 0 {
+		argv = append([]string{"setpriv", "--reuid", strconv.Itoa(uid), "--regid", strconv.Itoa(uid), "--clear-groups"}, argv...)
+	}
+	out, _ := n.ExecTimeout(ns, 20*time.Second, argv...)
+	return out
+}
+
+var upnpcRedirectedRE = regexp.MustCompile(`external \S+:(\d+) TCP is redirected to internal \S+:7000`)
+
+// TestAppsAskUPnPTunMode: in tun mode, miniupnpc's upnpc finds vpnfwd's
+// IGD by SSDP in the namespace (the underlay's router is never asked),
+// reads the VPN's public address, is refused any external port but the
+// held one (718), maps the held one to its port 7000, and the internet
+// reaches the app there; NAT-PMP and another user's upnpc can neither
+// remove nor take that mapping; its owner's delete gives the port back,
+// and a NAT-PMP app then gets it.
+func TestAppsAskUPnPTunMode(t *testing.T) {
+	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "natpmpc", "upnpc", "setpriv", "socat")
+	v := NewVPN(t, n, true)
+	bin := BuildVPNFWD(t, t.TempDir())
+	startEcho(t, n, v.Cli, ":7000")
+	up := n.Start(v.Cli, bin, "up", "--tun", "vpnfwd0", "--wg-config", v.ClientConf, "--provider", "natpmp", "--dns-listen", "off")
+	held := waitForPort(t, n, v.Cli, bin)
+
+	list := upnpc(n, v.Cli, 0, "-l")
+	for _, want := range []string{"Found valid IGD : http://127.0.0.1:", "ExternalIPAddress = " + ReportedIP, "Connected"} {
+		if !strings.Contains(list, want) {
+			t.Fatalf("upnpc -l lacks %q:\n%s\n%s", want, list, up.Out)
+		}
+	}
+	if out := upnpc(n, v.Cli, 0, "-e", "app", "-a", "127.0.0.1", "7000", "7000", "TCP"); !strings.Contains(out, "718") {
+		t.Errorf("a port vpnfwd does not hold (want 718 ConflictInMappingEntry):\n%s", out)
+	}
+	out := upnpc(n, v.Cli, 0, "-e", "app", "-a", "127.0.0.1", "7000", strconv.Itoa(held), "TCP")
+	if m := upnpcRedirectedRE.FindStringSubmatch(out); m == nil || m[1] != strconv.Itoa(held) {
+		t.Fatalf("upnpc -a for the held port %d:\n%s\n%s", held, out, up.Out)
+	}
+	reach := func(msg string) error {
+		var err error
+		for try := 0; try < 30; try++ { // the redirect follows the mapping
+			if err = n.InNS(v.Inet, func() error { return echoOnce(fmt.Sprintf("%s:%d", PublicAddr, held), msg) }); err == nil {
+				return nil
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return err
+	}
+	if err := reach("hello upnp"); err != nil {
+		t.Fatalf("the internet reaching the app's port 7000 through %d: %v\n%s", held, err, up.Out)
+	}
+	upnpOnly := func(what string) {
+		t.Helper()
+		if _, ms := statusMappings(n, v.Cli, bin); len(ms) != 1 || ms[0].InternalPort != 7000 || ms[0].PublicPort != held || ms[0].Via != "upnp" {
+			t.Fatalf("after %s: status app_mappings %+v", what, ms)
+		}
+	}
+	upnpOnly("the mapping")
+
+	// Other apps, by the other protocols and as another user, can neither
+	// remove nor take it.
+	n.Exec(v.Cli, "natpmpc", "-a", "7000", "0", "tcp", "0")
+	n.Exec(v.Cli, "natpmpc", "-a", "0", "0", "tcp", "0")
+	if _, out := natpmpcMap(t, n, v.Cli, 7001, "tcp", 60); !strings.Contains(strings.ToUpper(out), "OUT OF RESOURCES") {
+		t.Errorf("a NAT-PMP app while the IGD's mapping holds the port (want out of resources):\n%s", out)
+	}
+	upnpOnly("NAT-PMP's deletes")
+	if out := upnpc(n, v.Cli, 65534, "-d", strconv.Itoa(held), "TCP"); !strings.Contains(out, "606") {
+		t.Errorf("another user's delete (want 606 Action not authorized):\n%s", out)
+	}
+	if out := upnpc(n, v.Cli, 65534, "-e", "thief", "-a", "127.0.0.1", "7001", strconv.Itoa(held), "TCP"); !strings.Contains(out, "718") {
+		t.Errorf("another user's mapping of the held port (want 718):\n%s", out)
+	}
+	upnpOnly("another user's tries")
+	if err := reach("still the app"); err != nil {
+		t.Fatalf("the app after the others' tries: %v", err)
+	}
+
+	// The owner gives it up; a NAT-PMP app then gets the port.
+	if out := upnpc(n, v.Cli, 0, "-d", strconv.Itoa(held), "TCP"); strings.Contains(out, "failed") {
+		t.Fatalf("the owner's delete:\n%s", out)
+	}
+	if p, out := natpmpcMap(t, n, v.Cli, 7000, "tcp", 60); p != held {
+		t.Fatalf("NAT-PMP after the IGD's delete: %d, want %d:\n%s", p, held, out)
+	}
+	if _, err := up.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if out := n.Must(v.Cli, "nft", "list", "tables"); strings.Contains(out, "vpnfwd_ssdp") {
+		t.Errorf("tables left after exit:\n%s", out)
+	}
+}
