@@ -582,6 +582,11 @@ func TestDockerEngine(t *testing.T) {
 	// docker kill: the app is cut off, and nothing but WireGuard ever left
 	// the client's link.
 	d.must(time.Minute, "kill", "vpnfwd")
+	// restart: unless-stopped does not bring it back (docker kill counts as
+	// stopped by hand), so the kill switch alone holds the app in.
+	if st := strings.TrimSpace(d.must(time.Minute, "inspect", "--format", "{{.State.Status}} restarts={{.RestartCount}}", "vpnfwd")); st != "exited restarts=0" {
+		t.Errorf("vpnfwd after docker kill: %s (want exited, not restarted)", st)
+	}
 	if out, err := d.do(30*time.Second, "exec", app, "/ctclient", "get", "http://"+InetAddr+":8080/"); err == nil {
 		t.Errorf("after docker kill the app container got out: %q", out)
 	}
