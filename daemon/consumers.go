@@ -22,9 +22,9 @@ func buildConsumers(cfg *config.Config, iface string, log *slog.Logger) ([]publi
 			continue
 		}
 		if err := publish.CheckHook(p.Command, p.Shell); err != nil {
-			flag := "--on-port"
+			flag := "--on-port (gluetun's VPN_PORT_FORWARDING_UP_COMMAND)"
 			if p.On == "lost" {
-				flag = "--on-port-lost"
+				flag = "--on-port-lost (gluetun's VPN_PORT_FORWARDING_DOWN_COMMAND)"
 			}
 			return nil, fmt.Errorf("%s: %w", flag, err) // not the command: it may hold a password
 		}

@@ -17,8 +17,8 @@ func TestHookProgramCheckedAtStart(t *testing.T) {
 		want    []string // "" : no error
 	}{
 		{[]config.Publish{{Type: "exec", Command: "/bin/sh -c 'wget -O- http://127.0.0.1:8080/'"}}, nil},
-		{[]config.Publish{{Type: "exec", Command: "/no/such/sh -c 'wget'"}}, []string{"--on-port: program /no/such/sh not found"}},
-		{[]config.Publish{{Type: "exec", On: "lost", Command: "no-such-hook {{PORT}}"}}, []string{"--on-port-lost", "program no-such-hook not found in PATH"}},
+		{[]config.Publish{{Type: "exec", Command: "/no/such/sh -c 'wget'"}}, []string{"--on-port (gluetun's VPN_PORT_FORWARDING_UP_COMMAND): program /no/such/sh not found"}},
+		{[]config.Publish{{Type: "exec", On: "lost", Command: "no-such-hook {{PORT}}"}}, []string{"--on-port-lost (gluetun's VPN_PORT_FORWARDING_DOWN_COMMAND): program no-such-hook not found in PATH"}},
 	}
 	for _, tt := range tests {
 		cfg := config.Defaults()

@@ -182,7 +182,7 @@ func CheckHook(command string, shell bool) error {
 		if strings.Contains(prog, "/") {
 			where = "as an executable file"
 		}
-		return fmt.Errorf("program %s not found %s: a hook runs where vpnfwd runs (in vpnfwd's image that is /bin/sh, busybox's, and /bin/wget, vpnfwd's GNU-Wget-compatible client); install it there or name one that is", prog, where)
+		return fmt.Errorf("program %s not found %s: a hook runs where vpnfwd runs: install it there, or name one that is (vpnfwd's image has /bin/sh, busybox's, and /bin/wget, vpnfwd's GNU-Wget-compatible client)", prog, where)
 	}
 	return nil
 }
