@@ -11,9 +11,9 @@ import (
 )
 
 // upnpc runs miniupnpc's upnpc in ns (as the user uid, if not root)
-// with a short discovery, and returns what it printed.
+// and returns what it printed.
 func upnpc(n *Net, ns string, uid int, args ...string) string {
-	argv := append([]string{"upnpc", "-t", "2"}, args...)
+	argv := append([]string{"upnpc"}, args...)
 	if uid != 0 {
 		argv = append([]string{"setpriv", "--reuid", strconv.Itoa(uid), "--regid", strconv.Itoa(uid), "--clear-groups"}, argv...)
 	}
@@ -103,5 +103,58 @@ func TestAppsAskUPnPTunMode(t *testing.T) {
 	}
 	if out := n.Must(v.Cli, "nft", "list", "tables"); strings.Contains(out, "vpnfwd_ssdp") {
 		t.Errorf("tables left after exit:\n%s", out)
+	}
+}
+
+// msearch sends one SSDP M-SEARCH from ns to addr:1900 and returns the
+// LOCATION of the first answer ("" if none within 2 s).
+func msearch(t *testing.T, n *Net, ns, addr string) string {
+	t.Helper()
+	out, _ := n.ExecInput(ns, "M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nMX: 1\r\nST: upnp:rootdevice\r\n\r\n",
+		"socat", "-T", "2", "-", "UDP4-DATAGRAM:"+addr+":1900")
+	if m := regexp.MustCompile(`LOCATION: (\S+)`).FindStringSubmatch(out); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// TestUPnPKillSwitchNothingLeaves: with the kill switch on and the LAN
+// allowed, an app's SSDP never reaches the LAN's router: with the IGD on,
+// its M-SEARCH to the multicast group out of the LAN interface and to the
+// router's address are both answered by vpnfwd; with --upnp=false both
+// are dropped (the multicast one by the kill switch's final drop, the
+// one to the router's address, which allow_lan lets through, by its SSDP
+// rule). A capture of the real link sees no datagram to port 1900.
+func TestUPnPKillSwitchNothingLeaves(t *testing.T) {
+	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "upnpc", "socat", "tcpdump")
+	v := NewVPN(t, n, true)
+	bin := BuildVPNFWD(t, t.TempDir())
+	cap := startCapture(t, n, v.Server, "under")
+	run := func(upnp string) *Proc {
+		up := n.Start(v.Cli, bin, "up", "--tun", "vpnfwd0", "--wg-config", v.ClientConf, "--provider", "natpmp", "--dns-listen", "off",
+			"--killswitch", "--allow-lan", UnderVPN+"/24", "--upnp="+upnp)
+		waitForPort(t, n, v.Cli, bin)
+		return up
+	}
+	up := run("true")
+	if loc := msearch(t, n, v.Cli, UnderVPN); !strings.HasPrefix(loc, "http://127.0.0.1:") {
+		t.Errorf("an M-SEARCH to the LAN router's address: answered with LOCATION %q, want vpnfwd's\n%s", loc, up.Out)
+	}
+	if out := upnpc(n, v.Cli, 0, "-m", "eth0", "-l"); !strings.Contains(out, "Found valid IGD : http://127.0.0.1:") {
+		t.Errorf("upnpc discovering out of the LAN interface found:\n%s", out)
+	}
+	if _, err := up.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	up = run("false")
+	msearch(t, n, v.Cli, UnderVPN) // the capture says whether it left
+	if out := upnpc(n, v.Cli, 0, "-m", "eth0", "-l"); strings.Contains(out, "Found valid IGD") {
+		t.Errorf("with --upnp=false upnpc found:\n%s", out)
+	}
+	up.Signal(syscall.SIGTERM, 5*time.Second)
+	for _, l := range cap.packets(t) {
+		if strings.Contains(l, "IP "+UnderCli+".") && strings.Contains(l, ".1900: UDP") {
+			t.Errorf("SSDP left on the real link: %s", l)
+		}
 	}
 }
