@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -461,6 +462,9 @@ func TestUpSeveralProtonPorts(t *testing.T) {
 		if reply, err := testkit.TCP(testkit.PublicAddr(uint16(p)), "hi"); err != nil || reply != "service got: hi" {
 			t.Errorf("TCP through public port %d: %q %v", p, reply, err)
 		}
+	}
+	// In order, as gluetun writes them.
+	for _, p := range slices.Sorted(slices.Values(st.Port.Ports)) {
 		lines = append(lines, fmt.Sprint(p))
 	}
 	waitFile(t, portFile, strings.Join(lines, "\n"))

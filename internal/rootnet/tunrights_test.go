@@ -23,6 +23,10 @@ func TestTunModeNeedsRights(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
+	// A state directory every user may write in: the rights are what is
+	// missing here, not a place for state.
+	os.Mkdir(filepath.Join(dir, "state"), 0o777)
+	os.Chmod(filepath.Join(dir, "state"), 0o777)
 	bin := BuildVPNFWD(t, dir)
 	conf := filepath.Join(dir, "client.conf")
 	os.WriteFile(conf, []byte(`[Interface]
