@@ -74,6 +74,8 @@ func Parse(args []string) (Options, error) {
 		case a == "--":
 			o.URLs = append(o.URLs, args[i+1:]...)
 			i = len(args)
+		case a == "-nv": // GNU Wget's one two-letter short option
+			continue
 		case strings.HasPrefix(a, "--"):
 			name, v, has := strings.Cut(a, "=")
 			var inline *string
@@ -277,13 +279,22 @@ func (o Options) once(ctx context.Context, client *http.Client, rawURL string, s
 	if o.Body != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
+	// A --header replaces the default of the same name (as GNU Wget's
+	// does); a name given twice is sent twice.
+	given := map[string]bool{}
 	for _, h := range o.Headers {
 		name, v, ok := strings.Cut(h, ":")
 		if !ok {
 			fmt.Fprintf(logw, "wget: --header %q: want 'Name: value'\n", h)
 			return ExitParse, false
 		}
-		req.Header.Add(strings.TrimSpace(name), strings.TrimSpace(v))
+		name = http.CanonicalHeaderKey(strings.TrimSpace(name))
+		if given[name] {
+			req.Header.Add(name, strings.TrimSpace(v))
+		} else {
+			req.Header.Set(name, strings.TrimSpace(v))
+		}
+		given[name] = true
 	}
 	fmt.Fprintf(logw, "Connecting to %s... ", req.URL.Host)
 	resp, err := client.Do(req)

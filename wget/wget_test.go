@@ -59,6 +59,8 @@ func TestMain(t *testing.T) {
 			want: recorded{method: "PUT", path: "/api/v2/app/setPreferences", contentType: "application/x-www-form-urlencoded", body: "x=1", header: "k1"}, stdout: "Ok."},
 		{name: "GET with timeout and tries", args: []string{"-O", "-", "-T", "5", "-t", "2", "-S"}, status: 200, code: ExitOK,
 			want: recorded{method: "GET", path: "/api/v2/app/setPreferences"}, stdout: "Ok.", stderr: "  HTTP/1.1 200 OK"},
+		{name: "a header replaces the default", args: []string{"-nv", "-O-", "--header=Content-Type: application/json", "--post-data", `{"a":1}`}, status: 200, code: ExitOK,
+			want: recorded{method: "POST", path: "/api/v2/app/setPreferences", contentType: "application/json", body: `{"a":1}`}, stdout: "Ok."},
 		{name: "busybox-style long form", args: []string{"--output-document=-", "--quiet", "--no-check-certificate", "--post-data=a=b"}, status: 200, code: ExitOK,
 			want: recorded{method: "POST", path: "/api/v2/app/setPreferences", contentType: "application/x-www-form-urlencoded", body: "a=b"}, stdout: "Ok."},
 	}
