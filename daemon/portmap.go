@@ -30,7 +30,7 @@ func (d *Daemon) openResponder() {
 	if d.sandbox != nil {
 		sockets = d.sandbox.NetProc()
 	}
-	d.pmp = portmap.New(portmap.Config{Log: d.log.With("component", "nat-pmp"), Sockets: portmap.ProcSockets(sockets),
+	d.pmp = portmap.New(portmap.Config{Log: d.log.With("component", "nat-pmp"), Sockets: &portmap.CachedSockets{Dir: sockets},
 		Changed: func([]portmap.Mapping) { d.tunPorts() }})
 	if d.cfg.Forward.NATPMP {
 		d.openNATPMP()

@@ -88,22 +88,44 @@ func TestListenerKeepsTheForwardedPort(t *testing.T) {
 	}
 }
 
-// An app that mapped the port before the program vpnfwd gives it to
-// started listening there loses it once that program listens (Expire
-// runs every second).
-func TestListenerStartedLaterTakesItBack(t *testing.T) {
+// A working mapping is not taken by a program that starts listening on
+// the held port afterwards, nor by that program asking for it (found in
+// review: binding the port, even a UDP socket for a moment, ended the
+// app's mapping, a PCP one too). It goes only once its app stops
+// listening.
+func TestListenerStartedLaterTakesNothing(t *testing.T) {
 	s, l, _ := ownedServer()
-	if r := parsePMP(t, s.Handle(pmpMap("tcp", 6666, 0, 3600), attacker)); r.result != 0 || r.external != 40001 {
+	l.set(7000, true)
+	if r := parsePCP(t, s.Handle(pcpMap(service.Addr(), 1, 6, 7000, 0, 600), service)); r.result != 0 || r.external != 40001 {
 		t.Fatalf("free port: %+v", r)
 	}
+	l.set(40001, true) // another program binds the held port
 	s.Expire()
-	if len(s.Mappings()) != 1 {
-		t.Fatal("mapping ended with nobody on 40001")
+	if r := parsePMP(t, s.Handle(pmpMap("tcp", 40001, 0, 60), attacker)); r.result != pmpNoResources {
+		t.Errorf("the program on 40001 asking: %+v", r)
 	}
-	l.set(40001, true)
+	if ms := s.Mappings(); len(ms) != 1 || ms[0].Internal != 7000 {
+		t.Fatalf("the app's mapping after another program bound the held port: %+v", ms)
+	}
+	l.set(7000, false) // the app is gone
+	if r := parsePMP(t, s.Handle(pmpMap("tcp", 40001, 0, 60), attacker)); r.result != 0 {
+		t.Errorf("after the app left: %+v", r)
+	}
+}
+
+// Another socket's renewal never shortens a NAT-PMP mapping (found in
+// review: a lifetime of 1 s from a stranger ended the app's mapping, and
+// the stranger mapped the freed port).
+func TestRenewalDoesNotShorten(t *testing.T) {
+	s, _, c := ownedServer()
+	parsePMP(t, s.Handle(pmpMap("tcp", 7000, 0, 120), service))
+	if r := parsePMP(t, s.Handle(pmpMap("tcp", 7000, 0, 1), attacker)); r.result != 0 || r.lifetime < 119 {
+		t.Errorf("a stranger's 1-s renewal: %+v", r)
+	}
+	c.add(5 * time.Second)
 	s.Expire()
-	if ms := s.Mappings(); len(ms) != 0 || s.Claimed(0) {
-		t.Fatalf("still mapped elsewhere while a program listens on 40001: %+v", ms)
+	if r := parsePMP(t, s.Handle(pmpMap("tcp", 6666, 0, 120), attacker)); r.result != pmpNoResources || len(s.Mappings()) != 1 {
+		t.Errorf("the stranger mapping next: %+v, mappings %+v", r, s.Mappings())
 	}
 }
 
@@ -174,7 +196,9 @@ func TestNATPMPDoesNotTouchPCPMappings(t *testing.T) {
 // socket may renew it (natpmpc asks from a new socket each run), which
 // does not make it that socket's.
 func TestNATPMPDeleteOnlyByItsSocket(t *testing.T) {
-	s, _, _ := ownedServer()
+	s, l, _ := ownedServer()
+	l.socket(service, 1000, true)
+	l.socket(attacker, 65534, true)
 	parsePMP(t, s.Handle(pmpMap("tcp", 6881, 0, 60), service))
 	if r := parsePMP(t, s.Handle(pmpMap("tcp", 0, 0, 0), attacker)); r.result != 0 || len(s.Mappings()) != 1 {
 		t.Fatalf("another socket's delete-all: %+v, mappings %+v", r, s.Mappings())
@@ -269,6 +293,13 @@ func TestNATPMPDeleteBySameUserOnceTheMakerLeft(t *testing.T) {
 	if r := parsePMP(t, s.Handle(pmpMap("tcp", 6881, 0, 0), stranger)); r.result != pmpRefused || len(s.Mappings()) != 1 {
 		t.Fatalf("another user: %+v", r)
 	}
+	// Another user binds the maker's closed port and asks from it (found
+	// in review: the address and port alone let it delete).
+	l.socket(maker, 65534, true)
+	if r := parsePMP(t, s.Handle(pmpMap("tcp", 6881, 0, 0), maker)); r.result != pmpRefused || len(s.Mappings()) != 1 {
+		t.Fatalf("another user on the maker's old port: %+v", r)
+	}
+	l.socket(maker, 0, false)
 	if r := parsePMP(t, s.Handle(pmpMap("tcp", 6881, 0, 0), later)); r.result != 0 || len(s.Mappings()) != 0 {
 		t.Fatalf("same user after the maker left: %+v %+v", r, s.Mappings())
 	}
@@ -301,5 +332,42 @@ func TestProcSocketsOnThisKernel(t *testing.T) {
 	}
 	if ps.Listening(tp) {
 		t.Errorf("closed listener on %d still seen", tp)
+	}
+}
+
+// CachedSockets against this machine's kernel: what ProcSockets finds,
+// read at most once per TTL for Listening, and again early for a UDP
+// socket made a moment ago.
+func TestCachedSocketsOnThisKernel(t *testing.T) {
+	c := &CachedSockets{Dir: "/proc/self/net", TTL: time.Hour}
+	u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	ua := u.LocalAddr().(*net.UDPAddr).AddrPort()
+	if uid, ok := c.UDPOwner(ua); !ok || uid != uint32(os.Getuid()) {
+		t.Errorf("UDP socket %s: %d %v", ua, uid, ok)
+	}
+	if !c.Listening(ua.Port()) {
+		t.Errorf("UDP %d not seen", ua.Port())
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if c.Listening(uint16(l.Addr().(*net.TCPAddr).Port)) {
+		t.Error("a listener made after the reading is seen within the TTL: the tables were read again")
+	}
+	// A UDP socket made since the last reading is found on a miss.
+	time.Sleep(150 * time.Millisecond) // past the early re-read's floor, not synchronisation
+	u2, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u2.Close()
+	if _, ok := c.UDPOwner(u2.LocalAddr().(*net.UDPAddr).AddrPort()); !ok {
+		t.Error("a new UDP socket is not found")
 	}
 }

@@ -257,7 +257,6 @@ func (s *Server) Expire() {
 		}
 	}
 	s.releaseLocked()
-	s.yieldToListenersLocked()
 	for a, b := range s.rates {
 		if now.Sub(b.at) > time.Minute {
 			delete(s.rates, a)
@@ -346,8 +345,16 @@ func (s *Server) mapLocked(r request) (Slot, time.Duration, grant) {
 		return Slot{}, 0, notThatPort
 	}
 	lifetime := min(r.lifetime, s.cfg.MaxLifetime)
+	expires := s.cfg.Now().Add(lifetime)
+	if had && r.via != "pcp" && r.from != old.owner && old.expires.After(expires) {
+		// Another socket may renew a NAT-PMP mapping (natpmpc asks from
+		// a new one each run) but never shorten it: a lifetime of 1 s
+		// from a stranger would end the app's mapping and free its port.
+		expires = old.expires
+		lifetime = expires.Sub(s.cfg.Now())
+	}
 	s.claims[r.internal] = i
-	m := &mapping{client: r.from.Addr().Unmap(), owner: r.from, via: r.via, expires: s.cfg.Now().Add(lifetime)}
+	m := &mapping{client: r.from.Addr().Unmap(), owner: r.from, via: r.via, expires: expires}
 	if r.nonce != nil {
 		m.nonce = *r.nonce
 	}
@@ -365,9 +372,9 @@ func (s *Server) mapLocked(r request) (Slot, time.Duration, grant) {
 // ownSlotLocked is the slot whose port is internal itself (an app that
 // listens on the forwarded port, as a torrent client does once vpnfwd
 // set its listening port), -1 if none. It is that app's, and the
-// mappings of the app that had it end here, when a program listens on
-// internal or nothing listens on the other app's port any more; an app
-// that does not listen there cannot silence a working mapping by asking.
+// mappings of the app that had it end here, only when nothing listens on
+// the other app's port any more (it moved, or left): a working mapping
+// is never taken, by asking or by listening on the held port.
 func (s *Server) ownSlotLocked(proto string, internal uint16) int {
 	for i, sl := range s.slots {
 		if (sl.Public != internal && sl.Local != internal) || !sl.carries(proto) || (sl.Taken && sl.Target != internal) {
@@ -379,14 +386,12 @@ func (s *Server) ownSlotLocked(proto string, internal uint16) int {
 				others = append(others, other)
 			}
 		}
-		if len(others) > 0 && !s.cfg.Sockets.Listening(internal) {
-			held := false
-			for _, other := range others {
-				held = held || s.cfg.Sockets.Listening(other)
-			}
-			if held {
-				continue // another app's working mapping; nothing listens here
-			}
+		held := false
+		for _, other := range others {
+			held = held || s.cfg.Sockets.Listening(other)
+		}
+		if held {
+			continue // another app's working mapping
 		}
 		for _, other := range others {
 			s.dropLocked(other)
@@ -440,19 +445,6 @@ func (s *Server) listenedLocked(sl Slot, internal uint16) bool {
 	return sl.Local != internal && sl.Public != internal && s.cfg.Sockets.Listening(sl.Local)
 }
 
-// yieldToListenersLocked ends the mappings that send a held port's
-// traffic elsewhere while a program listens on the held port itself (an
-// app mapped it before the program vpnfwd gives the port to started).
-func (s *Server) yieldToListenersLocked() {
-	for internal, i := range s.claims {
-		if i >= len(s.slots) || s.slots[i].Taken || !s.listenedLocked(s.slots[i], internal) {
-			continue
-		}
-		s.dropLocked(internal)
-		s.log.Warn("a program listens on the forwarded port itself: the app mapping elsewhere loses it", "port", s.slots[i].Public, "from_internal_port", internal)
-	}
-}
-
 // unmapLocked deletes (proto, internal) (internal 0: every mapping of
 // proto; proto "": of both) for the app r, as a lifetime-0 request asks:
 // only the mappings it may remove (PCP: its nonce; NAT-PMP: made by the
@@ -483,16 +475,21 @@ func (s *Server) mayRemoveLocked(r request, m *mapping) bool {
 		return false
 	case r.via == "pcp":
 		return m.nonce == *r.nonce
-	case m.owner == r.from:
-		return true
 	case !m.uidOK:
-		return false
-	}
-	if _, open := s.cfg.Sockets.UDPOwner(m.owner); open {
-		return false // the app that made it is still there
+		// The maker's user is unknown: only its socket, while it is
+		// still the same one (a closed port bound again may be anyone's).
+		_, open := s.cfg.Sockets.UDPOwner(m.owner)
+		return m.owner == r.from && open
 	}
 	uid, ok := s.cfg.Sockets.UDPOwner(r.from)
-	return ok && uid == m.uid
+	if !ok || uid != m.uid {
+		return false // another user, whatever socket it asks from
+	}
+	if m.owner == r.from {
+		return true
+	}
+	_, open := s.cfg.Sockets.UDPOwner(m.owner)
+	return !open // the app that made it is gone: its user may clean up
 }
 
 // warnTakenLocked logs that an app found every held port taken, at most

@@ -142,6 +142,35 @@ func TestPodCannotTakeThePort(t *testing.T) {
 			}
 		}
 	})
+	// The expensive request (found in review): asking for the held port
+	// itself as the internal port makes the responder look at the
+	// namespace's sockets. Ten sockets, each within its own 20 a second.
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go n.InNS(v.Cli, func() error {
+			defer wg.Done()
+			c, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.ParseIP(UnderCli)}, &net.UDPAddr{IP: net.ParseIP(UnderVPN), Port: 5351})
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			req := make([]byte, 12)
+			req[1] = 2
+			binary.BigEndian.PutUint16(req[4:], uint16(held))
+			binary.BigEndian.PutUint32(req[8:], 60)
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return nil
+				case <-tick.C:
+					c.Write(req)
+					sent.Add(1)
+				}
+			}
+		})
+	}
 	go n.InNS(v.Cli, func() error {
 		defer wg.Done()
 		for i := 0; ; i++ {
