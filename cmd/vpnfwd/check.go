@@ -11,6 +11,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/netns"
 	"github.com/vpnfwd/vpnfwd/provider/all"
+	"github.com/vpnfwd/vpnfwd/publish"
 	"github.com/vpnfwd/vpnfwd/tundev"
 )
 
@@ -70,6 +71,15 @@ func runCheck(ctx context.Context, env *cliEnv, args []string) error {
 		say(netns.Check(), "exec", "user and network namespaces can be made")
 		if os.Geteuid() != 0 {
 			say(tundev.CheckDevice(), "exec's TUN", "/dev/net/tun is open to this user")
+		}
+	}
+	for _, p := range cfg.Publish {
+		if p.Type == "exec" {
+			name := "hook --on-port"
+			if p.On == "lost" {
+				name = "hook --on-port-lost"
+			}
+			say(publish.CheckHook(p.Command, p.Shell), name, "its program is there")
 		}
 	}
 	if bad > 0 {
