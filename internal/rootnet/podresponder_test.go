@@ -94,7 +94,12 @@ func TestPodCannotTakeThePort(t *testing.T) {
 	// deletes everything by NAT-PMP (map 2 0 0 0) and asks again.
 	stopService()
 	tagged(t, n, v.Cli, ":7000", "service")
-	if r := pcpMapFrom(t, n, v.Cli, UnderCli, UnderVPN, 7000); r.result != 0 || r.external != uint16(held) {
+	// vpnfwd reads the namespace's sockets at most once a second: until
+	// it sees the port free, the answer is NO_RESOURCES, and an app asks
+	// again (as PCP clients do).
+	var r pcpResult
+	waitFor(t, func() bool { r = pcpMapFrom(t, n, v.Cli, UnderCli, UnderVPN, 7000); return r.result == 0 })
+	if r.external != uint16(held) {
 		t.Fatalf("the service's PCP mapping: %+v", r)
 	}
 	waitFor(t, func() bool { return whoAnswers(n, v, held) == "service" })
