@@ -64,7 +64,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	m("vpnfwd_forward_udp_packets_total", "counter", "UDP packets bridged from the tunnel.", st.Forward.UDPPackets)
 	m("vpnfwd_forward_bytes_total", "counter", "Bytes bridged.", st.Forward.BytesIn, `direction="in"`)
 	m("vpnfwd_forward_bytes_total", "counter", "Bytes bridged.", st.Forward.BytesOut, `direction="out"`)
-	m("vpnfwd_app_mappings", "gauge", "Ports apps asked for by NAT-PMP or PCP and were given.", len(st.AppMappings))
+	m("vpnfwd_app_mappings", "gauge", "Ports apps asked for by NAT-PMP, PCP or UPnP and were given.", len(st.AppMappings))
 	for _, l := range st.LocalForwards {
 		lb := fmt.Sprintf("listen=%q,to=%q,protocol=%q", l.Listen, l.To, l.Protocol)
 		m("vpnfwd_local_forward_open", "gauge", "Open connections (UDP: flows) of a local forward.", l.Open, lb)

@@ -9,6 +9,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/nft"
 	"github.com/vpnfwd/vpnfwd/portmap"
 	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/status"
 )
 
 // answerTable is tun mode's nftables table that takes the namespace's
@@ -31,7 +32,10 @@ func (d *Daemon) openResponder() {
 		sockets = d.sandbox.NetProc()
 	}
 	d.pmp = portmap.New(portmap.Config{Log: d.log.With("component", "nat-pmp"), Sockets: &portmap.CachedSockets{Dir: sockets},
-		Changed: func([]portmap.Mapping) { d.tunPorts() }})
+		Changed: func(ms []portmap.Mapping) {
+			d.tunPorts()
+			d.broker.Publish("app_mappings", appMappings(ms))
+		}})
 	if d.cfg.Forward.NATPMP {
 		d.openNATPMP()
 	}
@@ -133,4 +137,15 @@ func (d *Daemon) offerPorts(l provider.Lease) {
 		slots = append(slots, s)
 	}
 	d.pmp.SetPorts(ip, slots)
+}
+
+// appMappings are the apps' mappings as the status and the
+// "app_mappings" event show them.
+func appMappings(ms []portmap.Mapping) []status.AppMapping {
+	out := []status.AppMapping{}
+	for _, m := range ms {
+		out = append(out, status.AppMapping{Protocol: m.Proto, InternalPort: int(m.Internal), PublicPort: int(m.Public),
+			Client: m.Client.String(), Via: m.Via, Expires: m.Expires})
+	}
+	return out
 }

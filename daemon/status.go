@@ -57,9 +57,8 @@ func (d *Daemon) Status() status.Status {
 		s.Forward.Target = net.JoinHostPort(d.targetHost, strconv.Itoa(int(d.targetPort)))
 	}
 	if d.pmp != nil {
-		for _, m := range d.pmp.Mappings() {
-			s.AppMappings = append(s.AppMappings, status.AppMapping{Protocol: m.Proto, InternalPort: int(m.Internal), PublicPort: int(m.Public),
-				Client: m.Client.String(), Via: m.Via, Expires: m.Expires})
+		if ms := d.pmp.Mappings(); len(ms) > 0 {
+			s.AppMappings = appMappings(ms)
 		}
 	}
 	for _, l := range d.locals {

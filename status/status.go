@@ -148,7 +148,7 @@ type AppMapping struct {
 	InternalPort int       `json:"internal_port"`
 	PublicPort   int       `json:"public_port"`
 	Client       string    `json:"client"`
-	Via          string    `json:"via"` // nat-pmp or pcp
+	Via          string    `json:"via"` // nat-pmp, pcp or upnp
 	Expires      time.Time `json:"expires"`
 }
 
