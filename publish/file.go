@@ -51,15 +51,7 @@ func (f *File) Publish(_ context.Context, ev Event) error {
 			return fmt.Errorf("port file: %w", err)
 		}
 	}
-	if err := writeInPlace(f.Path, []byte(strings.Join(ports, "\n"))); err != nil {
-		return err
-	}
-	if f.Owner != nil {
-		if err := os.Chown(f.Path, f.Owner.UID, f.Owner.GID); err != nil {
-			return fmt.Errorf("port file: giving it to %d:%d: %w", f.Owner.UID, f.Owner.GID, err)
-		}
-	}
-	return nil
+	return writeInPlace(f.Path, []byte(strings.Join(ports, "\n")), f.Owner)
 }
 
 // CheckFile says whether path can be a port file: absent (it is then
@@ -85,20 +77,32 @@ func regular(path string, fi fs.FileInfo) error {
 	return fmt.Errorf("port file %s is %s, not a regular file: give the path of a file (it is created if missing)", path, secret.FileKind(fi.Mode()))
 }
 
-// writeInPlace writes data over path in one write after truncating it, and
-// syncs it: a watcher hears one close_write with the whole content.
+// writeInPlace writes data over path in one write after truncating it,
+// gives it to owner (nil: left as is), and syncs it: a watcher hears one
+// close_write with the whole content.
 //
 // The open never waits: O_NONBLOCK makes a FIFO without a reader fail at
 // once (ENXIO) instead of blocking vpnfwd for good, and what was opened is
 // checked to be a regular file before a byte is written (a FIFO with a
-// reader, a device). O_TRUNC is harmless on what is then refused. A
-// symlink is followed: one to the real file is a usual setup, and what it
-// leads to is checked the same.
-func writeInPlace(path string, data []byte) error {
-	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NONBLOCK, 0o644)
+// reader, a device), and only then truncated.
+//
+// The port file's directory may be another user's (a volume, /tmp), and
+// vpnfwd may be root: a symlink or a hard link planted there would have
+// it truncate and chown any file (a review emptied and handed over a
+// root-only file that way). So a symlink is followed only when root or
+// vpnfwd's own user made it, the file itself is opened without following
+// one (O_NOFOLLOW), a file with more than one name is refused, and the
+// owner is given the open file (fchown), not whatever the name leads to.
+func writeInPlace(path string, data []byte, owner *Owner) error {
+	target, err := trustedPath(path)
 	if err != nil {
-		// ENXIO (a FIFO without a reader), EISDIR: say what it is.
-		if fi, serr := os.Stat(path); serr == nil && !fi.Mode().IsRegular() {
+		return err
+	}
+	fh, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0o644)
+	if err != nil {
+		// ENXIO (a FIFO without a reader), EISDIR, ELOOP (a symlink
+		// swapped in): say what it is.
+		if fi, serr := os.Lstat(target); serr == nil && !fi.Mode().IsRegular() {
 			return regular(path, fi)
 		}
 		return fmt.Errorf("writing %s: %w", path, err)
@@ -107,9 +111,21 @@ func writeInPlace(path string, data []byte) error {
 	if err == nil {
 		err = regular(path, fi)
 	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); err == nil && ok && st.Nlink > 1 {
+		err = fmt.Errorf("port file %s has %d names (hard links): vpnfwd writes only a file of its own; remove it and let vpnfwd create it", path, st.Nlink)
+	}
+	if err == nil && owner != nil {
+		if cerr := fh.Chown(owner.UID, owner.GID); cerr != nil {
+			err = fmt.Errorf("port file: giving %s to %d:%d: %w", path, owner.UID, owner.GID, cerr)
+		}
+	}
 	if err != nil {
 		fh.Close()
 		return err
+	}
+	if err := fh.Truncate(0); err != nil {
+		fh.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if _, err := fh.Write(data); err != nil {
 		fh.Close()
@@ -120,4 +136,30 @@ func writeInPlace(path string, data []byte) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return fh.Close()
+}
+
+// trustedPath is path, or where it leads if it is a symlink (or a chain
+// of them) made by root or by vpnfwd's own user; a symlink anyone else
+// made is refused. The last target need not exist yet (it is created).
+func trustedPath(path string) (string, error) {
+	cur := path
+	for range 8 {
+		fi, err := os.Lstat(cur)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			return cur, nil // absent (created), or not a symlink
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok || (st.Uid != 0 && int(st.Uid) != os.Geteuid()) {
+			return "", fmt.Errorf("port file %s leads through a symlink made by uid %d (%s): vpnfwd follows only its own or root's (another user could point it at any file); give the real file's path", path, st.Uid, cur)
+		}
+		next, err := os.Readlink(cur)
+		if err != nil {
+			return "", fmt.Errorf("port file %s: %w", path, err)
+		}
+		if !filepath.IsAbs(next) {
+			next = filepath.Join(filepath.Dir(cur), next)
+		}
+		cur = next
+	}
+	return "", fmt.Errorf("port file %s: too many symlinks", path)
 }
