@@ -15,15 +15,17 @@
 //
 //   - A program listening on the held port itself keeps it: a mapping
 //     that would send that port's traffic to another internal port is
-//     refused, and one made before the program listened ends when it
-//     does. Otherwise a held port goes to the first app that asks while
-//     it is free, and stays its app's while that mapping lives.
+//     refused. Otherwise a held port goes to the first app that asks
+//     while it is free, and stays its app's while that mapping lives and
+//     the app listens on its port: neither asking for the held port nor
+//     listening on it takes a working mapping.
 //   - A mapping made by PCP is changed or removed only with its nonce; a
-//     mapping made by NAT-PMP is removed only by the socket (address and
-//     port) that made it or, once that socket is closed, by a socket of
-//     the same user (natpmpc asks from a new socket each run); any NAT-PMP
-//     request for the same internal port renews it without making it the
-//     requester's. Neither protocol touches the other's mappings.
+//     mapping made by NAT-PMP is removed only by the user that made it,
+//     from the socket that made it or, once that socket is closed, from
+//     another of its sockets (natpmpc asks from a new socket each run);
+//     any NAT-PMP request for the same internal port renews it without
+//     making it the requester's or shortening it. Neither protocol
+//     touches the other's mappings.
 //   - A mapping made through the UPnP IGD (package upnp, MapIGD) is
 //     renewed, replaced or removed only by the address and user that
 //     made it, never by NAT-PMP or PCP, nor theirs through the IGD. It
