@@ -56,11 +56,11 @@ func (r Role) validate() error {
 	switch r.Auth {
 	case "none":
 	case "apikey":
-		if r.APIKey == "" {
+		if strings.TrimSpace(r.APIKey) == "" { // a blank key protects nothing
 			return fmt.Errorf("role %q: auth \"apikey\" needs apikey = \"...\"", r.Name)
 		}
 	case "basic":
-		if r.Username == "" || r.Password == "" {
+		if strings.TrimSpace(r.Username) == "" || strings.TrimSpace(r.Password) == "" {
 			return fmt.Errorf("role %q: auth \"basic\" needs username and password", r.Name)
 		}
 	default:

@@ -54,3 +54,16 @@ func TestGluetunModeAnswers(t *testing.T) {
 		}
 	}
 }
+
+// A key or password of spaces protects nothing (found in review: a key
+// of one space opened the API to another host's ?api_key=%20).
+func TestBlankCredentialsRefused(t *testing.T) {
+	for _, role := range []string{`{"auth":"apikey","apikey":" "}`, `{"auth":"basic","username":"u","password":"\t"}`, `{"auth":"basic","username":" ","password":"p"}`} {
+		if _, err := ReadAuthFile("", role); err == nil {
+			t.Errorf("%s accepted", role)
+		}
+		if _, err := ReadGluetunAuth("", role); err == nil {
+			t.Errorf("%s accepted (gluetun's reading)", role)
+		}
+	}
+}

@@ -64,6 +64,15 @@ func cmdlineWarning(o Option, v string, all []Option) string {
 		if !strings.Contains(v, "apikey") && !strings.Contains(v, "password") {
 			return "" // a role with no key or password holds no secret
 		}
+	case o.Flag == "public-ip-url":
+		switch {
+		case urlPassword(v) != "":
+			what = "the password in --public-ip-url's URL"
+		case !strings.Contains(v, "?"):
+			return "" // blanked anyway; only a query (?token=) or a password holds a secret
+		default:
+			what = "the query (a token?) in --public-ip-url's URL"
+		}
 	case !o.Secret && urlPassword(v) != "":
 		// --qbittorrent http://admin:PASSWORD@host: the client's own
 		// password setting takes it, where there is one.

@@ -121,7 +121,7 @@ var Options = []Option{
 		c.DNS.ResolvConf = b
 		return err
 	}},
-	{Flag: "public-ip-url", Key: "public_ip_url", Usage: "`URL` asked through the tunnel for the public address when the provider does not give it (plain text or ipinfo.io's JSON, e.g. https://ipinfo.io/json; default off)", Set: func(c *Config, v string) error { c.PublicIPURL = v; return nil }},
+	{Flag: "public-ip-url", Key: "public_ip_url", Secret: true, Usage: "`URL` asked through the tunnel for the public address when the provider does not give it (plain text or ipinfo.io's JSON, e.g. https://ipinfo.io/json; default off)", Set: func(c *Config, v string) error { c.PublicIPURL = v; return nil }},
 	{Flag: "port-check", Key: "port_check.url", Usage: "outside port checker `URL` with {port} (and {ip}), asked through the tunnel every few minutes and after each recovery; two 'closed' in a row make the port dead, no answer is never 'closed' (e.g. " + portcheck.Transmission + "; default off)", Set: func(c *Config, v string) error { c.PortCheck.URL = v; return nil }},
 	{Flag: "port-check-every", Key: "port_check.every", Usage: "`DURATION` between outside port checks while the port is fine (default 5m)", Set: func(c *Config, v string) error {
 		d, err := parseDuration(v)

@@ -93,7 +93,7 @@ func ParseWGQuick(name string, r io.Reader) (tunnel.WireGuard, []string, error) 
 				wg.Peers = append(wg.Peers, tunnel.Peer{})
 				peer = &wg.Peers[len(wg.Peers)-1]
 			default:
-				return wg, warnings, fail("unknown section [%s] (want [Interface] or [Peer])", text[1:len(text)-1])
+				return wg, warnings, fail("unknown section %q (want [Interface] or [Peer])", text)
 			}
 			continue
 		}

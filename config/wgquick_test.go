@@ -129,7 +129,7 @@ func TestParseWGQuickErrors(t *testing.T) {
 		{"no section", "PrivateKey = x\n", "bad.conf:1: PrivateKey outside a section"},
 		{"junk line", base("what is this", ""), "bad.conf:4: want Key = Value"},
 		{"bad mtu", base("MTU = 9", ""), "bad.conf:4: MTU: \"9\": want a number from 576 to 65535"},
-		{"unknown section", "[Wat]\n", "bad.conf:1: unknown section [Wat]"},
+		{"unknown section", "[Wat]\n", `bad.conf:1: unknown section "[Wat]"`},
 		{"two interfaces", "[Interface]\n[Interface]\n", "bad.conf:2: a second [Interface] section"},
 	}
 	for _, tt := range tests {
