@@ -79,6 +79,7 @@ type Daemon struct {
 	since   time.Time
 
 	socksL, httpL, apiL net.Listener
+	ownL                net.Listener // the owner's socket (ownsocket.go)
 	// locals are the local forwards (--local-forward), open from New.
 	locals   []*forward.Local
 	apiToken string
@@ -578,6 +579,7 @@ func (d *Daemon) listen() error {
 		}
 		d.apiL = capped(d.apiL)
 	}
+	d.openOwnSocket()
 	return d.dnsSockets()
 }
 
@@ -648,6 +650,7 @@ func (d *Daemon) closeAll() {
 	if d.apiL != nil && strings.HasPrefix(d.cfg.API.Listen, "unix:") {
 		os.Remove(strings.TrimPrefix(d.cfg.API.Listen, "unix:"))
 	}
+	d.closeOwnSocket()
 }
 
 // run serves until ctx ends, then shuts down: the session releases the
@@ -680,6 +683,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		goFunc(func() { api.Serve(srvCtx, d.apiL, h) })
 		d.log.Info("control API listening", "addr", d.apiL.Addr().String())
 	}
+	d.serveOwnSocket(srvCtx, goFunc)
 	d.serveResponders(srvCtx, goFunc)
 	d.serveDNS(srvCtx, goFunc)
 	if d.ipLookup != nil {

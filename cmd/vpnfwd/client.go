@@ -8,10 +8,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/vpnfwd/vpnfwd/api"
+	"github.com/vpnfwd/vpnfwd/daemon"
+	"github.com/vpnfwd/vpnfwd/state"
 )
 
 // apiClient talks to a running vpnfwd's control API.
@@ -22,13 +25,23 @@ type apiClient struct {
 }
 
 // apiFlags adds --api and --api-token-file, defaulting to the VPNFWD_API
-// and VPNFWD_API_TOKEN_FILE environment variables, then the default.
+// and VPNFWD_API_TOKEN_FILE environment variables, then to the owner's
+// socket in the state directory when a vpnfwd answers there (the health
+// check's way in, which the pod's other programs cannot crowd out), then
+// to the TCP API.
 func apiFlags(fs *flag.FlagSet, env *cliEnv) (*string, *string) {
 	def, ok := env.lookupEnv("VPNFWD_API")
 	if !ok || def == "" {
 		def = "127.0.0.1:9070"
 		if gluetun := gluetunAPI(env); gluetun != "" {
 			def = gluetun
+		}
+		dir, _ := env.lookupEnv("VPNFWD_STATE_DIR")
+		if dir == "" {
+			dir = state.DefaultPath()
+		}
+		if dir != "" && daemon.OwnSocketAnswers(dir) {
+			def = "unix:" + filepath.Join(dir, daemon.OwnSocket)
 		}
 	}
 	tok, _ := env.lookupEnv("VPNFWD_API_TOKEN_FILE")
