@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -18,7 +19,9 @@ import (
 // igdResponder is the UPnP IGD of tun mode's namespace: its SSDP socket
 // on 127.0.0.1:1900 (the namespace's M-SEARCH to 239.255.255.250:1900,
 // or any address's 1900, is taken there) and its HTTP listener on an
-// ephemeral port of 127.0.0.1.
+// ephemeral port of every address (an app bound to its interface reaches
+// it at that interface's address), which an nftables table and the
+// server itself keep to this namespace's own connections.
 type igdResponder struct {
 	srv *upnp.Server
 	l   net.Listener
@@ -26,8 +29,10 @@ type igdResponder struct {
 }
 
 // ssdpTable is tun mode's nftables table that takes the namespace's SSDP
-// to vpnfwd's IGD.
+// to vpnfwd's IGD; igdTable drops connections to its HTTP port from
+// other hosts.
 func (d *Daemon) ssdpTable() string { return "vpnfwd_ssdp_" + d.cfg.WireGuard.Tun }
+func (d *Daemon) igdTable() string  { return "vpnfwd_igd_" + d.cfg.WireGuard.Tun }
 
 // openIGD starts the UPnP IGD on the table d.pmp (tun mode only: exec's
 // namespace would need the agent to open a TCP listener inside).
@@ -50,11 +55,15 @@ func (d *Daemon) openIGD() {
 		d.log.Warn("apps that ask for a port by UPnP will not be answered: another program has UDP 127.0.0.1:1900", "err", err)
 		return
 	}
-	l, err := net.Listen("tcp4", netip.AddrPortFrom(lo, 0).String())
+	l, err := net.Listen("tcp4", "0.0.0.0:0")
 	if err == nil {
-		err = nft.AnswerLocally(d.ssdpTable(), upnp.SSDPPort, nft.OwnMark, nft.WireGuardMark)
+		err = nft.LoopbackOnly(d.igdTable(), uint16(l.Addr().(*net.TCPAddr).Port))
+		if err == nil {
+			err = nft.AnswerLocally(d.ssdpTable(), upnp.SSDPPort, nft.OwnMark, nft.WireGuardMark)
+		}
 		if err != nil {
 			l.Close()
+			nft.LoopbackOnly(d.igdTable(), 0)
 		}
 	}
 	if err != nil {
@@ -65,7 +74,8 @@ func (d *Daemon) openIGD() {
 	sockets := portmap.ProcSockets("/proc/self/net")
 	srv := upnp.New(upnp.Config{Gateway: d.pmp, Owner: sockets.TCPOwner, Log: d.log.With("component", "upnp")})
 	d.igd = &igdResponder{srv: srv, l: l, pc: pc}
-	d.log.Info("answering the apps' UPnP IGD discovery (SSDP, any address's UDP 1900) and requests with the port vpnfwd holds", "igd", "http://"+l.Addr().String()+"/rootDesc.xml")
+	d.log.Info("answering the apps' UPnP IGD discovery (SSDP, any address's UDP 1900) and requests with the port vpnfwd holds",
+		"igd", "http://127.0.0.1:"+strconv.Itoa(l.Addr().(*net.TCPAddr).Port)+"/rootDesc.xml")
 }
 
 // closeIGD stops the IGD and removes its table.
@@ -77,6 +87,9 @@ func (d *Daemon) closeIGD() {
 	d.igd.pc.Close()
 	if err := nft.AnswerLocally(d.ssdpTable(), 0); err != nil {
 		d.log.Error("removing the SSDP table", "table", d.ssdpTable(), "err", err)
+	}
+	if err := nft.LoopbackOnly(d.igdTable(), 0); err != nil {
+		d.log.Error("removing the IGD's table", "table", d.igdTable(), "err", err)
 	}
 }
 

@@ -66,7 +66,7 @@ func AnswerLocally(table string, port uint16, marks ...uint32) error {
 			ex = append(ex, Meta(expr.MetaKeyMARK), Neq(U32(m)))
 		}
 		ex = append(ex, Count, &expr.Redir{})
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, UserData: Comment(fmt.Sprintf("udp %d to any address is answered here (NAT-PMP/PCP: vpnfwd)", port)), Exprs: ex})
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, UserData: Comment(fmt.Sprintf("udp %d to any address is answered here by vpnfwd", port)), Exprs: ex})
 		return nil
 	})
 }

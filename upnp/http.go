@@ -13,9 +13,8 @@ import (
 	"github.com/vpnfwd/vpnfwd/portmap"
 )
 
-// Handler serves the device descriptions and the SOAP control; host is
-// the HTTP listener's address (the descriptions' base).
-func (s *Server) Handler(host string) http.Handler {
+// Handler serves the device descriptions and the SOAP control.
+func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	xmlDoc := func(b []byte) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -27,6 +26,10 @@ func (s *Server) Handler(host string) http.Handler {
 	mux.Handle("GET /rootDesc2.xml", xmlDoc(s.description(2)))
 	mux.HandleFunc("POST "+ipcControl, s.control)
 	mux.HandleFunc("POST "+cifControl, s.control)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.log.Debug("IGD request for nothing it serves", "client", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
+		http.NotFound(w, r)
+	})
 	return mux
 }
 
@@ -48,16 +51,19 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if svc, action, ok := soapAction(r.Header.Get("SOAPAction")); ok && (svc != c.Service || action != c.Action) {
+		s.log.Debug("a SOAP request whose SOAPAction is not its action", "client", r.RemoteAddr, "soapaction", r.Header.Get("SOAPAction"), "action", c.Action)
 		w.WriteHeader(http.StatusInternalServerError)
 		w.Write(fault(errInvalidAction))
 		return
 	}
 	out, uerr := s.call(c, r.URL.Path, s.owner(r))
 	if uerr != nil {
+		s.log.Debug("IGD action refused", "client", r.RemoteAddr, "action", c.Action, "args", c.Args, "error", uerr.code, "description", uerr.desc)
 		w.WriteHeader(http.StatusInternalServerError)
 		w.Write(fault(*uerr))
 		return
 	}
+	s.log.Debug("IGD action", "client", r.RemoteAddr, "action", c.Action, "args", c.Args)
 	w.Write(out)
 }
 

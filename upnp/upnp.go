@@ -3,8 +3,11 @@
 // answers SSDP discovery (M-SEARCH to 239.255.255.250:1900, taken to its
 // socket on 127.0.0.1 by nft.AnswerLocally) with two root devices,
 // InternetGatewayDevice:1 and :2, and serves their descriptions and the
-// WANIPConnection service's SOAP control over HTTP on 127.0.0.1, where
-// only the namespace reaches.
+// WANIPConnection service's SOAP control over HTTP. The answer's
+// LOCATION is the asking socket's own address (libtorrent binds its
+// control connections to its interface, which cannot reach 127.0.0.1),
+// and the HTTP server takes connections from this namespace's own
+// addresses only (the daemon also drops any that arrive off loopback).
 //
 // Its mappings are portmap's, in the one table NAT-PMP and PCP share, so
 // what an app is told is true and one ownership rule holds for the
@@ -101,8 +104,12 @@ func New(cfg Config) *Server {
 // Serve answers SSDP on pc and HTTP on l (its address is the LOCATION
 // SSDP answers give) until ctx ends; it closes both.
 func (s *Server) Serve(ctx context.Context, l net.Listener, pc net.PacketConn) error {
+	port := 0
+	if ta, ok := l.Addr().(*net.TCPAddr); ok {
+		port = ta.Port
+	}
 	hs := &http.Server{
-		Handler:           s.Handler(l.Addr().String()),
+		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -120,8 +127,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, pc net.PacketConn) e
 		hs.Close()
 		pc.Close()
 	})
-	wg.Go(func() { s.serveSSDP(pc, l.Addr().String()) })
-	err := hs.Serve(connlimit.New(l, connlimit.Limits{Max: s.cfg.MaxConns, PerAddr: s.cfg.MaxConns}))
+	wg.Go(func() { s.serveSSDP(pc, port) })
+	err := hs.Serve(connlimit.New(localOnly{l, s.cfg.Local}, connlimit.Limits{Max: s.cfg.MaxConns, PerAddr: s.cfg.MaxConns}))
 	close(done)
 	wg.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
@@ -130,8 +137,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, pc net.PacketConn) e
 	return err
 }
 
-// serveSSDP answers M-SEARCH datagrams on pc until it is closed.
-func (s *Server) serveSSDP(pc net.PacketConn, location string) {
+// serveSSDP answers M-SEARCH datagrams on pc until it is closed, naming
+// the HTTP server on port at the asker's own address.
+func (s *Server) serveSSDP(pc net.PacketConn, port int) {
 	buf := make([]byte, 2048)
 	for {
 		n, from, err := pc.ReadFrom(buf)
@@ -146,10 +154,15 @@ func (s *Server) serveSSDP(pc net.PacketConn, location string) {
 		if !ok {
 			continue
 		}
-		replies := s.answers(st, location)
+		host := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		if ua, ok := from.(*net.UDPAddr); ok && ua.AddrPort().Addr().Unmap().Is4() && s.cfg.Local(ua.AddrPort().Addr().Unmap()) {
+			host = ua.AddrPort().Addr().Unmap()
+		}
+		replies := s.answers(st, netip.AddrPortFrom(host, uint16(port)).String())
 		if len(replies) == 0 || !s.allow(len(replies)) {
 			continue
 		}
+		s.log.Debug("SSDP search answered", "from", from.String(), "st", st, "answers", len(replies))
 		for _, r := range replies {
 			pc.WriteTo(r, from)
 		}
@@ -199,4 +212,24 @@ func interfaceAddr(a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// localOnly is a listener that closes at once the connections from
+// addresses not this namespace's own.
+type localOnly struct {
+	net.Listener
+	local func(netip.Addr) bool
+}
+
+func (l localOnly) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok && l.local(ta.AddrPort().Addr().Unmap()) {
+			return c, nil
+		}
+		c.Close()
+	}
 }

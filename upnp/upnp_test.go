@@ -27,7 +27,7 @@ func testIGD(t *testing.T) (*portmap.Server, *httptest.Server, *uint32) {
 	uid := new(uint32)
 	s := New(Config{Gateway: pm, Owner: func(client, server netip.AddrPort) (uint32, bool) { return *uid, true },
 		Local: func(a netip.Addr) bool { return a.IsLoopback() || a == netip.MustParseAddr("10.2.0.2") }})
-	hs := httptest.NewServer(s.Handler("127.0.0.1"))
+	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
 	return pm, hs, uid
 }
@@ -281,4 +281,28 @@ func FuzzParseSOAP(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Connections from addresses that are not the namespace's own are closed
+// unanswered.
+func TestServeOnlyLocalPeers(t *testing.T) {
+	pm := portmap.New(portmap.Config{})
+	s := New(Config{Gateway: pm, Local: func(netip.Addr) bool { return false }})
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Serve(ctx, l, pc) }()
+	defer func() { cancel(); <-done }()
+	c := &http.Client{Timeout: 5 * time.Second}
+	if resp, err := c.Get("http://" + l.Addr().String() + "/rootDesc.xml"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a stranger's request answered: %s", resp.Status)
+	}
 }

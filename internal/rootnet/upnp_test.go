@@ -3,6 +3,8 @@ package rootnet
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -41,18 +43,24 @@ func TestAppsAskUPnPTunMode(t *testing.T) {
 	events := n.Start(v.Cli, "curl", "-sN", "http://127.0.0.1:9070/v1/events")
 
 	list := upnpc(n, v.Cli, 0, "-l")
-	for _, want := range []string{"Found valid IGD : http://127.0.0.1:", "ExternalIPAddress = " + ReportedIP, "Connected"} {
+	for _, want := range []string{"Found valid IGD : http://", "ExternalIPAddress = " + ReportedIP, "Connected"} {
 		if !strings.Contains(list, want) {
 			t.Fatalf("upnpc -l lacks %q:\n%s\n%s", want, list, up.Out)
 		}
 	}
 	// Discovery works (above); the rest go straight to the description
 	// it found, as an app that keeps its IGD does (2 s less each).
-	m := regexp.MustCompile(`desc: (http://127\.0\.0\.1:\d+/rootDesc\.xml)`).FindStringSubmatch(list)
+	m := regexp.MustCompile(`desc: (http://[0-9.]+:\d+/rootDesc\.xml)`).FindStringSubmatch(list)
 	if m == nil {
 		t.Fatalf("upnpc -l names no description:\n%s", list)
 	}
 	igd := m[1]
+	// Its HTTP port is on every address of the namespace, for the
+	// namespace alone: the LAN's router cannot connect to it.
+	igdPort := regexp.MustCompile(`:(\d+)/`).FindStringSubmatch(igd)[1]
+	if out, err := n.Exec(v.Server, "socat", "-T1", "/dev/null", "TCP:"+UnderCli+":"+igdPort+",connect-timeout=2"); err == nil {
+		t.Errorf("the LAN's router connected to the IGD's port %s: %s", igdPort, out)
+	}
 	if out := upnpc(n, v.Cli, 0, "-u", igd, "-e", "app", "-a", "127.0.0.1", "7000", "7000", "TCP"); !strings.Contains(out, "718") {
 		t.Errorf("a port vpnfwd does not hold (want 718 ConflictInMappingEntry):\n%s", out)
 	}
@@ -115,7 +123,7 @@ func TestAppsAskUPnPTunMode(t *testing.T) {
 	if _, err := up.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if out := n.Must(v.Cli, "nft", "list", "tables"); strings.Contains(out, "vpnfwd_ssdp") {
+	if out := n.Must(v.Cli, "nft", "list", "tables"); strings.Contains(out, "vpnfwd_ssdp") || strings.Contains(out, "vpnfwd_igd") {
 		t.Errorf("tables left after exit:\n%s", out)
 	}
 }
@@ -151,10 +159,11 @@ func TestUPnPKillSwitchNothingLeaves(t *testing.T) {
 		return up
 	}
 	up := run("true")
-	if loc := msearch(t, n, v.Cli, UnderVPN); !strings.HasPrefix(loc, "http://127.0.0.1:") {
+	// vpnfwd answers, naming its IGD at the asker's own address.
+	if loc := msearch(t, n, v.Cli, UnderVPN); !strings.HasPrefix(loc, "http://"+UnderCli+":") {
 		t.Errorf("an M-SEARCH to the LAN router's address: answered with LOCATION %q, want vpnfwd's\n%s", loc, up.Out)
 	}
-	if out := upnpc(n, v.Cli, 0, "-m", "eth0", "-l"); !strings.Contains(out, "Found valid IGD : http://127.0.0.1:") {
+	if out := upnpc(n, v.Cli, 0, "-m", "eth0", "-l"); !strings.Contains(out, "Found valid IGD : http://"+UnderCli+":") {
 		t.Errorf("upnpc discovering out of the LAN interface found:\n%s", out)
 	}
 	if _, err := up.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
@@ -216,6 +225,42 @@ func TestTransmissionAsksByUPnP(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatalf("a peer reaching Transmission on %d: %v\n%s", held, err, tr.Out)
+	}
+	if _, err := up.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestQBittorrentAsksByUPnP: a real qbittorrent-nox (libtorrent) with its
+// default "UPnP / NAT-PMP" on and its listen port the held one, while
+// vpnfwd's NAT-PMP is off so that only the IGD answers: libtorrent finds
+// the IGD, maps TCP and UDP of its port there, and a peer on the
+// internet reaches it. (vpnfwd's qBittorrent publisher turns the
+// client's UPnP off: with it the publisher alone makes it reachable.)
+func TestQBittorrentAsksByUPnP(t *testing.T) {
+	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "socat", "qbittorrent-nox")
+	v := NewVPN(t, n, true)
+	bin := BuildVPNFWD(t, t.TempDir())
+	up := n.Start(v.Cli, bin, "up", "--tun", "vpnfwd0", "--wg-config", v.ClientConf, "--provider", "natpmp", "--dns-listen", "off", "--nat-pmp=false")
+	held := waitForPort(t, n, v.Cli, bin)
+	profile := t.TempDir()
+	conf := filepath.Join(profile, "qBittorrent", "config", "qBittorrent.conf")
+	os.MkdirAll(filepath.Dir(conf), 0o755)
+	os.WriteFile(conf, []byte(fmt.Sprintf("[LegalNotice]\nAccepted=true\n[Preferences]\nConnection\\PortRangeMin=%d\nWebUI\\Port=8080\n", held)), 0o644)
+	n.Start(v.Cli, "qbittorrent-nox", "--profile="+profile)
+	var ms []appMapping
+	waitForLong(t, 30*time.Second, func() bool {
+		_, ms = statusMappings(n, v.Cli, bin)
+		return len(ms) > 1
+	}, func() string { return up.Out.String() })
+	t.Logf("qBittorrent's mappings: %+v", ms)
+	for _, m := range ms {
+		if m.Via != "upnp" || m.PublicPort != held || m.InternalPort != held {
+			t.Errorf("mapping %+v, want qBittorrent's %d by UPnP", m, held)
+		}
+	}
+	if out, err := n.ExecInput(v.Inet, "\x13BitTorrent protocol", "socat", "-T2", "-", fmt.Sprintf("TCP:%s:%d", PublicAddr, held)); err != nil {
+		t.Fatalf("a peer reaching qBittorrent on %d: %v %s\n%s", held, err, out, up.Out)
 	}
 	if _, err := up.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
 		t.Fatal(err)
