@@ -90,6 +90,19 @@ func (s *Server) answers(st, location string) [][]byte {
 	return out
 }
 
+// matching counts the answers a search for st gets.
+func (s *Server) matching(st string) int {
+	n := 0
+	for v := 1; v <= 2; v++ {
+		for _, t := range s.targets(v) {
+			if st == "ssdp:all" || st == t.st {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // answer is one SSDP answer, shaped as miniupnpd's.
 func (s *Server) answer(t target, location string) []byte {
 	return fmt.Appendf(nil, "HTTP/1.1 200 OK\r\n"+

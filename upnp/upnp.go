@@ -154,14 +154,15 @@ func (s *Server) serveSSDP(pc net.PacketConn, port int) {
 		if !ok {
 			continue
 		}
+		if n := s.matching(st); n == 0 || !s.allow(n) {
+			continue
+		}
+		// Checked after the allowance: Local may ask the kernel.
 		host := netip.AddrFrom4([4]byte{127, 0, 0, 1})
 		if ua, ok := from.(*net.UDPAddr); ok && ua.AddrPort().Addr().Unmap().Is4() && s.cfg.Local(ua.AddrPort().Addr().Unmap()) {
 			host = ua.AddrPort().Addr().Unmap()
 		}
 		replies := s.answers(st, netip.AddrPortFrom(host, uint16(port)).String())
-		if len(replies) == 0 || !s.allow(len(replies)) {
-			continue
-		}
 		s.log.Debug("SSDP search answered", "from", from.String(), "st", st, "answers", len(replies))
 		for _, r := range replies {
 			pc.WriteTo(r, from)

@@ -306,3 +306,22 @@ func TestServeOnlyLocalPeers(t *testing.T) {
 		t.Fatalf("a stranger's request answered: %s", resp.Status)
 	}
 }
+
+// SSDP answers are limited to 100 a second (as many at once): a flood of
+// searches is not a flood of answers.
+func TestSSDPAllowance(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	s := New(Config{Gateway: portmap.New(portmap.Config{}), Now: func() time.Time { return now }})
+	all := s.matching("ssdp:all")
+	granted := 0
+	for s.allow(all) {
+		granted += all
+	}
+	if granted > 100 || granted < 100-all {
+		t.Fatalf("%d answers at once, want at most 100", granted)
+	}
+	now = now.Add(time.Second)
+	if !s.allow(all) {
+		t.Fatal("no answer a second later")
+	}
+}
