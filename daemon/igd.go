@@ -1,15 +1,11 @@
 package daemon
 
 import (
-	"cmp"
 	"context"
 	"net"
 	"net/netip"
 	"strconv"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/vpnfwd/vpnfwd/nft"
 	"github.com/vpnfwd/vpnfwd/portmap"
@@ -42,15 +38,11 @@ func (d *Daemon) openIGD() {
 		return
 	}
 	lo := netip.AddrFrom4([4]byte{127, 0, 0, 1})
-	// SO_REUSEADDR: libtorrent binds its own SSDP socket to port 1900 of
-	// its listen address (with it); ours on 127.0.0.1 still gets what is
-	// sent to 127.0.0.1.
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) })
-		return cmp.Or(err, serr)
-	}}
-	pc, err := lc.ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(lo, upnp.SSDPPort).String())
+	// No SO_REUSEADDR: with it another program here could bind
+	// 127.0.0.1:1900 too and take the apps' searches. libtorrent binds
+	// its own SSDP socket to 1900 of each interface's address, which does
+	// not clash with 127.0.0.1; a program binding 0.0.0.0:1900 does.
+	pc, err := net.ListenPacket("udp4", netip.AddrPortFrom(lo, upnp.SSDPPort).String())
 	if err != nil {
 		d.log.Warn("apps that ask for a port by UPnP will not be answered: another program has UDP 127.0.0.1:1900", "err", err)
 		return

@@ -61,6 +61,12 @@ func TestAppsAskUPnPTunMode(t *testing.T) {
 	if out, err := n.Exec(v.Server, "socat", "-T1", "/dev/null", "TCP:"+UnderCli+":"+igdPort+",connect-timeout=2"); err == nil {
 		t.Errorf("the LAN's router connected to the IGD's port %s: %s", igdPort, out)
 	}
+	// Nor can another program take the apps' searches by binding the
+	// SSDP socket's address beside vpnfwd's.
+	if out, err := n.Exec(v.Cli, "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+		"socat", "-T1", "-u", "UDP4-RECV:1900,bind=127.0.0.1,reuseaddr", "/dev/null"); err == nil || !strings.Contains(out, "in use") {
+		t.Errorf("another program bound 127.0.0.1:1900 beside vpnfwd: %v %s", err, out)
+	}
 	if out := upnpc(n, v.Cli, 0, "-u", igd, "-e", "app", "-a", "127.0.0.1", "7000", "7000", "TCP"); !strings.Contains(out, "718") {
 		t.Errorf("a port vpnfwd does not hold (want 718 ConflictInMappingEntry):\n%s", out)
 	}
