@@ -146,8 +146,8 @@ type Forward struct {
 	// NATPMP answers the NAT-PMP and PCP requests of the apps in the
 	// namespace (tun mode, exec) with a port vpnfwd holds.
 	NATPMP bool `toml:"nat_pmp"`
-	// UPnP answers the apps' UPnP IGD discovery and control (tun mode)
-	// with the same held ports, in the same table.
+	// UPnP answers the apps' UPnP IGD discovery and control (tun mode,
+	// exec) with the same held ports, in the same table.
 	UPnP bool `toml:"upnp"`
 }
 

@@ -104,7 +104,7 @@ var Options = []Option{
 		c.Forward.NATPMP = b
 		return err
 	}},
-	{Flag: "upnp", Key: "forward.upnp", Bool: true, Usage: "be the UPnP Internet Gateway Device of the apps in the namespace (tun mode): answer their SSDP discovery and IGD requests with a port vpnfwd holds, as NAT-PMP's (default true; false leaves them unanswered)", Set: func(c *Config, v string) error {
+	{Flag: "upnp", Key: "forward.upnp", Bool: true, Usage: "be the UPnP Internet Gateway Device of the apps in the namespace (tun mode, exec): answer their SSDP discovery and IGD requests with a port vpnfwd holds, as NAT-PMP's (default true; false leaves them unanswered)", Set: func(c *Config, v string) error {
 		b, err := parseBool(v)
 		c.Forward.UPnP = b
 		return err

@@ -69,7 +69,7 @@ type Daemon struct {
 	// pmpConn.
 	pmp     *portmap.Server
 	pmpConn net.PacketConn
-	igd     *igdResponder // the UPnP IGD on pmp's table (tun mode)
+	igd     *igdResponder // the UPnP IGD on pmp's table (tun mode, exec)
 	dev     *wg.Device
 	bridge  *forward.Bridge
 	disp    *publish.Dispatcher

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -12,8 +13,8 @@ import (
 	"github.com/vpnfwd/vpnfwd/upnp"
 )
 
-// igdResponder is the UPnP IGD of tun mode's namespace: its SSDP socket
-// on 127.0.0.1:1900 (the namespace's M-SEARCH to 239.255.255.250:1900,
+// igdResponder is the UPnP IGD of tun mode's namespace (or exec's): its
+// SSDP socket on 127.0.0.1:1900 (the namespace's M-SEARCH to 239.255.255.250:1900,
 // or any address's 1900, is taken there) and its HTTP listener on an
 // ephemeral port of every address (an app bound to its interface reaches
 // it at that interface's address), which an nftables table and the
@@ -30,13 +31,54 @@ type igdResponder struct {
 func (d *Daemon) ssdpTable() string { return "vpnfwd_ssdp_" + d.cfg.WireGuard.Tun }
 func (d *Daemon) igdTable() string  { return "vpnfwd_igd_" + d.cfg.WireGuard.Tun }
 
-// openIGD starts the UPnP IGD on the table d.pmp (tun mode only: exec's
-// namespace would need the agent to open a TCP listener inside).
+// openIGD starts the UPnP IGD on the table d.pmp: in tun mode in
+// vpnfwd's namespace, in exec inside CMD's (the agent opens its sockets
+// and tables there).
 func (d *Daemon) openIGD() {
-	if d.tun == nil {
-		d.log.Debug("UPnP IGD: tun mode only (in exec, apps get NAT-PMP and PCP)")
+	cfg := upnp.Config{Gateway: d.pmp, Log: d.log.With("component", "upnp")}
+	var pc net.PacketConn
+	var l net.Listener
+	var err error
+	if d.sandbox != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		pc, err = d.sandbox.Answer(ctx, upnp.SSDPPort)
+		if err == nil {
+			if l, err = d.sandbox.ListenLocal(ctx); err != nil {
+				pc.Close()
+			}
+		}
+		cancel()
+		cfg.Owner = portmap.ProcSockets(d.sandbox.NetProc()).TCPOwner
+		cfg.Local = d.sandboxAddr
+	} else {
+		pc, l, err = d.openIGDHere()
+		cfg.Owner = portmap.ProcSockets("/proc/self/net").TCPOwner
+	}
+	if err != nil {
+		d.log.Warn("apps that ask for a port by UPnP will not be answered", "err", err)
 		return
 	}
+	d.igd = &igdResponder{srv: upnp.New(cfg), l: l, pc: pc}
+	d.log.Info("answering the apps' UPnP IGD discovery (SSDP, any address's UDP 1900) and requests with the port vpnfwd holds",
+		"igd", "http://127.0.0.1:"+strconv.Itoa(l.Addr().(*net.TCPAddr).Port)+"/rootDesc.xml")
+}
+
+// sandboxAddr says whether a is an address of exec's namespace.
+func (d *Daemon) sandboxAddr(a netip.Addr) bool {
+	if a.IsLoopback() {
+		return true
+	}
+	for _, p := range d.sandbox.Addresses() {
+		if p.Addr().Unmap() == a.Unmap() {
+			return true
+		}
+	}
+	return false
+}
+
+// openIGDHere opens tun mode's IGD sockets in vpnfwd's namespace, and
+// its tables.
+func (d *Daemon) openIGDHere() (net.PacketConn, net.Listener, error) {
 	lo := netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	// No SO_REUSEADDR: with it another program here could bind
 	// 127.0.0.1:1900 too and take the apps' searches. libtorrent binds
@@ -44,8 +86,7 @@ func (d *Daemon) openIGD() {
 	// not clash with 127.0.0.1; a program binding 0.0.0.0:1900 does.
 	pc, err := net.ListenPacket("udp4", netip.AddrPortFrom(lo, upnp.SSDPPort).String())
 	if err != nil {
-		d.log.Warn("apps that ask for a port by UPnP will not be answered: another program has UDP 127.0.0.1:1900", "err", err)
-		return
+		return nil, nil, fmt.Errorf("another program has UDP 127.0.0.1:1900: %w", err)
 	}
 	l, err := net.Listen("tcp4", "0.0.0.0:0")
 	if err == nil {
@@ -60,14 +101,9 @@ func (d *Daemon) openIGD() {
 	}
 	if err != nil {
 		pc.Close()
-		d.log.Warn("apps that ask for a port by UPnP will not be answered", "err", err)
-		return
+		return nil, nil, err
 	}
-	sockets := portmap.ProcSockets("/proc/self/net")
-	srv := upnp.New(upnp.Config{Gateway: d.pmp, Owner: sockets.TCPOwner, Log: d.log.With("component", "upnp")})
-	d.igd = &igdResponder{srv: srv, l: l, pc: pc}
-	d.log.Info("answering the apps' UPnP IGD discovery (SSDP, any address's UDP 1900) and requests with the port vpnfwd holds",
-		"igd", "http://127.0.0.1:"+strconv.Itoa(l.Addr().(*net.TCPAddr).Port)+"/rootDesc.xml")
+	return pc, l, nil
 }
 
 // closeIGD stops the IGD and removes its table.
@@ -77,6 +113,9 @@ func (d *Daemon) closeIGD() {
 	}
 	d.igd.l.Close()
 	d.igd.pc.Close()
+	if d.tun == nil {
+		return // exec's tables go with its namespace
+	}
 	if err := nft.AnswerLocally(d.ssdpTable(), 0); err != nil {
 		d.log.Error("removing the SSDP table", "table", d.ssdpTable(), "err", err)
 	}

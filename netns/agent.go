@@ -79,6 +79,8 @@ func (a *agent) handle(rq request) {
 		err = nft.Guard("vpnfwd_guard", nft.OwnMark, rq.Reserved)
 	case "answer":
 		files, err = a.answer(rq.Port)
+	case "listenlocal":
+		files, err = a.listenLocal()
 	case "start":
 		rp.PID, err = a.start(rq)
 	case "signal":
@@ -234,17 +236,41 @@ func markOwn(_, _ string, c syscall.RawConn) error {
 
 // answer opens a UDP socket on 127.0.0.1:port inside and takes what CMD
 // sends to that port on any other address there (nft.AnswerLocally):
-// NAT-PMP and PCP requests to "the gateway" reach vpnfwd's responder.
+// NAT-PMP and PCP requests to "the gateway" (5351), and SSDP searches
+// (1900), reach vpnfwd's responders.
 func (a *agent) answer(port uint16) ([]*os.File, error) {
 	pc, err := (&net.ListenConfig{Control: markOwn}).ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), port).String())
 	if err != nil {
 		return nil, err
 	}
 	defer pc.Close()
-	if err := nft.AnswerLocally("vpnfwd_pmp", port, nft.OwnMark); err != nil {
+	table := "vpnfwd_pmp"
+	if port != 5351 {
+		table = fmt.Sprintf("vpnfwd_answer_%d", port)
+	}
+	if err := nft.AnswerLocally(table, port, nft.OwnMark); err != nil {
 		return nil, err
 	}
 	f, err := pc.(*net.UDPConn).File()
+	if err != nil {
+		return nil, err
+	}
+	return []*os.File{f}, nil
+}
+
+// listenLocal opens a TCP listener on an ephemeral port of every
+// address inside, which only CMD's namespace reaches (nft.LoopbackOnly):
+// the UPnP IGD's HTTP server.
+func (a *agent) listenLocal() ([]*os.File, error) {
+	l, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	if err := nft.LoopbackOnly("vpnfwd_local", uint16(l.Addr().(*net.TCPAddr).Port)); err != nil {
+		return nil, err
+	}
+	f, err := l.(*net.TCPListener).File()
 	if err != nil {
 		return nil, err
 	}

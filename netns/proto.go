@@ -30,7 +30,7 @@ const AgentEnv = "VPNFWD_NETNS_AGENT"
 // file descriptors attached where the operation makes one.
 type request struct {
 	ID int    `json:"id"`
-	Op string `json:"op"` // setup, dial, listenudp, addresses, redirect, guard, answer, start, signal
+	Op string `json:"op"` // setup, dial, listenudp, addresses, redirect, guard, answer, listenlocal, start, signal
 
 	// setup
 	Tun        string         `json:"tun,omitempty"`

@@ -281,6 +281,20 @@ func (s *Sandbox) Answer(ctx context.Context, port uint16) (net.PacketConn, erro
 	return net.FilePacketConn(res.files[0])
 }
 
+// ListenLocal opens a TCP listener on an ephemeral port of every address
+// inside, which only programs inside reach (the UPnP IGD's HTTP server).
+func (s *Sandbox) ListenLocal(ctx context.Context) (net.Listener, error) {
+	res, err := s.call(ctx, request{Op: "listenlocal"})
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(res.files)
+	if len(res.files) != 1 {
+		return nil, errors.New("no listener from the agent")
+	}
+	return net.FileListener(res.files[0])
+}
+
 // NetProc is the /proc directory of the namespace's socket tables (the
 // agent's /proc/PID/net), for telling which ports programs inside use.
 func (s *Sandbox) NetProc() string {

@@ -1,5 +1,6 @@
 // Package upnp is the UPnP Internet Gateway Device that apps in vpnfwd's
-// network namespace (tun mode) find when they look for their router: it
+// network namespace (tun mode) or CMD's (exec) find when they look for
+// their router: it
 // answers SSDP discovery (M-SEARCH to 239.255.255.250:1900, taken to its
 // socket on 127.0.0.1 by nft.AnswerLocally) with two root devices,
 // InternetGatewayDevice:1 and :2, and serves their descriptions and the

@@ -272,3 +272,59 @@ func TestQBittorrentAsksByUPnP(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAppsAskUPnPExec: under exec, CMD's upnpc (as an unprivileged user)
+// finds vpnfwd's IGD inside CMD's namespace, reads the VPN's public
+// address, maps the held port to its port 7000, and the internet reaches
+// CMD's app there.
+func TestAppsAskUPnPExec(t *testing.T) {
+	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "upnpc", "socat")
+	v := NewVPN(t, n, true)
+	dir, err := os.MkdirTemp("", "vpnfwd-exec-upnp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o777)
+	bin := BuildVPNFWD(t, dir)
+	conf, _ := os.ReadFile(v.ClientConf)
+	confPath := filepath.Join(dir, "client.conf")
+	os.WriteFile(confPath, conf, 0o644)
+	out := filepath.Join(dir, "upnp")
+	// CMD lists the IGD, waits for the test to tell it the held port,
+	// maps it, and serves.
+	script := fmt.Sprintf(`upnpc -l > %[1]s.l.tmp 2>&1; mv %[1]s.l.tmp %[1]s.l
+while [ ! -s %[1]s.held ]; do sleep 0.1; done
+upnpc -e app -a 127.0.0.1 7000 $(cat %[1]s.held) TCP > %[1]s.a.tmp 2>&1; mv %[1]s.a.tmp %[1]s.a
+exec socat TCP-LISTEN:7000,fork,reuseaddr SYSTEM:'echo hello-upnp-in-exec'`, out)
+	ex := n.Start(v.Cli, bin, "exec", "--wg-config", confPath, "--provider", "natpmp", "--state-dir", filepath.Join(dir, "state"),
+		"--user", "65534", "--", "sh", "-c", script)
+	held := waitForPort(t, n, v.Cli, bin)
+	wait := func(file string) string {
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			if b, err := os.ReadFile(file); err == nil {
+				return string(b)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("CMD did not write %s within 20 s:\n%s", file, ex.Out)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if l := wait(out + ".l"); !strings.Contains(l, "Found valid IGD") || !strings.Contains(l, "ExternalIPAddress = "+ReportedIP) {
+		t.Fatalf("upnpc -l in CMD:\n%s\n%s", l, ex.Out)
+	}
+	os.WriteFile(out+".held", []byte(strconv.Itoa(held)), 0o644)
+	if a := wait(out + ".a"); upnpcRedirectedRE.FindStringSubmatch(a) == nil {
+		t.Fatalf("upnpc -a in CMD:\n%s\n%s", a, ex.Out)
+	}
+	if reply, err := n.ExecUntil(v.Inet, "", "hello-upnp-in-exec", "socat", "-T2", "-", fmt.Sprintf("TCP:%s:%d", PublicAddr, held)); err != nil {
+		t.Fatalf("the internet reaching CMD's app on %d: %q %v\n%s", held, reply, err, ex.Out)
+	}
+	if _, ms := statusMappings(n, v.Cli, bin); len(ms) != 1 || ms[0].Via != "upnp" || ms[0].InternalPort != 7000 {
+		t.Errorf("status app_mappings %+v", ms)
+	}
+	if _, err := ex.Signal(syscall.SIGTERM, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
