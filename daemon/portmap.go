@@ -69,6 +69,13 @@ func (d *Daemon) openNATPMP() {
 		d.log.Warn("apps that ask for a port by NAT-PMP or PCP will not be answered", "err", err)
 		return
 	}
+	// A flood from many sources fills a socket's receive queue before
+	// the responder drops it request by request; a deeper queue (the
+	// kernel caps it at net.core.rmem_max) leaves room for an app's
+	// request among them.
+	if u, ok := pc.(*net.UDPConn); ok {
+		u.SetReadBuffer(4 << 20)
+	}
 	d.pmpConn = pc
 	d.log.Info("answering the apps' NAT-PMP and PCP requests (any gateway's UDP 5351) with the port vpnfwd holds")
 }

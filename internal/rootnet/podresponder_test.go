@@ -208,7 +208,11 @@ func TestPodCannotTakeThePort(t *testing.T) {
 		if r.result != 0 || r.external != uint16(held) {
 			t.Errorf("renewal %d during the floods: %+v", i, r)
 		}
-		if took := time.Since(start); took > time.Second {
+		// An unbounded flood can fill the responder's socket queue, so a
+		// request may be lost and asked again, as NAT-PMP and PCP clients
+		// do (pcpMapFrom: every 0.5 s); answered within those tries is
+		// answered.
+		if took := time.Since(start); took > 2500*time.Millisecond {
 			t.Errorf("renewal %d during the floods took %s", i, took)
 		}
 	}
