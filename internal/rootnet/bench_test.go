@@ -26,7 +26,7 @@ import (
 // wireguard-go as a second, labelled client when it is installed
 // (VPNFWD_BENCH_DEBIAN=0 leaves it out):
 //   - start to port reachable from the internet namespace in each mode
-//     (netstack, --tun, exec);
+//     (netstack, --tun, exec), and exec in the runs below too;
 //   - bulk TCP through the forwarded port in both directions, one
 //     connection, and many (VPNFWD_BENCH_MANY, 50: a seeding client's
 //     peers) with the spread between them;
@@ -131,6 +131,7 @@ func TestWholePath(t *testing.T) {
 	v.Forward("5204", ip3)
 	v.Forward("5205", ip3, "tcp")
 	v.Forward("5206", ip4, "tcp")
+	v.Forward("5210", ip4)
 
 	n.Start(v.Cli, "iperf3", "-s", "-B", "127.0.0.1", "-p", "5201")
 	self, _ := os.Executable()
@@ -164,11 +165,13 @@ func TestWholePath(t *testing.T) {
 	fmt.Printf("  --tun                %4d ms\n", time.Since(start).Milliseconds())
 
 	start = time.Now()
-	execUp := n.Start(cli4, bin, "exec", "--wg-config", conf4, "--provider", "static", "--port", "5206",
-		"--dns-listen", "off", "--log-level", "warn", "--", "socat", "TCP-LISTEN:5206,fork,reuseaddr", "EXEC:cat")
+	// exec's CMD serves the echo (for start to reachable) and an iperf3
+	// server on 5210 (for the runs), inside its own namespace.
+	execUp := n.Start(cli4, append(slices.Clone(goEnv), bin, "exec", "--wg-config", conf4, "--provider", "static", "--port", "5206,5210",
+		"--dns-listen", "off", "--log-level", "warn", "--", "sh", "-c",
+		"socat TCP-LISTEN:5206,fork,reuseaddr EXEC:cat & exec iperf3 -s -p 5210")...)
 	waitFor(t, func() bool { return reachable("5206") })
 	fmt.Printf("  exec                 %4d ms (including CMD's start)\n", time.Since(start).Milliseconds())
-	execUp.Signal(syscall.SIGTERM, 5*time.Second)
 
 	// VPNFWD_BENCH_BIN2: a second vpnfwd build in netstack mode, on a host
 	// of its own (10.2.0.6, port 5207), measured in the same rounds.
@@ -370,6 +373,7 @@ func TestWholePath(t *testing.T) {
 		{refName + " (reference)", "5202", kernelWG.Cmd.Process.Pid, refNS, false},
 		{"vpnfwd (netstack, --forward)", "5201", up.Cmd.Process.Pid, v.Cli, true},
 		{"vpnfwd --tun", "5204", tunUp.Cmd.Process.Pid, cli3, false},
+		{"vpnfwd exec", "5210", execUp.Cmd.Process.Pid, cli4, false},
 	}
 	if debianProc != nil {
 		ver, _ := exec.Command(debianWG, "--version").Output()
@@ -528,6 +532,7 @@ func TestWholePath(t *testing.T) {
 
 	up.Signal(syscall.SIGTERM, 5*time.Second)
 	tunUp.Signal(syscall.SIGTERM, 5*time.Second)
+	execUp.Signal(syscall.SIGTERM, 5*time.Second)
 }
 
 // runResult is one iperf3 run through one client.
