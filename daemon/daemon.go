@@ -328,7 +328,7 @@ func (d *Daemon) buildDataPath(extra []publish.Consumer, exec bool) error {
 		return err
 	}
 	consumers = append(consumers, extra...)
-	d.disp = publish.NewDispatcher(d.log.With("component", "publish"), func(r publish.Result) { d.broker.Publish("publish", r) }, consumers...)
+	d.disp = publish.NewDispatcher(d.log.With("component", "publish"), func(r status.Consumer) { d.broker.Publish("publish", r) }, consumers...)
 	return nil
 }
 

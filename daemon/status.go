@@ -83,9 +83,7 @@ func (d *Daemon) Status() status.Status {
 			s.KillSwitch.Scope = "cgroup " + k.OnlyCgroup
 		}
 	}
-	for _, r := range d.disp.Results() {
-		s.Publish = append(s.Publish, status.Consumer{Consumer: r.Consumer, Ports: r.Ports, OK: r.OK, Error: r.Error, At: r.At, Count: r.Count, Failures: r.Failures})
-	}
+	s.Publish = d.disp.Results()
 	s.PublicIP = d.publicIP.Load()
 	return s
 }

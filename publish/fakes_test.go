@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/vpnfwd/vpnfwd/status"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -129,9 +130,9 @@ func TestQBittorrentWrongPasswordNoBanLoop(t *testing.T) {
 	f, srv := newFakeQBit52(t)
 	defer srv.Close()
 	c := NewQBittorrent(ClientConfig{URL: srv.URL, Username: "admin", Password: "bad"}, QBittorrentOptions{})
-	var results []Result
+	var results []status.Consumer
 	var mu sync.Mutex
-	d := NewDispatcher(discard(), func(r Result) { mu.Lock(); results = append(results, r); mu.Unlock() }, c)
+	d := NewDispatcher(discard(), func(r status.Consumer) { mu.Lock(); results = append(results, r); mu.Unlock() }, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	go d.Run(ctx)
 	d.Send(Event{Ports: []uint16{50004}, Reason: "port"})

@@ -7,6 +7,7 @@ package publish
 import (
 	"context"
 	"errors"
+	"github.com/vpnfwd/vpnfwd/status"
 	"log/slog"
 	"slices"
 	"sync"
@@ -31,23 +32,12 @@ type Consumer interface {
 	Publish(ctx context.Context, ev Event) error
 }
 
-// Result is a consumer's last outcome, for status and metrics.
-type Result struct {
-	Consumer string    `json:"consumer"`
-	Ports    []uint16  `json:"ports"`
-	OK       bool      `json:"ok"`
-	Error    string    `json:"error,omitempty"`
-	At       time.Time `json:"at"`
-	Count    int64     `json:"count"`
-	Failures int64     `json:"failures"`
-}
-
 // Dispatcher fans events out to consumers. Run it with Run; Send never
 // blocks.
 type Dispatcher struct {
 	log       *slog.Logger
 	consumers []*queue
-	onResult  func(Result)
+	onResult  func(status.Consumer)
 }
 
 type queue struct {
@@ -55,16 +45,18 @@ type queue struct {
 	mu     sync.Mutex
 	events []Event
 	wake   chan struct{}
-	res    Result
+	res    status.Consumer
 	busy   bool // an event is being handled
 }
 
 // NewDispatcher makes a dispatcher; onResult (may be nil) hears each
 // outcome.
-func NewDispatcher(log *slog.Logger, onResult func(Result), cs ...Consumer) *Dispatcher {
+// A consumer's last outcome, for status and metrics, is a
+// status.Consumer: the status shows what the dispatcher keeps.
+func NewDispatcher(log *slog.Logger, onResult func(status.Consumer), cs ...Consumer) *Dispatcher {
 	d := &Dispatcher{log: log, onResult: onResult}
 	for _, c := range cs {
-		d.consumers = append(d.consumers, &queue{c: c, wake: make(chan struct{}, 1), res: Result{Consumer: c.Name()}})
+		d.consumers = append(d.consumers, &queue{c: c, wake: make(chan struct{}, 1), res: status.Consumer{Consumer: c.Name()}})
 	}
 	return d
 }
@@ -84,8 +76,8 @@ func (d *Dispatcher) Send(ev Event) {
 }
 
 // Results returns every consumer's last outcome.
-func (d *Dispatcher) Results() []Result {
-	out := make([]Result, 0, len(d.consumers))
+func (d *Dispatcher) Results() []status.Consumer {
+	out := make([]status.Consumer, 0, len(d.consumers))
 	for _, q := range d.consumers {
 		q.mu.Lock()
 		out = append(out, q.res)

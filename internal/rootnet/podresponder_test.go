@@ -123,34 +123,9 @@ func TestPodCannotTakeThePort(t *testing.T) {
 	stop := make(chan struct{})
 	var sent atomic.Int64
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go n.InNS(v.Cli, func() error {
-		defer wg.Done()
-		c, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.ParseIP(UnderCli)}, &net.UDPAddr{IP: net.ParseIP(UnderVPN), Port: 5351})
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		req := make([]byte, 12)
-		req[1] = 2
-		binary.BigEndian.PutUint16(req[4:], 6666)
-		binary.BigEndian.PutUint32(req[8:], 60)
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return nil
-			case <-tick.C:
-				c.Write(req)
-				sent.Add(1)
-			}
-		}
-	})
-	// The expensive request (found in review): asking for the held port
-	// itself as the internal port makes the responder look at the
-	// namespace's sockets. Ten sockets, each within its own 20 a second.
-	for i := 0; i < 10; i++ {
+	// pmpFlood sends a NAT-PMP TCP map request for internal from one
+	// socket on the service's address every tick until stop.
+	pmpFlood := func(internal uint16, every time.Duration) {
 		wg.Add(1)
 		go n.InNS(v.Cli, func() error {
 			defer wg.Done()
@@ -161,9 +136,9 @@ func TestPodCannotTakeThePort(t *testing.T) {
 			defer c.Close()
 			req := make([]byte, 12)
 			req[1] = 2
-			binary.BigEndian.PutUint16(req[4:], uint16(held))
+			binary.BigEndian.PutUint16(req[4:], internal)
 			binary.BigEndian.PutUint32(req[8:], 60)
-			tick := time.NewTicker(50 * time.Millisecond)
+			tick := time.NewTicker(every)
 			defer tick.Stop()
 			for {
 				select {
@@ -176,6 +151,14 @@ func TestPodCannotTakeThePort(t *testing.T) {
 			}
 		})
 	}
+	pmpFlood(6666, time.Millisecond)
+	// The expensive request (found in review): asking for the held port
+	// itself as the internal port makes the responder look at the
+	// namespace's sockets. Ten sockets, each within its own 20 a second.
+	for range 10 {
+		pmpFlood(uint16(held), 50*time.Millisecond)
+	}
+	wg.Add(1)
 	go n.InNS(v.Cli, func() error {
 		defer wg.Done()
 		for i := 0; ; i++ {
