@@ -16,7 +16,7 @@ import (
 // rate kept the responder reading tables and left apps unanswered. So
 // the tables are read at most once per refresh interval, whatever asks.
 
-// CachedSockets is ProcSockets(dir) read at most every TTL (1 s if
+// CachedSockets is the Sockets of the tables in Dir, read at most every TTL (1 s if
 // zero): Listening from the last reading of all four tables, UDPOwner
 // from the last reading of the UDP tables, read again early (at most
 // every 100 ms) when a socket asked about is not in it (an app's socket

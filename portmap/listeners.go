@@ -30,38 +30,10 @@ type Sockets interface {
 	UDPOwner(a netip.AddrPort) (uid uint32, ok bool)
 }
 
-// ProcSockets reads the kernel's socket tables in its directory
-// (/proc/net, or /proc/PID/net for the namespace PID is in). A table
-// that cannot be read counts as no socket.
+// ProcSockets is the directory of the kernel's socket tables (/proc/net,
+// or /proc/PID/net for the namespace PID is in): TCPOwner reads it for
+// one connection; CachedSockets reads it for the responder.
 type ProcSockets string
-
-// Listening implements Sockets.
-func (d ProcSockets) Listening(port uint16) bool {
-	for _, t := range []struct {
-		file   string
-		listen bool // only sockets in LISTEN count (TCP)
-	}{{"tcp", true}, {"tcp6", true}, {"udp", false}, {"udp6", false}} {
-		b, err := readSmall(filepath.Join(string(d), t.file))
-		if err == nil && portInTable(b, port, t.listen) {
-			return true
-		}
-	}
-	return false
-}
-
-// UDPOwner implements Sockets.
-func (d ProcSockets) UDPOwner(a netip.AddrPort) (uint32, bool) {
-	for _, file := range []string{"udp", "udp6"} {
-		b, err := readSmall(filepath.Join(string(d), file))
-		if err != nil {
-			continue
-		}
-		if uid, ok := udpOwner(b, a); ok {
-			return uid, true
-		}
-	}
-	return 0, false
-}
 
 // noSockets is the Sockets of a namespace nothing is known of (tests):
 // no program listens, and every requesting socket is open and root's.
@@ -121,32 +93,6 @@ func procAddr(f []byte) (netip.AddrPort, bool) {
 	}
 	a, _ := netip.AddrFromSlice(raw)
 	return netip.AddrPortFrom(a.Unmap(), uint16(p)), true
-}
-
-// udpOwner finds the UDP socket bound to a (or to its port on every
-// address) in table b and returns its uid (the eighth field).
-func udpOwner(b []byte, a netip.AddrPort) (uint32, bool) {
-	var uid uint32
-	found := lines(b, func(f [][]byte) bool {
-		local, ok := procAddr(f[1])
-		if !ok || local.Port() != a.Port() || (local.Addr() != a.Addr() && !local.Addr().IsUnspecified()) {
-			return false
-		}
-		u, err := strconv.ParseUint(string(f[7]), 10, 32)
-		uid = uint32(u)
-		return err == nil
-	})
-	return uid, found
-}
-
-// portInTable says whether the /proc/net/{tcp,udp}[6] table b has a
-// socket whose local port is port (in LISTEN, if listen). Lines are
-// "sl local_address rem_address st ...", the address as HEX:PORT.
-func portInTable(b []byte, port uint16, listen bool) bool {
-	return lines(b, func(f [][]byte) bool {
-		local, ok := procAddr(f[1])
-		return ok && local.Port() == port && (!listen || string(f[3]) == tcpListen)
-	})
 }
 
 // TCPOwner is the uid of the TCP socket at local connected to remote (an

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -243,8 +244,8 @@ func TestFloodsDoNotSilenceOtherApps(t *testing.T) {
 	}
 }
 
-// ProcListening reads the kernel's tables: TCP sockets in LISTEN and
-// any UDP socket bound to the port.
+// The kernel's tables as CachedSockets reads them: TCP sockets in LISTEN
+// and any UDP socket bound to the port.
 func TestPortInTable(t *testing.T) {
 	tcp := []byte(`  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 00000000:9C41 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1080 1 0 100 0 0 10 0
@@ -253,6 +254,17 @@ func TestPortInTable(t *testing.T) {
 	udp := []byte(`   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
   100: 00000000000000000000000000000000:1AE1 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000  1000        0 1090 2 0 0
 `)
+	// inTable puts b in a directory as the TCP table (listen) or the UDP
+	// one, and asks whether port has a socket there.
+	inTable := func(b []byte, port uint16, listen bool) bool {
+		dir := t.TempDir()
+		name := "udp"
+		if listen {
+			name = "tcp"
+		}
+		os.WriteFile(filepath.Join(dir, name), b, 0o644)
+		return (&CachedSockets{Dir: dir}).Listening(port)
+	}
 	for _, c := range []struct {
 		table  []byte
 		port   uint16
@@ -266,11 +278,11 @@ func TestPortInTable(t *testing.T) {
 		{udp, 40001, false, false},
 		{[]byte("garbage\n: : : :\n x y z w\n"), 0, true, false},
 	} {
-		if got := portInTable(c.table, c.port, c.listen); got != c.want {
+		if got := inTable(c.table, c.port, c.listen); got != c.want {
 			t.Errorf("port %d in %.20q: %v, want %v", c.port, c.table, got, c.want)
 		}
 	}
-	if ProcSockets("/nonexistent").Listening(40001) {
+	if (&CachedSockets{Dir: "/nonexistent"}).Listening(40001) {
 		t.Error("an unreadable table has a listener")
 	}
 }
@@ -305,8 +317,8 @@ func TestNATPMPDeleteBySameUserOnceTheMakerLeft(t *testing.T) {
 	}
 }
 
-// ProcSockets against this machine's kernel: a UDP socket's owner and a
-// TCP listener are found, a closed socket is not.
+// The tables of this machine's kernel, read afresh each time: a UDP
+// socket's owner and a TCP listener are found, a closed socket is not.
 func TestProcSocketsOnThisKernel(t *testing.T) {
 	u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -318,7 +330,7 @@ func TestProcSocketsOnThisKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	tp := uint16(l.Addr().(*net.TCPAddr).Port)
-	ps := ProcSockets("/proc/self/net")
+	ps := &CachedSockets{Dir: "/proc/self/net", TTL: time.Nanosecond}
 	if uid, ok := ps.UDPOwner(ua); !ok || uid != uint32(os.Getuid()) {
 		t.Errorf("UDP socket %s: uid %d %v, want %d", ua, uid, ok, os.Getuid())
 	}
@@ -335,7 +347,7 @@ func TestProcSocketsOnThisKernel(t *testing.T) {
 	}
 }
 
-// CachedSockets against this machine's kernel: what ProcSockets finds,
+// CachedSockets against this machine's kernel: what a fresh reading finds,
 // read at most once per TTL for Listening, and again early for a UDP
 // socket made a moment ago.
 func TestCachedSocketsOnThisKernel(t *testing.T) {

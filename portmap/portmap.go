@@ -87,7 +87,7 @@ type Config struct {
 	// (default 20, with twice as many at once); more are dropped
 	// unanswered.
 	RequestsPerSecond int
-	// Sockets are the namespace's (ProcSockets); nil: a namespace with
+	// Sockets are the namespace's (CachedSockets); nil: a namespace with
 	// none but the apps' requests.
 	Sockets Sockets
 	Log     *slog.Logger
