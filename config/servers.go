@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/netip"
 
 	"github.com/vpnfwd/vpnfwd/serverlist"
 	"github.com/vpnfwd/vpnfwd/tunnel"
@@ -94,12 +93,12 @@ func (c *Config) loadServerList() error {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("%s: server %s left out: its public key: %v", sl.List, s.Name(), err))
 			continue
 		}
-		ip := s.IPs[0]
-		if err := peer.Endpoint.UnmarshalText([]byte(net.JoinHostPort(ip.String(), fmt.Sprint(port)))); err != nil {
-			continue
+		err := peer.Endpoint.UnmarshalText([]byte(net.JoinHostPort(s.IPs[0].String(), fmt.Sprint(port))))
+		if err == nil {
+			err = checkEndpoint(peer.Endpoint) // as a wg-quick file's Endpoint
 		}
-		if !usableEndpoint(ip) {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("%s: server %s left out: address %s", sl.List, s.Name(), ip))
+		if err != nil {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s: server %s left out: %v", sl.List, s.Name(), err))
 			continue
 		}
 		peer.AllowedIPs = allowed
@@ -114,10 +113,4 @@ func (c *Config) loadServerList() error {
 	c.WireGuard = c.Servers[0]
 	c.Notes = append(c.Notes, fmt.Sprintf("server list %s: %d of %d WireGuard servers match %s; starting on %s, then the next on failover", sl.List, len(c.Servers), len(all), f, c.Servers[0].Server))
 	return nil
-}
-
-// usableEndpoint: a server's address must be a unicast one of the
-// internet's.
-func usableEndpoint(a netip.Addr) bool {
-	return a.IsValid() && !a.IsUnspecified() && !a.IsMulticast() && !a.IsLoopback() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
