@@ -78,15 +78,21 @@ func Check() error {
 	if err := checkDevice(); err != nil {
 		return err
 	}
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var caps [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &caps[0]); err != nil {
-		return nil // unknown: Open says what fails
-	}
-	if caps[0].Effective&(1<<unix.CAP_NET_ADMIN) == 0 {
+	if has, err := HasNetAdmin(); err == nil && !has { // unknown: Open says what fails
 		return errors.New("tun mode needs root or CAP_NET_ADMIN (in a container: --cap-add NET_ADMIN); without them use the netstack data plane (no --tun) or vpnfwd exec")
 	}
 	return nil
+}
+
+// HasNetAdmin says whether this process holds CAP_NET_ADMIN (tun mode
+// and the kill switch need it).
+func HasNetAdmin() (bool, error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var caps [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &caps[0]); err != nil {
+		return false, fmt.Errorf("reading this process's capabilities: %w", err)
+	}
+	return caps[0].Effective&(1<<unix.CAP_NET_ADMIN) != 0, nil
 }
 
 // CheckDevice says whether /dev/net/tun is there and open to this user

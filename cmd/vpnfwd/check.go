@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/netns"
 	"github.com/vpnfwd/vpnfwd/provider/all"
@@ -91,12 +89,11 @@ func runCheck(ctx context.Context, env *cliEnv, args []string) error {
 
 // netAdmin says whether this process holds CAP_NET_ADMIN.
 func netAdmin(what string) error {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var caps [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &caps[0]); err != nil {
-		return fmt.Errorf("reading this process's capabilities: %w", err)
+	has, err := tundev.HasNetAdmin()
+	if err != nil {
+		return err
 	}
-	if caps[0].Effective&(1<<unix.CAP_NET_ADMIN) == 0 {
+	if !has {
 		return fmt.Errorf("%s needs root or CAP_NET_ADMIN (in a container: --cap-add NET_ADMIN); uid %d has neither", what, os.Getuid())
 	}
 	return nil
