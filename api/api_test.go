@@ -3,7 +3,6 @@ package api
 import (
 	"bufio"
 	"context"
-	"github.com/vpnfwd/vpnfwd/status"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +11,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/session"
+	"github.com/vpnfwd/vpnfwd/status"
 )
 
 type fakeSource struct {
@@ -36,7 +39,7 @@ func get(t *testing.T, h http.Handler, path string, hdr ...string) (int, string)
 
 func TestRoutes(t *testing.T) {
 	src := &fakeSource{st: status.Status{State: "connecting", Tunnel: status.Tunnel{State: "connecting"}}}
-	h := NewServer(src, NewBroker(), Options{Listen: "127.0.0.1:9070"})
+	h := NewServer(src, session.NewHub(nil), Options{Listen: "127.0.0.1:9070"})
 	for _, p := range []string{"/v1/port", "/healthz"} {
 		code, body := get(t, h, p)
 		if code != 503 || strings.Contains(body, `"port": 0`) || strings.Contains(body, `"port":0`) {
@@ -110,7 +113,7 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestToken(t *testing.T) {
-	h := NewServer(&fakeSource{}, NewBroker(), Options{Token: "s3cret", Listen: "127.0.0.1:9070"})
+	h := NewServer(&fakeSource{}, session.NewHub(nil), Options{Token: "s3cret", Listen: "127.0.0.1:9070"})
 	if code, _ := get(t, h, "/v1/status"); code != 401 {
 		t.Errorf("no token: %d", code)
 	}
@@ -138,7 +141,7 @@ func TestToken(t *testing.T) {
 // must not read the API (CVE-2018-5702 in Transmission).
 func TestHostCheck(t *testing.T) {
 	src := &fakeSource{st: status.Status{State: "up"}}
-	h := NewServer(src, NewBroker(), Options{Listen: "127.0.0.1:9070", AllowedHosts: []string{"vpnfwd.lan"}})
+	h := NewServer(src, session.NewHub(nil), Options{Listen: "127.0.0.1:9070", AllowedHosts: []string{"vpnfwd.lan"}})
 	host := func(hst string) int {
 		r := httptest.NewRequest("GET", "/v1/status", nil)
 		r.Host = hst
@@ -157,7 +160,7 @@ func TestHostCheck(t *testing.T) {
 			t.Errorf("Host %s: %d, want 421", bad, c)
 		}
 	}
-	sock := NewServer(src, NewBroker(), Options{Listen: "unix:/run/vpnfwd.sock"})
+	sock := NewServer(src, session.NewHub(nil), Options{Listen: "unix:/run/vpnfwd.sock"})
 	r := httptest.NewRequest("GET", "/v1/status", nil)
 	r.Host = "whatever"
 	w := httptest.NewRecorder()
@@ -169,7 +172,7 @@ func TestHostCheck(t *testing.T) {
 
 // Event streams are capped: each holds a goroutine and a connection.
 func TestEventStreamsCapped(t *testing.T) {
-	srv := httptest.NewServer(NewServer(&fakeSource{}, NewBroker(), Options{Listen: "127.0.0.1:9070", MaxStreams: 2}))
+	srv := httptest.NewServer(NewServer(&fakeSource{}, session.NewHub(nil), Options{Listen: "127.0.0.1:9070", MaxStreams: 2}))
 	defer srv.Close()
 	var bodies []io.Closer
 	defer func() {
@@ -195,7 +198,8 @@ func TestEventStreamsCapped(t *testing.T) {
 
 func TestEvents(t *testing.T) {
 	src := &fakeSource{st: status.Status{State: "up"}}
-	b := NewBroker()
+	b := session.NewHub(nil)
+	defer b.Close()
 	srv := httptest.NewServer(NewServer(src, b, Options{Listen: "127.0.0.1:9070"}))
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -226,10 +230,16 @@ func TestEvents(t *testing.T) {
 	if ev := readEvent(); !strings.HasPrefix(ev, "event: state\ndata: {\"state\":\"up\"}") {
 		t.Errorf("first event %q", ev)
 	}
-	// The subscriber is registered once the first event is out.
-	b.Publish("port", map[string]int{"port": 7})
-	if ev := readEvent(); ev != "event: port\ndata: {\"port\":7}\n" {
+	// The subscriber is registered before the first event is out: the
+	// session's events follow, rendered.
+	b.Note(session.Event{Kind: session.KindPort, Lease: provider.Lease{Provider: "demo", Ports: []provider.Port{{Public: 7, Local: 7}}}})
+	if ev := readEvent(); !strings.HasPrefix(ev, "event: port\ndata: {\"provider\":\"demo\",\"port\":7,") {
 		t.Errorf("port event %q", ev)
+	}
+	b.Note(session.Event{Kind: session.KindReconnect}) // not in the stream
+	b.Note(session.Event{Kind: session.KindPublish, Consumer: &status.Consumer{Consumer: "file:/p", OK: true}})
+	if ev := readEvent(); !strings.HasPrefix(ev, "event: publish\ndata: {\"consumer\":\"file:/p\"") {
+		t.Errorf("publish event %q", ev)
 	}
 	cancel()
 	io.Copy(io.Discard, resp.Body)
@@ -264,7 +274,7 @@ routes = ["GET /v1/portforward", "GET /v1/publicip/ip", "GET /v1/updater/status"
 		t.Fatal(err)
 	}
 	src := &fakeSource{st: status.Status{State: "up", Tunnel: status.Tunnel{State: "up"}, Port: status.Port{Port: 51413, Ports: []int{51413}}}}
-	h := NewServer(src, NewBroker(), Options{Listen: "0.0.0.0:8000", Roles: roles, Token: "tok"})
+	h := NewServer(src, session.NewHub(nil), Options{Listen: "0.0.0.0:8000", Roles: roles, Token: "tok"})
 	basic := func(path, user, pass string) int {
 		r := httptest.NewRequest("GET", path, nil)
 		r.Host = "vpnfwd:8000"
@@ -313,7 +323,7 @@ routes = ["GET /v1/portforward", "GET /v1/publicip/ip", "GET /v1/updater/status"
 	if err != nil {
 		t.Fatal(err)
 	}
-	h = NewServer(src, NewBroker(), Options{Listen: "127.0.0.1:8000", Roles: roles})
+	h = NewServer(src, session.NewHub(nil), Options{Listen: "127.0.0.1:8000", Roles: roles})
 	if code, _ := get(t, h, "/v1/status", "X-API-Key", "dflt"); code != 200 {
 		t.Errorf("default role on /v1/status: %d", code)
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/vpnfwd/vpnfwd/session"
 )
 
 // controlled is a Source whose tunnel PUT /v1/vpn/status stops: it counts
@@ -83,7 +85,7 @@ func TestAuthSettingsThatProtectNothing(t *testing.T) {
 		// gluetun's meaning: no role covers a route, so it answers 401,
 		// from this host and from others alike.
 		src := &controlled{}
-		h := NewServer(src, NewBroker(), Options{Listen: "0.0.0.0:8000", Roles: roles, AuthRequired: true})
+		h := NewServer(src, session.NewHub(nil), Options{Listen: "0.0.0.0:8000", Roles: roles, AuthRequired: true})
 		for _, peer := range []string{"127.0.0.1:40000", "192.0.2.7:40000"} {
 			if code := stopVPN(h, peer); code != 401 {
 				t.Errorf("%s (gluetun): PUT /v1/vpn/status from %s: %d, want 401", c.name, peer, code)
@@ -135,7 +137,7 @@ func TestHostLocalhostIsNoPass(t *testing.T) {
 		{"token, remote peer, no token", Options{Listen: "0.0.0.0:9070", Token: "t"}, "192.0.2.7:40000", nil, 401},
 	} {
 		src := &controlled{}
-		h := NewServer(src, NewBroker(), c.o)
+		h := NewServer(src, session.NewHub(nil), c.o)
 		code := stopVPN(h, c.peer, c.hdr...)
 		if code != c.want {
 			t.Errorf("%s: %d, want %d", c.name, code, c.want)

@@ -2,64 +2,49 @@ package api
 
 import (
 	"encoding/json"
-	"sync"
+
+	"github.com/vpnfwd/vpnfwd/session"
 )
 
-// Event is a server-sent event: Type is "port", "state" or "publish".
-type Event struct {
+// Events is where the event stream comes from: the session (or, in
+// tests, a session.Hub). Each /v1/events client has a subscription of
+// its own: bounded and ordered; a client that falls behind misses the
+// oldest events, never the last.
+type Events interface {
+	Subscribe() *session.Subscription
+}
+
+// sseEvent is one server-sent event.
+type sseEvent struct {
 	Type string
 	Data any
 }
 
-// Broker hands events to the /v1/events subscribers. A subscriber that
-// falls 64 events behind is dropped (its stream ends) rather than slowing
-// vpnfwd down.
-type Broker struct {
-	mu   sync.Mutex
-	subs map[chan Event]struct{}
-}
-
-// NewBroker makes an empty broker.
-func NewBroker() *Broker { return &Broker{subs: map[chan Event]struct{}{}} }
-
-// Publish sends ev to every subscriber.
-func (b *Broker) Publish(typ string, data any) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for ch := range b.subs {
-		select {
-		case ch <- Event{typ, data}:
-		default:
-			delete(b.subs, ch)
-			close(ch)
+// render is a session event as the stream sends it (ok false: the stream
+// does not send this kind): "state", "port" (a new port, or lost),
+// "health", "error", "recovery", "publish" (a consumer's outcome) and
+// "app_mappings".
+func render(ev session.Event) (sseEvent, bool) {
+	switch ev.Kind {
+	case session.KindState:
+		return sseEvent{"state", map[string]string{"state": string(ev.State), "detail": ev.Detail}}, true
+	case session.KindPort, session.KindLost:
+		return sseEvent{"port", session.PortStatus(ev.Lease, ev.Health)}, true
+	case session.KindHealth:
+		return sseEvent{"health", session.PortStatus(ev.Lease, ev.Health)}, true
+	case session.KindError, session.KindRecovery:
+		return sseEvent{string(ev.Kind), map[string]any{"detail": ev.Detail, "state": ev.State, "at": ev.At}}, true
+	case session.KindPublish:
+		if ev.Consumer != nil {
+			return sseEvent{"publish", *ev.Consumer}, true
 		}
+	case session.KindApps:
+		return sseEvent{"app_mappings", ev.Apps}, true
 	}
+	return sseEvent{}, false
 }
 
-func (b *Broker) subscribe() chan Event {
-	ch := make(chan Event, 64)
-	b.mu.Lock()
-	b.subs[ch] = struct{}{}
-	b.mu.Unlock()
-	return ch
-}
-
-func (b *Broker) unsubscribe(ch chan Event) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if _, ok := b.subs[ch]; ok {
-		delete(b.subs, ch)
-		close(ch)
-	}
-}
-
-func (e Event) encode() []byte {
+func (e sseEvent) encode() []byte {
 	data, _ := json.Marshal(e.Data)
 	return []byte("event: " + e.Type + "\ndata: " + string(data) + "\n\n")
-}
-
-// JSON is the event's data as sent.
-func (e Event) JSON() string {
-	b, _ := json.Marshal(e.Data)
-	return string(b)
 }

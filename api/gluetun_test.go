@@ -1,9 +1,11 @@
 package api
 
 import (
-	"github.com/vpnfwd/vpnfwd/status"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/vpnfwd/vpnfwd/session"
+	"github.com/vpnfwd/vpnfwd/status"
 )
 
 // In gluetun's environment the control server answers as gluetun's auth
@@ -38,7 +40,7 @@ func TestGluetunModeAnswers(t *testing.T) {
 		{"version", "GET", "/v1/version", keyed, "k", 200, `{"version":"1.2.3","commit":"","created":""}` + "\n"},
 		{"health check, no role (answered: unhealthy, not 401)", "GET", "/healthz", none, "", 503, ""},
 	} {
-		h := NewServer(src, NewBroker(), Options{Listen: "0.0.0.0:8000", Roles: c.roles, AuthRequired: true})
+		h := NewServer(src, session.NewHub(nil), Options{Listen: "0.0.0.0:8000", Roles: c.roles, AuthRequired: true})
 		r := httptest.NewRequest(c.method, c.path, nil)
 		r.Host, r.RemoteAddr = "127.0.0.1:8000", "172.18.0.5:40000"
 		if c.key != "" {

@@ -24,7 +24,7 @@ import (
 // Server is the control API's HTTP handler.
 type Server struct {
 	src     Source
-	events  *Broker
+	events  Events
 	o       Options
 	log     *slog.Logger
 	mux     *http.ServeMux
@@ -59,7 +59,7 @@ type Options struct {
 }
 
 // NewServer builds the handler.
-func NewServer(src Source, events *Broker, o Options) *Server {
+func NewServer(src Source, events Events, o Options) *Server {
 	if o.MaxStreams <= 0 {
 		o.MaxStreams = 16
 	}
@@ -401,14 +401,14 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "too many event streams open"})
 		return
 	}
-	ch := s.events.subscribe()
-	defer s.events.unsubscribe(ch)
+	sub := s.events.Subscribe()
+	defer sub.Close()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	st := s.src.Status()
-	w.Write(Event{"state", map[string]string{"state": st.State}}.encode())
+	w.Write(sseEvent{"state", map[string]string{"state": st.State}}.encode())
 	if st.Port.Port != 0 {
-		w.Write(Event{"port", st.Port}.encode())
+		w.Write(sseEvent{"port", st.Port}.encode())
 	}
 	fl.Flush()
 	ping := time.NewTicker(25 * time.Second)
@@ -417,11 +417,19 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
-		case ev, ok := <-ch:
-			if !ok {
-				return
+		case <-sub.Wake():
+			for {
+				ev, ok, done := sub.TryNext()
+				if done {
+					return
+				}
+				if !ok {
+					break
+				}
+				if e, ok := render(ev); ok {
+					w.Write(e.encode())
+				}
 			}
-			w.Write(ev.encode())
 			fl.Flush()
 		case <-ping.C:
 			w.Write([]byte(": ping\n\n"))

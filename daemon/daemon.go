@@ -72,11 +72,12 @@ type Daemon struct {
 	igd     *igdResponder // the UPnP IGD on pmp's table (tun mode, exec)
 	dev     *wg.Device
 	bridge  *forward.Bridge
-	disp    *publish.Dispatcher
-	broker  *api.Broker
-	prov    provider.Provider
-	sess    *session.Session
-	since   time.Time
+	// pubs are the publishers, each around its own subscription to the
+	// session's events.
+	pubs  []*publish.Publisher
+	prov  provider.Provider
+	sess  *session.Session
+	since time.Time
 
 	socksL, httpL, apiL net.Listener
 	ownL                net.Listener // the owner's socket (ownsocket.go)
@@ -96,10 +97,6 @@ type Daemon struct {
 	targetHost string
 	targetPort uint16
 
-	// applied is the lease the daemon's subscriber last applied to the
-	// bridge or redirect (see reported).
-	applied atomic.Pointer[provider.Lease]
-
 	// server is the index in cfg.Servers of the server in use (only the
 	// session's failover changes it).
 	server int
@@ -116,8 +113,8 @@ type Options struct {
 	// Resolve overrides endpoint resolution.
 	Resolve wg.Resolver
 	// Session tunes liveness checks and recovery; its Sinks hear every
-	// event once the daemon has applied it, on the daemon's subscriber's
-	// goroutine (they must not block).
+	// event once the data plane has applied it, each on a goroutine of
+	// its own.
 	Session session.Options
 	// Consumers are extra publishers beside the configured ones.
 	Consumers []publish.Consumer
@@ -135,7 +132,7 @@ type Options struct {
 // built is closed.
 func New(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) {
 	log := o.Log
-	d := &Daemon{cfg: cfg, log: log, since: time.Now(), broker: api.NewBroker(), roots: o.Roots, version: o.Version}
+	d := &Daemon{cfg: cfg, log: log, since: time.Now(), roots: o.Roots, version: o.Version}
 	for _, n := range cfg.Notes {
 		log.Info(n)
 	}
@@ -255,16 +252,11 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) {
 		so.PortCheckEvery = time.Duration(cfg.PortCheck.Every)
 		log.Info("outside port check on", "checker", portcheck.Host(u), "every", cmpDuration(so.PortCheckEvery, 5*time.Minute).String())
 	}
-	// The caller's sinks hear each event after the daemon applied it (the
+	// The data plane applies each event before anyone hears it (the
 	// bridge listens on a new port before the demo, exec or a test dials
-	// it): they share the daemon's subscriber, so they must not block.
-	after := so.Sinks
-	so.Sinks = []session.Sink{func(ev session.Event) {
-		d.onEvent(ev)
-		for _, sink := range after {
-			sink(ev)
-		}
-	}}
+	// it).
+	so.Apply = d.apply
+	so.Provider = info.Name
 	so.Store = d.store
 	d.sess = session.New(d.dev, d.prov, so)
 	log.Info("tunnel starting", "endpoint", d.dev.Endpoint().String(), "address", prefixes(w.Address), "provider", info.Name)
@@ -327,8 +319,12 @@ func (d *Daemon) buildDataPath(extra []publish.Consumer, exec bool) error {
 	if err != nil {
 		return err
 	}
-	consumers = append(consumers, extra...)
-	d.disp = publish.NewDispatcher(d.log.With("component", "publish"), func(r status.Consumer) { d.broker.Publish("publish", r) }, consumers...)
+	plog := d.log.With("component", "publish")
+	for _, c := range append(consumers, extra...) {
+		d.pubs = append(d.pubs, publish.NewPublisher(c, plog, func(r status.Consumer) {
+			d.sess.Note(session.Event{Kind: session.KindPublish, At: time.Now(), Consumer: &r})
+		}))
+	}
 	return nil
 }
 
@@ -660,7 +656,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	goFunc := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
 	pubCtx, pubCancel := context.WithCancel(context.Background())
-	goFunc(func() { d.disp.Run(pubCtx) })
+	var pubs sync.WaitGroup
+	for _, p := range d.pubs {
+		sub := d.sess.Subscribe()
+		pubs.Add(1)
+		goFunc(func() { defer pubs.Done(); p.Run(pubCtx, sub) })
+	}
 	srvCtx, srvCancel := context.WithCancel(context.Background())
 	if d.socksL != nil {
 		s := &forward.SOCKS5{Tunnel: d.plane, Auth: d.proxyAuth, Guard: d.guard(), Log: d.log.With("component", "socks5")}
@@ -678,7 +679,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info("local forward listening", "listen", l.Addr().String(), "protocol", sp.Proto(), "to", net.JoinHostPort(sp.Host, strconv.Itoa(int(sp.Port))), "through", "the tunnel")
 	}
 	if d.apiL != nil {
-		h := api.NewServer(d, d.broker, api.Options{Token: d.apiToken, Roles: d.apiRoles, AuthRequired: d.cfg.API.GluetunAuth, Listen: d.cfg.API.Listen,
+		h := api.NewServer(d, d.sess, api.Options{Token: d.apiToken, Roles: d.apiRoles, AuthRequired: d.cfg.API.GluetunAuth, Listen: d.cfg.API.Listen,
 			AllowedHosts: d.cfg.API.AllowedHosts, Log: d.log.With("component", "api")})
 		goFunc(func() { api.Serve(srvCtx, d.apiL, h) })
 		d.log.Info("control API listening", "addr", d.apiL.Addr().String())
@@ -710,11 +711,25 @@ func (d *Daemon) Run(ctx context.Context) error {
 	runErr := d.sess.Run(ctx)
 	stopFollow()
 	d.log.Info("stopping")
-	d.disp.Flush(time.Second)
+	// The publishers hear the last events (the port lost, a down hook
+	// runs) within a second.
+	waitFor(&pubs, time.Second)
 	srvCancel()
 	pubCancel()
 	d.closeAll()
 	wg.Wait()
 	d.log.Info("stopped")
 	return runErr
+}
+
+// waitFor waits for wg, timeout at most.
+func waitFor(wg *sync.WaitGroup, timeout time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }

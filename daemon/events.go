@@ -6,43 +6,24 @@ import (
 
 	"github.com/vpnfwd/vpnfwd/forward"
 	"github.com/vpnfwd/vpnfwd/provider"
-	"github.com/vpnfwd/vpnfwd/publish"
 	"github.com/vpnfwd/vpnfwd/session"
 )
 
-// onEvent is the daemon's subscriber: it runs on a goroutine of its own,
-// in event order (session.Sink): the bridge or the tun-mode redirect
-// moves, the publishers and the API stream are queued.
-func (d *Daemon) onEvent(ev session.Event) {
+// apply is the session's apply stage (session.Options.Apply): the data
+// plane serves each new lease before any consumer hears of it (the
+// session then records it as applied); consumers subscribe to the session
+// themselves (publishers, the API's event stream).
+func (d *Daemon) apply(ev session.Event) {
 	switch ev.Kind {
 	case session.KindPort:
-		released := d.released(ev.Lease)
 		d.moveBridge(ev.Lease)
-		d.setApplied(ev.Lease)
-		d.disp.Send(publish.Event{Ports: ev.Lease.PublicPorts(), Reason: "port", Released: released})
-		if !ev.Lease.PublicIP.IsValid() {
-			d.askPublicIP()
-		}
-		d.broker.Publish("port", d.portStatus(ev.Lease, ev.Health))
 	case session.KindLost:
 		if d.bridge != nil {
 			d.bridge.SetRoutes(nil)
 		}
-		released := d.released(ev.Lease)
-		d.setApplied(ev.Lease)
-		d.disp.Send(publish.Event{Reason: "lost", Released: released})
-		d.broker.Publish("port", d.portStatus(ev.Lease, ev.Health))
-	case session.KindReconnect:
-		d.disp.Send(publish.Event{Ports: ev.Lease.PublicPorts(), Reason: "reconnect"})
-		if !ev.Lease.PublicIP.IsValid() {
-			d.askPublicIP()
-		}
-	case session.KindState:
-		d.broker.Publish("state", map[string]string{"state": string(ev.State), "detail": ev.Detail})
-	case session.KindHealth:
-		d.broker.Publish("health", d.portStatus(ev.Lease, ev.Health))
-	case session.KindError, session.KindRecovery:
-		d.broker.Publish(string(ev.Kind), map[string]any{"detail": ev.Detail, "state": ev.State, "at": ev.At})
+	}
+	if (ev.Kind == session.KindPort || ev.Kind == session.KindReconnect) && !ev.Lease.PublicIP.IsValid() {
+		d.askPublicIP()
 	}
 }
 
@@ -92,16 +73,6 @@ func PortSink() (session.Sink, <-chan provider.Lease) {
 	}, ch
 }
 
-// released are the public ports the last applied lease held that the
-// next one does not (a port-lost hook hears them).
-func (d *Daemon) released(next provider.Lease) []uint16 {
-	prev := d.applied.Load()
-	if prev == nil || !prev.Held() || prev.SamePorts(next) {
-		return nil
-	}
-	return prev.PublicPorts()
-}
-
 // iface is the tunnel's interface as the hooks' {{VPN_INTERFACE}} names
 // it: the TUN in tun mode, exec's TUN inside its namespace; none in
 // netstack mode (the service listens on the host: any interface).
@@ -113,25 +84,4 @@ func (d *Daemon) iface() string {
 		return d.tun.Name()
 	}
 	return ""
-}
-
-// setApplied records the ports the bridge (or redirect) now serves: status
-// reports a port only once it works here, never in the moment between the
-// session taking a new port and this subscriber applying it.
-func (d *Daemon) setApplied(l provider.Lease) { d.applied.Store(&l) }
-
-// reported is the lease status shows: the session's (fresh renewals,
-// errors, health) while it forwards the ports applied here, else the
-// applied one, with nothing verified yet.
-func (d *Daemon) reported(snap session.Snapshot) (provider.Lease, session.PortHealth) {
-	a := d.applied.Load()
-	switch {
-	case a == nil && !snap.Lease.Held():
-		return snap.Lease, snap.Port
-	case a == nil:
-		return provider.Lease{Provider: snap.Lease.Provider}, session.PortHealth{}
-	case a.SamePorts(snap.Lease):
-		return snap.Lease, snap.Port
-	}
-	return *a, session.PortHealth{}
 }

@@ -56,7 +56,7 @@ func (d *Daemon) serveOwnSocket(ctx context.Context, goFunc func(func())) {
 		return
 	}
 	path := d.ownL.Addr().String()
-	h := api.NewServer(d, d.broker, api.Options{Listen: "unix:" + path, Log: d.log.With("component", "api")})
+	h := api.NewServer(d, d.sess, api.Options{Listen: "unix:" + path, Log: d.log.With("component", "api")})
 	l := capped(d.ownL)
 	goFunc(func() { api.Serve(ctx, l, h) })
 }

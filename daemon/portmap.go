@@ -9,6 +9,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/nft"
 	"github.com/vpnfwd/vpnfwd/portmap"
 	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/session"
 	"github.com/vpnfwd/vpnfwd/status"
 )
 
@@ -34,7 +35,7 @@ func (d *Daemon) openResponder() {
 	d.pmp = portmap.New(portmap.Config{Log: d.log.With("component", "nat-pmp"), Sockets: &portmap.CachedSockets{Dir: sockets},
 		Changed: func(ms []portmap.Mapping) {
 			d.tunPorts()
-			d.broker.Publish("app_mappings", appMappings(ms))
+			d.sess.Note(session.Event{Kind: session.KindApps, At: time.Now(), Apps: appMappings(ms)})
 		}})
 	if d.cfg.Forward.NATPMP {
 		d.openNATPMP()

@@ -63,11 +63,11 @@ func newLossyRelay(t *testing.T, server netip.AddrPort) *lossyRelay {
 // recorder is a publish consumer that remembers what it heard.
 type recorder struct {
 	mu     sync.Mutex
-	events []publish.Event
+	events []session.Event
 }
 
 func (r *recorder) Name() string { return "recorder" }
-func (r *recorder) Publish(_ context.Context, ev publish.Event) error {
+func (r *recorder) Publish(_ context.Context, ev session.Event) error {
 	r.mu.Lock()
 	r.events = append(r.events, ev)
 	r.mu.Unlock()
@@ -78,7 +78,7 @@ func (r *recorder) reasons() string {
 	defer r.mu.Unlock()
 	var s []string
 	for _, e := range r.events {
-		s = append(s, e.Reason)
+		s = append(s, string(e.Kind))
 	}
 	return strings.Join(s, ",")
 }

@@ -7,8 +7,6 @@ import (
 
 	"github.com/vpnfwd/vpnfwd/forward"
 	"github.com/vpnfwd/vpnfwd/netstack"
-	"github.com/vpnfwd/vpnfwd/provider"
-	"github.com/vpnfwd/vpnfwd/session"
 	"github.com/vpnfwd/vpnfwd/status"
 )
 
@@ -16,16 +14,8 @@ import (
 // bridge's and publishers' counters: no call into the WireGuard device.
 func (d *Daemon) Status() status.Status {
 	snap := d.sess.Snapshot()
-	s := status.Status{State: string(snap.State), Version: d.version, Since: d.since}
-	s.Tunnel = status.Tunnel{
-		State: string(snap.State), Endpoint: snap.Endpoint.String(),
-		LastHandshake: snap.Tunnel.LastHandshake, RxBytes: snap.Tunnel.RxBytes, TxBytes: snap.Tunnel.TxBytes,
-		DownSince: snap.DownSince, LastRecovery: snap.LastRecovery,
-		Rehandshakes: snap.Rehandshakes, Failovers: snap.Failovers, Remaps: snap.Remaps, Recoveries: snap.Recoveries, ProbeFailures: snap.ProbeFailures, FailedChecks: snap.FailedChecks,
-	}
-	if snap.State == session.StateStopping {
-		s.Tunnel.State = "down"
-	}
+	s := status.Status{Version: d.version, Since: d.since}
+	s.State, s.Tunnel, s.Port = snap.Status()
 	s.Tunnel.Server = serverAt(d.cfg.Servers, snap.Endpoint)
 	s.Tunnel.Mode = "netstack"
 	switch {
@@ -37,7 +27,6 @@ func (d *Daemon) Status() status.Status {
 	for _, a := range d.plane.Addresses() {
 		s.Tunnel.Addresses = append(s.Tunnel.Addresses, a.String())
 	}
-	s.Port = d.portStatus(d.reported(snap))
 	s.Memory.HeapLive, s.Memory.Held = memoryNow()
 	var bs forward.Stats
 	var ns netstack.Stats
@@ -83,29 +72,12 @@ func (d *Daemon) Status() status.Status {
 			s.KillSwitch.Scope = "cgroup " + k.OnlyCgroup
 		}
 	}
-	s.Publish = d.disp.Results()
+	s.Publish = []status.Consumer{}
+	for _, p := range d.pubs {
+		s.Publish = append(s.Publish, p.Result())
+	}
 	s.PublicIP = d.publicIP.Load()
 	return s
-}
-
-// portStatus describes a lease for status and the event stream.
-func (d *Daemon) portStatus(l provider.Lease, h session.PortHealth) status.Port {
-	p := status.Port{Provider: d.cfg.Provider.Name, Ports: []int{}, ListenPorts: []int{},
-		Protocols: l.Protocols, Expires: l.Expires, LastRenewal: l.Renewed, Error: l.Error}
-	if l.Held() {
-		p.Verified, p.VerifiedBy, p.Dead, p.DeadSince, p.Outside, p.OutsideAt = h.Verified, h.VerifiedBy, h.Dead, h.DeadSince, h.Outside, h.OutsideAt
-	}
-	if l.PublicIP.IsValid() {
-		p.PublicIP = l.PublicIP.String()
-	}
-	for _, port := range l.Ports {
-		p.Ports = append(p.Ports, int(port.Public))
-		p.ListenPorts = append(p.ListenPorts, int(port.Local))
-	}
-	if len(p.Ports) > 0 {
-		p.Port = p.Ports[0]
-	}
-	return p
 }
 
 // SOCKS5Addr is where the SOCKS5 proxy listens ("" when off).

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vpnfwd/vpnfwd/secret"
+	"github.com/vpnfwd/vpnfwd/session"
 )
 
 // Exec runs hook commands as gluetun runs VPN_PORT_FORWARDING_UP_COMMAND
@@ -48,21 +49,21 @@ func (e Exec) Name() string {
 }
 
 // Publish implements Consumer.
-func (e Exec) Publish(ctx context.Context, ev Event) error {
+func (e Exec) Publish(ctx context.Context, ev session.Event) error {
 	var downErr error
 	if e.Down != "" && len(ev.Released) > 0 {
 		downErr = e.run(ctx, e.Down, "lost", ev.Released, e.timeout(true))
-		if downErr != nil && len(ev.Ports) > 0 && e.Log != nil {
+		if downErr != nil && len(ev.Ports()) > 0 && e.Log != nil {
 			// The new port matters more: it is set up whatever the down
 			// command said, and only its failure is retried.
 			e.Log.Warn("port-lost hook failed", "ports", ev.Released, "err", downErr)
 			downErr = nil
 		}
 	}
-	if e.Command == "" || len(ev.Ports) == 0 {
+	if e.Command == "" || len(ev.Ports()) == 0 {
 		return downErr
 	}
-	return e.run(ctx, e.Command, ev.Reason, ev.Ports, e.timeout(false))
+	return e.run(ctx, e.Command, string(ev.Kind), ev.Ports(), e.timeout(false))
 }
 
 // timeout is the up (or down) command's time limit: gluetun gives its

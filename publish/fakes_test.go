@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/vpnfwd/vpnfwd/status"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vpnfwd/vpnfwd/status"
 )
 
 // fakeQBit52 behaves like qBittorrent 5.2's Web API where it differs from
@@ -98,7 +99,7 @@ func TestQBittorrent52Login(t *testing.T) {
 	f, srv := newFakeQBit52(t)
 	defer srv.Close()
 	c := NewQBittorrent(ClientConfig{URL: srv.URL, Username: "admin", Password: "goodpass"}, QBittorrentOptions{SOCKS5: "127.0.0.1:1080"})
-	if err := c.Publish(context.Background(), Event{Ports: []uint16{50001}, Reason: "port"}); err != nil {
+	if err := c.Publish(context.Background(), portEv("port", 50001)); err != nil {
 		t.Fatal(err)
 	}
 	if f.port != 50001 || f.random || f.upnp || f.proxy != "SOCKS5" {
@@ -110,21 +111,21 @@ func TestQBittorrent52APIKey(t *testing.T) {
 	f, srv := newFakeQBit52(t)
 	defer srv.Close()
 	c := NewQBittorrent(ClientConfig{URL: srv.URL, APIKey: "qbt_k3y"}, QBittorrentOptions{})
-	if err := c.Publish(context.Background(), Event{Ports: []uint16{50002}, Reason: "port"}); err != nil {
+	if err := c.Publish(context.Background(), portEv("port", 50002)); err != nil {
 		t.Fatal(err)
 	}
 	if f.port != 50002 || f.logins != 0 {
 		t.Errorf("port %d after %d logins (an API key needs none)", f.port, f.logins)
 	}
 	bad := NewQBittorrent(ClientConfig{URL: srv.URL, APIKey: "wrong"}, QBittorrentOptions{})
-	err := bad.Publish(context.Background(), Event{Ports: []uint16{50003}, Reason: "port"})
+	err := bad.Publish(context.Background(), portEv("port", 50003))
 	var ra *RetryAfter
 	if !errors.As(err, &ra) || !strings.Contains(err.Error(), "refused the API key") {
 		t.Errorf("wrong key: %v", err)
 	}
 }
 
-// A wrong password through the dispatcher: one failed login, then a long
+// A wrong password through the publisher: one failed login, then a long
 // wait; never the five that get the address banned.
 func TestQBittorrentWrongPasswordNoBanLoop(t *testing.T) {
 	f, srv := newFakeQBit52(t)
@@ -132,12 +133,10 @@ func TestQBittorrentWrongPasswordNoBanLoop(t *testing.T) {
 	c := NewQBittorrent(ClientConfig{URL: srv.URL, Username: "admin", Password: "bad"}, QBittorrentOptions{})
 	var results []status.Consumer
 	var mu sync.Mutex
-	d := NewDispatcher(discard(), func(r status.Consumer) { mu.Lock(); results = append(results, r); mu.Unlock() }, c)
-	ctx, cancel := context.WithCancel(context.Background())
-	go d.Run(ctx)
-	d.Send(Event{Ports: []uint16{50004}, Reason: "port"})
+	d := newHarness(func(r status.Consumer) { mu.Lock(); results = append(results, r); mu.Unlock() }, c)
+	d.Send(portEv("port", 50004))
 	time.Sleep(2 * time.Second)
-	cancel()
+	d.Stop()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.logins != 1 {
@@ -155,7 +154,7 @@ func TestQBittorrentBanned(t *testing.T) {
 	defer srv.Close()
 	f.failures = 5
 	c := NewQBittorrent(ClientConfig{URL: srv.URL, Username: "admin", Password: "goodpass"}, QBittorrentOptions{})
-	err := c.Publish(context.Background(), Event{Ports: []uint16{50005}, Reason: "port"})
+	err := c.Publish(context.Background(), portEv("port", 50005))
 	var ra *RetryAfter
 	if !errors.As(err, &ra) || ra.Delay != time.Hour || !strings.Contains(err.Error(), "banned") {
 		t.Errorf("banned: %v", err)
@@ -236,7 +235,7 @@ func TestTransmission41SessionRotation(t *testing.T) {
 	defer srv.Close()
 	c := NewTransmission(ClientConfig{URL: srv.URL + "/transmission/rpc"})
 	for _, p := range []uint16{50010, 50011, 50012} {
-		if err := c.Publish(context.Background(), Event{Ports: []uint16{p}, Reason: "port"}); err != nil {
+		if err := c.Publish(context.Background(), portEv("port", p)); err != nil {
 			t.Fatal(err)
 		}
 		if f.port != int(p) || f.random {
@@ -257,7 +256,7 @@ func TestTransmissionHostWhitelist(t *testing.T) {
 		w.Write([]byte("<h1>421: Misdirected Request</h1><p>Transmission received your request, but the hostname was unrecognized.</p>"))
 	}))
 	defer srv.Close()
-	err := NewTransmission(ClientConfig{URL: srv.URL}).Publish(context.Background(), Event{Ports: []uint16{50030}, Reason: "port"})
+	err := NewTransmission(ClientConfig{URL: srv.URL}).Publish(context.Background(), portEv("port", 50030))
 	var ra *RetryAfter
 	if !errors.As(err, &ra) || !strings.Contains(err.Error(), "rpc-host-whitelist") {
 		t.Errorf("421: %v", err)
@@ -268,7 +267,7 @@ func TestQBittorrentNoCredentialsSaysWhatToDo(t *testing.T) {
 	f, srv := newFakeQBit52(t)
 	defer srv.Close()
 	c := NewQBittorrent(ClientConfig{URL: srv.URL}, QBittorrentOptions{})
-	err := c.Publish(context.Background(), Event{Ports: []uint16{50020}, Reason: "port"})
+	err := c.Publish(context.Background(), portEv("port", 50020))
 	var ra *RetryAfter
 	// No guess: a wrong one would count towards qBittorrent's ban.
 	if !errors.As(err, &ra) || !strings.Contains(err.Error(), "--qbittorrent-user") || f.logins != 0 {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/vpnfwd/vpnfwd/secret"
+	"github.com/vpnfwd/vpnfwd/session"
 )
 
 // File writes the ports to a file the way gluetun writes
@@ -39,9 +40,9 @@ type Owner struct{ UID, GID int }
 func (f *File) Name() string { return "file:" + f.Path }
 
 // Publish implements Consumer.
-func (f *File) Publish(_ context.Context, ev Event) error {
+func (f *File) Publish(_ context.Context, ev session.Event) error {
 	// In order, as gluetun writes them (its service sorts the ports).
-	sorted := slices.Sorted(slices.Values(ev.Ports))
+	sorted := slices.Sorted(slices.Values(ev.Ports()))
 	ports := make([]string, len(sorted))
 	for i, p := range sorted {
 		ports[i] = strconv.Itoa(int(p))

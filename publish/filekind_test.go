@@ -49,7 +49,7 @@ func TestPortFileNotRegular(t *testing.T) {
 				t.Errorf("CheckFile(%s): %v (want %q naming the file)", tt.path, err, tt.want)
 			}
 			done := make(chan error, 1)
-			go func() { done <- (&File{Path: tt.path}).Publish(context.Background(), Event{Ports: []uint16{4242}}) }()
+			go func() { done <- (&File{Path: tt.path}).Publish(context.Background(), portEv("port", 4242)) }()
 			select {
 			case err := <-done:
 				if err == nil || !strings.Contains(err.Error(), tt.path) || !strings.Contains(err.Error(), "not a regular file") {

@@ -18,7 +18,7 @@ func TestPortFileLinks(t *testing.T) {
 	dir := t.TempDir()
 	victim := filepath.Join(dir, "victim")
 	os.WriteFile(victim, []byte("secret"), 0o600)
-	ev := Event{Ports: []uint16{40001}}
+	ev := portEv("port", 40001)
 
 	hard := filepath.Join(dir, "hard")
 	if err := os.Link(victim, hard); err != nil {

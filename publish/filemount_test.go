@@ -45,7 +45,7 @@ func TestBindMountedPortFile(t *testing.T) {
 		}
 		f := &File{Path: target}
 		for _, port := range []uint16{40001, 40002} {
-			if err := f.Publish(context.Background(), Event{Ports: []uint16{port}, Reason: "port"}); err != nil {
+			if err := f.Publish(context.Background(), portEv("port", port)); err != nil {
 				errc <- err
 				return
 			}

@@ -16,7 +16,7 @@ func TestPortFileSortedAndOwned(t *testing.T) {
 	if os.Geteuid() == 0 {
 		f.Owner = &Owner{UID: 1234, GID: 5678}
 	}
-	if err := f.Publish(context.Background(), Event{Ports: []uint16{40003, 40001, 40002}}); err != nil {
+	if err := f.Publish(context.Background(), portEv("port", 40003, 40001, 40002)); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)

@@ -44,7 +44,7 @@ func TestHookTimeoutEndsItsGroup(t *testing.T) {
 				}()
 			}
 			start := time.Now()
-			err := e.Publish(ctx, Event{Ports: []uint16{4242}, Reason: "port"})
+			err := e.Publish(ctx, portEv("port", 4242))
 			if err == nil || time.Since(start) > 10*time.Second {
 				t.Fatalf("hook returned %v after %s (want an error soon after the timeout)", err, time.Since(start))
 			}

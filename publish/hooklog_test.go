@@ -31,7 +31,7 @@ func TestHookOutputLogged(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			err := Exec{Command: tt.command, Log: log}.Publish(context.Background(), Event{Ports: []uint16{4242}, Reason: "port"})
+			err := Exec{Command: tt.command, Log: log}.Publish(context.Background(), portEv("port", 4242))
 			if (err != nil) != tt.fails {
 				t.Fatalf("err %v, want failure %v", err, tt.fails)
 			}

@@ -1,100 +1,68 @@
 // Package publish tells consumers about the forwarded port: a file, a hook
-// command, and (later) torrent clients. Every consumer hears every change
-// once and in order, on its own goroutine, so a slow one holds up no other.
-// Port 0 is never published.
+// command, torrent clients. Each consumer is a Publisher around its own
+// subscription to the session's events: it hears every change in order,
+// on its own goroutine, so a slow one holds up no other, and a failed
+// publish is retried. Port 0 is never published.
 package publish
 
 import (
 	"context"
 	"errors"
-	"github.com/vpnfwd/vpnfwd/status"
 	"log/slog"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/vpnfwd/vpnfwd/session"
+	"github.com/vpnfwd/vpnfwd/status"
 )
 
-// Event is a change of the forwarded ports. No Ports means the port was
-// lost; consumers must not write or push a port then.
-type Event struct {
-	Ports []uint16
-	// Reason is "port" for a new port, "lost", or "reconnect" when the
-	// tunnel came back with the same port (consumers re-apply it).
-	Reason string
-	// Released are the ports given up: the old ones when the port
-	// changed or was lost (a down hook hears them).
-	Released []uint16
-}
-
-// Consumer is one place the port goes.
+// Consumer is one place the port goes. It hears the session's events of
+// kind port (a new port), lost (no ports: it must not write or push a
+// port then), reconnect (the tunnel came back with the same port:
+// re-apply it) and check (a Checker's periodic re-check); ev.Ports() has
+// no 0, and ev.Released is what this consumer last heard and is now
+// given up.
 type Consumer interface {
 	Name() string
-	Publish(ctx context.Context, ev Event) error
+	Publish(ctx context.Context, ev session.Event) error
 }
 
-// Dispatcher fans events out to consumers. Run it with Run; Send never
-// blocks.
-type Dispatcher struct {
-	log       *slog.Logger
-	consumers []*queue
-	onResult  func(status.Consumer)
+// Publisher is publishing with retry, wrapped around one consumer's
+// subscription to the session's events: Run delivers them in order,
+// retries a failed one with backoff until it succeeds or a newer event
+// replaces it, and gives a Checker the last good port again every
+// CheckEvery.
+type Publisher struct {
+	c        Consumer
+	log      *slog.Logger
+	onResult func(status.Consumer)
+	mu       sync.Mutex
+	res      status.Consumer
 }
 
-type queue struct {
-	c      Consumer
-	mu     sync.Mutex
-	events []Event
-	wake   chan struct{}
-	res    status.Consumer
-	busy   bool // an event is being handled
+// NewPublisher wraps c; onResult (may be nil) hears each outcome, as
+// status shows it.
+func NewPublisher(c Consumer, log *slog.Logger, onResult func(status.Consumer)) *Publisher {
+	return &Publisher{c: c, log: log, onResult: onResult, res: status.Consumer{Consumer: c.Name()}}
 }
 
-// NewDispatcher makes a dispatcher; onResult (may be nil) hears each
-// outcome.
-// A consumer's last outcome, for status and metrics, is a
-// status.Consumer: the status shows what the dispatcher keeps.
-func NewDispatcher(log *slog.Logger, onResult func(status.Consumer), cs ...Consumer) *Dispatcher {
-	d := &Dispatcher{log: log, onResult: onResult}
-	for _, c := range cs {
-		d.consumers = append(d.consumers, &queue{c: c, wake: make(chan struct{}, 1), res: status.Consumer{Consumer: c.Name()}})
-	}
-	return d
-}
-
-// Send queues ev for every consumer. Ports equal to 0 are dropped.
-func (d *Dispatcher) Send(ev Event) {
-	ev.Ports = slices.DeleteFunc(slices.Clone(ev.Ports), func(p uint16) bool { return p == 0 })
-	if len(ev.Ports) == 0 && ev.Reason != "lost" {
-		return
-	}
-	for _, q := range d.consumers {
-		q.mu.Lock()
-		q.events = append(q.events, ev)
-		q.mu.Unlock()
-		q.poke()
-	}
-}
-
-// Results returns every consumer's last outcome.
-func (d *Dispatcher) Results() []status.Consumer {
-	out := make([]status.Consumer, 0, len(d.consumers))
-	for _, q := range d.consumers {
-		q.mu.Lock()
-		out = append(out, q.res)
-		q.mu.Unlock()
-	}
-	return out
+// Result is the consumer's last outcome.
+func (p *Publisher) Result() status.Consumer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.res
 }
 
 // Checker is a consumer that also wants the current port re-checked
 // periodically (a torrent client that may have restarted with a stale
-// setting). It gets an Event with Reason "check".
+// setting). It gets an event of kind check.
 type Checker interface {
 	Consumer
 	CheckEvery() time.Duration
 }
 
-// RetryAfter is an error that tells the dispatcher how long to wait before
+// RetryAfter is an error that tells the publisher how long to wait before
 // trying again (a login that failed: retrying soon would get the address
 // banned).
 type RetryAfter struct {
@@ -111,29 +79,22 @@ var (
 	maxRetry   = time.Minute
 )
 
-// Run delivers events until ctx ends.
-func (d *Dispatcher) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, q := range d.consumers {
-		wg.Add(1)
-		go func() { defer wg.Done(); d.serve(ctx, q) }()
-	}
-	wg.Wait()
-}
-
-// serve delivers q's events in order. A failed event is retried with
-// backoff until it succeeds or a newer event replaces it; a Checker gets
-// the last good port again every CheckEvery.
-func (d *Dispatcher) serve(ctx context.Context, q *queue) {
+// Run delivers sub's events until ctx ends, or sub is closed, read, and
+// nothing failed is waiting for another try.
+func (p *Publisher) Run(ctx context.Context, sub *session.Subscription) {
+	defer sub.Close()
 	var (
-		last    *Event // last event handed over (for checks)
-		retry   *Event // failed event waiting for another try
+		last    *session.Event // last event handed over (for checks)
+		heard   []uint16       // the ports of the last event taken (Released)
+		retry   *session.Event // failed event waiting for another try
 		backoff = firstRetry
 		timer   = time.NewTimer(time.Hour)
+		closed  bool
 	)
 	timer.Stop()
+	defer timer.Stop()
 	every := time.Duration(0)
-	if c, ok := q.c.(Checker); ok {
+	if c, ok := p.c.(Checker); ok {
 		every = c.CheckEvery()
 	}
 	arm := func(dt time.Duration) {
@@ -143,43 +104,45 @@ func (d *Dispatcher) serve(ctx context.Context, q *queue) {
 		}
 	}
 	for {
-		var ev Event
+		var ev session.Event
 		select {
 		case <-ctx.Done():
-			timer.Stop()
 			return
-		case <-q.wake:
-			q.mu.Lock()
-			if len(q.events) == 0 {
-				q.mu.Unlock()
+		case <-sub.Wake():
+			next, ok, done := sub.TryNext()
+			if done {
+				closed = true
+			}
+			if closed && retry == nil && !ok {
+				return
+			}
+			if !ok || !published(next) {
 				continue
 			}
-			ev = q.events[0]
-			q.events = q.events[1:]
-			q.busy = true
-			if len(q.events) > 0 {
-				q.poke()
+			ev = next
+			ports := ev.Ports()
+			if len(heard) > 0 && (ev.Kind == session.KindLost || !slices.Equal(heard, ports)) {
+				ev.Released = heard
+			} else {
+				ev.Released = nil
 			}
-			q.mu.Unlock()
+			heard = ports
 			retry, backoff = nil, firstRetry
 		case <-timer.C:
 			switch {
 			case retry != nil:
 				ev = *retry
-			case last != nil && len(last.Ports) > 0:
-				ev = Event{Ports: last.Ports, Reason: "check"}
+			case last != nil && len(last.Ports()) > 0:
+				ev = session.Event{Kind: session.KindCheck, Lease: last.Lease}
 			default:
 				continue
 			}
-			q.mu.Lock()
-			q.busy = true
-			q.mu.Unlock()
 		}
-		err := q.c.Publish(ctx, ev)
+		err := p.c.Publish(ctx, ev)
 		if ctx.Err() != nil {
 			return
 		}
-		d.record(q, ev, err)
+		p.record(ev, err)
 		if err != nil {
 			delay := backoff
 			var ra *RetryAfter
@@ -189,69 +152,58 @@ func (d *Dispatcher) serve(ctx context.Context, q *queue) {
 				backoff = min(backoff*2, maxRetry)
 			}
 			retry = &ev
-			d.log.Warn("publishing port failed, will retry", "consumer", q.c.Name(), "ports", ev.Ports, "in", delay.String(), "err", err)
+			p.log.Warn("publishing port failed, will retry", "consumer", p.c.Name(), "ports", ev.Ports(), "in", delay.String(), "err", err)
 			arm(delay)
 			continue
 		}
 		retry, backoff = nil, firstRetry
-		if ev.Reason != "check" {
+		if ev.Kind != session.KindCheck {
 			e := ev
 			last = &e
+		}
+		if closed {
+			return
 		}
 		arm(every)
 	}
 }
 
-// poke wakes the consumer's goroutine (q.mu held or not).
-func (q *queue) poke() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
+// published says whether a consumer hears ev: a new port or a reconnect
+// with ports, or the port lost.
+func published(ev session.Event) bool {
+	switch ev.Kind {
+	case session.KindPort, session.KindReconnect:
+		return len(ev.Ports()) > 0
+	case session.KindLost:
+		return true
 	}
+	return false
 }
 
-func (d *Dispatcher) record(q *queue, ev Event, err error) {
-	q.mu.Lock()
-	q.busy = false
-	if ev.Reason == "check" && err == nil && q.res.OK {
-		q.res.At = time.Now()
-		res := q.res
-		q.mu.Unlock()
-		if d.onResult != nil {
-			d.onResult(res)
+func (p *Publisher) record(ev session.Event, err error) {
+	p.mu.Lock()
+	if ev.Kind == session.KindCheck && err == nil && p.res.OK {
+		p.res.At = time.Now()
+		res := p.res
+		p.mu.Unlock()
+		if p.onResult != nil {
+			p.onResult(res)
 		}
 		return
 	}
-	q.res.Ports, q.res.At, q.res.OK = ev.Ports, time.Now(), err == nil
-	q.res.Count++
-	q.res.Error = ""
+	p.res.Ports, p.res.At, p.res.OK = ev.Ports(), time.Now(), err == nil
+	p.res.Count++
+	p.res.Error = ""
 	if err != nil {
-		q.res.Failures++
-		q.res.Error = err.Error()
+		p.res.Failures++
+		p.res.Error = err.Error()
 	}
-	res := q.res
-	q.mu.Unlock()
-	if err == nil && len(ev.Ports) > 0 {
-		d.log.Info("published", "consumer", q.c.Name(), "ports", ev.Ports, "reason", ev.Reason)
+	res := p.res
+	p.mu.Unlock()
+	if err == nil && len(ev.Ports()) > 0 {
+		p.log.Info("published", "consumer", p.c.Name(), "ports", ev.Ports(), "reason", string(ev.Kind))
 	}
-	if d.onResult != nil {
-		d.onResult(res)
-	}
-}
-
-// Flush waits until every queued event has been handled, or timeout.
-func (d *Dispatcher) Flush(timeout time.Duration) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		busy := false
-		for _, q := range d.consumers {
-			q.mu.Lock()
-			busy = busy || len(q.events) > 0 || q.busy
-			q.mu.Unlock()
-		}
-		if !busy {
-			return
-		}
-		<-time.After(10 * time.Millisecond) // bounded poll at shutdown
+	if p.onResult != nil {
+		p.onResult(res)
 	}
 }

@@ -3,25 +3,27 @@ package publish
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vpnfwd/vpnfwd/session"
 )
 
 type recorder struct {
 	mu     sync.Mutex
-	events []Event
+	events []session.Event
 	delay  time.Duration
 	fail   bool
 }
 
 func (r *recorder) Name() string { return "rec" }
-func (r *recorder) Publish(ctx context.Context, ev Event) error {
+func (r *recorder) Publish(ctx context.Context, ev session.Event) error {
 	time.Sleep(r.delay)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -32,19 +34,17 @@ func (r *recorder) Publish(ctx context.Context, ev Event) error {
 	return nil
 }
 
-func TestDispatcherOrderOnceNeverZero(t *testing.T) {
+func TestPublishersOrderOnceNeverZero(t *testing.T) {
 	slow, fast := &recorder{delay: 20 * time.Millisecond}, &recorder{}
-	d := NewDispatcher(slog.New(slog.DiscardHandler), nil, slow, fast)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go d.Run(ctx)
-	d.Send(Event{Ports: []uint16{0}, Reason: "port"}) // dropped: port 0
-	d.Send(Event{Ports: []uint16{1000}, Reason: "port"})
-	d.Send(Event{Ports: []uint16{0, 2000}, Reason: "port"})
-	d.Send(Event{Reason: "lost"})
-	d.Send(Event{Ports: []uint16{3000}, Reason: "reconnect"})
+	d := newHarness(nil, slow, fast)
+	defer d.Stop()
+	d.Send(portEv("port", 0)) // dropped: port 0
+	d.Send(portEv("port", 1000))
+	d.Send(portEv("port", 0, 2000))
+	d.Send(portEv("lost"))
+	d.Send(portEv("reconnect", 3000))
 	d.Flush(5 * time.Second)
-	want := []Event{{Ports: []uint16{1000}, Reason: "port"}, {Ports: []uint16{2000}, Reason: "port"}, {Reason: "lost"}, {Ports: []uint16{3000}, Reason: "reconnect"}}
+	want := []session.Event{portEv("port", 1000), portEv("port", 2000), portEv("lost"), portEv("reconnect", 3000)}
 	for _, r := range []*recorder{slow, fast} {
 		r.mu.Lock()
 		got := r.events
@@ -53,7 +53,7 @@ func TestDispatcherOrderOnceNeverZero(t *testing.T) {
 			t.Fatalf("got %v", got)
 		}
 		for i := range want {
-			if !reflect.DeepEqual(got[i].Ports, want[i].Ports) && len(got[i].Ports)+len(want[i].Ports) > 0 || got[i].Reason != want[i].Reason {
+			if !reflect.DeepEqual(got[i].Ports(), want[i].Ports()) && len(got[i].Ports())+len(want[i].Ports()) > 0 || got[i].Kind != want[i].Kind {
 				t.Errorf("event %d: %+v, want %+v", i, got[i], want[i])
 			}
 		}
@@ -67,13 +67,13 @@ func TestDispatcherOrderOnceNeverZero(t *testing.T) {
 func TestFileLikeGluetunsAndEmptied(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "port")
 	f := &File{Path: path}
-	if err := f.Publish(context.Background(), Event{Ports: []uint16{51413, 51414}}); err != nil {
+	if err := f.Publish(context.Background(), portEv("port", 51413, 51414)); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(path); string(b) != "51413\n51414" { // gluetun's format: no newline after the last
 		t.Errorf("file %q", b)
 	}
-	f.Publish(context.Background(), Event{Reason: "lost"})
+	f.Publish(context.Background(), portEv("lost"))
 	b, err := os.ReadFile(path)
 	if err != nil || len(b) != 0 {
 		t.Errorf("lost port: file %q %v (want it empty, not deleted)", b, err)
@@ -87,7 +87,7 @@ func TestFileLikeGluetunsAndEmptied(t *testing.T) {
 func TestExec(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
-	ev := Event{Ports: []uint16{4242, 4343}, Reason: "port"}
+	ev := portEv("port", 4242, 4343)
 	// No shell: metacharacters reach the program as they are.
 	e := Exec{Command: `sh -c 'echo "$0 $1 $VPNFWD_PORT" > ` + out + `' {{port}} "{{ports}};rm -rf x"`}
 	if err := e.Publish(context.Background(), ev); err != nil {
@@ -104,7 +104,7 @@ func TestExec(t *testing.T) {
 	}
 	// Lost: never run (never port 0).
 	os.Remove(out)
-	(Exec{Command: "touch " + out}).Publish(context.Background(), Event{Reason: "lost"})
+	(Exec{Command: "touch " + out}).Publish(context.Background(), portEv("lost"))
 	if _, err := os.Stat(out); err == nil {
 		t.Error("hook ran without a port")
 	}
@@ -114,11 +114,11 @@ func TestExec(t *testing.T) {
 	log := filepath.Join(dir, "log")
 	hooks := Exec{Command: `sh -c 'echo "up {{PORT}} {{PORTS}} {{VPN_INTERFACE}} $VPNFWD_REASON" >> ` + log + `'`,
 		Down: `sh -c 'echo "down {{PORT}} {{PORTS}} {{VPN_INTERFACE}} $VPNFWD_REASON" >> ` + log + `'`, Interface: "tun0"}
-	for _, ev := range []Event{
-		{Ports: []uint16{4242, 4343}, Reason: "port"},
-		{Ports: []uint16{5000}, Reason: "port", Released: []uint16{4242, 4343}},
-		{Reason: "lost", Released: []uint16{5000}},
-		{Reason: "lost"}, // nothing held: nothing to say
+	for _, ev := range []session.Event{
+		portEv("port", 4242, 4343),
+		released(portEv("port", 5000), 4242, 4343),
+		released(portEv("lost"), 5000),
+		portEv("lost"), // nothing held: nothing to say
 	} {
 		if err := hooks.Publish(context.Background(), ev); err != nil {
 			t.Fatal(err)
@@ -169,14 +169,55 @@ func TestSplitWords(t *testing.T) {
 	}
 }
 
-func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
 // A hook that prints without end is bounded: its output is cut, vpnfwd's
 // memory is not spent, and the timeout still ends it.
 func TestHookOutputBounded(t *testing.T) {
 	e := Exec{Command: "sh -c 'yes vpnfwd; exit 1'", Timeout: 2 * time.Second}
-	err := e.Publish(context.Background(), Event{Ports: []uint16{4242}, Reason: "port"})
+	err := e.Publish(context.Background(), portEv("port", 4242))
 	if err == nil || len(err.Error()) > 400 {
 		t.Errorf("error %.400v (want a short one)", err)
+	}
+}
+
+// gate is a consumer whose first publish waits for open.
+type gate struct {
+	recorder
+	open  chan struct{}
+	first sync.Once
+}
+
+func (g *gate) Publish(ctx context.Context, ev session.Event) error {
+	g.first.Do(func() { <-g.open })
+	return g.recorder.Publish(ctx, ev)
+}
+
+// A consumer that falls behind misses the oldest events (the queue's
+// rule), yet what it hears as given up is always what it heard last:
+// never a port it was not told of, never one it was told of missing.
+func TestPublisherReleasedIsWhatItHeard(t *testing.T) {
+	g := &gate{open: make(chan struct{})}
+	d := newHarness(nil, g)
+	defer d.Stop()
+	d.Send(portEv("port", 1000))
+	for p := uint16(1001); p <= 1200; p++ { // 200 changes while it is stuck
+		d.Send(portEv("port", p))
+	}
+	d.Send(portEv("lost"))
+	close(g.open)
+	d.Flush(5 * time.Second)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.events) >= 200 {
+		t.Fatalf("heard %d events: nothing was dropped, the test proves nothing", len(g.events))
+	}
+	var heard []uint16
+	for i, ev := range g.events {
+		if !slices.Equal(ev.Released, heard) {
+			t.Fatalf("event %d (%s %v) gives up %v; it last heard %v", i, ev.Kind, ev.Ports(), ev.Released, heard)
+		}
+		heard = ev.Ports()
+	}
+	if last := g.events[len(g.events)-1]; last.Kind != session.KindLost {
+		t.Errorf("the last event is %s, want lost", last.Kind)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -80,14 +79,11 @@ func waitHTTP(t *testing.T, addr string) {
 	}
 }
 
-// run starts a dispatcher for c and returns a function that waits for the
+// runClient runs a publisher for c and returns a function that waits for the
 // client to report want.
-func runClient(t *testing.T, c *Client) (*Dispatcher, func(want int)) {
-	d := NewDispatcher(slog.New(slog.DiscardHandler), nil, c)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { d.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+func runClient(t *testing.T, c *Client) (*harness, func(want int)) {
+	d := newHarness(nil, c)
+	t.Cleanup(d.Stop)
 	return d, func(want int) {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
@@ -113,15 +109,15 @@ func runClient(t *testing.T, c *Client) (*Dispatcher, func(want int)) {
 func exercise(t *testing.T, c *Client, start, stop func(), makeStale func()) {
 	d, waitPort := runClient(t, c)
 	p1, p2 := 20000+freePort(t)%20000, 40000+freePort(t)%20000
-	d.Send(Event{Ports: []uint16{0}, Reason: "port"}) // never pushed
-	d.Send(Event{Ports: []uint16{uint16(p1)}, Reason: "port"})
+	d.Send(portEv("port", 0)) // never pushed
+	d.Send(portEv("port", uint16(p1)))
 	time.Sleep(300 * time.Millisecond) // the client is not up yet: vpnfwd waits and retries
 	start()
 	waitPort(p1)
-	d.Send(Event{Ports: []uint16{uint16(p2)}, Reason: "port"})
+	d.Send(portEv("port", uint16(p2)))
 	waitPort(p2)
-	d.Send(Event{Reason: "lost"}) // leaves the client alone
-	d.Send(Event{Ports: []uint16{uint16(p2)}, Reason: "reconnect"})
+	d.Send(portEv("lost")) // leaves the client alone
+	d.Send(portEv("reconnect", uint16(p2)))
 	waitPort(p2)
 	stop()
 	makeStale()
@@ -175,7 +171,7 @@ func TestRealQBittorrent(t *testing.T) {
 
 	// A wrong password: a clear error and a long back-off, not a ban loop.
 	bad := NewQBittorrent(ClientConfig{URL: url, Username: "admin", Password: "wrong"}, QBittorrentOptions{})
-	err = bad.Publish(context.Background(), Event{Ports: []uint16{50000}, Reason: "port"})
+	err = bad.Publish(context.Background(), portEv("port", 50000))
 	var ra *RetryAfter
 	if !errors.As(err, &ra) || ra.Delay < time.Minute || !strings.Contains(err.Error(), "refused the username or password") {
 		t.Fatalf("wrong password: %v", err)
@@ -220,7 +216,7 @@ func TestRealTransmission(t *testing.T) {
 	exercise(t, c, func() { p.start(); waitHTTP(t, url[7:]) }, p.kill, stale)
 
 	bad := NewTransmission(ClientConfig{URL: url, Username: "vpnfwd", Password: "nope"})
-	err := bad.Publish(context.Background(), Event{Ports: []uint16{50000}, Reason: "port"})
+	err := bad.Publish(context.Background(), portEv("port", 50000))
 	if err == nil || !strings.Contains(err.Error(), "refused the username or password") {
 		t.Errorf("wrong password: %v", err)
 	}
@@ -248,7 +244,7 @@ func TestRealDeluge(t *testing.T) {
 	exercise(t, c, start, stop, func() {})
 
 	bad := NewDeluge(ClientConfig{URL: url, Password: "nope"})
-	err := bad.Publish(context.Background(), Event{Ports: []uint16{50000}, Reason: "port"})
+	err := bad.Publish(context.Background(), portEv("port", 50000))
 	if err == nil || !strings.Contains(err.Error(), "refused the password") {
 		t.Errorf("wrong password: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vpnfwd/vpnfwd/secret"
+	"github.com/vpnfwd/vpnfwd/session"
 )
 
 // portClient is a torrent client whose listening port vpnfwd manages.
@@ -41,18 +42,18 @@ func (c *Client) Name() string { return c.name }
 func (c *Client) CheckEvery() time.Duration { return c.every }
 
 // Publish implements Consumer.
-func (c *Client) Publish(ctx context.Context, ev Event) error {
-	if len(ev.Ports) == 0 {
+func (c *Client) Publish(ctx context.Context, ev session.Event) error {
+	if len(ev.Ports()) == 0 {
 		c.log.Warn("forwarded port lost; leaving the client's port setting as it is", "consumer", c.name)
 		return nil
 	}
-	want := int(ev.Ports[0])
+	want := int(ev.Ports()[0])
 	cur, settled, err := c.c.Current(ctx)
 	if err != nil {
 		return err
 	}
 	switch {
-	case ev.Reason == "reconnect" && cur == want:
+	case ev.Kind == session.KindReconnect && cur == want:
 		// The tunnel came back with the same port: make the client bind
 		// again (qBittorrent can stop listening after a reconnect), by
 		// moving it off the port and back.

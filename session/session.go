@@ -8,22 +8,26 @@
 // server (Options.Failover); when the tunnel comes back the provider renews
 // at once and consumers re-apply the port.
 //
-// Consumers subscribe (Options.Sinks): each hears the events in order on
-// a goroutine of its own, from a bounded queue (see subscribe.go), so the
-// session's loop never waits on one and no consumer can see an older port
-// after a newer one. The session also keeps the last port in the state
-// store (Options.Store), off its loop.
+// Every event goes through one pipeline (Hub, hub.go): the data plane
+// applies it first (Options.Apply), the session records the lease now
+// applied and the one before, then each consumer hears it in order from
+// its own bounded queue (Subscribe, Options.Sinks) on a goroutine of its
+// own, so the session's loop never waits on one and no consumer can see
+// an older port after a newer one. The session also keeps the last port
+// in the state store (Options.Store), off its loop.
 package session
 
 import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/vpnfwd/vpnfwd/provider"
+	"github.com/vpnfwd/vpnfwd/status"
 	"github.com/vpnfwd/vpnfwd/wg"
 )
 
@@ -51,9 +55,19 @@ const (
 	// KindHealth: the port's health changed: known dead (Detail says
 	// why), or verified working again (Detail says how).
 	KindHealth Kind = "health"
+	// Kinds from outside the loop (Hub.Note), ordered with its events:
+	// KindPublish is a consumer's outcome (Consumer), KindApps the apps'
+	// mappings now (Apps: tun mode, exec).
+	KindPublish Kind = "publish"
+	KindApps    Kind = "app_mappings"
+	// KindCheck is never emitted: publish hands it to a consumer that
+	// re-checks the port it holds every so often.
+	KindCheck Kind = "check"
 )
 
-// Event is one change, numbered in the order it happened.
+// Event is one change, numbered in the order it happened: vpnfwd's one
+// vocabulary for what the data plane, the publishers and the API's event
+// stream hear.
 type Event struct {
 	Seq    uint64         `json:"seq"`
 	Kind   Kind           `json:"kind"`
@@ -62,11 +76,22 @@ type Event struct {
 	Lease  provider.Lease `json:"lease"`
 	Health PortHealth     `json:"health"`
 	Detail string         `json:"detail,omitempty"`
+	// Released are the public ports given up (a new port or a lost one):
+	// the hub sets what the data plane applied before; a publisher sets
+	// what its own consumer last heard.
+	Released []uint16            `json:"released,omitempty"`
+	Consumer *status.Consumer    `json:"consumer,omitempty"` // KindPublish
+	Apps     []status.AppMapping `json:"apps,omitempty"`     // KindApps
+}
+
+// Ports are the lease's public ports, without 0 (never published).
+func (ev Event) Ports() []uint16 {
+	return slices.DeleteFunc(ev.Lease.PublicPorts(), func(p uint16) bool { return p == 0 })
 }
 
 // Sink hears every event, in order, on a goroutine of its own (one per
 // sink); it may block, but while it does its queue fills and the oldest
-// events give way (see subscribe.go).
+// events give way (see hub.go).
 type Sink func(Event)
 
 // Tunnel is the WireGuard device as the session drives it (*wg.Device).
@@ -122,7 +147,15 @@ type Options struct {
 	// PortCheckName says what the outside check is, for status
 	// ("outside check by portcheck.example").
 	PortCheckName string
-	// Sinks hear every event; each is a subscriber of its own.
+	// Apply is the data plane: it hears each event first, on the hub's
+	// apply stage, and the consumers hear it once it returns (the bridge
+	// listens on a new port before anyone is told of it). It must not
+	// block for long.
+	Apply func(Event)
+	// Provider names the provider as configured: every lease carries it
+	// (status and the saved port show it).
+	Provider string
+	// Sinks hear every event after Apply; each is a subscriber of its own.
 	Sinks []Sink
 	// Store, when set, keeps the last port held (SavedPorts reads it
 	// back for the next run).
@@ -178,9 +211,36 @@ type Snapshot struct {
 	FailedChecks  int       // checks in a row that got nothing back (0: the last one answered)
 	Tunnel        wg.Stats
 	Endpoint      netip.AddrPort
-	Lease         provider.Lease // Error holds the provider's last error
+	Lease         provider.Lease // held: Error holds the provider's last error
 	Seq           uint64         // the last event's number
 	Port          PortHealth
+	// Applied is the lease the data plane serves (nil: none applied
+	// yet), Previous the one it served before.
+	Applied, Previous *provider.Lease
+}
+
+// Reported is the lease status shows and its health: the held one (fresh
+// renewals, errors, health) while the data plane serves its ports, else
+// the applied one, with nothing verified yet.
+func (s Snapshot) Reported() (provider.Lease, PortHealth) {
+	switch a := s.Applied; {
+	case a == nil && !s.Lease.Held():
+		return s.Lease, s.Port
+	case a == nil:
+		return provider.Lease{Provider: s.Lease.Provider}, PortHealth{}
+	case a.SamePorts(s.Lease):
+		return s.Lease, s.Port
+	default:
+		return *a, PortHealth{}
+	}
+}
+
+// TunnelState is the tunnel's state as users see it: stopping is down.
+func (s Snapshot) TunnelState() State {
+	if s.State == StateStopping {
+		return StateDown
+	}
+	return s.State
 }
 
 // PortHealth is what is known about the held port beyond "held": when it
@@ -207,6 +267,7 @@ type Session struct {
 
 	reports chan provider.Lease
 	control chan runRequest // SetRunning's requests
+	hub     *Hub
 	snap    atomic.Pointer[Snapshot]
 	// check is the liveness check: Options.Probe, else the provider's
 	// (providerCheck).
@@ -218,7 +279,7 @@ type Session struct {
 // packet starts the handshake) and a provider that has not run yet.
 func New(t Tunnel, p provider.Provider, o Options) *Session {
 	o.defaults()
-	s := &Session{tunnel: t, prov: p, o: o, log: o.Log, reports: make(chan provider.Lease), control: make(chan runRequest)}
+	s := &Session{tunnel: t, prov: p, o: o, log: o.Log, reports: make(chan provider.Lease), control: make(chan runRequest), hub: NewHub(o.Apply)}
 	switch pr, ok := p.(provider.Prober); {
 	case o.Probe != nil:
 		probe := o.Probe
@@ -226,12 +287,24 @@ func New(t Tunnel, p provider.Provider, o Options) *Session {
 	case ok:
 		s.check, s.providerCheck = pr.Probe, true
 	}
-	s.snap.Store(&Snapshot{State: StateConnecting, Since: time.Now(), Endpoint: t.Endpoint()})
+	s.snap.Store(&Snapshot{State: StateConnecting, Since: time.Now(), Endpoint: t.Endpoint(), Lease: provider.Lease{Provider: o.Provider}})
 	return s
 }
 
 // Snapshot returns the latest state; it never blocks on the session.
-func (s *Session) Snapshot() Snapshot { return *s.snap.Load() }
+func (s *Session) Snapshot() Snapshot {
+	snap := *s.snap.Load()
+	snap.Applied, snap.Previous = s.hub.Applied()
+	return snap
+}
+
+// Subscribe opens a subscription to every event from now on (see Hub);
+// call it before Run to hear the first. The subscription closes after
+// the last event of the run.
+func (s *Session) Subscribe() *Subscription { return s.hub.Subscribe() }
+
+// Note emits an event from outside the session's loop (see Hub.Note).
+func (s *Session) Note(ev Event) { s.hub.Note(ev) }
 
 // loop is Run's state, owned by its goroutine alone.
 type loop struct {
@@ -250,9 +323,8 @@ type loop struct {
 	healthySinceMove       bool          // a port worked since the last move
 	moved                  bool          // moved server: the next lease is a new port, whatever its number
 	lastAlive              time.Time     // when something last came back through the tunnel
-	subs                   []*subscriber
-	probeOK                bool   // the check has answered at least once
-	probeRx                uint64 // received bytes when the check started
+	probeOK                bool          // the check has answered at least once
+	probeRx                uint64        // received bytes when the check started
 	probeDone              chan probeResult
 	portChecking           bool
 	portCheckDone          chan portCheckResult
@@ -287,13 +359,24 @@ func (s *Session) Run(ctx context.Context) error {
 	if s.o.Store != nil {
 		sinks = append(sinks, persist(s.o.Store, s.log))
 	}
+	var sinksDone sync.WaitGroup
 	for _, sink := range sinks {
-		l.subs = append(l.subs, newSubscriber(sink))
+		sub := s.hub.Subscribe()
+		sinksDone.Add(1)
+		go func() {
+			defer sinksDone.Done()
+			for {
+				ev, ok := sub.Next(context.Background())
+				if !ok {
+					return
+				}
+				sink(ev)
+			}
+		}()
 	}
 	defer func() {
-		for _, sub := range l.subs {
-			sub.close() // each hears the final events first
-		}
+		s.hub.Close()
+		sinksDone.Wait() // each hears the final events first
 	}()
 	l.startProvider()
 	runErr := l.serve(ctx)
@@ -386,6 +469,9 @@ func (l *loop) onLease(ctx context.Context, next provider.Lease) {
 	}
 	note := next.Note
 	next.Note = ""
+	if l.o.Provider != "" {
+		next.Provider = l.o.Provider
+	}
 	l.cur.Lease = next
 	if next.Error != prev.Error {
 		l.emit(KindError, next.Error)
@@ -442,18 +528,15 @@ func (l *loop) setState(st State, detail string) {
 	l.emit(KindState, detail)
 }
 
-// emit numbers an event, updates the snapshot, and hands the event to
-// every sink in order.
+// emit updates the snapshot and hands the event to the hub, which
+// numbers it and passes it on in order.
 func (l *loop) emit(k Kind, detail string) {
-	l.cur.Seq++
 	if k == KindRecovery {
 		l.cur.LastRecovery = detail
 	}
-	ev := Event{Seq: l.cur.Seq, Kind: k, At: time.Now(), State: l.cur.State, Lease: l.cur.Lease, Health: l.cur.Port, Detail: detail}
+	ev := Event{Kind: k, At: time.Now(), State: l.cur.State, Lease: l.cur.Lease, Health: l.cur.Port, Detail: detail}
+	l.cur.Seq = l.hub.emit(ev)
 	l.publish()
-	for _, sub := range l.subs {
-		sub.send(ev)
-	}
 }
 
 func (l *loop) publish() {

@@ -252,3 +252,63 @@ func TestSlowSubscriber(t *testing.T) {
 		t.Errorf("the slow subscriber heard %d events: its queue is not bounded", len(slow))
 	}
 }
+
+// The session records what the data plane applies: status reports a new
+// port only once Apply has returned, the previous lease is kept, and the
+// subscribers hear each event after Apply with the ports given up.
+func TestAppliedLeaseIsRecorded(t *testing.T) {
+	applying := make(chan struct{})
+	release := make(chan struct{})
+	apply := func(ev Event) {
+		if ev.Kind == KindPort && ev.Lease.Ports[0].Public == 2000 {
+			close(applying)
+			<-release
+		}
+	}
+	prov, evs := &fakeProvider{leases: make(chan provider.Lease)}, &events{}
+	s := New(&fakeTunnel{}, prov, Options{Probe: func(context.Context) error { return nil }, ProbeEvery: 10 * time.Millisecond,
+		Apply: apply, Provider: "configured", Sinks: []Sink{evs.sink}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	prov.leases <- lease(1000)
+	evs.wait(t, "port")
+	if a := s.Snapshot().Applied; a == nil || a.Ports[0].Public != 1000 || a.Provider != "configured" {
+		t.Fatalf("applied %+v, want port 1000 of the configured provider", a)
+	}
+	prov.leases <- lease(2000)
+	<-applying
+	// Held, not yet applied: status still shows the applied port, with
+	// nothing verified.
+	snap := s.Snapshot()
+	if snap.Lease.Ports[0].Public != 2000 {
+		t.Fatalf("held %+v", snap.Lease)
+	}
+	if l, _ := snap.Reported(); l.Ports[0].Public != 1000 {
+		t.Errorf("reported %v while 2000 is being applied, want 1000", l.PublicPorts())
+	}
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for found := false; !found; {
+		for _, ev := range evs.all() {
+			if ev.Kind == KindPort && ev.Lease.Ports[0].Public == 2000 {
+				if !slices.Equal(ev.Released, []uint16{1000}) {
+					t.Errorf("released %v, want [1000]", ev.Released)
+				}
+				found = true
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no port 2000: %s", evs.kinds())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	snap = s.Snapshot()
+	if snap.Applied.Ports[0].Public != 2000 || snap.Previous == nil || snap.Previous.Ports[0].Public != 1000 {
+		t.Errorf("applied %v previous %v", snap.Applied, snap.Previous)
+	}
+	if l, _ := snap.Reported(); l.Ports[0].Public != 2000 {
+		t.Errorf("reported %v", l.PublicPorts())
+	}
+}

@@ -1,0 +1,234 @@
+package session
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/vpnfwd/vpnfwd/provider"
+)
+
+// The pipeline from the session to every consumer: two queues at most.
+//
+//	loop (or Note) ─► the apply stage's queue ─► Options.Apply (the data
+//	plane moves the port) ─► the applied lease is recorded ─► each
+//	subscription's own queue ─► its consumer, on its own goroutine
+//
+// The rule, for every queue alike: bounded (queueSize), ordered, and when
+// a consumer has fallen queueSize events behind the oldest queued event
+// is dropped. Every event carries the whole lease and port health, so a
+// later event supersedes an earlier one: a slow consumer may miss steps,
+// never hears an older port after a newer one, and always hears the last.
+// A consumer that needs to know what it gave up (publish: a port-lost
+// hook) keeps what it last heard itself, not what others applied.
+const queueSize = 64
+
+// Hub is the pipeline: it numbers events, runs the apply stage on a
+// goroutine of its own, keeps the applied lease, and hands every event to
+// every subscription. The session's loop and Note emit into it; nothing
+// in it waits on a consumer.
+type Hub struct {
+	applyFn func(Event)
+	stage   *Subscription // the apply stage's queue
+	done    chan struct{} // the apply stage ended
+
+	mu     sync.Mutex
+	seq    uint64
+	subs   map[*Subscription]struct{}
+	closed bool
+
+	applied atomic.Pointer[applied]
+}
+
+// applied is what the data plane serves and what it served before.
+type applied struct{ now, previous *provider.Lease }
+
+// NewHub starts a pipeline whose apply stage runs apply (nil: none) before
+// the subscriptions hear each event.
+func NewHub(apply func(Event)) *Hub {
+	h := &Hub{applyFn: apply, stage: newSubscription(nil), done: make(chan struct{}), subs: map[*Subscription]struct{}{}}
+	h.applied.Store(&applied{})
+	go h.run()
+	return h
+}
+
+// Subscribe opens a subscription: its own bounded queue of every event
+// from now on, in order. Close it when done. On a closed hub it is closed
+// at once.
+func (h *Hub) Subscribe() *Subscription {
+	s := newSubscription(h)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		s.closed = true
+		return s
+	}
+	h.subs[s] = struct{}{}
+	return s
+}
+
+// Note emits an event that does not come from the session's loop (a
+// publisher's outcome, the apps' mappings): numbered and ordered with
+// the loop's own. It never blocks.
+func (h *Hub) Note(ev Event) { h.emit(ev) }
+
+// emit numbers ev and queues it for the apply stage.
+func (h *Hub) emit(ev Event) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return h.seq
+	}
+	h.seq++
+	ev.Seq = h.seq
+	h.stage.send(ev)
+	return ev.Seq
+}
+
+// run is the apply stage: the data plane applies each event, the lease
+// it now serves is recorded (status reports a port only once it works,
+// never in the moment between the session taking it and the plane
+// applying it), then every subscription hears the event.
+func (h *Hub) run() {
+	defer close(h.done)
+	for {
+		ev, ok := h.stage.Next(context.Background())
+		if !ok {
+			return
+		}
+		if h.applyFn != nil {
+			h.applyFn(ev)
+		}
+		if ev.Kind == KindPort || ev.Kind == KindLost {
+			prev := h.applied.Load().now
+			l := ev.Lease
+			h.applied.Store(&applied{now: &l, previous: prev})
+			if prev != nil && prev.Held() && !prev.SamePorts(l) {
+				ev.Released = prev.PublicPorts()
+			}
+		}
+		h.mu.Lock()
+		for s := range h.subs {
+			s.send(ev)
+		}
+		h.mu.Unlock()
+	}
+}
+
+// Close lets the apply stage finish what is queued, then closes every
+// subscription (each still hears what is queued for it); it waits for
+// the apply stage only. A session's Run closes its hub after the run's
+// last event; a test of consumers closes its own.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.stage.Close()
+	<-h.done
+	h.mu.Lock()
+	for s := range h.subs {
+		s.close()
+	}
+	h.mu.Unlock()
+}
+
+// Applied is the lease the data plane last applied (nil: none yet) and
+// the one before it.
+func (h *Hub) Applied() (now, previous *provider.Lease) {
+	a := h.applied.Load()
+	return a.now, a.previous
+}
+
+// Subscription is one consumer's queue (see the rule above).
+type Subscription struct {
+	hub    *Hub
+	mu     sync.Mutex
+	queue  []Event
+	wake   chan struct{} // one token: the queue has events, or it closed
+	closed bool
+}
+
+func newSubscription(h *Hub) *Subscription {
+	return &Subscription{hub: h, wake: make(chan struct{}, 1)}
+}
+
+// send queues ev; it never blocks.
+func (s *Subscription) send(ev Event) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.queue) == queueSize {
+		s.queue = slices.Delete(s.queue, 0, 1)
+	}
+	s.queue = append(s.queue, ev)
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *Subscription) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close ends the subscription once its queue is read.
+func (s *Subscription) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.poke()
+}
+
+// Close ends the subscription: the hub stops queueing for it.
+func (s *Subscription) Close() {
+	if s.hub != nil {
+		s.hub.mu.Lock()
+		delete(s.hub.subs, s)
+		s.hub.mu.Unlock()
+	}
+	s.close()
+}
+
+// Wake has a token whenever the queue may have changed: an event came or
+// the subscription closed. Read with TryNext.
+func (s *Subscription) Wake() <-chan struct{} { return s.wake }
+
+// TryNext takes the oldest queued event; ok is false when none is
+// queued, and done is true when none ever will be (closed and read).
+func (s *Subscription) TryNext() (ev Event, ok, done bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 {
+		return Event{}, false, s.closed
+	}
+	ev = s.queue[0]
+	s.queue = slices.Delete(s.queue, 0, 1)
+	if len(s.queue) > 0 || s.closed {
+		s.poke() // the reader comes back for the rest, or for the end
+	}
+	return ev, true, false
+}
+
+// Next waits for the oldest queued event; false when ctx ends or the
+// subscription is closed and read.
+func (s *Subscription) Next(ctx context.Context) (Event, bool) {
+	for {
+		ev, ok, done := s.TryNext()
+		if ok {
+			return ev, true
+		}
+		if done {
+			s.poke() // the next Next sees it too
+			return Event{}, false
+		}
+		select {
+		case <-s.wake:
+		case <-ctx.Done():
+			return Event{}, false
+		}
+	}
+}
