@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/vpnfwd/vpnfwd/failover"
 	"github.com/vpnfwd/vpnfwd/forward"
 	"github.com/vpnfwd/vpnfwd/netstack"
 	"github.com/vpnfwd/vpnfwd/provider"
@@ -26,7 +27,7 @@ func (d *Daemon) Status() status.Status {
 	if snap.State == session.StateStopping {
 		s.Tunnel.State = "down"
 	}
-	s.Tunnel.Server = serverAt(d.cfg.Servers, snap.Endpoint)
+	s.Tunnel.Server = failover.ServerAt(d.cfg.Servers, snap.Endpoint)
 	s.Tunnel.Mode = "netstack"
 	switch {
 	case d.sandbox != nil:
