@@ -60,7 +60,8 @@ type Mover struct {
 
 // New returns the Mover for c: a fresh key when the provider can rekey,
 // else the next server when there are several; nil when neither, and the
-// tunnel stays where it is.
+// tunnel stays where it is (leave session.Options.Failover unset then: a
+// nil *Mover in it is not a nil interface).
 func New(c Config) *Mover {
 	if c.Caps.Rekeyer == nil && len(c.Servers) < 2 {
 		return nil
@@ -75,7 +76,7 @@ func (m *Mover) Rekeys() bool { return m.c.Caps.Rekeyer != nil }
 // Move moves the tunnel and says where to, for the log and events
 // ("server 2 of 3 (…), endpoint …"). On error the tunnel may be half
 // moved (the device on the new server, the addresses not yet); the next
-// Move starts over from the device.
+// Move starts over: the same server again, or a fresh key again.
 func (m *Mover) Move(ctx context.Context) (string, error) {
 	if m.Rekeys() {
 		return m.rekey(ctx)
