@@ -17,7 +17,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"github.com/vpnfwd/vpnfwd/api"
 	"github.com/vpnfwd/vpnfwd/config"
 	"github.com/vpnfwd/vpnfwd/connlimit"
+	"github.com/vpnfwd/vpnfwd/failover"
 	"github.com/vpnfwd/vpnfwd/forward"
 	"github.com/vpnfwd/vpnfwd/killswitch"
 	"github.com/vpnfwd/vpnfwd/netns"
@@ -76,6 +76,7 @@ type Daemon struct {
 	// session's events.
 	pubs  []*publish.Publisher
 	prov  provider.Provider
+	caps  provider.Caps // prov's optional interfaces
 	sess  *session.Session
 	since time.Time
 
@@ -96,10 +97,6 @@ type Daemon struct {
 
 	targetHost string
 	targetPort uint16
-
-	// server is the index in cfg.Servers of the server in use (only the
-	// session's failover changes it).
-	server int
 
 	ks      *killswitch.KillSwitch
 	store   state.Dir
@@ -230,18 +227,18 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) {
 	so := o.Session
 	so.Log = log.With("component", "session")
 	if so.Failover == nil {
-		switch _, ok := d.prov.(provider.Rekeyer); {
-		case ok:
-			so.Failover = d.rekey
-		case len(cfg.Servers) > 1:
-			so.Failover = d.nextServer
-			log.Info("server failover on", "servers", len(cfg.Servers), "after", cmpDuration(time.Duration(cfg.FailoverAfter), 5*time.Second).String())
+		m := failover.New(failover.Config{Device: d.dev, Plane: d.plane, Guard: d.guardControl, Caps: d.caps, Servers: cfg.Servers})
+		if m != nil {
+			so.Failover = m
+			if !m.Rekeys() {
+				log.Info("server failover on", "servers", len(cfg.Servers), "after", cmpDuration(time.Duration(cfg.FailoverAfter), 5*time.Second).String())
+			}
 		}
 	}
 	if so.FailoverAfter == 0 {
 		so.FailoverAfter = time.Duration(cfg.FailoverAfter)
 	}
-	if _, ok := d.prov.(provider.Prober); !ok && so.Probe == nil {
+	if d.caps.Prober == nil && so.Probe == nil {
 		// No check of the provider's own: ask the tunnel's DNS server.
 		if dns := w.DNSServers(); len(dns) > 0 {
 			so.Probe = session.DNSProbe(d.plane, dns[0])
@@ -284,7 +281,8 @@ func (d *Daemon) startProvider(ctx context.Context, info provider.Info, direct p
 	if err != nil {
 		return err
 	}
-	if tm, ok := d.prov.(provider.TunnelMaker); ok {
+	d.caps = provider.CapsOf(d.prov)
+	if tm := d.caps.TunnelMaker; tm != nil {
 		w, err := tm.MakeTunnel(ctx)
 		if err != nil {
 			return err
@@ -362,76 +360,6 @@ func (d *Daemon) newBridge(in forward.PacketListener) *forward.Bridge {
 	})
 }
 
-// rekey has the provider register a fresh key and moves the tunnel to it:
-// the device's key and peer, the stack's address, the provider's view. It
-// runs on a goroutine the session owns.
-func (d *Daemon) rekey(ctx context.Context) (string, error) {
-	w, err := d.prov.(provider.Rekeyer).Rekey(ctx)
-	if err != nil {
-		return "", err
-	}
-	if err := d.dev.Reconfigure(ctx, w); err != nil {
-		return "", err
-	}
-	if err := d.plane.SetAddresses(w.Addresses()); err != nil {
-		return "", err
-	}
-	if tm, ok := d.prov.(provider.TunnelMaker); ok {
-		tm.SetTunnel(w.Addresses(), w.DNSServers())
-	}
-	d.guardControl(ctx)
-	return fmt.Sprintf("endpoint %s, address %s", w.Peers[0].Endpoint, prefixes(w.Address)), nil
-}
-
-// nextServer moves the tunnel to the next wg-quick file's server (round
-// the list): the device's key and peer (the kill switch's endpoint
-// follows), the data plane's addresses, the provider (which gets a port
-// there). It runs on a goroutine the session owns, one at a time.
-func (d *Daemon) nextServer(ctx context.Context) (string, error) {
-	servers := d.cfg.Servers
-	next := (d.server + 1) % len(servers)
-	w := servers[next]
-	if err := d.dev.Reconfigure(ctx, w); err != nil {
-		return "", fmt.Errorf("server %d of %d (%s): %w", next+1, len(servers), w.Config, err)
-	}
-	if !slices.Equal(w.Addresses(), d.plane.Addresses()) {
-		if err := d.plane.SetAddresses(w.Addresses()); err != nil {
-			return "", err
-		}
-	}
-	d.server = next
-	if m, ok := d.prov.(provider.Mover); ok {
-		m.Moved()
-	}
-	d.guardControl(ctx)
-	return fmt.Sprintf("server %d of %d (%s), endpoint %s", next+1, len(servers), serverName(w), w.Peers[0].Endpoint), nil
-}
-
-// serverName names a server: as the server list does (hostname, city),
-// else by its wg-quick file.
-func serverName(w tunnel.WireGuard) string {
-	if w.Server != "" {
-		return w.Server
-	}
-	return filepath.Base(w.Config)
-}
-
-// serverAt names the server whose endpoint is ep, when a server list
-// chose the servers ("" otherwise). cfg.Servers does not change after
-// start, so this reads no state of the running tunnel.
-func serverAt(servers []tunnel.WireGuard, ep netip.AddrPort) string {
-	for _, w := range servers {
-		if w.Server == "" || len(w.Peers) == 0 {
-			continue
-		}
-		h, p := w.Peers[0].Endpoint.HostPort()
-		if a, err := netip.ParseAddr(h); err == nil && netip.AddrPortFrom(a, p) == ep {
-			return w.Server
-		}
-	}
-	return ""
-}
-
 // serveUAPI serves the device's control socket so `wg show NAME` works:
 // in /var/run/wireguard as root, else in the state directory (where
 // WireGuard's tools do not look; wgctrl can be pointed there). A failure
@@ -491,8 +419,8 @@ func cmpDuration(d, def time.Duration) time.Duration {
 // guard keeps the proxies' clients away from the provider's control
 // endpoints (nil when the provider has none).
 func (d *Daemon) guard() *forward.Guard {
-	g, ok := d.prov.(provider.Guarded)
-	if !ok {
+	g := d.caps.Guarded
+	if g == nil {
 		return nil
 	}
 	return forward.NewGuard(func(network string, dst netip.AddrPort) bool {

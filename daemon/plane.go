@@ -15,7 +15,6 @@ import (
 	"github.com/vpnfwd/vpnfwd/netns"
 	"github.com/vpnfwd/vpnfwd/nft"
 	"github.com/vpnfwd/vpnfwd/portmap"
-	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/tundev"
 	"github.com/vpnfwd/vpnfwd/tunnel"
 )
@@ -106,12 +105,11 @@ func (d *Daemon) guardTable() string { return "vpnfwd_guard_" + d.cfg.WireGuard.
 // namespace, exec's. (In netstack mode only the proxies reach the tunnel,
 // and their guard refuses.) Called again when the endpoints move.
 func (d *Daemon) guardControl(ctx context.Context) {
-	g, ok := d.prov.(provider.Guarded)
-	if !ok || (d.tun == nil && d.sandbox == nil) {
+	if d.caps.Guarded == nil || (d.tun == nil && d.sandbox == nil) {
 		return
 	}
 	var rs []nft.Reserved
-	for _, e := range g.ControlEndpoints() {
+	for _, e := range d.caps.ControlEndpoints() {
 		rs = append(rs, nft.Reserved{Proto: e.Network, Addr: e.Addr})
 	}
 	var err error

@@ -93,11 +93,9 @@ func (d *Daemon) appGateway() netip.Addr {
 	if !d.cfg.Forward.NATPMP {
 		return netip.Addr{}
 	}
-	if g, ok := d.prov.(provider.Guarded); ok {
-		for _, e := range g.ControlEndpoints() {
-			if e.Network == "udp" && e.Addr.Port() == portmap.Port && e.Addr.Addr().Unmap().Is4() {
-				return e.Addr.Addr().Unmap()
-			}
+	for _, e := range d.caps.ControlEndpoints() {
+		if e.Network == "udp" && e.Addr.Port() == portmap.Port && e.Addr.Addr().Unmap().Is4() {
+			return e.Addr.Addr().Unmap()
 		}
 	}
 	for _, a := range d.cfg.WireGuard.DNSServers() {

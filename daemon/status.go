@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/vpnfwd/vpnfwd/failover"
 	"github.com/vpnfwd/vpnfwd/forward"
 	"github.com/vpnfwd/vpnfwd/netstack"
 	"github.com/vpnfwd/vpnfwd/status"
@@ -16,7 +17,7 @@ func (d *Daemon) Status() status.Status {
 	snap := d.sess.Snapshot()
 	s := status.Status{Version: d.version, Since: d.since}
 	s.State, s.Tunnel, s.Port = snap.Status()
-	s.Tunnel.Server = serverAt(d.cfg.Servers, snap.Endpoint)
+	s.Tunnel.Server = failover.ServerAt(d.cfg.Servers, snap.Endpoint)
 	s.Tunnel.Mode = "netstack"
 	switch {
 	case d.sandbox != nil:

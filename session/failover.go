@@ -78,7 +78,7 @@ func (l *loop) maybeFailover(ctx context.Context) bool {
 		defer l.wg.Done()
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		detail, err := l.o.Failover(ctx)
+		detail, err := l.o.Failover.Move(ctx)
 		l.failoverDone <- failoverResult{detail, err}
 	}()
 	return true

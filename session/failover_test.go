@@ -9,6 +9,11 @@ import (
 	"github.com/vpnfwd/vpnfwd/provider"
 )
 
+// moveFunc is a Failover whose Move is the func.
+type moveFunc func(ctx context.Context) (string, error)
+
+func (f moveFunc) Move(ctx context.Context) (string, error) { return f(ctx) }
+
 // A move slower than the wait (a fresh PIA key on a busy machine) still
 // leaves the new server its whole FailoverAfter, counted from the end of
 // the move: here the move takes longer than the wait and the new server's
@@ -20,7 +25,7 @@ func TestFailoverWaitCountsFromTheEndOfTheMove(t *testing.T) {
 	const wait, move, firstAnswer = 600 * time.Millisecond, 900 * time.Millisecond, 250 * time.Millisecond
 	var mu sync.Mutex
 	var starts, ends []time.Time
-	o := Options{FailoverAfter: wait, Failover: func(ctx context.Context) (string, error) {
+	o := Options{FailoverAfter: wait, Failover: moveFunc(func(ctx context.Context) (string, error) {
 		mu.Lock()
 		starts = append(starts, time.Now())
 		mu.Unlock()
@@ -42,7 +47,7 @@ func TestFailoverWaitCountsFromTheEndOfTheMove(t *testing.T) {
 			}
 		})
 		return "server 2 of 2", nil
-	}}
+	})}
 	s, _, _ := runWith(t, prov, o)
 	prov.leases <- lease(1000)
 	waitSnap(t, s, "up", func(sn Snapshot) bool { return sn.State == StateUp && sn.Lease.Held() })

@@ -132,7 +132,7 @@ func (l *loop) alive(ctx context.Context) {
 		if l.cur.Lease.Held() {
 			l.emit(KindReconnect, "")
 		}
-		if r, ok := l.prov.(provider.Refresher); ok {
+		if r := l.caps.Refresher; r != nil {
 			r.Refresh()
 		}
 		l.portCheckSoon(ctx)

@@ -158,7 +158,7 @@ func (l *loop) dead(ctx context.Context, why string) {
 // remap asks the provider for the port again at once.
 func (l *loop) remap(ctx context.Context) {
 	l.deadActed = time.Now()
-	if r, ok := l.prov.(provider.Refresher); ok {
+	if r := l.caps.Refresher; r != nil {
 		r.Refresh()
 	}
 	l.emit(KindRecovery, "port dead: asking the provider again")

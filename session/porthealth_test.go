@@ -192,13 +192,13 @@ func TestFailoverRule(t *testing.T) {
 	var moves atomic.Int64
 	var movedAt []time.Time
 	var mu sync.Mutex
-	o := Options{FailoverAfter: 100 * time.Millisecond, Failover: func(context.Context) (string, error) {
+	o := Options{FailoverAfter: 100 * time.Millisecond, Failover: moveFunc(func(context.Context) (string, error) {
 		moves.Add(1)
 		mu.Lock()
 		movedAt = append(movedAt, time.Now())
 		mu.Unlock()
 		return "server 2 of 2", nil
-	}}
+	})}
 	s, _, evs := runWith(t, prov, o)
 	prov.leases <- lease(1000)
 	waitSnap(t, s, "up", func(sn Snapshot) bool { return sn.State == StateUp && sn.Lease.Held() })

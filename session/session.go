@@ -103,6 +103,13 @@ type Tunnel interface {
 	Rehandshake(ctx context.Context) error
 }
 
+// Failover moves the tunnel to another server (*failover.Mover). The
+// session calls Move on a goroutine of its own, one move at a time, with
+// a deadline; Move says what it did, for the log and events.
+type Failover interface {
+	Move(ctx context.Context) (string, error)
+}
+
 // Options tune a Session; zero values pick the defaults.
 type Options struct {
 	Log *slog.Logger
@@ -124,14 +131,14 @@ type Options struct {
 	// nothing received for this long means down (30 s).
 	StallAfter time.Duration
 	// Failover, if set, moves the tunnel to the next server (the next
-	// wg-quick file; PIA: a fresh key on the region's next server) and
-	// returns what it did; the provider then gets a port there. It is
-	// called when the tunnel has stayed down, the port dead, or no port
-	// could be had, for FailoverAfter (5 s); on the new server the same
-	// rule applies, with the wait doubled (up to 2 min) while no server
-	// has worked since the last move. It never moves back by itself:
-	// only the same rule moves on, round the list.
-	Failover      func(ctx context.Context) (string, error)
+	// wg-quick file; PIA: a fresh key on the region's next server); the
+	// provider then gets a port there. It is moved when the tunnel has
+	// stayed down, the port dead, or no port could be had, for
+	// FailoverAfter (5 s); on the new server the same rule applies, with
+	// the wait doubled (up to 2 min) while no server has worked since the
+	// last move. It never moves back by itself: only the same rule moves
+	// on, round the list.
+	Failover      Failover
 	FailoverAfter time.Duration
 	// PortCheck, if set, asks an outside checker through the tunnel
 	// whether the held port is open (see portcheck). open is meaningful
@@ -262,6 +269,7 @@ type PortHealth struct {
 type Session struct {
 	tunnel Tunnel
 	prov   provider.Provider
+	caps   provider.Caps // prov's optional interfaces
 	o      Options
 	log    *slog.Logger
 
@@ -279,13 +287,13 @@ type Session struct {
 // packet starts the handshake) and a provider that has not run yet.
 func New(t Tunnel, p provider.Provider, o Options) *Session {
 	o.defaults()
-	s := &Session{tunnel: t, prov: p, o: o, log: o.Log, reports: make(chan provider.Lease), control: make(chan runRequest), hub: NewHub(o.Apply)}
-	switch pr, ok := p.(provider.Prober); {
+	s := &Session{tunnel: t, prov: p, caps: provider.CapsOf(p), o: o, log: o.Log, reports: make(chan provider.Lease), control: make(chan runRequest), hub: NewHub(o.Apply)}
+	switch {
 	case o.Probe != nil:
 		probe := o.Probe
 		s.check = func(ctx context.Context) (provider.Check, error) { return provider.Check{}, probe(ctx) }
-	case ok:
-		s.check, s.providerCheck = pr.Probe, true
+	case s.caps.Prober != nil:
+		s.check, s.providerCheck = s.caps.Prober.Probe, true
 	}
 	s.snap.Store(&Snapshot{State: StateConnecting, Since: time.Now(), Endpoint: t.Endpoint(), Lease: provider.Lease{Provider: o.Provider}})
 	return s
