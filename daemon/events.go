@@ -1,10 +1,6 @@
 package daemon
 
 import (
-	"net"
-	"strconv"
-
-	"github.com/vpnfwd/vpnfwd/forward"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/publish"
 	"github.com/vpnfwd/vpnfwd/session"
@@ -17,7 +13,7 @@ func (d *Daemon) onEvent(ev session.Event) {
 	switch ev.Kind {
 	case session.KindPort:
 		released := d.released(ev.Lease)
-		d.moveBridge(ev.Lease)
+		d.plane.ApplyPorts(ev.Lease)
 		d.setApplied(ev.Lease)
 		d.disp.Send(publish.Event{Ports: ev.Lease.PublicPorts(), Reason: "port", Released: released})
 		if !ev.Lease.PublicIP.IsValid() {
@@ -25,9 +21,7 @@ func (d *Daemon) onEvent(ev session.Event) {
 		}
 		d.broker.Publish("port", d.portStatus(ev.Lease, ev.Health))
 	case session.KindLost:
-		if d.bridge != nil {
-			d.bridge.SetRoutes(nil)
-		}
+		d.plane.ApplyPorts(ev.Lease)
 		released := d.released(ev.Lease)
 		d.setApplied(ev.Lease)
 		d.disp.Send(publish.Event{Reason: "lost", Released: released})
@@ -43,37 +37,6 @@ func (d *Daemon) onEvent(ev session.Event) {
 		d.broker.Publish("health", d.portStatus(ev.Lease, ev.Health))
 	case session.KindError, session.KindRecovery:
 		d.broker.Publish(string(ev.Kind), map[string]any{"detail": ev.Detail, "state": ev.State, "at": ev.At})
-	}
-}
-
-// moveBridge points the bridge at the lease's ports. In tun mode there is
-// no bridge: the service is reached on the port itself.
-func (d *Daemon) moveBridge(l provider.Lease) {
-	if d.bridge == nil {
-		d.tunLease.Store(&l)
-	}
-	d.offerPorts(l)
-	if d.bridge == nil {
-		d.tunPorts()
-		return
-	}
-	var routes []forward.Route
-	for _, p := range l.Ports {
-		t := d.targetPort
-		if t == 0 {
-			t = p.Public
-		}
-		routes = append(routes, forward.Route{Listen: p.Local, Target: t, Proto: p.Protocol})
-	}
-	if err := d.bridge.SetRoutes(routes); err != nil {
-		d.log.Error("listening on the forwarded port", "err", err)
-	}
-	for _, r := range routes {
-		d.log.Info("listening", "tunnel_port", r.Listen,
-			"target", net.JoinHostPort(d.targetHost, strconv.Itoa(int(r.Target))), "protocols", d.cfg.Forward.Protocols)
-		if w := forward.LoopbackTrustWarning(d.targetHost, r.Target); w != "" {
-			d.log.Warn(w)
-		}
 	}
 }
 
@@ -100,19 +63,6 @@ func (d *Daemon) released(next provider.Lease) []uint16 {
 		return nil
 	}
 	return prev.PublicPorts()
-}
-
-// iface is the tunnel's interface as the hooks' {{VPN_INTERFACE}} names
-// it: the TUN in tun mode, exec's TUN inside its namespace; none in
-// netstack mode (the service listens on the host: any interface).
-func (d *Daemon) iface() string {
-	switch {
-	case d.sandbox != nil:
-		return execTun
-	case d.tun != nil:
-		return d.tun.Name()
-	}
-	return ""
 }
 
 // setApplied records the ports the bridge (or redirect) now serves: status
