@@ -23,7 +23,7 @@ import (
 type redirects struct {
 	target target
 	log    *slog.Logger
-	// put replaces the redirects in the namespace (nil: none).
+	// put replaces the redirects in the namespace (none: removes them).
 	put func([]nft.PortRedirect) error
 	// remove: close takes them out (tun mode; exec's go with its
 	// namespace).
