@@ -29,17 +29,12 @@ import (
 	"github.com/vpnfwd/vpnfwd/failover"
 	"github.com/vpnfwd/vpnfwd/forward"
 	"github.com/vpnfwd/vpnfwd/killswitch"
-	"github.com/vpnfwd/vpnfwd/netns"
-	"github.com/vpnfwd/vpnfwd/netstack"
-	"github.com/vpnfwd/vpnfwd/nft"
 	"github.com/vpnfwd/vpnfwd/portcheck"
-	"github.com/vpnfwd/vpnfwd/portmap"
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/publish"
 	"github.com/vpnfwd/vpnfwd/session"
 	"github.com/vpnfwd/vpnfwd/state"
 	"github.com/vpnfwd/vpnfwd/status"
-	"github.com/vpnfwd/vpnfwd/tundev"
 	"github.com/vpnfwd/vpnfwd/tunnel"
 	"github.com/vpnfwd/vpnfwd/wg"
 )
@@ -49,29 +44,10 @@ import (
 // tunnel's health and the lease. New builds it; Run runs it until ctx
 // ends and shuts it down (releasing the lease) within a few seconds.
 type Daemon struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	plane   dataPlane       // the stack or the TUN
-	stack   *netstack.Stack // netstack mode
-	tun     *tundev.Device  // tun mode
-	sandbox *netns.Sandbox  // exec mode
-	// redirected: tun mode's redirect table is in (--forward HOST:PORT);
-	// only the session's goroutine changes it, closeAll removes it.
-	redirected bool
-	redirects  []nft.PortRedirect // what is in now
-	redirSaid  string             // what the log last said of them
-	// redirMu orders the tun-mode redirects: the session's subscriber
-	// and the NAT-PMP responder both move them; tunLease is the lease
-	// they serve.
-	redirMu  sync.Mutex
-	tunLease atomic.Pointer[provider.Lease]
-	// pmp answers the apps' NAT-PMP and PCP requests (tun mode, exec) on
-	// pmpConn.
-	pmp     *portmap.Server
-	pmpConn net.PacketConn
-	igd     *igdResponder // the UPnP IGD on pmp's table (tun mode, exec)
-	dev     *wg.Device
-	bridge  *forward.Bridge
+	cfg   *config.Config
+	log   *slog.Logger
+	plane plane // netstack, tun mode's TUN or exec's namespace
+	dev   *wg.Device
 	// pubs are the publishers, each around its own subscription to the
 	// session's events.
 	pubs  []*publish.Publisher
@@ -95,8 +71,7 @@ type Daemon struct {
 	dnsTCP        net.Listener
 	oldResolvConf []byte // put back at exit
 
-	targetHost string
-	targetPort uint16
+	target target // --forward
 
 	ks      *killswitch.KillSwitch
 	store   state.Dir
@@ -143,71 +118,19 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown provider %q; 'vpnfwd providers' lists them", cfg.Provider.Name)
 	}
-	var err error
-	d.targetHost, d.targetPort, err = config.ParseHostPort(cfg.Forward.Target)
-	if err != nil {
-		return nil, fmt.Errorf("--forward: %w", err)
-	}
 	d.store = state.Dir{Path: cfg.StateDir, Warn: log.With("component", "state").Warn}
-	// The token is read before anything starts: a bad token file fails
-	// here, not after the tunnel is up.
-	if d.apiToken, err = api.ReadToken(cfg.API.TokenFile); err != nil {
+	if err := d.readSettings(o.Exec); err != nil {
 		return nil, err
-	}
-	if d.apiRoles, err = cfg.API.Roles(); err != nil {
-		return nil, err
-	}
-	if cfg.Proxy.HasCredentials() {
-		pw, err := cfg.Proxy.Secret()
-		if err != nil {
-			return nil, fmt.Errorf("proxy password: %w", err)
-		}
-		if cfg.Proxy.Username == "" || pw == "" {
-			return nil, errors.New("proxy credentials need both a username (--proxy-username) and a password (--proxy-password-file)")
-		}
-		d.proxyAuth = forward.Credentials{Username: cfg.Proxy.Username, Password: pw}
-	}
-	if cfg.WireGuard.Tun != "" && !o.Exec {
-		if err := d.checkTunTarget(); err != nil {
-			return nil, err
-		}
-		if err := tundev.Check(); err != nil {
-			return nil, err
-		}
 	}
 	if err := d.listen(); err != nil {
 		d.closeAll()
 		return nil, err
 	}
 	d.warnDescriptorLimit()
-	// The kill switch goes in before anything is sent, a provider's login
-	// included.
-	wopts := wg.Options{Logger: log.With("component", "wireguard"), Resolve: o.Resolve}
-	direct := provider.Dialer(&net.Dialer{})
-	if cfg.KillSwitch.Enabled {
-		var login []uint16
-		if info.LoginPorts != nil {
-			login = info.LoginPorts(cfg.Provider.Settings)
-		}
-		if err := d.startKillSwitch(&wopts, login); err != nil {
-			d.closeAll()
-			return nil, err
-		}
-		direct = nft.MarkedDialer(d.ks.Mark())
-	} else if cfg.WireGuard.Tun != "" {
-		// The routing rules send every unmarked packet into the TUN: the
-		// WireGuard socket and a provider's login carry the mark.
-		wopts.FwMark = tunMark
-		direct = nft.MarkedDialer(tunMark)
-		if wopts.Resolve == nil {
-			// The endpoint's name is looked up around the tunnel, as
-			// wg-quick does before it routes: through it, the lookup
-			// would wait on the handshake it is needed for.
-			res := nft.MarkedResolver(tunMark, d.systemNameservers())
-			wopts.Resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
-				return res.LookupNetIP(ctx, "ip", host)
-			}
-		}
+	wopts, direct, err := d.aroundTunnel(info, o.Resolve)
+	if err != nil {
+		d.closeAll()
+		return nil, err
 	}
 	if err := d.startProvider(ctx, info, direct); err != nil {
 		d.closeAll()
@@ -227,7 +150,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) {
 	so := o.Session
 	so.Log = log.With("component", "session")
 	if so.Failover == nil {
-		m := failover.New(failover.Config{Device: d.dev, Plane: d.plane, Guard: d.guardControl, Caps: d.caps, Servers: cfg.Servers})
+		m := failover.New(failover.Config{Device: d.dev, Plane: d.plane, Guard: d.plane.Guard, Caps: d.caps, Servers: cfg.Servers})
 		if m != nil {
 			so.Failover = m
 			if !m.Rekeys() {
@@ -260,6 +183,39 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Daemon, error) {
 	return d, nil
 }
 
+// readSettings reads what New needs before anything starts, so a bad
+// --forward, token file or proxy password fails here, not after the
+// tunnel is up; tun mode checks its capability and its --forward.
+func (d *Daemon) readSettings(exec bool) error {
+	cfg := d.cfg
+	var err error
+	d.target.host, d.target.port, err = config.ParseHostPort(cfg.Forward.Target)
+	if err != nil {
+		return fmt.Errorf("--forward: %w", err)
+	}
+	d.target.protocols = cfg.Forward.Protocols
+	if d.apiToken, err = api.ReadToken(cfg.API.TokenFile); err != nil {
+		return err
+	}
+	if d.apiRoles, err = cfg.API.Roles(); err != nil {
+		return err
+	}
+	if cfg.Proxy.HasCredentials() {
+		pw, err := cfg.Proxy.Secret()
+		if err != nil {
+			return fmt.Errorf("proxy password: %w", err)
+		}
+		if cfg.Proxy.Username == "" || pw == "" {
+			return errors.New("proxy credentials need both a username (--proxy-username) and a password (--proxy-password-file)")
+		}
+		d.proxyAuth = forward.Credentials{Username: cfg.Proxy.Username, Password: pw}
+	}
+	if cfg.WireGuard.Tun != "" && !exec {
+		return checkTun(d.target, cfg.Forward.Target, cfg.WireGuard.Addresses())
+	}
+	return nil
+}
+
 // startProvider builds the provider and, for one that makes its own tunnel
 // (PIA), lets it log in and register the key now.
 func (d *Daemon) startProvider(ctx context.Context, info provider.Info, direct provider.Dialer) error {
@@ -272,7 +228,7 @@ func (d *Daemon) startProvider(ctx context.Context, info provider.Info, direct p
 		Tunnel:     cfg.WireGuard.Addresses(),
 		DNS:        cfg.WireGuard.DNSServers(),
 		Settings:   cfg.Provider.Settings,
-		TargetPort: d.targetPort,
+		TargetPort: d.target.port,
 		LastPorts:  session.SavedPorts(d.store, info.Name),
 		State:      d.store,
 		PrivateKey: cfg.WireGuard.PrivateKey,
@@ -294,26 +250,13 @@ func (d *Daemon) startProvider(ctx context.Context, info provider.Info, direct p
 	return nil
 }
 
-// buildDataPath makes the data plane (the stack and the bridge on it, or
-// the TUN) and the publishers.
+// buildDataPath makes the data plane and the publishers.
 func (d *Daemon) buildDataPath(extra []publish.Consumer, exec bool) error {
 	var err error
-	switch {
-	case exec:
-		err = d.openSandbox()
-	case d.cfg.WireGuard.Tun != "":
-		err = d.openTun()
-	default:
-		err = d.buildStack()
-	}
-	if err != nil {
+	if d.plane, err = d.openPlane(exec); err != nil {
 		return err
 	}
-	gctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	d.guardControl(gctx)
-	cancel()
-	d.openResponder()
-	consumers, err := buildConsumers(d.cfg, d.iface(), d.log.With("component", "publish"))
+	consumers, err := buildConsumers(d.cfg, d.plane.Interface(), d.log.With("component", "publish"))
 	if err != nil {
 		return err
 	}
@@ -326,38 +269,44 @@ func (d *Daemon) buildDataPath(extra []publish.Consumer, exec bool) error {
 	return nil
 }
 
-// buildStack makes the netstack data plane: the stack and the bridge from
-// the forwarded port to the local service.
-func (d *Daemon) buildStack() error {
-	w, f := d.cfg.WireGuard, d.cfg.Forward
-	var err error
-	d.stack, err = netstack.New(netstack.Config{Addresses: w.Addresses(), DNS: w.DNSServers(), MTU: w.MTU,
-		MaxPendingHandshakes: f.MaxPendingHandshakes, MaxPendingPerSource: f.MaxPendingPerSource,
-		Log: d.log.With("component", "netstack")})
-	if err != nil {
-		return err
+// openPlane makes the data plane: exec's namespace, tun mode's TUN, or
+// the netstack with its bridge.
+func (d *Daemon) openPlane(exec bool) (plane, error) {
+	c := planeConfig{wg: d.cfg.WireGuard, forward: d.cfg.Forward, target: d.target, log: d.log,
+		publicIP: func() netip.Addr {
+			var ip netip.Addr
+			if p := d.publicIP.Load(); p != nil {
+				ip, _ = netip.ParseAddr(p.IP)
+			}
+			return ip
+		},
+		appMappings: func(ms []status.AppMapping) {
+			d.sess.Note(session.Event{Kind: session.KindApps, At: time.Now(), Apps: ms})
+		},
 	}
-	d.bridge = d.newBridge(d.stack)
-	d.stack.SetTCPHandler(func(r *netstack.TCPRequest) { d.bridge.HandleTCP(r) })
-	d.plane = d.stack
-	return nil
-}
-
-// newBridge makes the bridge from the forwarded port, on the data plane
-// in, to the local service.
-func (d *Daemon) newBridge(in forward.PacketListener) *forward.Bridge {
-	cfg, f := d.cfg, d.cfg.Forward
-	return forward.NewBridge(in, forward.BridgeConfig{
-		TargetHost:  d.targetHost,
-		TCP:         hasProto(cfg.Forward.Protocols, "tcp"),
-		UDP:         hasProto(cfg.Forward.Protocols, "udp"),
-		UDPIdle:     time.Duration(cfg.Forward.UDPIdle),
-		MaxUDPFlows: f.MaxUDPFlows, MaxUDPFlowsPerSource: f.MaxUDPFlowsPerSource,
-		MaxConns: f.MaxConnections, MaxConnsPerSource: f.MaxConnectionsPerSource,
-		IdleTimeout: time.Duration(f.IdleTimeout),
-		PerPeer:     cfg.Forward.PerPeerSource,
-		Log:         d.log.With("component", "forward"),
-	})
+	if d.caps.Guarded != nil {
+		c.control = d.caps.ControlEndpoints
+	}
+	switch {
+	case exec:
+		p, err := openExec(c)
+		if err != nil {
+			return nil, err
+		}
+		d.dnsUDP, d.dnsTCP = p.DNSUDP, p.DNSTCP // the forwarder's, inside
+		return p, nil
+	case c.wg.Tun != "":
+		p, err := openTun(c)
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
+	p, err := openNetstack(c)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // serveUAPI serves the device's control socket so `wg show NAME` works:
@@ -393,13 +342,15 @@ func (d *Daemon) serveUAPI() {
 func (d *Daemon) outsideCheck(tmpl string) func(context.Context, provider.Lease) (bool, error) {
 	c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{Proxy: nil, DialContext: tunnelDialer{d}.DialContext,
 		MaxIdleConns: 1, IdleConnTimeout: time.Second}}
+	refused := func() int64 {
+		var s status.Status
+		d.plane.Describe(&s)
+		return s.Forward.TCPRefused // the bridge's; none without one
+	}
 	return func(ctx context.Context, l provider.Lease) (bool, error) {
-		var refused int64
-		if d.bridge != nil {
-			refused = d.bridge.Stats().TCPRefused
-		}
+		before := refused()
 		open, err := portcheck.Check(ctx, c, tmpl, l.PublicIP, l.PublicPorts()[0])
-		if err == nil && !open && d.bridge != nil && d.bridge.Stats().TCPRefused > refused {
+		if err == nil && !open && refused() > before {
 			// The checker's connection came through to the bridge, which
 			// found the local service down.
 			return false, session.ErrServiceDown
@@ -553,22 +504,8 @@ func (d *Daemon) closeAll() {
 	if d.dev != nil {
 		d.dev.Close() // closes the stack or the TUN too
 	}
-	d.closeResponder()
-	d.unredirect()
-	d.unguard()
-	if d.sandbox != nil {
-		d.sandbox.Close() // the agent, and CMD if still running
-	}
-	if d.tun != nil {
-		if err := d.tun.Close(); err != nil { // its routing rules
-			d.log.Error("removing the TUN", "err", err)
-		}
-	}
-	if d.stack != nil {
-		d.stack.Close()
-	}
-	if d.bridge != nil {
-		d.bridge.Close()
+	if d.plane != nil {
+		d.plane.Close()
 	}
 	d.stopKillSwitch()
 	if d.apiL != nil && strings.HasPrefix(d.cfg.API.Listen, "unix:") {
@@ -613,7 +550,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info("control API listening", "addr", d.apiL.Addr().String())
 	}
 	d.serveOwnSocket(srvCtx, goFunc)
-	d.serveResponders(srvCtx, goFunc)
+	d.plane.Serve(srvCtx, goFunc)
 	d.serveDNS(srvCtx, goFunc)
 	if d.ipLookup != nil {
 		goFunc(func() { d.publicIPLoop(srvCtx) })

@@ -10,9 +10,45 @@ import (
 
 	"github.com/vpnfwd/vpnfwd/killswitch"
 	"github.com/vpnfwd/vpnfwd/nft"
+	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/tunnel"
 	"github.com/vpnfwd/vpnfwd/wg"
 )
+
+// aroundTunnel says how vpnfwd's own packets go around the tunnel: the
+// WireGuard device's options (its socket's mark, how the endpoint's name
+// is looked up) and the dialer for a provider's login. The kill switch
+// goes in here, before anything is sent, a provider's login included.
+func (d *Daemon) aroundTunnel(info provider.Info, resolve wg.Resolver) (wg.Options, provider.Dialer, error) {
+	cfg := d.cfg
+	wopts := wg.Options{Logger: d.log.With("component", "wireguard"), Resolve: resolve}
+	switch {
+	case cfg.KillSwitch.Enabled:
+		var login []uint16
+		if info.LoginPorts != nil {
+			login = info.LoginPorts(cfg.Provider.Settings)
+		}
+		if err := d.startKillSwitch(&wopts, login); err != nil {
+			return wopts, nil, err
+		}
+		return wopts, nft.MarkedDialer(d.ks.Mark()), nil
+	case cfg.WireGuard.Tun != "":
+		// The routing rules send every unmarked packet into the TUN: the
+		// WireGuard socket and a provider's login carry the mark.
+		wopts.FwMark = tunMark
+		if wopts.Resolve == nil {
+			// The endpoint's name is looked up around the tunnel, as
+			// wg-quick does before it routes: through it, the lookup
+			// would wait on the handshake it is needed for.
+			res := nft.MarkedResolver(tunMark, d.systemNameservers())
+			wopts.Resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
+				return res.LookupNetIP(ctx, "ip", host)
+			}
+		}
+		return wopts, nft.MarkedDialer(tunMark), nil
+	}
+	return wopts, &net.Dialer{}, nil
+}
 
 // startKillSwitch installs the rules before the tunnel sends anything: at
 // first with no endpoint open, so only vpnfwd's own (marked) lookups of the

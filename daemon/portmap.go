@@ -2,72 +2,83 @@ package daemon
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"time"
 
-	"github.com/vpnfwd/vpnfwd/nft"
 	"github.com/vpnfwd/vpnfwd/portmap"
 	"github.com/vpnfwd/vpnfwd/provider"
-	"github.com/vpnfwd/vpnfwd/session"
 	"github.com/vpnfwd/vpnfwd/status"
+	"github.com/vpnfwd/vpnfwd/upnp"
 )
 
-// answerTable is tun mode's nftables table that takes the namespace's
-// NAT-PMP and PCP requests to vpnfwd's responder.
-func (d *Daemon) answerTable() string { return "vpnfwd_pmp_" + d.cfg.WireGuard.Tun }
-
-// openResponder starts answering the apps in the namespace (tun mode:
-// vpnfwd's own; exec: CMD's) that ask for a port, with the ports vpnfwd
-// holds, in one table (portmap): by NAT-PMP and PCP, and in tun mode by
-// UPnP IGD. A failure costs that feature only.
-func (d *Daemon) openResponder() {
-	if (!d.cfg.Forward.NATPMP && !d.cfg.Forward.UPnP) || (d.tun == nil && d.sandbox == nil) {
-		return
-	}
-	// Who may have a held port is decided by the namespace's sockets (a
-	// program listening on the port keeps it): vpnfwd's own namespace in
-	// tun mode, the agent's in exec.
-	sockets := "/proc/self/net"
-	if d.sandbox != nil {
-		sockets = d.sandbox.NetProc()
-	}
-	d.pmp = portmap.New(portmap.Config{Log: d.log.With("component", "nat-pmp"), Sockets: &portmap.CachedSockets{Dir: sockets},
-		Changed: func(ms []portmap.Mapping) {
-			d.tunPorts()
-			d.sess.Note(session.Event{Kind: session.KindApps, At: time.Now(), Apps: appMappings(ms)})
-		}})
-	if d.cfg.Forward.NATPMP {
-		d.openNATPMP()
-	}
-	if d.cfg.Forward.UPnP {
-		d.openIGD()
-	}
-	if d.pmpConn == nil && d.igd == nil {
-		d.pmp = nil
-	}
+// responder answers the apps in the namespace (tun mode: vpnfwd's own;
+// exec: CMD's) that ask for a port, with the ports vpnfwd holds, in one
+// table (portmap): by NAT-PMP and PCP, and by UPnP IGD. It belongs to
+// the kernel planes; its methods do nothing on a nil *responder (none
+// in netstack mode, or with both off or failed).
+type responder struct {
+	pmp  *portmap.Server
+	conn net.PacketConn // NAT-PMP and PCP (nil: off)
+	// unconn undoes what conn needed beside the socket (nil: nothing).
+	unconn   func()
+	igd      *igdResponder // nil: off
+	log      *slog.Logger
+	target   target
+	publicIP func() netip.Addr
 }
 
-// openNATPMP opens the NAT-PMP and PCP socket: the apps' requests to
-// any gateway's 5351 are taken to a socket on 127.0.0.1:5351 there;
-// vpnfwd's own requests (marked) still reach the provider's gateway.
-func (d *Daemon) openNATPMP() {
-	var pc net.PacketConn
-	var err error
-	if d.sandbox != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		pc, err = d.sandbox.Answer(ctx, portmap.Port)
-		cancel()
-	} else {
-		pc, err = net.ListenPacket("udp4", netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), portmap.Port).String())
-		if err == nil {
-			if err = nft.AnswerLocally(d.answerTable(), portmap.Port, nft.OwnMark, nft.WireGuardMark); err != nil {
-				pc.Close()
-			}
-		}
+// responderConfig is what a kernel plane gives its responder.
+type responderConfig struct {
+	natpmp, upnp bool
+	log          *slog.Logger
+	target       target
+	publicIP     func() netip.Addr
+	changed      func([]portmap.Mapping)
+	// sockets is the namespace's /proc/PID/net: who may have a held
+	// port is decided by its sockets (a program listening on the port
+	// keeps it).
+	sockets string
+	// local says whether an address is the namespace's own (nil: the
+	// IGD's default, this host's).
+	local func(netip.Addr) bool
+	// openNATPMP opens the NAT-PMP and PCP socket, where the apps'
+	// requests to any gateway's 5351 arrive; the func it returns (nil:
+	// none) undoes what it set up beside the socket.
+	openNATPMP func() (net.PacketConn, func(), error)
+	// openIGD opens the IGD's SSDP socket (the namespace's searches
+	// arrive there) and its HTTP listener (for the namespace's own
+	// connections only), and an undo func as openNATPMP does.
+	openIGD func() (net.PacketConn, net.Listener, func(), error)
+}
+
+// openResponder starts the responder (nil when both are off or failed:
+// a failure costs that feature only).
+func openResponder(c responderConfig) *responder {
+	if !c.natpmp && !c.upnp {
+		return nil
 	}
+	r := &responder{log: c.log, target: c.target, publicIP: c.publicIP}
+	r.pmp = portmap.New(portmap.Config{Log: c.log.With("component", "nat-pmp"), Sockets: &portmap.CachedSockets{Dir: c.sockets}, Changed: c.changed})
+	if c.natpmp {
+		r.openNATPMP(c.openNATPMP)
+	}
+	if c.upnp {
+		r.openIGD(c)
+	}
+	if r.conn == nil && r.igd == nil {
+		return nil
+	}
+	return r
+}
+
+// openNATPMP opens the NAT-PMP and PCP socket.
+func (r *responder) openNATPMP(open func() (net.PacketConn, func(), error)) {
+	pc, undo, err := open()
 	if err != nil {
-		d.log.Warn("apps that ask for a port by NAT-PMP or PCP will not be answered", "err", err)
+		r.log.Warn("apps that ask for a port by NAT-PMP or PCP will not be answered", "err", err)
 		return
 	}
 	// A flood from many sources fills a socket's receive queue before
@@ -77,72 +88,99 @@ func (d *Daemon) openNATPMP() {
 	if u, ok := pc.(*net.UDPConn); ok {
 		u.SetReadBuffer(4 << 20)
 	}
-	d.pmpConn = pc
-	d.log.Info("answering the apps' NAT-PMP and PCP requests (any gateway's UDP 5351) with the port vpnfwd holds")
+	r.conn, r.unconn = pc, undo
+	r.log.Info("answering the apps' NAT-PMP and PCP requests (any gateway's UDP 5351) with the port vpnfwd holds")
 }
 
-// fallbackGateway is exec's gateway when neither the provider nor the
-// wg-quick file names one: link-local, never a real host.
-var fallbackGateway = netip.AddrFrom4([4]byte{169, 254, 53, 51})
-
-// appGateway is the gateway exec's default route names, where CMD's
-// NAT-PMP and PCP clients send (and vpnfwd answers): the provider's
-// NAT-PMP gateway, else the tunnel's IPv4 DNS server, else a link-local
-// address. Any will do: every address's 5351 is answered inside.
-func (d *Daemon) appGateway() netip.Addr {
-	if !d.cfg.Forward.NATPMP {
-		return netip.Addr{}
-	}
-	for _, e := range d.caps.ControlEndpoints() {
-		if e.Network == "udp" && e.Addr.Port() == portmap.Port && e.Addr.Addr().Unmap().Is4() {
-			return e.Addr.Addr().Unmap()
-		}
-	}
-	for _, a := range d.cfg.WireGuard.DNSServers() {
-		if a.Unmap().Is4() {
-			return a.Unmap()
-		}
-	}
-	return fallbackGateway
-}
-
-// closeResponder stops answering and removes tun mode's tables (exec's
-// go with the namespace).
-func (d *Daemon) closeResponder() {
-	d.closeIGD()
-	if d.pmpConn == nil {
+// openIGD starts the UPnP IGD on the table r.pmp.
+func (r *responder) openIGD(c responderConfig) {
+	pc, l, undo, err := c.openIGD()
+	if err != nil {
+		r.log.Warn("apps that ask for a port by UPnP will not be answered", "err", err)
 		return
 	}
-	d.pmpConn.Close()
-	if d.tun != nil {
-		if err := nft.AnswerLocally(d.answerTable(), 0); err != nil {
-			d.log.Error("removing the NAT-PMP table", "table", d.answerTable(), "err", err)
-		}
-	}
+	cfg := upnp.Config{Gateway: r.pmp, Log: c.log.With("component", "upnp"), Owner: portmap.ProcSockets(c.sockets).TCPOwner, Local: c.local}
+	r.igd = &igdResponder{srv: upnp.New(cfg), l: l, pc: pc, undo: undo}
+	r.log.Info("answering the apps' UPnP IGD discovery (SSDP, any address's UDP 1900) and requests with the port vpnfwd holds",
+		"igd", "http://127.0.0.1:"+strconv.Itoa(l.Addr().(*net.TCPAddr).Port)+"/rootDesc.xml")
 }
 
-// offerPorts tells the responder which held ports apps may have: those
-// vpnfwd's configuration sends nowhere in particular (no --forward port),
-// each at the same public address.
-func (d *Daemon) offerPorts(l provider.Lease) {
-	if d.pmp == nil {
+// offer tells the responder which held ports apps may have: those
+// vpnfwd's configuration sends nowhere in particular (no --forward
+// port), each at the same public address.
+func (r *responder) offer(l provider.Lease) {
+	if r == nil {
 		return
 	}
 	ip := l.PublicIP
 	if !ip.IsValid() {
-		if p := d.publicIP.Load(); p != nil {
-			ip, _ = netip.ParseAddr(p.IP)
-		}
+		ip = r.publicIP()
 	}
 	var slots []portmap.Slot
 	for _, p := range l.Ports {
 		s := portmap.Slot{Public: p.Public, Local: p.Local, Proto: p.Protocol}
-		if d.targetPort != 0 || d.bridge != nil {
-			s.Taken, s.Target = true, d.targetPort
+		if r.target.port != 0 {
+			s.Taken, s.Target = true, r.target.port
 		}
 		slots = append(slots, s)
 	}
-	d.pmp.SetPorts(ip, slots)
+	r.pmp.SetPorts(ip, slots)
+}
+
+// mappings are the apps' mappings in force.
+func (r *responder) mappings() []status.AppMapping {
+	if r == nil {
+		return nil
+	}
+	return appMappings(r.pmp.Mappings())
+}
+
+// serve runs the NAT-PMP/PCP socket and the IGD until ctx ends (or
+// their sockets close); the table's mappings expire every second
+// meanwhile.
+func (r *responder) serve(ctx context.Context, goFunc func(func())) {
+	if r == nil {
+		return
+	}
+	if r.conn != nil {
+		goFunc(func() { r.pmp.Serve(r.conn) }) // expires too
+	} else {
+		goFunc(func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					r.pmp.Expire()
+				}
+			}
+		})
+	}
+	if r.igd != nil {
+		goFunc(func() {
+			if err := r.igd.srv.Serve(ctx, r.igd.l, r.igd.pc); err != nil && ctx.Err() == nil {
+				r.log.Debug("UPnP IGD stopped", "err", err)
+			}
+		})
+	}
+}
+
+// close stops answering and undoes what the sockets needed (tun mode's
+// tables; exec's go with the namespace).
+func (r *responder) close() {
+	if r == nil {
+		return
+	}
+	r.igd.close()
+	if r.conn == nil {
+		return
+	}
+	r.conn.Close()
+	if r.unconn != nil {
+		r.unconn()
+	}
 }
 
 // appMappings are the apps' mappings as the status and the

@@ -2,12 +2,9 @@ package daemon
 
 import (
 	"context"
-	"net"
 	"strconv"
 
 	"github.com/vpnfwd/vpnfwd/failover"
-	"github.com/vpnfwd/vpnfwd/forward"
-	"github.com/vpnfwd/vpnfwd/netstack"
 	"github.com/vpnfwd/vpnfwd/status"
 )
 
@@ -18,39 +15,8 @@ func (d *Daemon) Status() status.Status {
 	s := status.Status{Version: d.version, Since: d.since}
 	s.State, s.Tunnel, s.Port = snap.Status()
 	s.Tunnel.Server = failover.ServerAt(d.cfg.Servers, snap.Endpoint)
-	s.Tunnel.Mode = "netstack"
-	switch {
-	case d.sandbox != nil:
-		s.Tunnel.Mode = "exec"
-	case d.tun != nil:
-		s.Tunnel.Mode, s.Tunnel.Device = "tun", d.tun.Name()
-	}
-	for _, a := range d.plane.Addresses() {
-		s.Tunnel.Addresses = append(s.Tunnel.Addresses, a.String())
-	}
+	d.plane.Describe(&s)
 	s.Memory.HeapLive, s.Memory.Held = memoryNow()
-	var bs forward.Stats
-	var ns netstack.Stats
-	if d.bridge != nil {
-		bs = d.bridge.Stats()
-	}
-	if d.stack != nil {
-		ns = d.stack.Stats()
-	}
-	s.Forward = status.Forward{
-		Target: d.targetHost, Protocols: d.cfg.Forward.Protocols,
-		TCPOpen: bs.TCPOpen, TCPTotal: bs.TCPTotal, TCPRefused: bs.TCPRefused, TCPEvicted: bs.TCPEvicted,
-		TCPPending: int64(ns.PendingHandshakes), SYNDropped: ns.DroppedSYN, HandshakesFailed: ns.FailedHandshakes, HandshakesEvicted: ns.EvictedHandshakes,
-		UDPFlows: bs.UDPFlows, UDPPackets: bs.UDPPackets, UDPRefused: bs.UDPRefused, UDPDropped: ns.UDPDropped, BytesIn: bs.BytesIn, BytesOut: bs.BytesOut,
-	}
-	if d.targetPort != 0 {
-		s.Forward.Target = net.JoinHostPort(d.targetHost, strconv.Itoa(int(d.targetPort)))
-	}
-	if d.pmp != nil {
-		if ms := d.pmp.Mappings(); len(ms) > 0 {
-			s.AppMappings = appMappings(ms)
-		}
-	}
 	for _, l := range d.locals {
 		ls := l.Stats()
 		s.LocalForwards = append(s.LocalForwards, status.LocalForward(ls))

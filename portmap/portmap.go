@@ -80,8 +80,10 @@ type Config struct {
 	// MaxLifetime caps the lifetime granted (default 2 min): apps renew
 	// at about half of it, so they hear of a new held port that soon.
 	MaxLifetime time.Duration
-	// Changed hears the mappings in force whenever they change (on the
-	// goroutine that changed them; it must not block for long).
+	// Changed hears the mappings in force whenever they change, one
+	// change at a time and in the order they were made (on the goroutine
+	// that changed them; it must not block for long, nor call the
+	// Server).
 	Changed func([]Mapping)
 	// RequestsPerSecond bounds each requesting socket's requests
 	// (default 20, with twice as many at once); more are dropped
@@ -120,6 +122,9 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
+	// notify orders the calls of Changed: taken under mu, held until
+	// Changed returns.
+	notify sync.Mutex
 	mu     sync.Mutex
 	public netip.Addr
 	slots  []Slot
@@ -240,10 +245,16 @@ func (s *Server) notifyLocked() {
 		same = a.Proto == b.Proto && a.Internal == b.Internal && a.Public == b.Public && a.Local == b.Local
 	}
 	s.last = cur
-	s.mu.Unlock()
-	if !same && s.cfg.Changed != nil {
-		s.cfg.Changed(cur)
+	if same || s.cfg.Changed == nil {
+		s.mu.Unlock()
+		return
 	}
+	// The next change waits for this one to be heard, so Changed never
+	// hears an older table after a newer one.
+	s.notify.Lock()
+	defer s.notify.Unlock()
+	s.mu.Unlock()
+	s.cfg.Changed(cur)
 }
 
 // Expire drops the mappings whose lifetime ran out (Serve calls it every

@@ -342,3 +342,51 @@ func TestAppOnTheForwardedPortWins(t *testing.T) {
 		t.Fatalf("the app that had it, renewing: %+v", r)
 	}
 }
+
+// TestChangedInOrder: apps mapping and unmapping at once, Changed's
+// last call is the table in force (a later table is never overtaken by
+// an older one), and its calls never overlap.
+func TestChangedInOrder(t *testing.T) {
+	var mu sync.Mutex
+	var last []Mapping
+	var inside, overlapped bool
+	s := New(Config{RequestsPerSecond: 1000, Changed: func(ms []Mapping) {
+		mu.Lock()
+		overlapped = overlapped || inside
+		inside = true
+		mu.Unlock()
+		mu.Lock()
+		last, inside = ms, false
+		mu.Unlock()
+	}})
+	var slots []Slot
+	for i := range uint16(8) {
+		slots = append(slots, Slot{Public: 5000 + i, Local: 5000 + i})
+	}
+	s.SetPorts(public, slots)
+	var wg sync.WaitGroup
+	for i := range uint16(8) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := IGDOwner{Addr: netip.AddrFrom4([4]byte{127, 0, 0, byte(i + 1)})}
+			for range 50 {
+				if _, err := s.MapIGD(IGDRequest{Proto: "tcp", Internal: 7000 + i, External: 5000 + i, Owner: o}); err != nil {
+					t.Error(err)
+					return
+				}
+				s.UnmapIGD("tcp", 5000+i, o)
+			}
+			s.MapIGD(IGDRequest{Proto: "tcp", Internal: 7000 + i, External: 5000 + i, Owner: o})
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if now := s.Mappings(); len(last) != len(now) || len(now) != 8 {
+		t.Errorf("Changed last heard %d mappings, %d in force", len(last), len(now))
+	}
+	if overlapped {
+		t.Error("Changed was called again before it returned")
+	}
+}
