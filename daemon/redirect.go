@@ -30,7 +30,7 @@ type redirects struct {
 	remove bool
 
 	mu    sync.Mutex
-	lease *provider.Lease    // the lease served (nil before the first)
+	ports []provider.Port    // the forwarded ports the redirects serve (none before the first lease)
 	apps  []portmap.Mapping  // the apps' mappings, as the responder last said
 	in    []nft.PortRedirect // what is in now
 	on    bool               // the table is in
@@ -47,7 +47,7 @@ func (r *redirects) setPorts(l provider.Lease, offer func(provider.Lease)) {
 		return
 	}
 	r.mu.Lock()
-	r.lease = &l
+	r.ports = l.Ports
 	runs := r.runs
 	r.mu.Unlock()
 	offer(l) // when the apps' mappings move, setApps applies them
@@ -66,11 +66,10 @@ func (r *redirects) setApps(ms []portmap.Mapping) {
 	r.applyLocked()
 }
 
-// applyLocked puts in the redirects for r.lease and r.apps.
+// applyLocked puts in the redirects for r.ports and r.apps.
 func (r *redirects) applyLocked() {
 	r.runs++
-	l := r.lease
-	if l == nil {
+	if len(r.ports) == 0 {
 		return
 	}
 	apps := map[uint16][]portmap.Mapping{}
@@ -78,7 +77,7 @@ func (r *redirects) applyLocked() {
 		apps[m.Local] = append(apps[m.Local], m)
 	}
 	var rs []nft.PortRedirect
-	for _, p := range l.Ports {
+	for _, p := range r.ports {
 		if ms := apps[p.Local]; len(ms) > 0 {
 			for _, m := range ms {
 				if m.Internal != p.Local {
@@ -97,7 +96,7 @@ func (r *redirects) applyLocked() {
 			}
 		}
 	}
-	r.sayLocked(l, apps)
+	r.sayLocked(apps)
 	if slices.Equal(rs, r.in) && (len(rs) > 0) == r.on {
 		return
 	}
@@ -115,9 +114,9 @@ func (r *redirects) applyLocked() {
 
 // sayLocked logs what each port does when that changes (not at every
 // renewal).
-func (r *redirects) sayLocked(l *provider.Lease, apps map[uint16][]portmap.Mapping) {
+func (r *redirects) sayLocked(apps map[uint16][]portmap.Mapping) {
 	var said []string
-	for _, p := range l.Ports {
+	for _, p := range r.ports {
 		to := r.target.to(p.Public)
 		switch ms := apps[p.Local]; {
 		case len(ms) > 0:
@@ -133,7 +132,7 @@ func (r *redirects) sayLocked(l *provider.Lease, apps map[uint16][]portmap.Mappi
 		return
 	}
 	r.said = key
-	for _, p := range l.Ports {
+	for _, p := range r.ports {
 		to := r.target.to(p.Public)
 		switch ms := apps[p.Local]; {
 		case len(ms) > 0:
