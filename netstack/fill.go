@@ -3,7 +3,6 @@ package netstack
 import (
 	"errors"
 	"io"
-	"math/bits"
 	"net"
 	"syscall"
 
@@ -35,7 +34,6 @@ func (c *sizedConn) FillFrom(src syscall.Conn, moved func(int)) (int64, error) {
 		if err := r.wait(); err != nil {
 			return total, err
 		}
-		r.most = writeSize(c.ep.SocketOptions().GetSendBufferSize())
 		for r.ready > 0 {
 			n, terr := c.ep.Write(r, tcpip.WriteOptions{})
 			if n > 0 {
@@ -64,50 +62,18 @@ func (c *sizedConn) FillFrom(src syscall.Conn, moved func(int)) (int64, error) {
 	}
 }
 
-// gVisor reads each write into one chunk of its own memory, its size
-// rounded up to a power of two, and holds the chunk until the peer has
-// acknowledged every byte in it. Writes of what the socket held (up to
-// 64 KiB, in whatever size) made 150 KB of chunks per connection with a
-// 64 KiB send buffer: measured with 200 peers downloading at 1 Mbit/s
-// each (bench/whole-path.sh), 30 MB of the stack's 83 MB live heap.
-// Each write is therefore a power of two, at most a quarter of the send
-// buffer (4 KiB to 64 KiB): chunks hold what they were sized for and go
-// back in pieces as the peer acknowledges them.
-const (
-	writeMin = 4 << 10
-	writeMax = 64 << 10
-)
-
-// writeSize is the largest write for a send buffer of sndbuf bytes.
-func writeSize(sndbuf int64) int {
-	return int(min(max(sndbuf/4, writeMin), writeMax))
-}
-
 // sockReader is a tcpip.Payloader over a non-blocking local socket: it
-// offers what the socket held when last asked (ready), a power of two at
-// most most at a time, and ends gVisor's copy (io.EOF) when that is taken
-// or the socket has no more for now.
+// offers what the socket held when last asked (ready) and ends gVisor's
+// copy (io.EOF) when that is taken or the socket has no more for now.
 type sockReader struct {
 	rc    syscall.RawConn
 	ready int   // bytes the socket holds, as of the last wait or read
-	most  int   // the largest write (writeSize)
 	eof   bool  // the socket's stream has ended
 	err   error // a read failed: the stream is broken
 }
 
-// Len is what gVisor takes at most in one write: what the socket holds,
-// at most most, cut to a power of two unless it fills 7/8 of one (a read
-// of 65,483 bytes, loopback's largest segment, stays one write).
-func (r *sockReader) Len() int {
-	n := r.ready
-	if r.most > 0 {
-		n = min(n, r.most)
-	}
-	if up := 1 << bits.Len(uint(n-1)); n < 64 || n >= up-up/8 {
-		return n
-	}
-	return 1 << (bits.Len(uint(n)) - 1)
-}
+// Len is what the socket holds: gVisor takes at most this much.
+func (r *sockReader) Len() int { return r.ready }
 
 func (r *sockReader) Read(p []byte) (int, error) {
 	if r.ready == 0 {

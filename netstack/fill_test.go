@@ -129,28 +129,3 @@ func TestFillFromStopsAtAFullBufferAndEndsOnClose(t *testing.T) {
 		t.Errorf("moved %d bytes to a peer that read nothing", moved)
 	}
 }
-
-// Each write gVisor takes from the socket is within what the socket
-// holds and a quarter of the send buffer, and fills most of its chunk.
-func TestSockReaderLen(t *testing.T) {
-	for _, tc := range []struct {
-		ready  int
-		sndbuf int64
-		want   int
-	}{
-		{0, 64 << 10, 0},
-		{50, 64 << 10, 50},
-		{3000, 64 << 10, 2048},
-		{65483, 64 << 10, 16 << 10},
-		{65483, 4 << 20, 65483},
-		{60000, 4 << 20, 60000},
-		{40000, 4 << 20, 32 << 10},
-		{1 << 20, 4 << 20, 64 << 10},
-		{1 << 20, 8 << 10, 4 << 10},
-	} {
-		r := &sockReader{ready: tc.ready, most: writeSize(tc.sndbuf)}
-		if got := r.Len(); got != tc.want {
-			t.Errorf("ready %d, send buffer %d: Len %d, want %d", tc.ready, tc.sndbuf, got, tc.want)
-		}
-	}
-}
