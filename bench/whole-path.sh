@@ -7,7 +7,9 @@
 # spread), UDP at offered rates with the loss each way, CPU per GB (each
 # client's own and the whole machine's), the internet end's TCP counters
 # (segments retransmitted, or received twice or out of order), and
-# vpnfwd's memory with 1,000 TCP + 1,000 UDP peers held.
+# vpnfwd's memory with 1,000 TCP + 1,000 UDP peers held, and a seedbox's
+# load (200 peers downloading at 1 Mbit/s each) through the reference, the
+# netstack and --tun: CPUs and memory over idle.
 #   bench/whole-path.sh
 #   VPNFWD_BENCH_GOMAXPROCS=1 bench/whole-path.sh      # a small ARM board
 # Knobs: VPNFWD_BENCH_ROUNDS (3), _SECONDS (5), _STREAMS (1), _MANY (50;
@@ -16,7 +18,9 @@
 # _WG=PATH (another wireguard-go as server and reference), _DEBIAN=0 (no
 # Debian row), _BIN (vpnfwd to measure), _BIN2 (a second one in the same
 # rounds), _PERF=DIR (perf record of each vpnfwd during the first round),
-# _SETTLE=S (every client's RSS each 10 s for S seconds after the runs).
+# _SETTLE=S (every client's RSS each 10 s for S seconds after the runs),
+# _SEEDBOX (rounds of the 200-peer comparison, 1; 0 skips),
+# _SEEDBOX_ONLY=1 (only that comparison: a few minutes).
 # Takes about 10 minutes with the defaults; not part of CI (./test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."

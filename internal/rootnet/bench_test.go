@@ -39,7 +39,12 @@ import (
 //     charged to the kernel, not to its process), how busy the VPN server
 //     was and what share of the datagrams its socket dropped;
 //   - vpnfwd's resident memory with 1,000 bridged TCP connections and
-//     1,000 UDP peers, and every client's after the bulk runs.
+//     1,000 UDP peers, and every client's after the bulk runs;
+//   - a seedbox's load (bench_seedbox_test.go): 200 peers downloading at
+//     1 Mbit/s each from a service behind the reference, the netstack and
+//     --tun in turn, with each one's CPUs and memory over idle
+//     (VPNFWD_BENCH_SEEDBOX rounds, 1; 0 skips; VPNFWD_BENCH_SEEDBOX_ONLY=1
+//     runs only this comparison, without Debian's client or exec).
 //
 // Every client runs on a host of its own and the runs are interleaved, so
 // machine noise hits all alike. VPNFWD_BENCH_BIN measures another vpnfwd
@@ -65,6 +70,11 @@ func TestWholePath(t *testing.T) {
 	settle := benchKnob(t, "VPNFWD_BENCH_SETTLE", 0)
 	procs := benchKnob(t, "VPNFWD_BENCH_GOMAXPROCS", 0)
 	udpRates := benchRates(t, "VPNFWD_BENCH_UDP", "300,800")
+	seedRounds := benchKnob(t, "VPNFWD_BENCH_SEEDBOX", 1, true)
+	seedOnly := os.Getenv("VPNFWD_BENCH_SEEDBOX_ONLY") == "1"
+	if seedOnly {
+		seedRounds = max(seedRounds, 1)
+	}
 	goEnv := []string{"env"}
 	if procs > 0 {
 		goEnv = append(goEnv, "GOMAXPROCS="+strconv.Itoa(procs))
@@ -72,7 +82,7 @@ func TestWholePath(t *testing.T) {
 	n := New(t, "wg", "nft", "iperf3", "socat", "curl")
 	refWG, refVersion := benchWireGuard(t)
 	debianWG, _ := exec.LookPath("wireguard-go")
-	if os.Getenv("VPNFWD_BENCH_DEBIAN") == "0" {
+	if os.Getenv("VPNFWD_BENCH_DEBIAN") == "0" || seedOnly {
 		debianWG = ""
 	}
 	t.Setenv("VPNFWD_TEST_WG_SERVER", refWG)
@@ -113,6 +123,16 @@ func TestWholePath(t *testing.T) {
 	}
 	// The reference: the current wireguard-go with a kernel TUN, 10.2.0.3.
 	kernelWG, refNS := kernelClient(2, refWG, "5202")
+	self, _ := os.Executable()
+	// Each client's seeding service (see seedbox): the reference's on its
+	// tunnel address, 5213; --tun's on 5212, the netstack's behind the
+	// bridge on 5209 (and BIN2's on 5211).
+	startSeed := func(ns, addr string) {
+		p := n.Start(ns, "env", "VPNFWD_HELPER=seed", "VPNFWD_ADDR="+addr, self)
+		waitFor(t, func() bool { return strings.Contains(p.Out.String(), "ready") })
+	}
+	startSeed(refNS, "10.2.0.3:5213")
+	v.Forward("5213", "10.2.0.3", "tcp")
 	var debianProc *Proc
 	var debianNS string
 	if debianWG != "" {
@@ -134,11 +154,9 @@ func TestWholePath(t *testing.T) {
 	v.Forward("5210", ip4)
 
 	n.Start(v.Cli, "iperf3", "-s", "-B", "127.0.0.1", "-p", "5201")
-	self, _ := os.Executable()
 	echo := n.Start(v.Cli, "env", "VPNFWD_HELPER=echo", "VPNFWD_ADDR=127.0.0.1:5203", self)
 	waitFor(t, func() bool { return strings.Contains(echo.Out.String(), "ready") })
-	seed := n.Start(v.Cli, "env", "VPNFWD_HELPER=seed", "VPNFWD_ADDR=127.0.0.1:5209", self)
-	waitFor(t, func() bool { return strings.Contains(seed.Out.String(), "ready") })
+	startSeed(v.Cli, "127.0.0.1:5209")
 
 	// Start to reachable: from starting vpnfwd to the first echo through
 	// the forwarded port from the internet namespace (polling with socat).
@@ -158,20 +176,25 @@ func TestWholePath(t *testing.T) {
 
 	n.Start(cli3, "socat", "TCP-LISTEN:5205,fork,reuseaddr", "EXEC:cat")
 	n.Start(cli3, "iperf3", "-s", "-p", "5204") // no -B: the address comes with the TUN
+	startSeed(cli3, ":5212")
+	v.Forward("5212", ip3, "tcp")
 	start = time.Now()
 	tunUp := n.Start(cli3, append(slices.Clone(goEnv), bin, "up", "--tun", "wgt", "--wg-config", conf3, "--provider", "static",
-		"--port", "5204,5205", "--dns-listen", "off", "--log-level", "warn")...)
+		"--port", "5204,5205,5212", "--dns-listen", "off", "--log-level", "warn")...)
 	waitFor(t, func() bool { return reachable("5205") })
 	fmt.Printf("  --tun                %4d ms\n", time.Since(start).Milliseconds())
 
-	start = time.Now()
-	// exec's CMD serves the echo (for start to reachable) and an iperf3
-	// server on 5210 (for the runs), inside its own namespace.
-	execUp := n.Start(cli4, append(slices.Clone(goEnv), bin, "exec", "--wg-config", conf4, "--provider", "static", "--port", "5206,5210",
-		"--dns-listen", "off", "--log-level", "warn", "--", "sh", "-c",
-		"socat TCP-LISTEN:5206,fork,reuseaddr EXEC:cat & exec iperf3 -s -p 5210")...)
-	waitFor(t, func() bool { return reachable("5206") })
-	fmt.Printf("  exec                 %4d ms (including CMD's start)\n", time.Since(start).Milliseconds())
+	var execUp *Proc
+	if !seedOnly {
+		start = time.Now()
+		// exec's CMD serves the echo (for start to reachable) and an iperf3
+		// server on 5210 (for the runs), inside its own namespace.
+		execUp = n.Start(cli4, append(slices.Clone(goEnv), bin, "exec", "--wg-config", conf4, "--provider", "static", "--port", "5206,5210",
+			"--dns-listen", "off", "--log-level", "warn", "--", "sh", "-c",
+			"socat TCP-LISTEN:5206,fork,reuseaddr EXEC:cat & exec iperf3 -s -p 5210")...)
+		waitFor(t, func() bool { return reachable("5206") })
+		fmt.Printf("  exec                 %4d ms (including CMD's start)\n", time.Since(start).Milliseconds())
+	}
 
 	// VPNFWD_BENCH_BIN2: a second vpnfwd build in netstack mode, on a host
 	// of its own (10.2.0.6, port 5207), measured in the same rounds.
@@ -181,8 +204,10 @@ func TestWholePath(t *testing.T) {
 		cli5, ip5, conf5 := v.AddClient(5)
 		otherNS = cli5
 		v.Forward("5207", ip5)
+		v.Forward("5211", ip5, "tcp")
 		n.Start(cli5, "iperf3", "-s", "-B", "127.0.0.1", "-p", "5207")
-		other = n.Start(cli5, append(slices.Clone(goEnv), bin2, "up", "--wg-config", conf5, "--provider", "static", "--port", "5207",
+		startSeed(cli5, "127.0.0.1:5211")
+		other = n.Start(cli5, append(slices.Clone(goEnv), bin2, "up", "--wg-config", conf5, "--provider", "static", "--port", "5207,5211",
 			"--forward", "127.0.0.1", "--dns-listen", "off", "--log-level", "warn",
 			"--max-connections-per-source", "2000", "--max-udp-flows-per-source", "2000")...)
 		waitFor(t, func() bool {
@@ -191,91 +216,65 @@ func TestWholePath(t *testing.T) {
 		})
 	}
 
-	idle := rss(t, up.Cmd.Process.Pid)
-	// Memory with 1,000 TCP connections and 1,000 UDP peers held open.
-	a := append([]string{"ip", "netns", "exec", v.Inet}, "env", "VPNFWD_HELPER=load", "VPNFWD_ADDR="+PublicAddr+":5203", "VPNFWD_N=1000", self)
-	load := exec.Command(a[0], a[1:]...)
-	stdin, _ := load.StdinPipe()
-	loadOut := &SyncBuffer{}
-	load.Stdout, load.Stderr = loadOut, loadOut
-	if err := load.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(loadOut.String(), "ok ") {
-		if time.Now().After(deadline) {
-			t.Fatalf("load generator: %s", loadOut)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	line := strings.Fields(loadOut.String())
-	held := rss(t, up.Cmd.Process.Pid)
-	st := n.Must(v.Cli, bin, "status")
-	fmt.Printf("memory: vpnfwd RSS %.1f MB at start, %.1f MB with %s TCP connections and %s UDP peers held (peak %.1f MB)\n",
-		idle.cur, held.cur, line[1], line[2], held.peak)
-	for _, l := range strings.Split(st, "\n") {
-		if strings.HasPrefix(l, "forward") {
-			fmt.Println("  " + l)
-		}
-	}
-	io.WriteString(stdin, "\n")
-	stdin.Close()
-	load.Wait()
-
-	// The next runs get a fresh vpnfwd: the load's aftermath (its heap
-	// near the soft memory limit) would weigh on the first client only.
+	// The runs after a load get a fresh vpnfwd: the load's aftermath (its
+	// heap near the soft memory limit) would weigh on the first client only.
 	restart := func() {
 		up.Signal(syscall.SIGTERM, 5*time.Second)
 		up = n.Start(v.Cli, upArgs...)
 		waitFor(t, func() bool { return reachable("5203") })
 	}
-	restart()
-
-	// Seeding: 200 peers on the internet download from the service at
-	// 1 Mbit/s each while it writes as fast as they take it, so every
-	// connection's buffers (the bridge's, vpnfwd's stack's) fill up.
-	idle = rss(t, up.Cmd.Process.Pid)
-	// The Go heap live at the last collection (vpnfwd's /metrics): what
-	// the buffers hold, where RSS also has garbage not yet collected.
-	liveHeap := func() float64 {
-		out, _ := n.Exec(v.Cli, "curl", "-sS", "-m", "2", "http://127.0.0.1:9070/metrics")
-		for _, l := range strings.Split(out, "\n") {
-			if f := strings.Fields(l); len(f) == 2 && f[0] == "vpnfwd_memory_heap_live_bytes" {
-				x, _ := strconv.ParseFloat(f[1], 64)
-				return x / 1e6
+	if !seedOnly {
+		idle := rss(t, up.Cmd.Process.Pid)
+		// Memory with 1,000 TCP connections and 1,000 UDP peers held open.
+		a := append([]string{"ip", "netns", "exec", v.Inet}, "env", "VPNFWD_HELPER=load", "VPNFWD_ADDR="+PublicAddr+":5203", "VPNFWD_N=1000", self)
+		load := exec.Command(a[0], a[1:]...)
+		stdin, _ := load.StdinPipe()
+		loadOut := &SyncBuffer{}
+		load.Stdout, load.Stderr = loadOut, loadOut
+		if err := load.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for !strings.Contains(loadOut.String(), "ok ") {
+			if time.Now().After(deadline) {
+				t.Fatalf("load generator: %s", loadOut)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		line := strings.Fields(loadOut.String())
+		held := rss(t, up.Cmd.Process.Pid)
+		st := n.Must(v.Cli, bin, "status")
+		fmt.Printf("memory: vpnfwd RSS %.1f MB at start, %.1f MB with %s TCP connections and %s UDP peers held (peak %.1f MB)\n",
+			idle.cur, held.cur, line[1], line[2], held.peak)
+		for _, l := range strings.Split(st, "\n") {
+			if strings.HasPrefix(l, "forward") {
+				fmt.Println("  " + l)
 			}
 		}
-		return 0
+		io.WriteString(stdin, "\n")
+		stdin.Close()
+		load.Wait()
+		restart()
 	}
-	idleLive := liveHeap()
-	const seeders, seedRate = 200, 125000
-	a = append([]string{"ip", "netns", "exec", v.Inet}, "env", "VPNFWD_HELPER=leech", "VPNFWD_ADDR="+PublicAddr+":5209",
-		"VPNFWD_N="+strconv.Itoa(seeders), "VPNFWD_RATE="+strconv.Itoa(seedRate), self)
-	leech := exec.Command(a[0], a[1:]...)
-	stdin, _ = leech.StdinPipe()
-	leechOut := &SyncBuffer{}
-	leech.Stdout, leech.Stderr = leechOut, leechOut
-	if err := leech.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(leechOut.String(), "ok "); {
-		if time.Now().After(deadline) {
-			t.Fatalf("leeching peers: %s", leechOut)
+
+	// A seedbox's load (seedbox) through each client in the same rounds:
+	// the reference, the netstack, --tun (and BIN2).
+	if seedRounds > 0 {
+		targets := []seedTarget{
+			{"kernel-TUN wireguard-go " + refVersion + " (reference)", "5213", kernelWG.Cmd.Process.Pid, refNS, false},
+			{"vpnfwd (netstack, --forward)", "5209", up.Cmd.Process.Pid, v.Cli, true},
+			{"vpnfwd --tun", "5212", tunUp.Cmd.Process.Pid, cli3, true},
 		}
-		time.Sleep(50 * time.Millisecond)
+		if other != nil {
+			targets = append(targets, seedTarget{"vpnfwd (netstack, VPNFWD_BENCH_BIN2)", "5211", other.Cmd.Process.Pid, otherNS, true})
+		}
+		seedbox(t, n, v.Inet, self, targets, seedRounds)
 	}
-	got := strings.Fields(leechOut.String())[1]
-	cpu0, wall0 := cpuSeconds(t, up.Cmd.Process.Pid), time.Now()
-	time.Sleep(15 * time.Second) // steady state: the buffers have filled
-	seeding := rss(t, up.Cmd.Process.Pid)
-	seedLive := liveHeap()
-	seedCPU := (cpuSeconds(t, up.Cmd.Process.Pid) - cpu0) / time.Since(wall0).Seconds()
-	io.WriteString(stdin, "\n")
-	stdin.Close()
-	leech.Wait()
-	fmt.Printf("memory: %s of %d peers downloading at %d kbit/s each from the service through vpnfwd: RSS %.1f MB (%.1f MB over idle, peak %.1f MB), live heap %.1f MB (%.1f MB over idle), %.2f CPUs; %s\n",
-		got, seeders, seedRate*8/1000, seeding.cur, seeding.cur-idle.cur, seeding.peak, seedLive, seedLive-idleLive, seedCPU,
-		strings.TrimSpace(leechOut.String()[strings.Index(leechOut.String(), "read"):]))
+	if seedOnly {
+		up.Signal(syscall.SIGTERM, 5*time.Second)
+		tunUp.Signal(syscall.SIGTERM, 5*time.Second)
+		return
+	}
 	restart()
 
 	// One iperf3 run (dir 0: download, 1: upload -R) through a client's

@@ -183,7 +183,8 @@ func seedHelper(addr string) {
 
 // leechHelper is n peers downloading from addr at rate bytes/s each: it
 // prints "ok N" once n connections have had their first bytes, then
-// reads on until stdin closes and prints "read B" (all connections).
+// reads on until stdin closes, printing "read B" (all connections so
+// far) for every line on stdin.
 func leechHelper(addr string, n, rate int) {
 	var got, total atomic.Int64
 	var wg sync.WaitGroup
@@ -227,9 +228,14 @@ func leechHelper(addr string, n, rate int) {
 	}
 	wg.Wait()
 	fmt.Printf("ok %d\n", got.Load())
-	bufio.NewReader(os.Stdin).ReadString('\n')
+	in := bufio.NewReader(os.Stdin)
+	for {
+		if _, err := in.ReadString('\n'); err != nil {
+			break
+		}
+		fmt.Printf("read %d\n", total.Load())
+	}
 	close(done)
-	fmt.Printf("read %d\n", total.Load())
 }
 
 // portCheckHelper serves GET /PORT: "1" if TARGET:PORT accepts a TCP
