@@ -172,3 +172,37 @@ func TestArchitectureNamesEveryPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The walk of a port event in docs/architecture.md names files that
+// exist, and each function it names in a file is in that file.
+func TestArchitectureWalkFilesExist(t *testing.T) {
+	root := filepath.Join("..", "..")
+	b, err := os.ReadFile(filepath.Join(root, "docs", "architecture.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, walk, ok := strings.Cut(string(b), "## The walk of a port event")
+	if !ok {
+		t.Fatal("architecture.md has no walk of a port event")
+	}
+	// `dir/file.go` (`Func`) or `dir/file.go` (`Type.Method`, ...)
+	ref := regexp.MustCompile("`([a-z0-9/]+\\.go)`(?: \\(`([A-Za-z.]+)`)?")
+	n := 0
+	for _, m := range ref.FindAllStringSubmatch(walk, -1) {
+		n++
+		src, err := os.ReadFile(filepath.Join(root, m[1]))
+		if err != nil {
+			t.Errorf("the walk names %s: %v", m[1], err)
+			continue
+		}
+		if fn := m[2]; fn != "" {
+			name := fn[strings.LastIndex(fn, ".")+1:]
+			if !regexp.MustCompile(`(?m)^func (\([^)]*\) )?` + name + `\b`).Match(src) {
+				t.Errorf("the walk says %s has %s; it does not", m[1], fn)
+			}
+		}
+	}
+	if n < 10 {
+		t.Errorf("the walk names %d files; it should show the path with file names", n)
+	}
+}
