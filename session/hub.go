@@ -71,19 +71,26 @@ func (h *Hub) Subscribe() *Subscription {
 // Note emits an event that does not come from the session's loop (a
 // publisher's outcome, the apps' mappings): numbered and ordered with
 // the loop's own. It never blocks.
-func (h *Hub) Note(ev Event) { h.emit(ev) }
+func (h *Hub) Note(ev Event) { h.emit(ev, nil) }
 
-// emit numbers ev and queues it for the apply stage.
-func (h *Hub) emit(ev Event) uint64 {
+// emit numbers ev and queues it for the apply stage. numbered (may be
+// nil) hears the number first, before anyone can hear the event: the
+// session stores its snapshot there, so neither the data plane nor a
+// consumer ever hears an event the snapshot does not show yet. It must
+// not block (it runs under h.mu).
+func (h *Hub) emit(ev Event, numbered func(seq uint64)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
-		return h.seq
+	if !h.closed {
+		h.seq++
+		ev.Seq = h.seq
 	}
-	h.seq++
-	ev.Seq = h.seq
-	h.stage.send(ev)
-	return ev.Seq
+	if numbered != nil {
+		numbered(h.seq)
+	}
+	if !h.closed {
+		h.stage.send(ev)
+	}
 }
 
 // run is the apply stage: the data plane applies each event, the lease
