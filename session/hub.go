@@ -16,10 +16,14 @@ import (
 //	subscription's own queue ─► its consumer, on its own goroutine
 //
 // The rule, for every queue alike: bounded (queueSize), ordered, and when
-// a consumer has fallen queueSize events behind the oldest queued event
-// is dropped. Every event carries the whole lease and port health, so a
-// later event supersedes an earlier one: a slow consumer may miss steps,
-// never hears an older port after a newer one, and always hears the last.
+// a consumer has fallen queueSize events behind the oldest event that a
+// later one supersedes is dropped. Every event carries the whole lease
+// and port health, so a slow consumer may miss steps, never hears an
+// older port after a newer one, and always hears the last. But only a
+// port or lost event moves the port (the data plane applies those, a
+// publisher publishes those) and only a reconnect re-applies it: such an
+// event gives way to a later one that does as much (superseded), never
+// to a flood of others (publish outcomes, health), which go first.
 // A consumer that needs to know what it gave up (publish: a port-lost
 // hook) keeps what it last heard itself, not what others applied.
 const queueSize = 64
@@ -167,12 +171,40 @@ func (s *Subscription) send(ev Event) {
 		s.mu.Unlock()
 		return
 	}
-	if len(s.queue) == queueSize {
-		s.queue = slices.Delete(s.queue, 0, 1)
-	}
 	s.queue = append(s.queue, ev)
+	if len(s.queue) > queueSize {
+		s.queue = dropOne(s.queue)
+	}
 	s.mu.Unlock()
 	s.poke()
+}
+
+// dropOne drops the oldest event of q that a later one supersedes.
+func dropOne(q []Event) []Event {
+	for i, e := range q {
+		if superseded(e, q[i+1:]) {
+			return slices.Delete(q, i, i+1)
+		}
+	}
+	return slices.Delete(q, 0, 1) // not reached: see superseded
+}
+
+// superseded says whether e may give way to the events queued after it:
+// a port or lost event to a later port or lost event, a reconnect to a
+// later port, lost or reconnect, any other event always. The newest port
+// or lost event and the newest reconnect are never superseded, so a full
+// queue (queueSize > 2) always has one to drop.
+func superseded(e Event, later []Event) bool {
+	var by []Kind
+	switch e.Kind {
+	case KindPort, KindLost:
+		by = []Kind{KindPort, KindLost}
+	case KindReconnect:
+		by = []Kind{KindPort, KindLost, KindReconnect}
+	default:
+		return true
+	}
+	return slices.ContainsFunc(later, func(x Event) bool { return slices.Contains(by, x.Kind) })
 }
 
 func (s *Subscription) poke() {

@@ -91,7 +91,7 @@ func (ev Event) Ports() []uint16 {
 
 // Sink hears every event, in order, on a goroutine of its own (one per
 // sink); it may block, but while it does its queue fills and the oldest
-// events give way (see hub.go).
+// events a later one supersedes give way (see hub.go).
 type Sink func(Event)
 
 // Tunnel is the WireGuard device as the session drives it (*wg.Device).
