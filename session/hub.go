@@ -65,7 +65,7 @@ func (h *Hub) Subscribe() *Subscription {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		s.closed = true
+		s.close() // Wake has the token that says so
 		return s
 	}
 	h.subs[s] = struct{}{}

@@ -69,3 +69,20 @@ func TestFullQueueKeepsThePort(t *testing.T) {
 		t.Errorf("applied %v, want port 2000", now)
 	}
 }
+
+// A subscription opened on a closed hub (an event stream that connects
+// as the daemon stops) is closed at once, and Wake says so: a reader
+// waiting on Wake ends rather than waiting for a token that never comes.
+func TestSubscribeAfterClose(t *testing.T) {
+	h := NewHub(nil)
+	h.Close()
+	sub := h.Subscribe()
+	select {
+	case <-sub.Wake():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no token on Wake: a reader waits forever")
+	}
+	if _, ok, done := sub.TryNext(); ok || !done {
+		t.Errorf("TryNext: ok %v done %v, want the end", ok, done)
+	}
+}
