@@ -351,3 +351,28 @@ routes = ["GET /v1/portforward", "GET /v1/publicip/ip", "GET /v1/updater/status"
 		t.Error("a default role with unknown fields was accepted")
 	}
 }
+
+// The event stream ends when the session's run has ended: one that
+// connects as the daemon stops hears the state and ends, rather than
+// holding the server's shutdown.
+func TestEventsEndWithTheRun(t *testing.T) {
+	b := session.NewHub(nil)
+	b.Close()
+	srv := httptest.NewServer(NewServer(&fakeSource{st: status.Status{State: "stopping"}}, b, Options{Listen: "127.0.0.1:9070"}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("the stream did not end: %v (read %q)", err, body)
+	}
+	if !strings.HasPrefix(string(body), "event: state\n") {
+		t.Errorf("stream %q", body)
+	}
+}

@@ -9,7 +9,8 @@ import (
 // Events is where the event stream comes from: the session (or, in
 // tests, a session.Hub). Each /v1/events client has a subscription of
 // its own: bounded and ordered; a client that falls behind misses the
-// oldest events, never the last.
+// oldest events a later one supersedes, never the last (see session's
+// hub.go).
 type Events interface {
 	Subscribe() *session.Subscription
 }

@@ -16,10 +16,14 @@ import (
 //	subscription's own queue ─► its consumer, on its own goroutine
 //
 // The rule, for every queue alike: bounded (queueSize), ordered, and when
-// a consumer has fallen queueSize events behind the oldest queued event
-// is dropped. Every event carries the whole lease and port health, so a
-// later event supersedes an earlier one: a slow consumer may miss steps,
-// never hears an older port after a newer one, and always hears the last.
+// a consumer has fallen queueSize events behind the oldest event that a
+// later one supersedes is dropped. Every event carries the whole lease
+// and port health, so a slow consumer may miss steps, never hears an
+// older port after a newer one, and always hears the last. But only a
+// port or lost event moves the port (the data plane applies those, a
+// publisher publishes those) and only a reconnect re-applies it: such an
+// event gives way to a later one that does as much (superseded), never
+// to a flood of others (publish outcomes, health), which go first.
 // A consumer that needs to know what it gave up (publish: a port-lost
 // hook) keeps what it last heard itself, not what others applied.
 const queueSize = 64
@@ -61,7 +65,7 @@ func (h *Hub) Subscribe() *Subscription {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		s.closed = true
+		s.close() // Wake has the token that says so
 		return s
 	}
 	h.subs[s] = struct{}{}
@@ -71,19 +75,26 @@ func (h *Hub) Subscribe() *Subscription {
 // Note emits an event that does not come from the session's loop (a
 // publisher's outcome, the apps' mappings): numbered and ordered with
 // the loop's own. It never blocks.
-func (h *Hub) Note(ev Event) { h.emit(ev) }
+func (h *Hub) Note(ev Event) { h.emit(ev, nil) }
 
-// emit numbers ev and queues it for the apply stage.
-func (h *Hub) emit(ev Event) uint64 {
+// emit numbers ev and queues it for the apply stage. numbered (may be
+// nil) hears the number first, before anyone can hear the event: the
+// session stores its snapshot there, so neither the data plane nor a
+// consumer ever hears an event the snapshot does not show yet. It must
+// not block (it runs under h.mu).
+func (h *Hub) emit(ev Event, numbered func(seq uint64)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
-		return h.seq
+	if !h.closed {
+		h.seq++
+		ev.Seq = h.seq
 	}
-	h.seq++
-	ev.Seq = h.seq
-	h.stage.send(ev)
-	return ev.Seq
+	if numbered != nil {
+		numbered(h.seq)
+	}
+	if !h.closed {
+		h.stage.send(ev)
+	}
 }
 
 // run is the apply stage: the data plane applies each event, the lease
@@ -160,12 +171,40 @@ func (s *Subscription) send(ev Event) {
 		s.mu.Unlock()
 		return
 	}
-	if len(s.queue) == queueSize {
-		s.queue = slices.Delete(s.queue, 0, 1)
-	}
 	s.queue = append(s.queue, ev)
+	if len(s.queue) > queueSize {
+		s.queue = dropOne(s.queue)
+	}
 	s.mu.Unlock()
 	s.poke()
+}
+
+// dropOne drops the oldest event of q that a later one supersedes.
+func dropOne(q []Event) []Event {
+	for i, e := range q {
+		if superseded(e, q[i+1:]) {
+			return slices.Delete(q, i, i+1)
+		}
+	}
+	return slices.Delete(q, 0, 1) // not reached: see superseded
+}
+
+// superseded says whether e may give way to the events queued after it:
+// a port or lost event to a later port or lost event, a reconnect to a
+// later port, lost or reconnect, any other event always. The newest port
+// or lost event and the newest reconnect are never superseded, so a full
+// queue (queueSize > 2) always has one to drop.
+func superseded(e Event, later []Event) bool {
+	var by []Kind
+	switch e.Kind {
+	case KindPort, KindLost:
+		by = []Kind{KindPort, KindLost}
+	case KindReconnect:
+		by = []Kind{KindPort, KindLost, KindReconnect}
+	default:
+		return true
+	}
+	return slices.ContainsFunc(later, func(x Event) bool { return slices.Contains(by, x.Kind) })
 }
 
 func (s *Subscription) poke() {

@@ -91,7 +91,7 @@ func (ev Event) Ports() []uint16 {
 
 // Sink hears every event, in order, on a goroutine of its own (one per
 // sink); it may block, but while it does its queue fills and the oldest
-// events give way (see hub.go).
+// events a later one supersedes give way (see hub.go).
 type Sink func(Event)
 
 // Tunnel is the WireGuard device as the session drives it (*wg.Device).
@@ -536,15 +536,18 @@ func (l *loop) setState(st State, detail string) {
 	l.emit(KindState, detail)
 }
 
-// emit updates the snapshot and hands the event to the hub, which
-// numbers it and passes it on in order.
+// emit hands the event to the hub, which numbers it and passes it on in
+// order, and updates the snapshot before the event can reach anyone (the
+// data plane's Apply, a consumer, a status request they answer).
 func (l *loop) emit(k Kind, detail string) {
 	if k == KindRecovery {
 		l.cur.LastRecovery = detail
 	}
 	ev := Event{Kind: k, At: time.Now(), State: l.cur.State, Lease: l.cur.Lease, Health: l.cur.Port, Detail: detail}
-	l.cur.Seq = l.hub.emit(ev)
-	l.publish()
+	l.hub.emit(ev, func(seq uint64) {
+		l.cur.Seq = seq
+		l.publish()
+	})
 }
 
 func (l *loop) publish() {

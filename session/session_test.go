@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -271,14 +272,22 @@ func TestAppliedLeaseIsRecorded(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	// Run waits for the apply stage: a failure while Apply is held must
+	// let it go, or the test hangs instead of failing.
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	defer func() { unblock(); cancel(); <-done }()
 	prov.leases <- lease(1000)
 	evs.wait(t, "port")
 	if a := s.Snapshot().Applied; a == nil || a.Ports[0].Public != 1000 || a.Provider != "configured" {
 		t.Fatalf("applied %+v, want port 1000 of the configured provider", a)
 	}
 	prov.leases <- lease(2000)
-	<-applying
+	select {
+	case <-applying:
+	case <-time.After(5 * time.Second):
+		t.Fatal("port 2000 never reached Apply")
+	}
 	// Held, not yet applied: status still shows the applied port, with
 	// nothing verified.
 	snap := s.Snapshot()
@@ -288,7 +297,7 @@ func TestAppliedLeaseIsRecorded(t *testing.T) {
 	if l, _ := snap.Reported(); l.Ports[0].Public != 1000 {
 		t.Errorf("reported %v while 2000 is being applied, want 1000", l.PublicPorts())
 	}
-	close(release)
+	unblock()
 	deadline := time.Now().Add(5 * time.Second)
 	for found := false; !found; {
 		for _, ev := range evs.all() {
@@ -310,5 +319,46 @@ func TestAppliedLeaseIsRecorded(t *testing.T) {
 	}
 	if l, _ := snap.Reported(); l.Ports[0].Public != 2000 {
 		t.Errorf("reported %v", l.PublicPorts())
+	}
+}
+
+// The data plane, and every consumer after it, hears an event only once
+// the session's snapshot shows it: Apply never sees an event newer than
+// Snapshot (its number, its port). Before, the snapshot was stored after
+// the event was queued, and TestAppliedLeaseIsRecorded could fail, then
+// hang, when Apply ran first.
+func TestSnapshotBeforeApply(t *testing.T) {
+	var s *Session
+	var mu sync.Mutex
+	var bad []string
+	apply := func(ev Event) {
+		if snap := s.Snapshot(); snap.Seq < ev.Seq {
+			mu.Lock()
+			bad = append(bad, fmt.Sprintf("event %d (%s %v) heard while the snapshot is at %d (%v)",
+				ev.Seq, ev.Kind, ev.Lease.PublicPorts(), snap.Seq, snap.Lease.PublicPorts()))
+			mu.Unlock()
+		}
+	}
+	prov := &fakeProvider{leases: make(chan provider.Lease)}
+	s = New(&fakeTunnel{}, prov, Options{Probe: func(context.Context) error { return nil }, Apply: apply})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	const n = 500
+	for i := range n {
+		prov.leases <- lease(uint16(1000 + i))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for a := s.Snapshot().Applied; a == nil || a.Ports[0].Public != 1000+n-1; a = s.Snapshot().Applied {
+		if time.Now().After(deadline) {
+			t.Fatal("the last port was never applied")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bad) > 0 {
+		t.Errorf("%d of %d events reached Apply before the snapshot showed them; first: %s", len(bad), n, bad[0])
 	}
 }
