@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/vpnfwd/vpnfwd/provider"
-	"github.com/vpnfwd/vpnfwd/wg"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 )
 
 // The tunnel's health: liveness checks, the passive rule on the counters,
@@ -52,7 +52,7 @@ func (l *loop) probe(ctx context.Context) {
 
 // readStats takes in the tunnel's counters (and logs the first
 // handshake); ok is false when they could not be read.
-func (l *loop) readStats() (wg.Stats, bool) {
+func (l *loop) readStats() (tunnel.Stats, bool) {
 	st, err := l.tunnel.Stats()
 	if err != nil {
 		return st, false
@@ -76,7 +76,7 @@ func (l *loop) readStats() (wg.Stats, bool) {
 
 // passive is the liveness rule with no probe: sent but nothing received
 // for StallAfter means down; a handshake and traffic back mean up.
-func (l *loop) passive(ctx context.Context, st wg.Stats) {
+func (l *loop) passive(ctx context.Context, st tunnel.Stats) {
 	now := time.Now()
 	if st.RxBytes < l.lastRx || st.TxBytes < l.lastTx { // the peer was re-created
 		l.lastRx, l.lastTx = 0, 0

@@ -28,7 +28,7 @@ import (
 
 	"github.com/vpnfwd/vpnfwd/provider"
 	"github.com/vpnfwd/vpnfwd/status"
-	"github.com/vpnfwd/vpnfwd/wg"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 )
 
 // State is the session's state as status and events show it.
@@ -96,7 +96,7 @@ type Sink func(Event)
 
 // Tunnel is the WireGuard device as the session drives it (*wg.Device).
 type Tunnel interface {
-	Stats() (wg.Stats, error)
+	Stats() (tunnel.Stats, error)
 	Endpoint() netip.AddrPort
 	// Rehandshake re-resolves the endpoint and drops the session keys so
 	// the next packet starts a fresh handshake.
@@ -216,7 +216,7 @@ type Snapshot struct {
 	Recoveries    int64     // outages recovered from
 	ProbeFailures int64     // liveness checks that failed
 	FailedChecks  int       // checks in a row that got nothing back (0: the last one answered)
-	Tunnel        wg.Stats
+	Tunnel        tunnel.Stats
 	Endpoint      netip.AddrPort
 	Lease         provider.Lease // held: Error holds the provider's last error
 	Seq           uint64         // the last event's number

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/vpnfwd/vpnfwd/provider"
-	"github.com/vpnfwd/vpnfwd/wg"
+	"github.com/vpnfwd/vpnfwd/tunnel"
 )
 
 // fakeTunnel is a Tunnel whose liveness the test switches; Rehandshake
@@ -25,8 +25,8 @@ type fakeTunnel struct {
 	rehandshakes atomic.Int64
 }
 
-func (f *fakeTunnel) Stats() (wg.Stats, error) {
-	return wg.Stats{LastHandshake: time.Now(), Endpoint: "192.0.2.1:51820"}, nil
+func (f *fakeTunnel) Stats() (tunnel.Stats, error) {
+	return tunnel.Stats{LastHandshake: time.Now(), Endpoint: "192.0.2.1:51820"}, nil
 }
 func (f *fakeTunnel) Endpoint() netip.AddrPort { return netip.MustParseAddrPort("192.0.2.1:51820") }
 func (f *fakeTunnel) Rehandshake(context.Context) error {

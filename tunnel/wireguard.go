@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // WireGuard is the tunnel's configuration, from a wg-quick file or inline
@@ -93,4 +94,13 @@ func (w *WireGuard) DNSServers() []netip.Addr {
 // HasInline reports whether any tunnel field was set inline.
 func (w *WireGuard) HasInline() bool {
 	return !w.PrivateKey.IsZero() || len(w.Address) > 0 || len(w.Peers) > 0 || len(w.DNS) > 0
+}
+
+// Stats are the WireGuard device's counters for its first peer (the
+// device reads them; the session and status show them).
+type Stats struct {
+	LastHandshake time.Time
+	RxBytes       uint64
+	TxBytes       uint64
+	Endpoint      string
 }

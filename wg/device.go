@@ -178,27 +178,19 @@ func (d *Device) Down() error { return d.dev.Down() }
 // handshake.
 func (d *Device) Up() error { return d.dev.Up() }
 
-// Stats are the first peer's counters.
-type Stats struct {
-	LastHandshake time.Time
-	RxBytes       uint64
-	TxBytes       uint64
-	Endpoint      string
-}
-
-// Stats reads the counters from the device.
-func (d *Device) Stats() (Stats, error) {
+// Stats reads the first peer's counters from the device.
+func (d *Device) Stats() (tunnel.Stats, error) {
 	text, err := d.dev.IpcGet()
 	if err != nil {
-		return Stats{}, fmt.Errorf("reading WireGuard stats: %w", err)
+		return tunnel.Stats{}, fmt.Errorf("reading WireGuard stats: %w", err)
 	}
 	return parseStats(text), nil
 }
 
 // parseStats reads the first peer's counters from UAPI get output.
-func parseStats(text string) Stats {
+func parseStats(text string) tunnel.Stats {
 	var (
-		st        Stats
+		st        tunnel.Stats
 		peers     int
 		sec, nsec int64
 	)

@@ -64,7 +64,7 @@ func newRelay(t *testing.T, bind string, server netip.AddrPort) *relay {
 func (r *relay) addr() netip.AddrPort { return r.pc.LocalAddr().(*net.UDPAddr).AddrPort() }
 
 // handshakeAfter waits for a handshake newer than after.
-func handshakeAfter(t *testing.T, dev *wg.Device, after time.Time, within time.Duration) wg.Stats {
+func handshakeAfter(t *testing.T, dev *wg.Device, after time.Time, within time.Duration) tunnel.Stats {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -204,5 +205,37 @@ func TestArchitectureWalkFilesExist(t *testing.T) {
 	}
 	if n < 10 {
 		t.Errorf("the walk names %d files; it should show the path with file names", n)
+	}
+}
+
+// The house's rules on imports, as docs/architecture.md states them: the
+// API renders and imports neither the publishers nor the daemon, and
+// what the config and the API need stays free of the tunnel's engines
+// (wireguard-go, gVisor) so the Kubernetes example's validator and other
+// readers of the config build without them.
+func TestImportRules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	deps := func(pkg string) []string {
+		out, err := exec.Command("go", "list", "-deps", pkg).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		return strings.Fields(string(out))
+	}
+	const mod = "github.com/vpnfwd/vpnfwd/"
+	for pkg, banned := range map[string][]string{
+		mod + "api":    {mod + "publish", mod + "daemon", "golang.zx2c4.com/wireguard", "gvisor.dev/gvisor"},
+		mod + "config": {mod + "daemon", "golang.zx2c4.com/wireguard", "gvisor.dev/gvisor"},
+		mod + "status": {mod},
+	} {
+		for _, d := range deps(pkg) {
+			for _, b := range banned {
+				if d != pkg && strings.HasPrefix(d, b) {
+					t.Errorf("%s imports %s", pkg, d)
+				}
+			}
+		}
 	}
 }
