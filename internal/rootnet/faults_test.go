@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -196,19 +197,22 @@ func (p *prober) recovered(t *testing.T, since time.Time, within time.Duration) 
 	}
 }
 
-// failedBetween counts failed probes that started in [from, to).
-func (p *prober) failedBetween(from, to time.Time) (failed, total int) {
+// failedBetween counts failed probes that started in [from, to), and
+// says when each failed one started (after from) and how it failed.
+func (p *prober) failedBetween(from, to time.Time) (failed, total int, how string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var hows []string
 	for _, pr := range p.probes {
 		if !pr.at.Before(from) && pr.at.Before(to) {
 			total++
 			if !pr.ok {
 				failed++
+				hows = append(hows, fmt.Sprintf("+%.2fs (took %.2fs): %v", pr.at.Sub(from).Seconds(), pr.done.Sub(pr.at).Seconds(), pr.err))
 			}
 		}
 	}
-	return failed, total
+	return failed, total, strings.Join(hows, "; ")
 }
 
 // upWithEcho starts vpnfwd (NAT-PMP against miniupnpd) in the client

@@ -150,8 +150,8 @@ func portHealthFaults(t *testing.T, extra ...string) {
 	}
 	// Ten seconds of probes after the attack: not one may fail.
 	time.Sleep(10 * time.Second) // the observation window, not a wait for a condition
-	if failed, total := pr.failedBetween(attack, time.Now()); failed > 0 || total < 30 {
-		t.Errorf("after the delete-all: %d of %d probes failed", failed, total)
+	if failed, total, how := pr.failedBetween(attack, time.Now()); failed > 0 || total < 30 {
+		t.Errorf("after the delete-all: %d of %d probes failed: %s", failed, total, how)
 	}
 	if !tun && !strings.Contains(up.Out.String(), "client refused (proxy") {
 		t.Error("the proxy's refusal was not logged")
