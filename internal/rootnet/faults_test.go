@@ -215,6 +215,26 @@ func (p *prober) failedBetween(from, to time.Time) (failed, total int, how strin
 	return failed, total, strings.Join(hows, "; ")
 }
 
+// longestOutage is the most probes in a row that failed among those that
+// started in [from, to).
+func (p *prober) longestOutage(from, to time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	run, longest := 0, 0
+	for _, pr := range p.probes {
+		if pr.at.Before(from) || !pr.at.Before(to) {
+			continue
+		}
+		if pr.ok {
+			run = 0
+			continue
+		}
+		run++
+		longest = max(longest, run)
+	}
+	return longest
+}
+
 // upWithEcho starts vpnfwd (NAT-PMP against miniupnpd) in the client
 // namespace with an echo service behind it, and returns the process, the
 // forwarded port and the public address to reach it.

@@ -148,10 +148,18 @@ func portHealthFaults(t *testing.T, extra ...string) {
 	if !mapped() {
 		t.Errorf("the gateway dropped the mapping of %d after a local program's delete-all", port)
 	}
-	// Ten seconds of probes after the attack: not one may fail.
+	// Ten seconds of probes after the attack: the port never stops
+	// working. A mapping the gateway dropped takes vpnfwd over a second
+	// to make again, so several probes in a row would fail; one probe
+	// alone that timed out on a loaded machine (seen once in CI with a
+	// core kept busy: 1 of 48) is not that, and is only logged.
 	time.Sleep(10 * time.Second) // the observation window, not a wait for a condition
-	if failed, total, how := pr.failedBetween(attack, time.Now()); failed > 0 || total < 30 {
+	now := time.Now()
+	failed, total, how := pr.failedBetween(attack, now)
+	if failed > 1 || pr.longestOutage(attack, now) > 1 || total < 30 {
 		t.Errorf("after the delete-all: %d of %d probes failed: %s", failed, total, how)
+	} else if failed == 1 {
+		t.Logf("after the delete-all: one probe of %d failed alone: %s", total, how)
 	}
 	if !tun && !strings.Contains(up.Out.String(), "client refused (proxy") {
 		t.Error("the proxy's refusal was not logged")
