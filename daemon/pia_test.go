@@ -32,6 +32,7 @@ func TestPIARekeyWhenHandshakesKeepFailing(t *testing.T) {
 	ca := filepath.Join(dir, "ca.rsa.4096.crt")
 	os.WriteFile(ca, f.CAPEM(), 0o644)
 	cfg := config.Defaults()
+	cfg.WireGuard.Name = "-" // no control socket: /var/run/wireguard is the host's
 	cfg.Providers = testProviders
 	cfg.Provider = config.Provider{Name: "pia", Settings: provider.Settings{"username": f.Username, "password": f.Password, "ca_file": ca, "region": "de_berlin",
 		"token_url": f.APIURL + "/api/client/v2/token", "serverlist_url": f.APIURL + "/vpninfo/servers/v6"}}

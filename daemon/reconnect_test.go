@@ -152,6 +152,7 @@ func TestStallDownRecoverReapply(t *testing.T) {
 	w.Peers[0].Endpoint = tunnel.Endpoint(relay.pc.LocalAddr().String())
 	cfg := config.Defaults()
 	cfg.WireGuard = w
+	cfg.WireGuard.Name = "-" // no control socket: /var/run/wireguard is the host's
 	d, rec, states := runNATPMP(t, cfg, session.Options{ProbeTimeout: 500 * time.Millisecond})
 
 	states.wait(t, "up", 1, 5*time.Second)

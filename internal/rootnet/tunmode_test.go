@@ -3,6 +3,7 @@ package rootnet
 import (
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,7 +36,10 @@ func TestTunModeSidecar(t *testing.T) {
 	// its retries were caught leaving before anything confined it.)
 	cap := startCapture(t, n, v.Cli, "eth0")
 	start := time.Now()
-	up := n.Start(v.Cli, bin, "up", "--tun", "vpnfwd0", "--wg-config", v.ClientConf, "--provider", "natpmp", "--killswitch",
+	// Its own device name: /var/run/wireguard is the host's, and other
+	// packages' tests (vpnfwd as root, the default name) may run at once.
+	wgName := fmt.Sprintf("vt%d", os.Getpid()%100000)
+	up := n.Start(v.Cli, bin, "up", "--tun", "vpnfwd0", "--wg-config", v.ClientConf, "--provider", "natpmp", "--killswitch", "--wg-name", wgName,
 		"--qbittorrent", "http://127.0.0.1:8080", "--qbittorrent-user", "admin", "--qbittorrent-password", "adminadmin",
 		"--qbittorrent-bind-interface")
 	waitFor(t, func() bool {
@@ -73,17 +77,17 @@ func TestTunModeSidecar(t *testing.T) {
 	if out, err := n.ExecUntil(v.Cli, "", InetAddr, "dig", "+time=2", "+tries=1", "+short", "@127.0.0.1", "vpn.test"); err != nil {
 		t.Errorf("a name through the forwarder: %q %v", out, err)
 	}
-	if _, err := n.Exec(v.Cli, "wg", "show", "vpnfwd"); err != nil {
+	if _, err := n.Exec(v.Cli, "wg", "show", wgName); err != nil {
 		t.Errorf("wg show: %v", err)
 	}
 	// What wgctrl-based tools (exporters, dashboards) read off the device.
 	if wc, err := wgctrl.New(); err != nil {
 		t.Errorf("wgctrl: %v", err)
 	} else {
-		dev, err := wc.Device("vpnfwd")
+		dev, err := wc.Device(wgName)
 		switch {
 		case err != nil:
-			t.Errorf("wgctrl Device(vpnfwd): %v", err)
+			t.Errorf("wgctrl Device(%s): %v", wgName, err)
 		case len(dev.Peers) != 1 || dev.Peers[0].PublicKey.String() != v.ServerPub.String() ||
 			dev.Peers[0].LastHandshakeTime.IsZero() || dev.Peers[0].ReceiveBytes == 0 ||
 			dev.Peers[0].Endpoint.String() != UnderVPN+":51820" || dev.FirewallMark != 0x7670:
