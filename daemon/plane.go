@@ -35,7 +35,7 @@ type plane interface {
 	// ApplyPorts takes the lease's ports to the service (the bridge's
 	// routes, or the kernel's redirects) and offers the rest to the apps
 	// that ask; a lease with no ports was lost. It runs on the
-	// daemon's subscriber, one lease at a time.
+	// session's apply stage, one lease at a time.
 	ApplyPorts(l provider.Lease)
 	// Guard keeps the provider's control endpoints to vpnfwd's own
 	// sockets where other programs share the tunnel (tun mode, exec);

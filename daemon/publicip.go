@@ -17,7 +17,7 @@ import (
 // the static providers): --public-ip-url asked through the tunnel, as
 // gluetun asks ipinfo.io, after each new port and each recovery.
 
-// askPublicIP queues a lookup (the daemon's subscriber calls it; it never
+// askPublicIP queues a lookup (the session's apply stage calls it; it never
 // blocks).
 func (d *Daemon) askPublicIP() {
 	if d.ipLookup == nil {

@@ -18,7 +18,7 @@ import (
 // without one the service listens on the public port (the one published
 // to it), and where the gateway delivers to another local port, that is
 // redirected; a port an app mapped (NAT-PMP, PCP, UPnP) goes to the
-// app's own port. The daemon's subscriber (a new lease) and the
+// app's own port. The session's apply stage (a new lease) and the
 // responder (the apps' mappings changed) both move them.
 type redirects struct {
 	target target
