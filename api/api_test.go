@@ -197,19 +197,10 @@ func TestEventStreamsCapped(t *testing.T) {
 }
 
 func TestEvents(t *testing.T) {
-	src := &fakeSource{st: status.Status{State: "up"}}
 	b := session.NewHub(nil)
 	defer b.Close()
-	srv := httptest.NewServer(NewServer(src, b, Options{Listen: "127.0.0.1:9070"}))
-	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	resp, cancel := openEvents(t, status.Status{State: "up"}, b)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/events", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Errorf("content type %s", ct)
 	}
@@ -358,16 +349,8 @@ routes = ["GET /v1/portforward", "GET /v1/publicip/ip", "GET /v1/updater/status"
 func TestEventsEndWithTheRun(t *testing.T) {
 	b := session.NewHub(nil)
 	b.Close()
-	srv := httptest.NewServer(NewServer(&fakeSource{st: status.Status{State: "stopping"}}, b, Options{Listen: "127.0.0.1:9070"}))
-	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	resp, cancel := openEvents(t, status.Status{State: "stopping"}, b)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/events", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("the stream did not end: %v (read %q)", err, body)
@@ -375,4 +358,21 @@ func TestEventsEndWithTheRun(t *testing.T) {
 	if !strings.HasPrefix(string(body), "event: state\n") {
 		t.Errorf("stream %q", body)
 	}
+}
+
+// openEvents opens GET /v1/events on a server whose source says st and
+// whose events come from b; cancel ends the request (within 5 s anyway).
+func openEvents(t *testing.T, st status.Status, b *session.Hub) (*http.Response, context.CancelFunc) {
+	t.Helper()
+	srv := httptest.NewServer(NewServer(&fakeSource{st: st}, b, Options{Listen: "127.0.0.1:9070"}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp, cancel
 }
