@@ -228,10 +228,12 @@ type Snapshot struct {
 
 // Reported is the lease status shows and its health: the held one (fresh
 // renewals, errors, health) while the data plane serves its ports, else
-// the applied one, with nothing verified yet.
+// the applied one, with nothing verified yet. A port lost is reported at
+// once: the gateway no longer forwards it, whatever the data plane still
+// listens on (gluetun's clients read port 0 right after a stop).
 func (s Snapshot) Reported() (provider.Lease, PortHealth) {
 	switch a := s.Applied; {
-	case a == nil && !s.Lease.Held():
+	case !s.Lease.Held():
 		return s.Lease, s.Port
 	case a == nil:
 		return provider.Lease{Provider: s.Lease.Provider}, PortHealth{}

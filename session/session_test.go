@@ -362,3 +362,18 @@ func TestSnapshotBeforeApply(t *testing.T) {
 		t.Errorf("%d of %d events reached Apply before the snapshot showed them; first: %s", len(bad), n, bad[0])
 	}
 }
+
+// A port lost is reported at once, before the data plane has applied the
+// loss (the gateway no longer forwards it); a new one only once applied.
+func TestLostPortReportedAtOnce(t *testing.T) {
+	held := provider.Lease{Provider: "fake", Ports: []provider.Port{{Public: 1000, Local: 1000}}}
+	snap := Snapshot{Lease: provider.Lease{Provider: "fake"}, Applied: &held}
+	if l, _ := snap.Reported(); l.Held() {
+		t.Errorf("a lost port not yet applied is reported: %v", l.PublicPorts())
+	}
+	next := lease(2000)
+	snap = Snapshot{Lease: next, Applied: &held}
+	if l, _ := snap.Reported(); l.PublicPorts()[0] != 1000 {
+		t.Errorf("a new port reported before it is applied: %v", l.PublicPorts())
+	}
+}

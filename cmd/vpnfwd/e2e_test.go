@@ -501,6 +501,24 @@ func TestStopAndStartTheTunnel(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	// The event stream, open through the stop and the start: the session's
+	// events as the API renders them, through the one pipeline.
+	stream := &syncBuf{}
+	evCtx, evCancel := context.WithCancel(context.Background())
+	defer evCancel()
+	go func() {
+		req, _ := http.NewRequestWithContext(evCtx, "GET", "http://localhost/v1/events", nil)
+		if resp, err := c.Do(req); err == nil {
+			io.Copy(stream, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stream.String(), "event: state"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the event stream said nothing: %q", stream.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if code, body := call("PUT", "/v1/vpn/status", `{"status":"paused"}`); code != 400 || !strings.Contains(body, "possible values are: stopped, running") {
 		t.Errorf("a bad status: %d %s", code, body)
 	}
@@ -536,6 +554,29 @@ func TestStopAndStartTheTunnel(t *testing.T) {
 	}
 	if _, body := call("GET", "/v1/vpn/status", ""); body != `{"status":"running"}`+"\n" {
 		t.Errorf("/v1/vpn/status after the start: %s", body)
+	}
+	// In order: stopped, the port lost, the publishers told, the state
+	// back, the new port.
+	want := []string{`event: state` + "\n" + `data: {"detail":"stopped on request","state":"stopped"}`,
+		"event: port\ndata: {\"provider\":\"natpmp\",\"ports\":[],", "event: publish\n",
+		`data: {"detail":"started on request","state":"connecting"}`, "event: port\n", fmt.Sprintf(`"port":%d,"ports":[%d]`, again, again)}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		rest, missing := stream.String(), ""
+		for _, w := range want {
+			i := strings.Index(rest, w)
+			if i < 0 {
+				missing = w
+				break
+			}
+			rest = rest[i+len(w):]
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the event stream lacks %q (in order); it said:\n%s", missing, stream.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
