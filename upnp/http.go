@@ -181,15 +181,25 @@ func (s *Server) add(c Call, owner portmap.IGDOwner, anyPort bool) ([]byte, *upn
 	return response(c), nil
 }
 
-// delete answers DeletePortMapping.
-func (s *Server) delete(c Call, owner portmap.IGDOwner) ([]byte, *upnpError) {
+// mappingKey reads the mapping a call names: its remote host (which must
+// be empty), protocol and external port.
+func mappingKey(c Call) (proto string, ext uint16, e *upnpError) {
 	if e := remoteHost(c); e != nil {
-		return nil, e
+		return "", 0, e
 	}
 	proto, ok := protocol(c.Args["NewProtocol"])
 	ext, extOK := port(c.Args["NewExternalPort"])
 	if !ok || !extOK {
-		return nil, &errInvalidArgs
+		return "", 0, &errInvalidArgs
+	}
+	return proto, ext, nil
+}
+
+// delete answers DeletePortMapping.
+func (s *Server) delete(c Call, owner portmap.IGDOwner) ([]byte, *upnpError) {
+	proto, ext, e := mappingKey(c)
+	if e != nil {
+		return nil, e
 	}
 	if err := s.cfg.Gateway.UnmapIGD(proto, ext, owner); err != nil {
 		return nil, mapError(err)
@@ -200,13 +210,9 @@ func (s *Server) delete(c Call, owner portmap.IGDOwner) ([]byte, *upnpError) {
 // specific answers GetSpecificPortMappingEntry: any protocol's mapping
 // of that external port (an app sees the whole table, as on a router).
 func (s *Server) specific(c Call) ([]byte, *upnpError) {
-	if e := remoteHost(c); e != nil {
+	proto, ext, e := mappingKey(c)
+	if e != nil {
 		return nil, e
-	}
-	proto, ok := protocol(c.Args["NewProtocol"])
-	ext, extOK := port(c.Args["NewExternalPort"])
-	if !ok || !extOK {
-		return nil, &errInvalidArgs
 	}
 	for _, m := range s.cfg.Gateway.Mappings() {
 		if m.Proto == proto && m.Public == ext {
