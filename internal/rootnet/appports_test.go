@@ -196,16 +196,7 @@ func TestAppsAskExec(t *testing.T) {
 	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "natpmpc", "socat", "curl")
 	v := NewVPN(t, n, true)
 	startWhatsMyIP(t, n, v.Inet)
-	dir, err := os.MkdirTemp("", "vpnfwd-exec-pmp-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o777)
-	bin := BuildVPNFWD(t, dir)
-	conf, _ := os.ReadFile(v.ClientConf)
-	confPath := filepath.Join(dir, "client.conf")
-	os.WriteFile(confPath, conf, 0o644)
+	dir, bin, confPath := execDir(t, v, "vpnfwd-exec-pmp-")
 	out := filepath.Join(dir, "natpmp")
 	script := fmt.Sprintf(`ip route > %[1]s.routes
 natpmpc -a 0 7000 tcp 60 > %[1]s.tmp 2>&1; mv %[1]s.tmp %[1]s

@@ -31,16 +31,7 @@ func testExec(t *testing.T, asRoot bool) {
 	startResolver(n, v, GatewayIP)
 
 	// Everything nobody needs, in a directory nobody can read and write.
-	dir, err := os.MkdirTemp("", "vpnfwd-exec-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o777)
-	bin := BuildVPNFWD(t, dir)
-	conf, _ := os.ReadFile(v.ClientConf)
-	confPath := filepath.Join(dir, "client.conf")
-	os.WriteFile(confPath, conf, 0o644)
+	dir, bin, confPath := execDir(t, v, "vpnfwd-exec-test-")
 	out := filepath.Join(dir, "out")
 	os.Mkdir(out, 0o777)
 	os.Chmod(out, 0o777)
@@ -222,4 +213,22 @@ rc=$?; kill $S; exit $rc`, bin, v.ClientConf, dir)
 	if r := read("nss"); r != "hosts: files dns" {
 		t.Errorf("CMD's nsswitch hosts line %q, want \"hosts: files dns\"", r)
 	}
+}
+
+// execDir is an exec test's directory: one every user may read and write
+// (CMD runs as nobody), removed at the end, holding vpnfwd's binary and
+// a copy of the client's wg-quick file.
+func execDir(t *testing.T, v *VPN, prefix string) (dir, bin, confPath string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o777)
+	bin = BuildVPNFWD(t, dir)
+	conf, _ := os.ReadFile(v.ClientConf)
+	confPath = filepath.Join(dir, "client.conf")
+	os.WriteFile(confPath, conf, 0o644)
+	return dir, bin, confPath
 }

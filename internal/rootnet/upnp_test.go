@@ -280,16 +280,7 @@ func TestQBittorrentAsksByUPnP(t *testing.T) {
 func TestAppsAskUPnPExec(t *testing.T) {
 	n := New(t, "wireguard-go", "wg", "nft", "miniupnpd", "upnpc", "socat")
 	v := NewVPN(t, n, true)
-	dir, err := os.MkdirTemp("", "vpnfwd-exec-upnp-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o777)
-	bin := BuildVPNFWD(t, dir)
-	conf, _ := os.ReadFile(v.ClientConf)
-	confPath := filepath.Join(dir, "client.conf")
-	os.WriteFile(confPath, conf, 0o644)
+	dir, bin, confPath := execDir(t, v, "vpnfwd-exec-upnp-")
 	out := filepath.Join(dir, "upnp")
 	// CMD lists the IGD, waits for the test to tell it the held port,
 	// maps it, and serves.
