@@ -20,7 +20,8 @@
 # rounds), _PERF=DIR (perf record of each vpnfwd during the first round),
 # _SETTLE=S (every client's RSS each 10 s for S seconds after the runs),
 # _SEEDBOX (rounds of the 200-peer comparison, 1; 0 skips),
-# _SEEDBOX_ONLY=1 (only that comparison: a few minutes).
+# _SEEDBOX_ONLY=1 (only that comparison: a few minutes), _TRACE=DIR (the
+# netstack's TCP senders and the reference's sockets over time, in DIR).
 # Takes about 10 minutes with the defaults; not part of CI (./test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."

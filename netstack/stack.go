@@ -89,13 +89,14 @@ func New(cfg Config) (*Stack, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	tcpProto, tr := tcpProtocol()
 	s := &Stack{
 		cfg: cfg,
 		log: cfg.Log,
 		adm: newAdmission(cfg.MaxPendingHandshakes, cfg.MaxPendingPerSource, cfg.HandshakeTimeout),
 		stack: stack.New(stack.Options{
 			NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
-			TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
+			TransportProtocols: []stack.TransportProtocolFactory{tcpProto, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
 			// A promiscuous NIC would count every source address as its
 			// own and drop the packet as a martian if HandleLocal were on.
 			HandleLocal: !cfg.Promiscuous,
@@ -108,6 +109,9 @@ func New(cfg Config) (*Stack, error) {
 		return nil, err
 	}
 	s.link = newLinkEndpoint(cfg.MTU, s.wake)
+	if tr != nil {
+		tr.link.Store(s.link)
+	}
 	if err := s.stack.CreateNIC(nicID, s.link); err != nil {
 		return nil, fmt.Errorf("creating NIC: %s", err)
 	}

@@ -1,6 +1,7 @@
 package rootnet
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpnfwd/vpnfwd/netstack"
 	"github.com/vpnfwd/vpnfwd/tunnel"
 )
 
@@ -165,7 +167,15 @@ func TestWholePath(t *testing.T) {
 		return strings.Contains(out, "ping")
 	}
 	start := time.Now()
-	upArgs := append(slices.Clone(goEnv), bin, "up", "--wg-config", v.ClientConf, "--provider", "static", "--port", "5201,5203,5209",
+	// VPNFWD_BENCH_TRACE=DIR: the netstack vpnfwd's TCP senders' state
+	// (netstack.TraceEnv) and the reference's iperf3 sockets' (ss -ti
+	// every 20 ms) in DIR, each run's span printed: cwnd and RTT over time.
+	traceDir := os.Getenv("VPNFWD_BENCH_TRACE")
+	upEnv := slices.Clone(goEnv)
+	if traceDir != "" {
+		upEnv = append(upEnv, netstack.TraceEnv+"="+filepath.Join(traceDir, "netstack.csv"))
+	}
+	upArgs := append(upEnv, bin, "up", "--wg-config", v.ClientConf, "--provider", "static", "--port", "5201,5203,5209",
 		"--forward", "127.0.0.1", "--log-level", "warn",
 		// The load comes from one address here; in life, from 1,000.
 		"--max-connections-per-source", "2000", "--max-udp-flows-per-source", "2000")
@@ -276,6 +286,13 @@ func TestWholePath(t *testing.T) {
 		return
 	}
 	restart()
+	if traceDir != "" {
+		ss := n.Start(refNS, "sh", "-c", "while :; do echo T $(date +%s.%N); ss -tinH state established '( sport = :5202 )'; sleep 0.02; done")
+		defer func() {
+			ss.Signal(syscall.SIGTERM, time.Second)
+			os.WriteFile(filepath.Join(traceDir, "reference-ss.txt"), []byte(ss.Out.String()), 0o644)
+		}()
+	}
 
 	// One iperf3 run (dir 0: download, 1: upload -R) through a client's
 	// forwarded port: TCP with conns connections, or UDP at udpMbps.
@@ -312,6 +329,7 @@ func TestWholePath(t *testing.T) {
 		if dir == 1 {
 			args = append(args, "-R")
 		}
+		procs0 := procCPUs()
 		cpu0, srv0, busy0, wall0 := cpuSeconds(t, pid), cpuSeconds(t, serverPid), machineBusy(t), time.Now()
 		in0, drop0 := udpCounters(t, n, v.Server)
 		_, cdrop0 := udpCounters(t, n, cl.ns)
@@ -325,6 +343,7 @@ func TestWholePath(t *testing.T) {
 		}
 		wall := time.Since(wall0).Seconds()
 		cpu, busy := cpuSeconds(t, pid)-cpu0, machineBusy(t)-busy0
+		procs1 := procCPUs()
 		in1, drop1 := udpCounters(t, n, v.Server)
 		_, cdrop1 := udpCounters(t, n, cl.ns)
 		sdrop1 := stackDrops(cl)
@@ -348,6 +367,13 @@ func TestWholePath(t *testing.T) {
 			t.Fatalf("iperf3 to port %s: %v\n%s", port, err, out)
 		}
 		gb := r.End.SumReceived.Bytes / 1e9
+		inet := tcp1.minus(tcp0)
+		// The segments the internet end received (downloads) or sent
+		// (uploads) per MB: the client's ACKs, or the ACKs it was sent.
+		acks := inet.in
+		if dir == 1 {
+			acks = inet.out
+		}
 		res := runResult{
 			mbps:         r.End.SumReceived.BitsPerSecond / 1e6,
 			cpuPerGB:     cpu / gb,
@@ -356,7 +382,9 @@ func TestWholePath(t *testing.T) {
 			machineCPUs:  busy / wall,
 			serverDrops:  (drop1 - drop0) / max(1, in1-in0+drop1-drop0),
 			lost:         r.End.SumReceived.LostPercent,
-			inet:         tcp1.minus(tcp0),
+			inet:         inet,
+			acksPerMB:    acks / (gb * 1000),
+			shares:       cpuShares(procs0, procs1, pid, serverPid, busy, gb),
 		}
 		if p := r.End.SumReceived.Packets; p > 0 {
 			res.clientDrops = (cdrop1 - cdrop0) / p
@@ -413,7 +441,12 @@ func TestWholePath(t *testing.T) {
 							"-o", filepath.Join(pdir, fmt.Sprintf("perf-%s-%d-%s.data", cl.port, k, dirName[dir])), "--", "sleep", secs)
 						perf.Start()
 					}
+					from := time.Now()
 					runs[k][c][dir] = append(runs[k][c][dir], iperf(cl, dir, kd.conns, kd.udpMbps))
+					if traceDir != "" {
+						fmt.Printf("trace: round %d, %s, %s, %s: %.3f..%.3f\n", i, kd.name, dirName[dir], cl.name,
+							float64(from.UnixMilli())/1000, float64(time.Now().UnixMilli())/1000)
+					}
 					if perf != nil {
 						perf.Wait()
 					}
@@ -502,6 +535,43 @@ func TestWholePath(t *testing.T) {
 			fmt.Printf("    %-48s down %.0f; up %.0f / %.0f\n", cl.name, med(d, func(r runResult) float64 { return r.inet.retrans }),
 				med(u, func(r runResult) float64 { return r.inet.dupes }), med(u, func(r runResult) float64 { return r.inet.ofo }))
 		}
+		fmt.Printf("  ACKs per MB moved (median): down, the segments the internet end received; up, those it sent:\n")
+		for c, cl := range clients {
+			d, u := runs[k][c][0], runs[k][c][1]
+			fmt.Printf("    %-48s down %.1f; up %.1f\n", cl.name, med(d, func(r runResult) float64 { return r.acksPerMB }),
+				med(u, func(r runResult) float64 { return r.acksPerMB }))
+		}
+		// Where the whole machine's CPU went, s/GB (medians): the
+		// client, the VPN server, softirqs, and by command name.
+		fmt.Printf("  the machine's CPU s/GB by where it went (median; over 0.05):\n")
+		for c, cl := range clients {
+			for dir := 0; dir < 2; dir++ {
+				rs := runs[k][c][dir]
+				names := map[string]bool{}
+				for _, r := range rs {
+					for name := range r.shares {
+						names[name] = true
+					}
+				}
+				type share struct {
+					name string
+					v    float64
+				}
+				var sh []share
+				for name := range names {
+					v := med(rs, func(r runResult) float64 { return r.shares[name] })
+					if v >= 0.05 {
+						sh = append(sh, share{name, v})
+					}
+				}
+				slices.SortFunc(sh, func(a, b share) int { return cmp.Compare(b.v, a.v) })
+				fmt.Printf("    %-48s %s:", cl.name, dirName[dir])
+				for _, x := range sh {
+					fmt.Printf(" %s %.2f", x.name, x.v)
+				}
+				fmt.Println()
+			}
+		}
 		fmt.Printf("  CPUs busy (median), the VPN server / the whole machine (of %d); datagrams dropped at the server's socket:\n", runtime.NumCPU())
 		for c, cl := range clients {
 			d, u := runs[k][c][0], runs[k][c][1]
@@ -542,6 +612,8 @@ type runResult struct {
 	clientDrops, stackDrops      float64   // UDP: datagrams dropped at the client's kernel sockets, in its netstack, per datagram received
 	streams                      []float64 // each TCP connection's Mbit/s
 	inet                         tcpCounters
+	acksPerMB                    float64            // the internet end's segments in (downloads) or out (uploads) per MB: mostly ACKs
+	shares                       map[string]float64 // where the machine's CPU went, s/GB (cpuShares)
 }
 
 // tcpCounters are a namespace's kernel TCP counters that tell a sender's
@@ -550,17 +622,19 @@ type runResult struct {
 // came twice (TcpExt TCPDSACKOldSent: it answered with a DSACK) and
 // segments that came out of order (TcpExt TCPOFOQueue: one before them
 // was lost or late).
-type tcpCounters struct{ retrans, dupes, ofo float64 }
+// in and out are all the segments it received and sent (Tcp InSegs,
+// OutSegs): the ACKs of a run's other end, per MB moved.
+type tcpCounters struct{ retrans, dupes, ofo, in, out float64 }
 
 func (a tcpCounters) minus(b tcpCounters) tcpCounters {
-	return tcpCounters{a.retrans - b.retrans, a.dupes - b.dupes, a.ofo - b.ofo}
+	return tcpCounters{a.retrans - b.retrans, a.dupes - b.dupes, a.ofo - b.ofo, a.in - b.in, a.out - b.out}
 }
 
 // inetTCP reads ns's tcpCounters.
 func inetTCP(t *testing.T, n *Net, ns string) tcpCounters {
 	snmp := procCounters(t, n, ns, "/proc/net/snmp", "Tcp:")
 	ext := procCounters(t, n, ns, "/proc/net/netstat", "TcpExt:")
-	return tcpCounters{snmp["RetransSegs"], ext["TCPDSACKOldSent"], ext["TCPOFOQueue"]}
+	return tcpCounters{snmp["RetransSegs"], ext["TCPDSACKOldSent"], ext["TCPOFOQueue"], snmp["InSegs"], snmp["OutSegs"]}
 }
 
 // procCounters reads the counters of one protocol (its prefix, such as
@@ -675,6 +749,71 @@ func benchKnob(t *testing.T, name string, def int, zeroOK ...bool) int {
 
 // machineBusy is the CPU time the whole machine has spent on anything but
 // idling so far (/proc/stat, in clock ticks of 1/100 s).
+// procCPUs is every process's user + system seconds by pid, with its
+// command name, and the machine's time in softirqs under "softirq" (pid 0).
+func procCPUs() map[int]namedCPU {
+	out := map[int]namedCPU{}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		f := strings.Fields(s[end+2:])
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		out[pid] = namedCPU{s[open+1 : end], (ut + st) / 100}
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		if f := strings.Fields(line); len(f) > 7 {
+			si, _ := strconv.ParseFloat(f[7], 64)
+			out[0] = namedCPU{"softirq", si / 100}
+		}
+	}
+	return out
+}
+
+type namedCPU struct {
+	name string
+	secs float64
+}
+
+// cpuShares is where the machine's CPU went between two procCPUs, per
+// GB moved: the client and the VPN server by pid, the rest by command
+// name, and what no live process accounts for (processes that ended, such
+// as the internet's iperf3 client) as "other".
+func cpuShares(a, b map[int]namedCPU, client, server int, busy, gb float64) map[string]float64 {
+	out := map[string]float64{}
+	sum := 0.0
+	for pid, e := range b {
+		d := e.secs - a[pid].secs
+		if d <= 0 {
+			continue
+		}
+		name := e.name
+		switch pid {
+		case client:
+			name = "client"
+		case server:
+			name = "server"
+		}
+		out[name] += d / gb
+		sum += d
+	}
+	out["other"] = max(0, busy-sum) / gb
+	return out
+}
+
 func machineBusy(t *testing.T) float64 {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
