@@ -36,7 +36,8 @@ func tcpProtocol() (stack.TransportProtocolFactory, *tracer) {
 	if path == "" {
 		return tcp.NewProtocol, nil
 	}
-	f, err := os.Create(path)
+	// Only the user's: it names the connections' ports.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v (no trace)\n", TraceEnv, err)
 		return tcp.NewProtocol, nil
