@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
 
 // link pumps packets between two stacks' TUN sides, as a tunnel would.
@@ -116,5 +119,25 @@ func TestClosedStack(t *testing.T) {
 	a.Close() // safe twice
 	if _, err := a.DialContext(context.Background(), "tcp", "10.9.0.2:80"); !errors.Is(err, errClosed) {
 		t.Errorf("dial after close: %v", err)
+	}
+}
+
+// The stack's TCP is Reno with RACK-TLP off: gVisor's CUBIC left slow
+// start at half the path's window (HyStart's ACK-train test with batched
+// ACKs; docs/figures.md, "One upload: the window, then the machine"),
+// and RACK's tail loss probes resent what had arrived (tune).
+func TestTCPTuning(t *testing.T) {
+	s, err := New(Config{Addresses: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/32")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var cc tcpip.CongestionControlOption
+	if err := s.stack.TransportProtocolOption(tcp.ProtocolNumber, &cc); err != nil || cc != "reno" {
+		t.Errorf("congestion control %q (%v), want reno", cc, err)
+	}
+	var rec tcpip.TCPRecovery
+	if err := s.stack.TransportProtocolOption(tcp.ProtocolNumber, &rec); err != nil || rec != 0 {
+		t.Errorf("TCP recovery %v (%v), want 0 (RACK off)", rec, err)
 	}
 }
