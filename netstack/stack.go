@@ -145,18 +145,9 @@ func New(cfg Config) (*Stack, error) {
 func (s *Stack) tune() error {
 	sack := tcpip.TCPSACKEnabled(true)
 	mod := tcpip.TCPModerateReceiveBufferOption(true)
-	// Reno, not CUBIC: gVisor's CUBIC leaves slow start by HyStart's ACK
-	// train test (a round's ACKs spread over half the last round's least
-	// RTT, without the allowance Linux makes for ACKs that come in
-	// batches), which on this path fires at a congestion window of 59-106
-	// segments, about half the path's bandwidth-delay product; its
-	// TCP-friendly growth from there is about half a segment per round
-	// trip. Reno's slow start runs until a loss. One upload through the
-	// bridge went from 0.87-0.91x the kernel-TUN reference to 1.06-1.13x,
-	// CPU 2.4 against 2.9-3.0 s/GB (two 5- and 3-round A/B runs of
-	// bench/whole-path.sh, the slots swapped; VPNFWD_BENCH_TRACE shows the
-	// windows; docs/figures.md).
-	cc := tcpip.CongestionControlOption("reno")
+	// CUBIC, but an accepted connection on a short path runs Reno (see
+	// congestionControlFor).
+	cc := tcpip.CongestionControlOption("cubic")
 	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 8 << 20}
 	snd := tcpip.TCPSendBufferSizeRangeOption{Min: 4096, Default: 1 << 20, Max: 6 << 20}
 	// RACK-TLP off: loss is found by SACK, duplicate ACKs and the

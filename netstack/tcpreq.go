@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -116,7 +117,9 @@ func (q *TCPRequest) Accept() (net.Conn, error) {
 	)
 	q.answer(func() {
 		wq, stop := q.adm.handshaking(q)
+		start := time.Now()
 		ep, terr := q.r.CreateEndpoint(wq)
+		handshake := time.Since(start)
 		stop()
 		// The handshake is over either way: release the request. Nothing
 		// of it is used after this line.
@@ -132,6 +135,8 @@ func (q *TCPRequest) Accept() (net.Conn, error) {
 		ep.SetSockOpt(&idle)
 		ep.SetSockOpt(&intvl)
 		ep.SetSockOptInt(tcpip.KeepaliveCountOption, 4)
+		cc := congestionControlFor(handshake)
+		ep.SetSockOpt(&cc)
 		c, err = newSizedConn(wq, ep), nil
 	})
 	return c, err
