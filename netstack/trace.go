@@ -22,7 +22,7 @@ const TraceEnv = "VPNFWD_TCP_TRACE"
 
 const (
 	traceEvery  = 5 * time.Millisecond
-	traceHeader = "unix_ms,local,remote,srtt_us,rttvar_us,cwnd,ssthresh,outstanding,inflight,snd_wnd,sndbuf,sndbuf_used,rcvbuf_used,mss,recovery,linkq\n"
+	traceHeader = "unix_ms,local,remote,srtt_us,rttvar_us,cwnd,ssthresh,outstanding,inflight,snd_wnd,sndbuf,sndbuf_used,rcvbuf_used,mss,recovery,linkq,cc\n"
 )
 
 // tracePath is read at start: vpnfwd's VPNFWD_* settings leave its
@@ -75,16 +75,20 @@ func (tr *tracer) probe(s *tcp.TCPEndpointState) {
 	snd := s.Sender
 	// The probe runs under the connection's lock, as WritePackets does:
 	// the link's lock after it is the order the stack already takes.
+	cc := "reno" // gVisor fills in CUBIC's state only for CUBIC
+	if snd.Cubic.C != 0 {
+		cc = "cubic"
+	}
 	linkq := -1
 	if l := tr.link.Load(); l != nil {
 		l.mu.Lock()
 		linkq = l.queued
 		l.mu.Unlock()
 	}
-	fmt.Fprintf(tr.w, "%.3f,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%t,%d\n",
+	fmt.Fprintf(tr.w, "%.3f,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%t,%d,%s\n",
 		float64(now.UnixMicro())/1000, s.ID.LocalPort, s.ID.RemotePort,
 		snd.RTTState.SRTT.Microseconds(), snd.RTTState.RTTVar.Microseconds(),
 		snd.SndCwnd, snd.Ssthresh, snd.Outstanding, snd.SndUna.Size(snd.SndNxt), snd.SndWnd,
 		s.SndBufState.SndBufSize, s.SndBufState.SndBufUsed, s.RcvBufState.RcvBufUsed,
-		snd.MaxPayloadSize, snd.FastRecovery.Active, linkq)
+		snd.MaxPayloadSize, snd.FastRecovery.Active, linkq, cc)
 }

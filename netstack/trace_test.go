@@ -28,7 +28,7 @@ func TestTraceLines(t *testing.T) {
 	if want := strings.Count(traceHeader, ",") + 1; len(cols) != want {
 		t.Fatalf("%d columns, want %d: %s", len(cols), want, lines[0])
 	}
-	if cols[1] != "5201" || cols[2] != "40000" || cols[3] != "1500" || cols[5] != "10" {
+	if cols[1] != "5201" || cols[2] != "40000" || cols[3] != "1500" || cols[5] != "10" || cols[16] != "reno" {
 		t.Errorf("line %s", lines[0])
 	}
 }
