@@ -61,7 +61,7 @@ type tracer struct {
 	mu   sync.Mutex
 	w    *bufio.Writer
 	last map[tcp.TCPEndpointID]time.Time
-	link atomic.Pointer[linkEndpoint] // its queue's packets are the last column
+	link atomic.Pointer[linkEndpoint] // its queue's packets are the linkq column
 }
 
 func (tr *tracer) probe(s *tcp.TCPEndpointState) {
@@ -73,12 +73,12 @@ func (tr *tracer) probe(s *tcp.TCPEndpointState) {
 	}
 	tr.last[s.ID] = now
 	snd := s.Sender
-	// The probe runs under the connection's lock, as WritePackets does:
-	// the link's lock after it is the order the stack already takes.
 	cc := "reno" // gVisor fills in CUBIC's state only for CUBIC
 	if snd.Cubic.C != 0 {
 		cc = "cubic"
 	}
+	// The probe runs under the connection's lock, as WritePackets does:
+	// the link's lock after it is the order the stack already takes.
 	linkq := -1
 	if l := tr.link.Load(); l != nil {
 		l.mu.Lock()
