@@ -718,18 +718,32 @@ func benchWireGuard(t *testing.T) (path, version string) {
 	return path, f[1]
 }
 
-// cpuSeconds is a process's user + system CPU time so far (/proc/PID/stat,
-// in clock ticks of 1/100 s).
+// cpuSeconds is a process's user + system CPU time so far.
 func cpuSeconds(t *testing.T, pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	_, secs, err := procStat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return secs
+}
+
+// procStat is a process's command name and user + system CPU time so far
+// (/proc/PID/stat, in clock ticks of 1/100 s).
+func procStat(pid int) (name string, secs float64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", 0, err
+	}
 	// The command name (field 2) may hold spaces: count from its ")".
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	s := string(b)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return "", 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+	}
+	f := strings.Fields(s[end+2:])
 	ut, _ := strconv.ParseFloat(f[11], 64) // field 14
 	st, _ := strconv.ParseFloat(f[12], 64) // field 15
-	return (ut + st) / 100
+	return s[open+1 : end], (ut + st) / 100, nil
 }
 
 // benchKnob reads a whole-number setting from the environment: def when
@@ -747,8 +761,6 @@ func benchKnob(t *testing.T, name string, def int, zeroOK ...bool) int {
 	return n
 }
 
-// machineBusy is the CPU time the whole machine has spent on anything but
-// idling so far (/proc/stat, in clock ticks of 1/100 s).
 // procCPUs is every process's user + system seconds by pid, with its
 // command name, and the machine's time in softirqs under "softirq" (pid 0).
 func procCPUs() map[int]namedCPU {
@@ -759,26 +771,12 @@ func procCPUs() map[int]namedCPU {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue
+		if name, secs, err := procStat(pid); err == nil {
+			out[pid] = namedCPU{name, secs}
 		}
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		f := strings.Fields(s[end+2:])
-		ut, _ := strconv.ParseFloat(f[11], 64)
-		st, _ := strconv.ParseFloat(f[12], 64)
-		out[pid] = namedCPU{s[open+1 : end], (ut + st) / 100}
 	}
-	if b, err := os.ReadFile("/proc/stat"); err == nil {
-		line, _, _ := strings.Cut(string(b), "\n")
-		if f := strings.Fields(line); len(f) > 7 {
-			si, _ := strconv.ParseFloat(f[7], 64)
-			out[0] = namedCPU{"softirq", si / 100}
-		}
+	if f, err := machineCPU(); err == nil {
+		out[0] = namedCPU{"softirq", f[6]}
 	}
 	return out
 }
@@ -814,22 +812,42 @@ func cpuShares(a, b map[int]namedCPU, client, server int, busy, gb float64) map[
 	return out
 }
 
+// machineBusy is the CPU time the whole machine has spent on anything but
+// idling so far.
 func machineBusy(t *testing.T) float64 {
-	b, err := os.ReadFile("/proc/stat")
+	f, err := machineCPU()
 	if err != nil {
 		t.Fatal(err)
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
 	busy := 0.0
-	for i, v := range f[1:] {
+	for i, x := range f {
 		if i == 3 || i == 4 || i >= 8 { // idle, iowait; guest time is in user already
 			continue
 		}
-		x, _ := strconv.ParseFloat(v, 64)
 		busy += x
 	}
-	return busy / 100
+	return busy
+}
+
+// machineCPU is the whole machine's CPU time so far in seconds, as
+// /proc/stat's first line counts it: user nice system idle iowait irq
+// softirq steal guest guest_nice (in clock ticks of 1/100 s there).
+func machineCPU() ([]float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return nil, fmt.Errorf("/proc/stat: %q", line)
+	}
+	out := make([]float64, len(f)-1)
+	for i, v := range f[1:] {
+		x, _ := strconv.ParseFloat(v, 64)
+		out[i] = x / 100
+	}
+	return out, nil
 }
 
 // udpCounters are a namespace's UDP datagrams received and dropped for

@@ -197,42 +197,29 @@ func (p *prober) recovered(t *testing.T, since time.Time, within time.Duration) 
 	}
 }
 
-// failedBetween counts failed probes that started in [from, to), and
-// says when each failed one started (after from) and how it failed.
-func (p *prober) failedBetween(from, to time.Time) (failed, total int, how string) {
+// failedBetween counts failed probes that started in [from, to), the
+// most of them in a row (longest), and says when each failed one started
+// (after from) and how it failed.
+func (p *prober) failedBetween(from, to time.Time) (failed, total, longest int, how string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var hows []string
-	for _, pr := range p.probes {
-		if !pr.at.Before(from) && pr.at.Before(to) {
-			total++
-			if !pr.ok {
-				failed++
-				hows = append(hows, fmt.Sprintf("+%.2fs (took %.2fs): %v", pr.at.Sub(from).Seconds(), pr.done.Sub(pr.at).Seconds(), pr.err))
-			}
-		}
-	}
-	return failed, total, strings.Join(hows, "; ")
-}
-
-// longestOutage is the most probes in a row that failed among those that
-// started in [from, to).
-func (p *prober) longestOutage(from, to time.Time) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	run, longest := 0, 0
+	run := 0
 	for _, pr := range p.probes {
 		if pr.at.Before(from) || !pr.at.Before(to) {
 			continue
 		}
+		total++
 		if pr.ok {
 			run = 0
 			continue
 		}
+		failed++
 		run++
 		longest = max(longest, run)
+		hows = append(hows, fmt.Sprintf("+%.2fs (took %.2fs): %v", pr.at.Sub(from).Seconds(), pr.done.Sub(pr.at).Seconds(), pr.err))
 	}
-	return longest
+	return failed, total, longest, strings.Join(hows, "; ")
 }
 
 // upWithEcho starts vpnfwd (NAT-PMP against miniupnpd) in the client
