@@ -32,15 +32,27 @@ var tracePath = os.Getenv(TraceEnv)
 // tcpProtocol is gVisor's TCP, with the tracing probe (and its tracer,
 // to be told the stack's link) when TraceEnv is set.
 func tcpProtocol() (stack.TransportProtocolFactory, *tracer) {
-	path := tracePath
-	if path == "" {
+	tr := processTracer()
+	if tr == nil {
 		return tcp.NewProtocol, nil
 	}
+	// The congestion control is set afterwards (tune): NewProtocolProbe's
+	// Reno is replaced.
+	return tcp.NewProtocolProbe(tr.probe), tr
+}
+
+// processTracer is the process's one tracer (nil without TraceEnv): a
+// process with two stacks (the demo's client and server) writes one file,
+// not the same file twice over.
+var processTracer = sync.OnceValue(func() *tracer {
+	if tracePath == "" {
+		return nil
+	}
 	// Only the user's: it names the connections' ports.
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(tracePath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v (no trace)\n", TraceEnv, err)
-		return tcp.NewProtocol, nil
+		return nil
 	}
 	tr := &tracer{w: bufio.NewWriterSize(f, 1<<20), last: map[tcp.TCPEndpointID]time.Time{}}
 	tr.w.WriteString(traceHeader)
@@ -52,16 +64,14 @@ func tcpProtocol() (stack.TransportProtocolFactory, *tracer) {
 			tr.mu.Unlock()
 		}
 	}()
-	// The congestion control is set afterwards (tune): NewProtocolProbe's
-	// Reno is replaced.
-	return tcp.NewProtocolProbe(tr.probe), tr
-}
+	return tr
+})
 
 type tracer struct {
 	mu   sync.Mutex
 	w    *bufio.Writer
 	last map[tcp.TCPEndpointID]time.Time
-	link atomic.Pointer[linkEndpoint] // its queue's packets are the linkq column
+	link atomic.Pointer[linkEndpoint] // its queue's packets are the linkq column (the last stack made)
 }
 
 func (tr *tracer) probe(s *tcp.TCPEndpointState) {
