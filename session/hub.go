@@ -45,14 +45,20 @@ type Hub struct {
 	applied atomic.Pointer[applied]
 }
 
-// applied is what the data plane serves and what it served before.
-type applied struct{ now, previous *provider.Lease }
+// applied is what the data plane serves and what it served before; next
+// is closed once the lease applied after it (later) is recorded, so that
+// a waiter walks every lease the plane served, none skipped.
+type applied struct {
+	now, previous *provider.Lease
+	later         *applied
+	next          chan struct{}
+}
 
 // NewHub starts a pipeline whose apply stage runs apply (nil: none) before
 // the subscriptions hear each event.
 func NewHub(apply func(Event)) *Hub {
 	h := &Hub{applyFn: apply, stage: newSubscription(nil), done: make(chan struct{}), subs: map[*Subscription]struct{}{}}
-	h.applied.Store(&applied{})
+	h.applied.Store(&applied{next: make(chan struct{})})
 	go h.run()
 	return h
 }
@@ -112,10 +118,12 @@ func (h *Hub) run() {
 			h.applyFn(ev)
 		}
 		if ev.Kind == KindPort || ev.Kind == KindLost {
-			prev := h.applied.Load().now
+			old := h.applied.Load()
 			l := ev.Lease
-			h.applied.Store(&applied{now: &l, previous: prev})
-			if prev != nil && prev.Held() && !prev.SamePorts(l) {
+			old.later = &applied{now: &l, previous: old.now, next: make(chan struct{})}
+			h.applied.Store(old.later)
+			close(old.next)
+			if prev := old.now; prev != nil && prev.Held() && !prev.SamePorts(l) {
 				ev.Released = prev.PublicPorts()
 			}
 		}
@@ -149,6 +157,48 @@ func (h *Hub) Close() {
 func (h *Hub) Applied() (now, previous *provider.Lease) {
 	a := h.applied.Load()
 	return a.now, a.previous
+}
+
+// Served is a place in the run of leases the data plane serves: Wait
+// from it sees every lease applied after it, however quickly the next
+// follows.
+type Served struct {
+	h *Hub
+	a *applied
+}
+
+// Served is the place now: take it before the event Wait is to see.
+func (h *Hub) Served() Served { return Served{h, h.applied.Load()} }
+
+// Wait waits until the data plane serves a lease ok accepts, at this place
+// or after it (true), or ctx ends or the hub stops first (false): what
+// asks the outside world about a port asks once the port is served.
+func (s Served) Wait(ctx context.Context, ok func(provider.Lease) bool) bool {
+	a := s.a
+	for {
+		if a.now != nil && ok(*a.now) {
+			return true
+		}
+		select {
+		case <-a.next:
+			a = a.later
+		case <-ctx.Done():
+			return false
+		case <-s.h.done:
+			// Nothing more is applied: what is recorded is all there is.
+			for {
+				select {
+				case <-a.next:
+					a = a.later
+					if a.now != nil && ok(*a.now) {
+						return true
+					}
+				default:
+					return false
+				}
+			}
+		}
+	}
 }
 
 // Subscription is one consumer's queue (see the rule above).

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/vpnfwd/vpnfwd/provider"
 )
 
 // A consumer that falls behind while other events flood in (publish
@@ -84,5 +86,38 @@ func TestSubscribeAfterClose(t *testing.T) {
 	}
 	if _, ok, done := sub.TryNext(); ok || !done {
 		t.Errorf("TryNext: ok %v done %v, want the end", ok, done)
+	}
+}
+
+// Served.Wait sees a lease the plane served even when the next one
+// followed at once, waits while none is served, and ends with the hub.
+func TestServedWait(t *testing.T) {
+	release := make(chan struct{})
+	h := NewHub(func(ev Event) {
+		if ev.Kind == KindPort {
+			<-release
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	is := func(port uint16) func(provider.Lease) bool {
+		return func(l provider.Lease) bool { return l.SamePorts(lease(port)) }
+	}
+	got := make(chan bool, 2)
+	from := h.Served()
+	go func() { got <- from.Wait(ctx, is(1000)) }()
+	go func() { got <- from.Wait(ctx, is(3000)) }()
+	h.Note(Event{Kind: KindPort, Lease: lease(1000)})
+	h.Note(Event{Kind: KindPort, Lease: lease(2000)})
+	close(release)
+	if !<-got {
+		t.Error("port 1000, applied and then replaced at once, was not seen")
+	}
+	h.Close()
+	if <-got {
+		t.Error("port 3000, never applied, was taken for served")
+	}
+	if !h.Served().Wait(ctx, is(2000)) {
+		t.Error("the lease served when the hub stopped was not seen")
 	}
 }

@@ -31,6 +31,10 @@ const (
 // port is forwarded, the service is down (not a reason to move).
 var ErrServiceDown = errors.New("the checker reached vpnfwd, but the local service refused the connection")
 
+// errNotApplied: the data plane did not serve the port within the
+// check's time (or the run ended); nothing was asked.
+var errNotApplied = errors.New("the port was not served; not checked")
+
 // portCheckResult is an outside check's answer for one port.
 type portCheckResult struct {
 	port uint16
@@ -88,7 +92,16 @@ func (l *loop) onPortCheck(ctx context.Context, r portCheckResult) {
 	h := &l.cur.Port
 	ports := l.cur.Lease.PublicPorts()
 	if len(ports) == 0 || ports[0] != r.port {
-		return // about a port no longer held
+		// About a port no longer held: the one held now was not checked
+		// while this check ran.
+		l.portCheckSoon(ctx)
+		return
+	}
+	if errors.Is(r.err, errNotApplied) {
+		// Nothing was asked: nothing is known, and the check comes again.
+		l.log.Info("outside port check: the port was not served yet; asking later", "port", r.port)
+		l.nextPortCheck = time.Now().Add(l.o.PortCheckRecheck)
+		return
 	}
 	h.OutsideAt = time.Now()
 	switch {
@@ -201,6 +214,8 @@ func (l *loop) maybePortCheck(ctx context.Context) {
 		return
 	}
 	lease := l.cur.Lease
+	// Taken here, on the loop, before a new port's event is emitted.
+	served := l.hub.Served()
 	l.portChecking = true
 	l.nextPortCheck = time.Now().Add(l.o.PortCheckEvery)
 	l.wg.Add(1)
@@ -208,6 +223,13 @@ func (l *loop) maybePortCheck(ctx context.Context) {
 		defer l.wg.Done()
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
+		// Asked before the data plane serves the port, the checker would
+		// find it closed: a new port is checked once it is applied (the
+		// loop may not even have emitted it yet).
+		if !served.Wait(ctx, lease.SamePorts) {
+			l.portCheckDone <- portCheckResult{port: lease.PublicPorts()[0], err: errNotApplied}
+			return
+		}
 		open, err := l.o.PortCheck(ctx, lease)
 		l.portCheckDone <- portCheckResult{port: lease.PublicPorts()[0], open: open, err: err}
 	}()

@@ -259,3 +259,46 @@ func (e *events) waitCount(t *testing.T, k Kind, n int) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// A new port is checked from outside once the data plane serves it
+// (Options.Apply returned for it), not in the moment between the session
+// taking it and the plane applying it, when the checker would find it
+// closed (TestOutsidePortCheck failed so in CI: the check ran 1 ms
+// before the bridge listened, and the port was open 15 s later).
+func TestOutsideCheckWaitsForTheDataPlane(t *testing.T) {
+	release := make(chan struct{})
+	var served atomic.Bool
+	prov := &fakeProvider{leases: make(chan provider.Lease)}
+	asked := make(chan bool, 10)
+	o := Options{Probe: func(context.Context) error { return nil }, PortCheckName: "outside check by test",
+		PortCheckEvery: time.Hour, PortCheckRecheck: time.Hour,
+		Apply: func(ev Event) {
+			if ev.Kind == KindPort && ev.Lease.Held() {
+				<-release // the plane is slow to serve the port
+				served.Store(true)
+			}
+		},
+		PortCheck: func(ctx context.Context, l provider.Lease) (bool, error) {
+			asked <- served.Load()
+			return served.Load(), nil
+		}}
+	s, _, _ := runWith(t, prov, o)
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce) // before runWith's: the run ends after its apply stage
+	prov.leases <- lease(1000)
+	select {
+	case <-asked:
+		t.Fatal("the port was checked before the data plane served it")
+	case <-time.After(100 * time.Millisecond): // the window in which a check must not come
+	}
+	releaseOnce()
+	select {
+	case ok := <-asked:
+		if !ok {
+			t.Fatal("checked, but not after the plane served the port")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the port was never checked once served")
+	}
+	waitSnap(t, s, "open", func(sn Snapshot) bool { return sn.Port.Outside == "open" })
+}
